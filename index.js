@@ -1,0 +1,295 @@
+// The public surface of @aibind-rs/postgres: the exports of @aibind/postgres, over the
+// native binding. This file carries only what Rust cannot do cleanly: choosing the
+// backend from the `client` argument, adapting a JS client's `query`, the async
+// generator protocol of `readFrom`, `ChatHistory` from the optional peer @aibind/core,
+// and turning native errors into plain `Error`s with `code` (and `sqlState`).
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+const { NativeBackend, NativeStreamStore, NativeConversationStore } = require("./binding.cjs");
+
+// ---------------------------------------------------------------------------- errors
+
+const SEP = "\u001f";
+
+function storeError(code, message, sqlState) {
+  const err = new Error(message);
+  err.code = code;
+  if (sqlState) err.sqlState = sqlState;
+  return err;
+}
+
+/** A native error carries `CODE␟SQLSTATE␟message`; give it back as a plain Error. */
+function translate(err) {
+  if (err instanceof Error && typeof err.message === "string" && err.message.includes(SEP)) {
+    const [code, sqlState, ...rest] = err.message.split(SEP);
+    return storeError(code, rest.join(SEP), sqlState);
+  }
+  return err;
+}
+
+async function run(call) {
+  try {
+    return await call();
+  } catch (err) {
+    throw translate(err);
+  }
+}
+
+function describe(value) {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "object") return "an object without a rows array";
+  if (typeof value === "string") return "a string";
+  return String(value === undefined ? "undefined" : typeof value);
+}
+
+function invalid(message) {
+  return storeError("INVALID_ARGUMENT", message);
+}
+
+function text(name, value) {
+  if (typeof value !== "string") throw invalid(`${name} must be a string, got ${describe(value)}`);
+  return value;
+}
+
+function seqArgument(value) {
+  if (value === undefined || value === null) return 0;
+  if (typeof value === "bigint") return Number(value);
+  if (typeof value === "string" && value.trim() !== "" && !Number.isNaN(Number(value))) {
+    return Number(value);
+  }
+  if (typeof value !== "number" || Number.isNaN(value)) {
+    throw invalid(`afterSeq must be a number, got ${describe(value)}`);
+  }
+  return value;
+}
+
+// --------------------------------------------------------------------------- clients
+
+function settleRows(result) {
+  if (result !== null && typeof result === "object" && Array.isArray(result.rows)) {
+    return result.rows;
+  }
+  return { malformed: describe(result) };
+}
+
+function settleFailure(err) {
+  return {
+    failed: {
+      message: err instanceof Error ? err.message : String(err),
+      code: err !== null && typeof err === "object" && typeof err.code === "string" ? err.code : null,
+    },
+  };
+}
+
+/** The caller's `query`, made to always settle: rows, `{ failed }` or `{ malformed }`. */
+function adapt(client) {
+  return (sql, params) => {
+    let pending;
+    try {
+      pending = client.query(sql, params);
+    } catch (err) {
+      return Promise.resolve(settleFailure(err));
+    }
+    return Promise.resolve(pending).then(settleRows, settleFailure);
+  };
+}
+
+function backendFor(client, options) {
+  if (client instanceof URL) client = client.href;
+  if (typeof client === "string") return NativeBackend.connect(client, options);
+  if (client !== null && typeof client === "object" && typeof client.query === "function") {
+    return NativeBackend.fromQuery(adapt(client));
+  }
+  throw invalid(
+    "client must be a PostgreSQL connection string or an object with a query(sql, params) " +
+      "method (a pg.Pool or pg.Client, wrapPostgresJs(sql), wrapNeon(sql)), got " +
+      describe(client),
+  );
+}
+
+function nativeOptions(options) {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== "object") throw invalid(`options must be an object, got ${describe(options)}`);
+  return options;
+}
+
+function construct(make) {
+  try {
+    return make();
+  } catch (err) {
+    throw translate(err);
+  }
+}
+
+/**
+ * A postgres.js `sql` instance as a PostgresClient. Statements are prepared (and cached
+ * by postgres.js) unless the instance was created with `prepare: false`, as needed behind
+ * PgBouncer in transaction mode.
+ */
+export function wrapPostgresJs(sql) {
+  const prepare = sql?.options?.prepare !== false;
+  return {
+    async query(text, params = []) {
+      return { rows: await sql.unsafe(text, params, { prepare }) };
+    },
+  };
+}
+
+/**
+ * A Neon serverless `sql` function as a PostgresClient. Uses `sql.query(text, params)`
+ * where the driver has it (@neondatabase/serverless 1.x), else `sql(text, params)`.
+ */
+export function wrapNeon(sql) {
+  const call =
+    typeof sql?.query === "function" ? (text, params) => sql.query(text, params) : (text, params) => sql(text, params);
+  return {
+    async query(text, params = []) {
+      const result = await call(text, params);
+      return { rows: Array.isArray(result) ? result : result?.rows };
+    },
+  };
+}
+
+// --------------------------------------------------------------------------- streams
+
+export class PostgresStreamStore {
+  #native;
+
+  constructor(client, options) {
+    const opts = nativeOptions(options);
+    this.#native = construct(() => new NativeStreamStore(backendFor(client, opts), opts));
+  }
+
+  create(id) {
+    return run(() => this.#native.create(text("stream id", id)));
+  }
+
+  append(id, chunk) {
+    return run(() => this.#native.append(text("stream id", id), text("chunk", chunk)));
+  }
+
+  async *readFrom(id, afterSeq) {
+    const reader = await run(() => this.#native.reader(text("stream id", id), seqArgument(afterSeq)));
+    try {
+      for (;;) {
+        const page = await run(() => reader.nextPage());
+        if (page === null) return;
+        for (const chunk of page) yield chunk;
+      }
+    } finally {
+      reader.release();
+    }
+  }
+
+  async getStatus(id) {
+    const status = await run(() => this.#native.getStatus(text("stream id", id)));
+    if (status === null) return null;
+    return { state: status.state, error: status.error ?? undefined, totalChunks: status.totalChunks };
+  }
+
+  stop(id) {
+    return run(() => this.#native.stop(text("stream id", id)));
+  }
+
+  complete(id) {
+    return run(() => this.#native.complete(text("stream id", id)));
+  }
+
+  fail(id, error) {
+    return run(() => this.#native.fail(text("stream id", id), text("error", error)));
+  }
+
+  /** Removes expired streams with their chunks; resolves how many streams went. */
+  cleanup() {
+    return run(() => this.#native.cleanup());
+  }
+
+  /** Releases the store's connection and ends its waiting readers. */
+  async close() {
+    this.#native.close();
+  }
+
+  get closed() {
+    return this.#native.closed;
+  }
+}
+
+if (typeof Symbol.asyncDispose === "symbol") {
+  PostgresStreamStore.prototype[Symbol.asyncDispose] = PostgresStreamStore.prototype.close;
+}
+
+// --------------------------------------------------------------------- conversations
+
+let core;
+
+/** `ChatHistory` from the optional peer @aibind/core, imported on first use. */
+async function chatHistoryClass() {
+  core ??= import("@aibind/core").catch((err) => {
+    core = undefined;
+    throw storeError(
+      "MISSING_PEER_DEPENDENCY",
+      "PostgresConversationStore.load() returns a ChatHistory from @aibind/core, which is not " +
+        "installed: run `npm install @aibind/core`, or use loadJSON() to get the stored JSON " +
+        `(${err?.message ?? err})`,
+    );
+  });
+  return (await core).ChatHistory;
+}
+
+export class PostgresConversationStore {
+  #native;
+
+  constructor(client, options) {
+    const opts = nativeOptions(options);
+    this.#native = construct(() => new NativeConversationStore(backendFor(client, opts), opts));
+  }
+
+  async load(sessionId) {
+    const [ChatHistory, json] = await Promise.all([chatHistoryClass(), this.loadJSON(sessionId)]);
+    return json === null ? new ChatHistory() : ChatHistory.fromJSON(json);
+  }
+
+  save(sessionId, chat) {
+    return run(() => {
+      if (chat === null || typeof chat !== "object" || typeof chat.toJSON !== "function") {
+        throw invalid(`chat must be a ChatHistory (an object with toJSON()), got ${describe(chat)}`);
+      }
+      const json = chat.toJSON();
+      return this.#native.saveJSON(text("sessionId", sessionId), typeof json === "string" ? json : JSON.stringify(json));
+    });
+  }
+
+  /** The stored JSON of an unexpired session, or null. */
+  loadJSON(sessionId) {
+    return run(() => this.#native.loadJSON(text("sessionId", sessionId)));
+  }
+
+  /** Stores a history's JSON text as it is. */
+  saveJSON(sessionId, json) {
+    return run(() => this.#native.saveJSON(text("sessionId", sessionId), text("json", json)));
+  }
+
+  delete(sessionId) {
+    return run(() => this.#native.delete(text("sessionId", sessionId)));
+  }
+
+  /** Removes expired conversations; resolves how many went. */
+  cleanup() {
+    return run(() => this.#native.cleanup());
+  }
+
+  /** Releases the store's connection. */
+  async close() {
+    this.#native.close();
+  }
+
+  get closed() {
+    return this.#native.closed;
+  }
+}
+
+if (typeof Symbol.asyncDispose === "symbol") {
+  PostgresConversationStore.prototype[Symbol.asyncDispose] = PostgresConversationStore.prototype.close;
+}

@@ -1,0 +1,173 @@
+//! The one database abstraction the stores talk to: `Db::query(statement, params)`.
+//!
+//! Behind it is either a Rust connection pool (`pool.rs`, when the store was given a
+//! connection string) or the caller's own JS `query` function (`js.rs`, when it was given
+//! a `pg.Pool`, a wrapped postgres.js or Neon client, or any `{ query }` object). The
+//! stores never know which.
+
+mod js;
+mod pool;
+
+use std::sync::{Arc, RwLock};
+
+use napi_derive::napi;
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+use crate::sql::{Kind, Statement};
+
+pub use js::JsQueryFn;
+
+/// A statement parameter.
+#[derive(Debug, Clone)]
+pub enum Param {
+    Text(String),
+    OptText(Option<String>),
+    Int(i32),
+    BigInt(i64),
+}
+
+/// One value of a result row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+/// One result row, its cells in the order of the statement's columns.
+#[derive(Debug)]
+pub struct Row(pub Vec<Cell>);
+
+impl Row {
+    pub fn int(&self, i: usize) -> Option<i64> {
+        match self.0.get(i) {
+            Some(Cell::Int(v)) => Some(*v),
+            _ => None,
+        }
+    }
+
+    pub fn take_text(&mut self, i: usize) -> Option<String> {
+        match self.0.get_mut(i).map(|c| std::mem::replace(c, Cell::Null)) {
+            Some(Cell::Text(s)) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A required cell was NULL: only a hand-written client can cause that.
+pub fn missing(statement: &Statement, column: usize) -> Error {
+    let name = statement.columns.get(column).map_or("?", |c| c.name);
+    let kind = match statement.columns.get(column).map(|c| c.kind) {
+        Some(Kind::Int) => "an integer",
+        _ => "a string",
+    };
+    Error::MalformedResult(format!(
+        "the client's query result has no value for column \"{name}\" (expected {kind})"
+    ))
+}
+
+#[derive(Clone)]
+enum Conn {
+    Pool(Arc<pool::SharedPool>),
+    Js(Arc<js::JsQuery>),
+}
+
+/// A store's connection to the database: a pool it shares or a JS query function.
+pub struct Db {
+    conn: RwLock<Option<Conn>>,
+    closed: watch::Sender<bool>,
+}
+
+impl Db {
+    fn new(conn: Conn) -> Arc<Self> {
+        Arc::new(Db {
+            conn: RwLock::new(Some(conn)),
+            closed: watch::Sender::new(false),
+        })
+    }
+
+    pub async fn query(&self, statement: &Statement, params: Vec<Param>) -> Result<Vec<Row>> {
+        let conn = self
+            .conn
+            .read()
+            .map_err(|_| Error::Closed)?
+            .clone()
+            .ok_or(Error::Closed)?;
+        match conn {
+            Conn::Pool(pool) => pool.query(statement, &params).await,
+            Conn::Js(js) => js.query(statement, params).await,
+        }
+    }
+
+    /// Releases the connection (a pool is closed once no store uses it) and ends every
+    /// reader that waits on this store.
+    pub fn close(&self) {
+        if let Ok(mut conn) = self.conn.write() {
+            conn.take();
+        }
+        self.closed.send_replace(true);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+
+    /// Resolves once `close()` has been called.
+    pub async fn until_closed(&self) {
+        let mut rx = self.closed.subscribe();
+        let _ = rx.wait_for(|closed| *closed).await;
+    }
+}
+
+/// Pool settings for a store built from a connection string.
+#[napi(object)]
+#[derive(Default)]
+pub struct PoolOptions {
+    /// Most connections the pool opens (default 10). Stores created with the same
+    /// connection string and pool size in one process share one pool.
+    pub pool_size: Option<u32>,
+}
+
+/// The database connection of one store, made by `index.js` and handed to the store's
+/// constructor.
+#[napi]
+pub struct NativeBackend {
+    pub(crate) db: Arc<Db>,
+}
+
+#[napi]
+impl NativeBackend {
+    /// A backend over this process's Rust pool for `url` (shared with every other store
+    /// built from the same connection string and pool size). No connection is opened
+    /// until the first query.
+    #[napi(factory)]
+    pub fn connect(url: String, options: Option<PoolOptions>) -> napi::Result<Self> {
+        let size = match options.unwrap_or_default().pool_size {
+            None => 10,
+            Some(0) => {
+                return Err(Error::InvalidOption(
+                    "option \"poolSize\" must be a whole number of at least 1".into(),
+                )
+                .into())
+            }
+            Some(n) => n as usize,
+        };
+        let pool = pool::shared(&url, size)?;
+        Ok(NativeBackend {
+            db: Db::new(Conn::Pool(pool)),
+        })
+    }
+
+    /// A backend over a JS function `(sql, params) => Promise<rows | { failed } | { malformed }>`
+    /// (see `index.js`). It never keeps the process alive.
+    #[napi(
+        factory,
+        ts_args_type = "query: (sql: string, params: unknown[]) => Promise<unknown>"
+    )]
+    pub fn from_query(query: JsQueryFn) -> Self {
+        NativeBackend {
+            db: Db::new(Conn::Js(Arc::new(js::JsQuery::new(query)))),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The Rust backend: a deadpool-postgres pool per connection string, shared by every
+//! store in the process, with a cache of prepared statements on each connection.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::NoTls;
+
+use super::{Cell, Param, Row};
+use crate::error::{Error, Result};
+use crate::sql::{Kind, Statement};
+
+pub struct SharedPool {
+    pool: Pool,
+}
+
+impl Drop for SharedPool {
+    fn drop(&mut self) {
+        self.pool.close();
+    }
+}
+
+type Registry = Mutex<HashMap<(String, usize), Weak<SharedPool>>>;
+
+/// Pools by (connection string, size). A pool lives while some store holds it.
+static POOLS: LazyLock<Registry> = LazyLock::new(Default::default);
+
+pub fn shared(url: &str, size: usize) -> Result<Arc<SharedPool>> {
+    let mut pools = POOLS.lock().map_err(|_| Error::Closed)?;
+    let key = (url.to_string(), size);
+    if let Some(pool) = pools.get(&key).and_then(Weak::upgrade) {
+        return Ok(pool);
+    }
+    pools.retain(|_, pool| pool.strong_count() > 0);
+    let pool = Arc::new(SharedPool::new(url, size)?);
+    pools.insert(key, Arc::downgrade(&pool));
+    Ok(pool)
+}
+
+impl SharedPool {
+    fn new(url: &str, size: usize) -> Result<Self> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+            Error::InvalidArgument(format!(
+                "the connection string is not valid ({e}); expected \
+                 postgres://user:password@host:port/database or key=value pairs"
+            ))
+        })?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(15)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("could not build the pool: {e}")))?;
+        Ok(SharedPool { pool })
+    }
+
+    pub async fn query(&self, statement: &Statement, params: &[Param]) -> Result<Vec<Row>> {
+        let client = self.pool.get().await?;
+        let prepared = client.prepare_cached(&statement.text).await?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_sql).collect();
+        let rows = client.query(&prepared, &refs).await?;
+        rows.iter()
+            .map(|row| {
+                let cells = statement
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, column)| {
+                        Ok(match column.kind {
+                            Kind::Int => row
+                                .try_get::<_, Option<i32>>(i)?
+                                .map_or(Cell::Null, |v| Cell::Int(v.into())),
+                            Kind::Text => row
+                                .try_get::<_, Option<String>>(i)?
+                                .map_or(Cell::Null, Cell::Text),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+                Ok(Row(cells))
+            })
+            .collect()
+    }
+}
+
+fn as_sql(param: &Param) -> &(dyn ToSql + Sync) {
+    match param {
+        Param::Text(v) => v,
+        Param::OptText(v) => v,
+        Param::Int(v) => v,
+        Param::BigInt(v) => v,
+    }
+}

@@ -1,0 +1,172 @@
+//! Every error a user can see, each with a stable code.
+//!
+//! napi-rs can only give a JS error a code from its own `Status` list, so the code (and a
+//! database error's SQLSTATE) travel in the message, separated by a unit separator
+//! (U+001F); `index.js` turns that into `err.code` / `err.sqlState` on a plain `Error`
+//! whose message is the human part alone.
+
+use std::fmt;
+
+const SEP: char = '\u{1f}';
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The message of the original package, word for word.
+    #[error("Stream \"{0}\" already exists")]
+    StreamExists(String),
+    /// The message of the original package, word for word.
+    #[error("Stream \"{0}\" not found or not active")]
+    StreamNotActive(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    InvalidOption(String),
+    #[error("this store has been closed; create a new store to keep going")]
+    Closed,
+    #[error("{message}")]
+    Database {
+        message: String,
+        sql_state: Option<String>,
+    },
+    #[error("could not connect to PostgreSQL: {0}")]
+    Connection(String),
+    /// The caller's `query` function threw or rejected.
+    #[error("{message}")]
+    Client {
+        message: String,
+        sql_state: Option<String>,
+    },
+    /// The caller's `query` function resolved to something that is not `{ rows: [...] }`,
+    /// or rows without the columns asked for.
+    #[error("{0}")]
+    MalformedResult(String),
+}
+
+impl Error {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::StreamExists(_) => "STREAM_EXISTS",
+            Error::StreamNotActive(_) => "STREAM_NOT_ACTIVE",
+            Error::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Error::InvalidOption(_) => "INVALID_OPTION",
+            Error::Closed => "STORE_CLOSED",
+            Error::Database { .. } => "DATABASE_ERROR",
+            Error::Connection(_) => "CONNECTION_ERROR",
+            Error::Client {
+                sql_state: Some(_), ..
+            } => "DATABASE_ERROR",
+            Error::Client { .. } => "CLIENT_ERROR",
+            Error::MalformedResult(_) => "MALFORMED_RESULT",
+        }
+    }
+
+    fn sql_state(&self) -> Option<&str> {
+        match self {
+            Error::Database { sql_state, .. } | Error::Client { sql_state, .. } => {
+                sql_state.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    pub fn invalid_argument(message: impl fmt::Display) -> Self {
+        Error::InvalidArgument(message.to_string())
+    }
+}
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(err: tokio_postgres::Error) -> Self {
+        match err.as_db_error() {
+            Some(db) => {
+                let mut message = db.message().to_string();
+                if let Some(detail) = db.detail() {
+                    message.push_str(": ");
+                    message.push_str(detail);
+                }
+                Error::Database {
+                    message,
+                    sql_state: Some(db.code().code().to_string()),
+                }
+            }
+            None if err.is_closed() => {
+                Error::Connection("the connection to PostgreSQL was closed".into())
+            }
+            None => Error::Connection(err.to_string()),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Error {
+    fn from(err: deadpool_postgres::PoolError) -> Self {
+        match err {
+            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            deadpool_postgres::PoolError::Timeout(_) => Error::Connection(
+                "timed out waiting for a connection from the pool (is PostgreSQL reachable?)"
+                    .into(),
+            ),
+            deadpool_postgres::PoolError::Closed => Error::Closed,
+            other => Error::Connection(other.to_string()),
+        }
+    }
+}
+
+impl From<Error> for napi::Error {
+    fn from(err: Error) -> Self {
+        let state = err.sql_state().unwrap_or("").to_string();
+        napi::Error::new(
+            napi::Status::GenericFailure,
+            format!("{}{SEP}{state}{SEP}{err}", err.code()),
+        )
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn original_messages_are_word_for_word() {
+        assert_eq!(
+            Error::StreamExists("a b".into()).to_string(),
+            "Stream \"a b\" already exists"
+        );
+        assert_eq!(
+            Error::StreamNotActive("x".into()).to_string(),
+            "Stream \"x\" not found or not active"
+        );
+    }
+
+    #[test]
+    fn code_and_sql_state_travel_in_the_napi_message() {
+        let err: napi::Error = Error::Database {
+            message: "relation \"nope\" does not exist".into(),
+            sql_state: Some("42P01".into()),
+        }
+        .into();
+        assert_eq!(
+            err.reason,
+            "DATABASE_ERROR\u{1f}42P01\u{1f}relation \"nope\" does not exist"
+        );
+        let err: napi::Error = Error::StreamExists("s".into()).into();
+        assert_eq!(
+            err.reason,
+            "STREAM_EXISTS\u{1f}\u{1f}Stream \"s\" already exists"
+        );
+    }
+
+    #[test]
+    fn client_errors_with_a_sql_state_are_database_errors() {
+        let with = Error::Client {
+            message: "m".into(),
+            sql_state: Some("23505".into()),
+        };
+        let without = Error::Client {
+            message: "m".into(),
+            sql_state: None,
+        };
+        assert_eq!(with.code(), "DATABASE_ERROR");
+        assert_eq!(without.code(), "CLIENT_ERROR");
+    }
+}

@@ -1,0 +1,243 @@
+//! All SQL text of the package, and the checking of table names that goes into it.
+//!
+//! Table names are pasted into the statements unquoted, exactly as the original package
+//! does (so `My_Table` still folds to `my_table`), which is safe only because every name
+//! is checked here first: a plain or schema-qualified identifier, nothing else.
+
+use crate::error::{Error, Result};
+
+/// How many chunks one page of `readFrom` holds at the most.
+pub const PAGE_ROWS: i32 = 512;
+/// About how many bytes of chunk text one page holds at the most (a page always holds at
+/// least one chunk, however large).
+pub const PAGE_BYTES: i64 = 4 * 1024 * 1024;
+
+/// The kind of value a result column holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Int,
+    Text,
+}
+
+#[derive(Debug)]
+pub struct Column {
+    pub name: &'static str,
+    pub kind: Kind,
+}
+
+/// One SQL statement and the columns its rows carry, in order.
+#[derive(Debug)]
+pub struct Statement {
+    pub text: String,
+    pub columns: &'static [Column],
+}
+
+impl Statement {
+    fn new(text: String, columns: &'static [Column]) -> Self {
+        Statement { text, columns }
+    }
+}
+
+/// Checks a table-name option: `name` or `schema.name`, each part a plain SQL identifier
+/// (a letter or `_`, then letters, digits, `_` or `$`, at most 63 bytes).
+pub fn table_name(option: &str, value: &str) -> Result<String> {
+    let parts: Vec<&str> = value.split('.').collect();
+    let ok = parts.len() <= 2
+        && parts.iter().all(|p| {
+            let mut chars = p.chars();
+            matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+                && p.len() <= 63
+        });
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(Error::InvalidOption(format!(
+            "option \"{option}\" must be a table name like my_table or my_schema.my_table \
+             (letters, digits and _, starting with a letter or _), got {value:?}"
+        )))
+    }
+}
+
+/// The statements of `PostgresStreamStore`, for its two tables.
+#[derive(Debug)]
+pub struct StreamSql {
+    pub create: Statement,
+    pub append: Statement,
+    pub status: Statement,
+    pub finish: Statement,
+    pub read_page: Statement,
+    pub cleanup: Statement,
+}
+
+impl StreamSql {
+    pub fn new(chunks: &str, status: &str) -> Self {
+        StreamSql {
+            // Atomic: of two concurrent creates of one id, exactly one inserts. Chunks an
+            // earlier stream of that id left behind (the original's cleanup can orphan
+            // them) are removed, so the new stream's seq 1 cannot collide.
+            create: Statement::new(
+                format!(
+                    "WITH ins AS (INSERT INTO {status} (id, state, total_chunks, expires_at) \
+                     VALUES ($1::text, 'active', 0, $2::bigint) \
+                     ON CONFLICT (id) DO NOTHING RETURNING id), \
+                     orphans AS (DELETE FROM {chunks} WHERE id IN (SELECT id FROM ins)) \
+                     SELECT id FROM ins"
+                ),
+                &[Column { name: "id", kind: Kind::Text }],
+            ),
+            // One statement: the row lock on the status row orders concurrent appends, so
+            // seqs are gapless and unique. Each append also pushes the expiry forward, which
+            // is what lets `cleanup` tell an abandoned stream from a live one.
+            append: Statement::new(
+                format!(
+                    "WITH s AS (UPDATE {status} SET total_chunks = total_chunks + 1, \
+                     expires_at = $3::bigint \
+                     WHERE id = $1::text AND state = 'active' RETURNING total_chunks) \
+                     INSERT INTO {chunks} (id, seq, data) SELECT $1::text, total_chunks, $2::text \
+                     FROM s RETURNING seq"
+                ),
+                &[Column { name: "seq", kind: Kind::Int }],
+            ),
+            status: Statement::new(
+                format!("SELECT state, error, total_chunks FROM {status} WHERE id = $1::text"),
+                &[
+                    Column { name: "state", kind: Kind::Text },
+                    Column { name: "error", kind: Kind::Text },
+                    Column { name: "total_chunks", kind: Kind::Int },
+                ],
+            ),
+            // stop / complete / fail: only an active stream changes; its ttl starts now.
+            finish: Statement::new(
+                format!(
+                    "UPDATE {status} SET state = $2::text, error = $3::text, expires_at = $4::bigint \
+                     WHERE id = $1::text AND state = 'active'"
+                ),
+                &[],
+            ),
+            // One round trip per page: the stream's state and the next chunks, read in one
+            // snapshot. No row: the stream does not exist. A row whose seq is NULL: no
+            // chunks past the cursor. A page stops at PAGE_ROWS chunks or at the first chunk
+            // that starts past PAGE_BYTES.
+            read_page: Statement::new(
+                format!(
+                    "SELECT s.state, c.seq, c.data FROM {status} s LEFT JOIN LATERAL ( \
+                     SELECT seq, data FROM ( \
+                     SELECT seq, data, sum(octet_length(data)) OVER (ORDER BY seq) \
+                     - octet_length(data) AS before \
+                     FROM {chunks} WHERE id = s.id AND seq > $2::int ORDER BY seq LIMIT $3::int \
+                     ) page WHERE before < $4::bigint) c ON true \
+                     WHERE s.id = $1::text ORDER BY c.seq"
+                ),
+                &[
+                    Column { name: "state", kind: Kind::Text },
+                    Column { name: "seq", kind: Kind::Int },
+                    Column { name: "data", kind: Kind::Text },
+                ],
+            ),
+            // One statement, so no chunk outlives its status row. Finished streams go once
+            // their ttl has passed; active ones only once they have also been silent for
+            // the stale period (their writer is gone).
+            cleanup: Statement::new(
+                format!(
+                    "WITH gone AS (DELETE FROM {status} WHERE expires_at < $1::bigint \
+                     AND (state <> 'active' OR expires_at < $2::bigint) RETURNING id), \
+                     chunks_gone AS (DELETE FROM {chunks} WHERE id IN (SELECT id FROM gone)) \
+                     SELECT count(*)::int AS removed FROM gone"
+                ),
+                &[Column { name: "removed", kind: Kind::Int }],
+            ),
+        }
+    }
+}
+
+/// The statements of `PostgresConversationStore`, for its table.
+#[derive(Debug)]
+pub struct ConversationSql {
+    pub load: Statement,
+    pub save: Statement,
+    pub delete: Statement,
+    pub cleanup: Statement,
+}
+
+impl ConversationSql {
+    pub fn new(table: &str) -> Self {
+        ConversationSql {
+            load: Statement::new(
+                format!(
+                    "SELECT data FROM {table} WHERE session_id = $1::text AND expires_at > $2::bigint"
+                ),
+                &[Column { name: "data", kind: Kind::Text }],
+            ),
+            save: Statement::new(
+                format!(
+                    "INSERT INTO {table} (session_id, data, expires_at) \
+                     VALUES ($1::text, $2::text, $3::bigint) ON CONFLICT (session_id) \
+                     DO UPDATE SET data = EXCLUDED.data, expires_at = EXCLUDED.expires_at"
+                ),
+                &[],
+            ),
+            delete: Statement::new(
+                format!("DELETE FROM {table} WHERE session_id = $1::text"),
+                &[],
+            ),
+            cleanup: Statement::new(
+                format!(
+                    "WITH gone AS (DELETE FROM {table} WHERE expires_at < $1::bigint RETURNING 1) \
+                     SELECT count(*)::int AS removed FROM gone"
+                ),
+                &[Column { name: "removed", kind: Kind::Int }],
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_plain_and_schema_qualified_names() {
+        for ok in [
+            "aibind_stream_chunks",
+            "_t",
+            "app.chunks",
+            "S1.t$2",
+            "Mixed_Case",
+        ] {
+            assert_eq!(table_name("table", ok).unwrap(), ok);
+        }
+    }
+
+    #[test]
+    fn refuses_anything_else() {
+        let long = "a".repeat(64);
+        for bad in [
+            "",
+            "1abc",
+            "a.b.c",
+            "a.",
+            ".a",
+            "t; DROP TABLE x",
+            "t--",
+            "\"quoted\"",
+            "sp ace",
+            "tä",
+            long.as_str(),
+        ] {
+            let err = table_name("chunksTable", bad).unwrap_err();
+            assert_eq!(err.code(), "INVALID_OPTION", "{bad:?}");
+            assert!(err.to_string().contains("chunksTable"));
+        }
+    }
+
+    #[test]
+    fn statements_use_the_given_tables() {
+        let s = StreamSql::new("c.chunks", "c.status");
+        assert!(s.append.text.contains("UPDATE c.status"));
+        assert!(s.append.text.contains("INSERT INTO c.chunks"));
+        assert!(!s.create.text.contains("aibind_"));
+        let c = ConversationSql::new("convs");
+        assert!(c.save.text.contains("INSERT INTO convs"));
+    }
+}

@@ -1,0 +1,187 @@
+//! `PostgresStreamStore`'s native half: create, append, status, stop/complete/fail,
+//! cleanup, and the readers of `readFrom` (in `reader.rs`).
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::Reference;
+use napi_derive::napi;
+
+use crate::backend::{missing, Db, NativeBackend, Param};
+use crate::clock::now_ms;
+use crate::error::{Error, Result};
+use crate::options::{after_seq, check_id, check_text, StreamSettings, StreamStoreOptions};
+use crate::reader::NativeStreamReader;
+use crate::sql::StreamSql;
+
+/// What a store's readers share with it.
+pub struct StreamShared {
+    pub db: Arc<Db>,
+    pub sql: StreamSql,
+    pub settings: StreamSettings,
+}
+
+#[napi(object)]
+pub struct DurableStreamStatus {
+    /// "active", "done", "stopped" or "error".
+    pub state: String,
+    pub error: Option<String>,
+    pub total_chunks: u32,
+}
+
+#[napi]
+pub struct NativeStreamStore {
+    shared: Arc<StreamShared>,
+}
+
+#[napi]
+impl NativeStreamStore {
+    #[napi(constructor)]
+    pub fn new(
+        backend: Reference<NativeBackend>,
+        options: Option<StreamStoreOptions>,
+    ) -> napi::Result<Self> {
+        let settings = StreamSettings::new(options.unwrap_or_default())?;
+        Ok(NativeStreamStore {
+            shared: Arc::new(StreamShared {
+                db: backend.db.clone(),
+                sql: StreamSql::new(&settings.chunks_table, &settings.status_table),
+                settings,
+            }),
+        })
+    }
+
+    #[napi]
+    pub async fn create(&self, id: String) -> Result<()> {
+        check_id("stream id", &id)?;
+        let s = &self.shared;
+        let expires = now_ms() + s.settings.ttl_ms;
+        let rows =
+            s.db.query(
+                &s.sql.create,
+                vec![Param::Text(id.clone()), Param::BigInt(expires)],
+            )
+            .await?;
+        if rows.is_empty() {
+            return Err(Error::StreamExists(id));
+        }
+        Ok(())
+    }
+
+    /// Resolves the chunk's seq: 1 for the first chunk, gapless after that.
+    #[napi]
+    pub async fn append(&self, id: String, chunk: String) -> Result<u32> {
+        check_id("stream id", &id)?;
+        check_text("chunk", &chunk)?;
+        let s = &self.shared;
+        let expires = now_ms() + s.settings.ttl_ms;
+        let rows =
+            s.db.query(
+                &s.sql.append,
+                vec![
+                    Param::Text(id.clone()),
+                    Param::Text(chunk),
+                    Param::BigInt(expires),
+                ],
+            )
+            .await?;
+        match rows.first() {
+            None => Err(Error::StreamNotActive(id)),
+            Some(row) => row
+                .int(0)
+                .map(|seq| seq as u32)
+                .ok_or_else(|| missing(&s.sql.append, 0)),
+        }
+    }
+
+    #[napi]
+    pub async fn get_status(&self, id: String) -> Result<Option<DurableStreamStatus>> {
+        check_id("stream id", &id)?;
+        let s = &self.shared;
+        let mut rows = s.db.query(&s.sql.status, vec![Param::Text(id)]).await?;
+        let Some(row) = rows.first_mut() else {
+            return Ok(None);
+        };
+        Ok(Some(DurableStreamStatus {
+            state: row.take_text(0).ok_or_else(|| missing(&s.sql.status, 0))?,
+            error: row.take_text(1),
+            total_chunks: row.int(2).ok_or_else(|| missing(&s.sql.status, 2))? as u32,
+        }))
+    }
+
+    #[napi]
+    pub async fn stop(&self, id: String) -> Result<()> {
+        self.finish(id, "stopped", None).await
+    }
+
+    #[napi]
+    pub async fn complete(&self, id: String) -> Result<()> {
+        self.finish(id, "done", None).await
+    }
+
+    #[napi]
+    pub async fn fail(&self, id: String, error: String) -> Result<()> {
+        check_text("error", &error)?;
+        self.finish(id, "error", Some(error)).await
+    }
+
+    /// Removes finished streams whose ttl has passed and active streams whose writer has
+    /// been silent past `ttlMs + staleAfterMs`, with all their chunks, in one statement.
+    /// Resolves how many streams it removed.
+    #[napi]
+    pub async fn cleanup(&self) -> Result<u32> {
+        let s = &self.shared;
+        let now = now_ms();
+        let rows =
+            s.db.query(
+                &s.sql.cleanup,
+                vec![
+                    Param::BigInt(now),
+                    Param::BigInt(now - s.settings.stale_after_ms),
+                ],
+            )
+            .await?;
+        Ok(rows.first().and_then(|r| r.int(0)).unwrap_or(0) as u32)
+    }
+
+    /// A reader of the chunks after `afterSeq`, for `readFrom`.
+    #[napi]
+    pub fn reader(&self, id: String, after: f64) -> napi::Result<NativeStreamReader> {
+        check_id("stream id", &id)?;
+        Ok(NativeStreamReader::new(
+            self.shared.clone(),
+            id,
+            after_seq(after)?,
+        ))
+    }
+
+    /// Releases the store's connection (a shared pool closes with its last store) and ends
+    /// every reader that is waiting for chunks.
+    #[napi]
+    pub fn close(&self) {
+        self.shared.db.close();
+    }
+
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.shared.db.is_closed()
+    }
+}
+
+impl NativeStreamStore {
+    async fn finish(&self, id: String, state: &str, error: Option<String>) -> Result<()> {
+        check_id("stream id", &id)?;
+        let s = &self.shared;
+        let expires = now_ms() + s.settings.ttl_ms;
+        s.db.query(
+            &s.sql.finish,
+            vec![
+                Param::Text(id),
+                Param::Text(state.into()),
+                Param::OptText(error),
+                Param::BigInt(expires),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
