@@ -1,0 +1,133 @@
+// Shared by every test file: the database, the backends every suite runs over, and a
+// schema of its own for each suite.
+import { randomUUID } from "node:crypto";
+import pg from "pg";
+import postgres from "postgres";
+import { wrapNeon, wrapPostgresJs, type PostgresClient } from "../index.js";
+
+export const DATABASE_URL = process.env.DATABASE_URL ?? "";
+if (!DATABASE_URL) {
+  throw new Error("DATABASE_URL is not set: run the tests with `npm test`, which starts a PostgreSQL");
+}
+
+export const uid = (prefix = "t") => `${prefix}-${randomUUID()}`;
+
+/** A client as an app would hand it to the store, and how to close it. */
+export interface Backend {
+  name: string;
+  /** True when the store owns a Rust pool (the client is a connection string). */
+  native: boolean;
+  make(): Promise<{ client: string | PostgresClient; close(): Promise<void> }>;
+}
+
+export const backends: Backend[] = [
+  {
+    name: "connection string (Rust pool)",
+    native: true,
+    make: async () => ({ client: DATABASE_URL, close: async () => {} }),
+  },
+  {
+    name: "pg.Pool",
+    native: false,
+    make: async () => {
+      const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 10 });
+      return { client: pool, close: () => pool.end() };
+    },
+  },
+  {
+    name: "pg.Client",
+    native: false,
+    make: async () => {
+      const client = new pg.Client({ connectionString: DATABASE_URL });
+      await client.connect();
+      return { client, close: () => client.end() };
+    },
+  },
+  {
+    name: "postgres.js via wrapPostgresJs",
+    native: false,
+    make: async () => {
+      const sql = postgres(DATABASE_URL, { max: 10, onnotice: () => {} });
+      return { client: wrapPostgresJs(sql), close: () => sql.end() };
+    },
+  },
+  {
+    name: "postgres.js (prepare: false) via wrapPostgresJs",
+    native: false,
+    make: async () => {
+      const sql = postgres(DATABASE_URL, { max: 10, prepare: false, onnotice: () => {} });
+      return { client: wrapPostgresJs(sql), close: () => sql.end() };
+    },
+  },
+  {
+    name: "Neon-shaped sql(text, params) via wrapNeon",
+    native: false,
+    make: async () => {
+      // Neon's HTTP driver: a function that resolves to the rows array.
+      const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 10 });
+      const sql = (text: string, params?: unknown[]) => pool.query(text, params).then((r) => r.rows);
+      return { client: wrapNeon(sql), close: () => pool.end() };
+    },
+  },
+  {
+    name: "Neon 1.x-shaped sql.query(text, params) via wrapNeon",
+    native: false,
+    make: async () => {
+      const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 10 });
+      const sql = Object.assign(
+        () => {
+          throw new Error("only callable as a tagged template");
+        },
+        { query: (text: string, params?: unknown[]) => pool.query(text, params).then((r) => r.rows) },
+      );
+      return { client: wrapNeon(sql), close: () => pool.end() };
+    },
+  },
+];
+
+/** A direct pg pool for setting up and inspecting tables behind the stores' backs. */
+export function adminPool() {
+  return new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
+}
+
+export const streamDdl = (chunks: string, status: string) => `
+  CREATE TABLE IF NOT EXISTS ${chunks} (id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (id, seq));
+  CREATE TABLE IF NOT EXISTS ${status} (id TEXT PRIMARY KEY, state TEXT NOT NULL DEFAULT 'active', error TEXT,
+    total_chunks INTEGER NOT NULL DEFAULT 0, expires_at BIGINT NOT NULL);`;
+
+export const conversationDdl = (table: string) => `
+  CREATE TABLE IF NOT EXISTS ${table} (session_id TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at BIGINT NOT NULL);`;
+
+/** A fresh schema holding the documented tables; the option names that point at them. */
+export async function freshSchema(admin: pg.Pool) {
+  const schema = `t_${randomUUID().replace(/-/g, "").slice(0, 16)}`;
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  const chunksTable = `${schema}.aibind_stream_chunks`;
+  const statusTable = `${schema}.aibind_stream_status`;
+  const table = `${schema}.aibind_conversations`;
+  await admin.query(streamDdl(chunksTable, statusTable) + conversationDdl(table));
+  return {
+    schema,
+    stream: { chunksTable, statusTable },
+    conversation: { table },
+    drop: () => admin.query(`DROP SCHEMA ${schema} CASCADE`),
+  };
+}
+
+export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterable) out.push(item);
+  return out;
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Rejects with the error `promise` rejects with, or fails when it resolves. */
+export async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string; sqlState?: string }> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Error & { code?: string };
+  }
+  throw new Error("expected the promise to reject, but it resolved");
+}

@@ -1,0 +1,130 @@
+// Public types of @aibind-rs/postgres: those of @aibind/postgres, plus what this package
+// adds (connection strings, close(), loadJSON/saveJSON, error codes).
+import type { ChatHistory, ConversationMessage } from "@aibind/core";
+
+/** What a client's `query` resolves to. */
+export interface PostgresResult {
+  rows: Array<Record<string, unknown>>;
+}
+
+/**
+ * Anything with `query(sql, params)`: `pg.Pool` and `pg.Client` directly; postgres.js and
+ * Neon through `wrapPostgresJs()` / `wrapNeon()`.
+ */
+export interface PostgresClient {
+  query(sql: string, params?: unknown[]): Promise<PostgresResult>;
+}
+
+export interface StreamChunk {
+  seq: number;
+  data: string;
+}
+
+export interface DurableStreamStatus {
+  state: "active" | "done" | "stopped" | "error";
+  error?: string;
+  totalChunks: number;
+}
+
+/** Options of a store built from a connection string. */
+export interface PostgresPoolOptions {
+  /**
+   * Most connections of the Rust pool (default 10). Stores built from the same connection
+   * string and pool size in one process share one pool. Ignored for JS clients.
+   */
+  poolSize?: number;
+}
+
+export interface PostgresStreamStoreOptions extends PostgresPoolOptions {
+  /** Name of the chunks table, `name` or `schema.name` (default "aibind_stream_chunks"). */
+  chunksTable?: string;
+  /** Name of the status table, `name` or `schema.name` (default "aibind_stream_status"). */
+  statusTable?: string;
+  /** How often a waiting reader of an active stream looks for new chunks, in ms (default 100). */
+  pollIntervalMs?: number;
+  /** How long a finished stream is kept before cleanup, in ms, counted from when it finished (default 300000). */
+  ttlMs?: number;
+  /**
+   * How long an active stream may go without an append, beyond `ttlMs`, before `cleanup()`
+   * treats its writer as gone and removes it, in ms (default 3600000).
+   */
+  staleAfterMs?: number;
+}
+
+export interface PostgresConversationStoreOptions extends PostgresPoolOptions {
+  /** Name of the conversations table, `name` or `schema.name` (default "aibind_conversations"). */
+  table?: string;
+  /** How long a conversation is kept after its last save, in ms (default 1800000). */
+  ttlMs?: number;
+}
+
+/** The stable `err.code` of every error this package raises. */
+export type PostgresStoreErrorCode =
+  | "STREAM_EXISTS"
+  | "STREAM_NOT_ACTIVE"
+  | "INVALID_ARGUMENT"
+  | "INVALID_OPTION"
+  | "STORE_CLOSED"
+  | "DATABASE_ERROR"
+  | "CONNECTION_ERROR"
+  | "CLIENT_ERROR"
+  | "MALFORMED_RESULT"
+  | "MISSING_PEER_DEPENDENCY";
+
+export interface PostgresStoreError extends Error {
+  code: PostgresStoreErrorCode;
+  /** The PostgreSQL SQLSTATE of a `DATABASE_ERROR`, e.g. "42P01" for a missing table. */
+  sqlState?: string;
+}
+
+/** A client, or a PostgreSQL connection string for a Rust pool that needs no JS driver. */
+export type PostgresClientOrUrl = PostgresClient | string | URL;
+
+export declare class PostgresStreamStore {
+  constructor(client: PostgresClientOrUrl, options?: PostgresStreamStoreOptions);
+  /** Rejects with `Stream "<id>" already exists` (code STREAM_EXISTS) when the id is taken. */
+  create(id: string): Promise<void>;
+  /** Resolves the chunk's seq (1-based, gapless); rejects with `Stream "<id>" not found or not active`. */
+  append(id: string, chunk: string): Promise<number>;
+  /** Every chunk with seq > afterSeq, in order; waits while the stream is active. */
+  readFrom(id: string, afterSeq: number): AsyncGenerator<StreamChunk, void, undefined>;
+  getStatus(id: string): Promise<DurableStreamStatus | null>;
+  stop(id: string): Promise<void>;
+  complete(id: string): Promise<void>;
+  fail(id: string, error: string): Promise<void>;
+  /** Removes expired streams with all their chunks; resolves how many streams went. */
+  cleanup(): Promise<number>;
+  /** Releases the store's connection (a shared pool closes with its last store) and ends waiting readers. */
+  close(): Promise<void>;
+  readonly closed: boolean;
+}
+
+export declare class PostgresConversationStore {
+  constructor(client: PostgresClientOrUrl, options?: PostgresConversationStoreOptions);
+  /** The saved history, or a new empty one; needs @aibind/core installed. */
+  load(sessionId: string): Promise<ChatHistory<ConversationMessage>>;
+  /** Stores `chat.toJSON()`. */
+  save(sessionId: string, chat: { toJSON(): string }): Promise<void>;
+  delete(sessionId: string): Promise<void>;
+  /** The stored JSON text of an unexpired session, or null; needs no @aibind/core. */
+  loadJSON(sessionId: string): Promise<string | null>;
+  /** Stores a history's JSON text as it is. */
+  saveJSON(sessionId: string, json: string): Promise<void>;
+  /** Removes expired conversations; resolves how many went. */
+  cleanup(): Promise<number>;
+  close(): Promise<void>;
+  readonly closed: boolean;
+}
+
+/** A postgres.js `sql` instance as a PostgresClient (prepared statements unless `prepare: false`). */
+export declare function wrapPostgresJs(sql: {
+  unsafe(query: string, params?: unknown[], options?: { prepare?: boolean }): PromiseLike<ArrayLike<unknown>>;
+  options?: { prepare?: boolean };
+}): PostgresClient;
+
+/** A Neon serverless `sql` function as a PostgresClient. */
+export declare function wrapNeon(
+  sql:
+    | ((query: string, params?: unknown[]) => Promise<unknown>)
+    | { query(query: string, params?: unknown[]): Promise<unknown> },
+): PostgresClient;
