@@ -85,7 +85,7 @@ function settleFailure(err) {
 
 /** The caller's `query`, made to always settle: rows, `{ failed }` or `{ malformed }`. */
 function adapt(client) {
-  return (sql, params) => {
+  const query = (sql, params) => {
     let pending;
     try {
       pending = client.query(sql, params);
@@ -94,6 +94,16 @@ function adapt(client) {
     }
     return Promise.resolve(pending).then(settleRows, settleFailure);
   };
+  if (!isSingleConnection(client)) return query;
+  // One connection runs one query at a time: queue them here rather than lean on pg's
+  // own queue, which pg deprecates for concurrent calls.
+  let tail = Promise.resolve();
+  return (sql, params) => (tail = tail.then(() => query(sql, params)));
+}
+
+/** A `pg.Client` (or a client checked out of a `pg.Pool`): one connection. */
+function isSingleConnection(client) {
+  return typeof client.connectionParameters === "object" && typeof client.totalCount !== "number";
 }
 
 function backendFor(client, options) {

@@ -1,0 +1,155 @@
+// What the stores do with clients that misbehave, options that are wrong, and database
+// errors: always a clear rejected promise with a stable code, never a crash, and the
+// store keeps working for the next call.
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PostgresConversationStore, PostgresStreamStore, type PostgresClient } from "../index.js";
+import { DATABASE_URL, adminPool, freshSchema, rejection, uid } from "./helpers.js";
+
+const admin = adminPool();
+const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
+let tables: Awaited<ReturnType<typeof freshSchema>>;
+
+beforeAll(async () => {
+  tables = await freshSchema(admin);
+});
+afterAll(async () => {
+  await tables.drop();
+  await pool.end();
+  await admin.end();
+});
+
+/** A client that misbehaves on the first call only, then passes through to pg. */
+function flaky(misbehave: () => unknown): PostgresClient {
+  let calls = 0;
+  return {
+    query(sql, params) {
+      calls += 1;
+      if (calls === 1) return misbehave() as Promise<{ rows: [] }>;
+      return pool.query(sql, params);
+    },
+  };
+}
+
+describe("broken JS clients", () => {
+  const cases: Array<[string, () => unknown, string, RegExp]> = [
+    ["throws synchronously", () => { throw new Error("sync boom"); }, "CLIENT_ERROR", /sync boom/],
+    ["throws a non-Error", () => { throw "a string"; }, "CLIENT_ERROR", /a string/],
+    ["rejects", () => Promise.reject(new Error("async boom")), "CLIENT_ERROR", /async boom/],
+    ["rejects with undefined", () => Promise.reject(undefined), "CLIENT_ERROR", /undefined/],
+    ["rejects with a SQLSTATE", () => Promise.reject(Object.assign(new Error("relation missing"), { code: "42P01" })), "DATABASE_ERROR", /relation missing/],
+    ["resolves to undefined", () => Promise.resolve(undefined), "MALFORMED_RESULT", /rows array.*undefined/],
+    ["resolves to a bare array", () => Promise.resolve([{ seq: 1 }]), "MALFORMED_RESULT", /rows array.*an array/],
+    ["resolves to rows that are not an array", () => Promise.resolve({ rows: "nope" }), "MALFORMED_RESULT", /rows array/],
+    ["returns a non-promise", () => 42, "MALFORMED_RESULT", /number/],
+    ["resolves to rows of the wrong shape", () => Promise.resolve({ rows: [7] }), "MALFORMED_RESULT", /not an object/],
+    ["resolves to rows of the wrong types", () => Promise.resolve({ rows: [{ seq: "seven" }] }), "MALFORMED_RESULT", /"seq"/],
+    ["resolves to a row missing the column", () => Promise.resolve({ rows: [{ other: 1 }] }), "MALFORMED_RESULT", /"seq"/],
+  ];
+
+  it.each(cases)("query() %s: a clear rejection, then the store works again", async (_name, misbehave, code, message) => {
+    const store = new PostgresStreamStore(flaky(misbehave), tables.stream);
+    const id = uid();
+    await admin.query(`INSERT INTO ${tables.stream.statusTable} (id, expires_at) VALUES ($1, $2)`, [id, Date.now() + 60_000]);
+    const err = await rejection(store.append(id, "x"));
+    expect(err).toBeInstanceOf(Error);
+    expect(err.code).toBe(code);
+    expect(err.message).toMatch(message);
+    // The next call goes through.
+    expect(await store.append(id, "y")).toBe(1);
+    await store.close();
+  });
+
+  it("keeps the SQLSTATE of a driver's database error", async () => {
+    const store = new PostgresStreamStore(pool, { chunksTable: "no_such_chunks", statusTable: "no_such_status" });
+    const err = await rejection(store.create(uid()));
+    expect(err.code).toBe("DATABASE_ERROR");
+    expect(err.sqlState).toBe("42P01");
+    expect(err.message).toMatch(/no_such_status/);
+    await store.close();
+  });
+});
+
+describe("database errors through the Rust pool", () => {
+  it("carry code DATABASE_ERROR, the SQLSTATE and PostgreSQL's message", async () => {
+    const store = new PostgresStreamStore(DATABASE_URL, { chunksTable: "no_such_chunks", statusTable: "no_such_status" });
+    const err = await rejection(store.getStatus(uid()));
+    expect(err.code).toBe("DATABASE_ERROR");
+    expect(err.sqlState).toBe("42P01");
+    expect(err.message).toBe('relation "no_such_status" does not exist');
+    await store.close();
+  });
+
+  it("reports an unreachable server as CONNECTION_ERROR", async () => {
+    const store = new PostgresConversationStore("postgres://postgres@127.0.0.1:1/nowhere");
+    const err = await rejection(store.loadJSON("x"));
+    expect(err.code).toBe("CONNECTION_ERROR");
+    expect(err.message).toMatch(/connect/i);
+    await store.close();
+  });
+});
+
+describe("constructor input", () => {
+  it("refuses clients that are neither a connection string nor a { query } object", () => {
+    for (const bad of [undefined, null, 42, {}, { query: "not a function" }]) {
+      expect(() => new PostgresStreamStore(bad as unknown as string)).toThrow(
+        expect.objectContaining({ code: "INVALID_ARGUMENT", message: expect.stringMatching(/connection string or an object with a query/) }),
+      );
+    }
+  });
+
+  it("refuses a malformed connection string without echoing it", () => {
+    let caught: (Error & { code?: string }) | undefined;
+    try {
+      new PostgresStreamStore("postgres://user:s3cret@host:notaport/db");
+    } catch (err) {
+      caught = err as Error & { code?: string };
+    }
+    expect(caught?.code).toBe("INVALID_ARGUMENT");
+    expect(caught?.message).toMatch(/connection string is not valid/);
+    expect(caught?.message).not.toMatch(/s3cret/);
+  });
+
+  it("accepts a URL object", async () => {
+    const store = new PostgresStreamStore(new URL(DATABASE_URL), tables.stream);
+    expect(await store.getStatus(uid())).toBeNull();
+    await store.close();
+  });
+
+  it("refuses table names that are not plain or schema-qualified identifiers", () => {
+    for (const [option, value] of [
+      ["chunksTable", "chunks; DROP TABLE aibind_stream_status; --"],
+      ["statusTable", "a.b.c"],
+      ["chunksTable", "1table"],
+      ["statusTable", '"quoted"'],
+      ["chunksTable", ""],
+    ]) {
+      expect(() => new PostgresStreamStore(pool, { [option]: value })).toThrow(
+        expect.objectContaining({ code: "INVALID_OPTION", message: expect.stringContaining(option) }),
+      );
+    }
+    expect(() => new PostgresConversationStore(pool, { table: "x' OR '1'='1" })).toThrow(
+      expect.objectContaining({ code: "INVALID_OPTION", message: expect.stringContaining('"table"') }),
+    );
+  });
+
+  it("refuses negative, NaN or zero durations and a zero pool size", () => {
+    const bad: Array<[object, string]> = [
+      [{ ttlMs: -1 }, "ttlMs"],
+      [{ ttlMs: Number.NaN }, "ttlMs"],
+      [{ pollIntervalMs: 0 }, "pollIntervalMs"],
+      [{ staleAfterMs: -5 }, "staleAfterMs"],
+    ];
+    for (const [options, name] of bad) {
+      expect(() => new PostgresStreamStore(pool, options)).toThrow(
+        expect.objectContaining({ code: "INVALID_OPTION", message: expect.stringContaining(name) }),
+      );
+    }
+    expect(() => new PostgresConversationStore(DATABASE_URL, { poolSize: 0 })).toThrow(
+      expect.objectContaining({ code: "INVALID_OPTION", message: expect.stringContaining("poolSize") }),
+    );
+    expect(() => new PostgresStreamStore(pool, "fast" as unknown as object)).toThrow(
+      expect.objectContaining({ code: "INVALID_ARGUMENT" }),
+    );
+  });
+});

@@ -1,0 +1,151 @@
+// Pools, close(), and the process: stores built from one connection string share a pool,
+// close() releases it and ends waiting readers, and an open store never keeps the
+// process alive. Also: load() without the optional peer @aibind/core.
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PostgresConversationStore, PostgresStreamStore } from "../index.js";
+import { DATABASE_URL, adminPool, collect, freshSchema, rejection, sleep, uid } from "./helpers.js";
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL("..", import.meta.url));
+const admin = adminPool();
+let tables: Awaited<ReturnType<typeof freshSchema>>;
+
+beforeAll(async () => {
+  tables = await freshSchema(admin);
+});
+afterAll(async () => {
+  await tables.drop();
+  await admin.end();
+});
+
+function urlWithApp(app: string) {
+  const url = new URL(DATABASE_URL);
+  url.searchParams.set("application_name", app);
+  return url.href;
+}
+
+async function connectionsOf(app: string) {
+  const { rows } = await admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1", [app]);
+  return rows[0].n as number;
+}
+
+async function eventually(check: () => Promise<boolean>, ms = 5000) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await check()) return true;
+    await sleep(25);
+  }
+  return false;
+}
+
+describe("the Rust pool", () => {
+  it("is shared by stores built from the same connection string, opened lazily, closed with its last store", async () => {
+    const app = `aibind_${uid("p").slice(0, 20)}`;
+    const url = urlWithApp(app);
+    const streams = new PostgresStreamStore(url, { ...tables.stream, poolSize: 3 });
+    const conversations = new PostgresConversationStore(url, { ...tables.conversation, poolSize: 3 });
+    expect(await connectionsOf(app)).toBe(0); // nothing opened before the first query
+
+    // Hold connections busy from both stores at once: one pool of 3, not two.
+    const busy = Array.from({ length: 12 }, (_, i) =>
+      i % 2 ? streams.getStatus(uid()) : conversations.loadJSON(uid()),
+    );
+    await Promise.all(busy);
+    const id = uid();
+    await streams.create(id);
+    const appends = Promise.all(Array.from({ length: 30 }, (_, i) => streams.append(id, `${i}`)));
+    const loads = Promise.all(Array.from({ length: 30 }, () => conversations.loadJSON(uid())));
+    await Promise.all([appends, loads]);
+    const open = await connectionsOf(app);
+    expect(open).toBeGreaterThan(0);
+    expect(open).toBeLessThanOrEqual(3);
+
+    await streams.close();
+    expect(streams.closed).toBe(true);
+    // The other store keeps the pool.
+    expect(await conversations.loadJSON(uid())).toBeNull();
+    await conversations.close();
+    expect(await eventually(async () => (await connectionsOf(app)) === 0)).toBe(true);
+  });
+});
+
+describe("close()", () => {
+  it("makes later calls reject with STORE_CLOSED", async () => {
+    for (const client of [DATABASE_URL, { query: async () => ({ rows: [] }) }]) {
+      const store = new PostgresStreamStore(client, tables.stream);
+      await store.close();
+      await store.close(); // twice is fine
+      const err = await rejection(store.create(uid()));
+      expect(err.code).toBe("STORE_CLOSED");
+      expect(err.message).toMatch(/closed/);
+      const conversations = new PostgresConversationStore(client, tables.conversation);
+      await conversations.close();
+      expect((await rejection(conversations.loadJSON("x"))).code).toBe("STORE_CLOSED");
+    }
+  });
+
+  it("ends readers that are waiting for chunks", async () => {
+    const store = new PostgresStreamStore(DATABASE_URL, { ...tables.stream, pollIntervalMs: 60_000 });
+    const id = uid();
+    await store.create(id);
+    await store.append(id, "only");
+    const reading = collect(store.readFrom(id, 0));
+    await sleep(100); // the reader has the chunk and now sleeps a 60 s poll interval
+    const closedAt = Date.now();
+    await store.close();
+    expect((await reading).map((c) => c.data)).toEqual(["only"]);
+    expect(Date.now() - closedAt).toBeLessThan(1000);
+  });
+
+  it("is what Symbol.asyncDispose calls", async () => {
+    const store = new PostgresStreamStore(DATABASE_URL, tables.stream) as PostgresStreamStore & {
+      [Symbol.asyncDispose](): Promise<void>;
+    };
+    await store[Symbol.asyncDispose]();
+    expect(store.closed).toBe(true);
+  });
+});
+
+describe("the process", () => {
+  it("exits on its own with open stores, a used pool and a JS client", async () => {
+    const script = `
+      import { PostgresStreamStore, PostgresConversationStore } from ${JSON.stringify(root + "index.js")};
+      const streams = new PostgresStreamStore(process.env.DATABASE_URL, ${JSON.stringify(tables.stream)});
+      const id = "exit-" + Math.random();
+      await streams.create(id);
+      await streams.append(id, "x");
+      const js = new PostgresConversationStore({ query: async () => ({ rows: [] }) });
+      await js.loadJSON("nobody");
+      console.log("done");
+    `;
+    const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], {
+      env: { ...process.env, DATABASE_URL },
+      timeout: 15_000,
+    });
+    expect(stdout.trim()).toBe("done");
+  });
+
+  it("load() names @aibind/core when it is not installed; loadJSON() still works", async () => {
+    const script = `
+      import { PostgresConversationStore } from ${JSON.stringify(root + "index.js")};
+      const store = new PostgresConversationStore(process.env.DATABASE_URL, ${JSON.stringify(tables.conversation)});
+      await store.saveJSON("s1", "{}");
+      const out = { json: await store.loadJSON("s1") };
+      try { await store.load("s1"); } catch (err) { out.code = err.code; out.message = err.message; }
+      console.log(JSON.stringify(out));
+    `;
+    const { stdout } = await run(
+      process.execPath,
+      ["--import", root + "__test__/fixtures/hide-aibind-core.mjs", "--input-type=module", "-e", script],
+      { env: { ...process.env, DATABASE_URL }, timeout: 15_000 },
+    );
+    const out = JSON.parse(stdout);
+    expect(out.json).toBe("{}");
+    expect(out.code).toBe("MISSING_PEER_DEPENDENCY");
+    expect(out.message).toMatch(/@aibind\/core/);
+    expect(out.message).toMatch(/npm install @aibind\/core/);
+  });
+});

@@ -1,0 +1,77 @@
+// Compiled by `tsc` in types.test.ts: the public types line up with @aibind/postgres and
+// with the interfaces of @aibind/core (copied from CONTRACT.md), and with the real types
+// of pg, postgres.js and a Neon-shaped function.
+import type { ChatHistory, ConversationMessage } from "@aibind/core";
+import pg from "pg";
+import postgres from "postgres";
+import {
+  PostgresConversationStore,
+  PostgresStreamStore,
+  wrapNeon,
+  wrapPostgresJs,
+  type DurableStreamStatus,
+  type PostgresClient,
+  type PostgresConversationStoreOptions,
+  type PostgresResult,
+  type PostgresStoreError,
+  type PostgresStreamStoreOptions,
+  type StreamChunk,
+} from "../../index.js";
+
+interface StreamStore {
+  create(id: string): Promise<void>;
+  append(id: string, chunk: string): Promise<number>;
+  readFrom(id: string, afterSeq: number): AsyncGenerator<StreamChunk, void, undefined>;
+  getStatus(id: string): Promise<DurableStreamStatus | null>;
+  stop(id: string): Promise<void>;
+  complete(id: string): Promise<void>;
+  fail(id: string, error: string): Promise<void>;
+}
+interface ConversationStore {
+  load(sessionId: string): Promise<ChatHistory<ConversationMessage>>;
+  save(sessionId: string, chat: ChatHistory<ConversationMessage>): Promise<void>;
+  delete(sessionId: string): Promise<void>;
+}
+
+const pool = new pg.Pool();
+const client = new pg.Client();
+const s: StreamStore = new PostgresStreamStore(pool);
+const s2: StreamStore = new PostgresStreamStore(client, { chunksTable: "a", statusTable: "b", pollIntervalMs: 50, ttlMs: 1 });
+const s3: StreamStore = new PostgresStreamStore(wrapPostgresJs(postgres()));
+const s4: StreamStore = new PostgresStreamStore(wrapNeon(async (_q: string, _p?: unknown[]) => [] as Record<string, unknown>[]));
+const s5: StreamStore = new PostgresStreamStore("postgres://localhost/db", { poolSize: 4 });
+const c: ConversationStore = new PostgresConversationStore(pool, { table: "t", ttlMs: 5 });
+const c2: ConversationStore = new PostgresConversationStore(new URL("postgres://localhost/db"));
+const asClient: PostgresClient = pool;
+const result: Promise<PostgresResult> = asClient.query("SELECT 1", []);
+
+const streamOptions: PostgresStreamStoreOptions = { chunksTable: "x", staleAfterMs: 1 };
+const conversationOptions: PostgresConversationStoreOptions = { table: "x" };
+
+async function usage(store: PostgresStreamStore, err: unknown) {
+  for await (const chunk of store.readFrom("id", 0)) {
+    const seq: number = chunk.seq;
+    const data: string = chunk.data;
+    void seq;
+    void data;
+  }
+  const status = await store.getStatus("id");
+  if (status) {
+    const state: "active" | "done" | "stopped" | "error" = status.state;
+    const error: string | undefined = status.error;
+    void state;
+    void error;
+  }
+  const removed: number = await store.cleanup();
+  await store.close();
+  const e = err as PostgresStoreError;
+  if (e.code === "STREAM_EXISTS" || e.sqlState === "23505") void removed;
+  // @ts-expect-error: not an error code of this package
+  if (e.code === "NOT_A_CODE") void 0;
+  // @ts-expect-error: a number is not a client
+  new PostgresStreamStore(42);
+  // @ts-expect-error: unknown option
+  new PostgresStreamStore(pool, { chunkTable: "typo" });
+}
+
+void [s, s2, s3, s4, s5, c, c2, result, streamOptions, conversationOptions, usage];
