@@ -250,6 +250,21 @@ describe.each(backends)("PostgresStreamStore over $name", (backend) => {
       expect(chunks.every((c, i) => c.seq === i + 1 && c.data === `chunk ${i + 1}`)).toBe(true);
     });
 
+    it("steps over chunks deleted by hand, in the middle and at the end, and still ends", async () => {
+      const id = uid();
+      await store.create(id);
+      await admin.query(
+        `INSERT INTO ${tables.stream.chunksTable} (id, seq, data)
+         SELECT $1, g, 'c' || g FROM generate_series(1, 4000) g WHERE g < 1000 OR g BETWEEN 3500 AND 3990`,
+        [id],
+      );
+      await admin.query(`UPDATE ${tables.stream.statusTable} SET total_chunks = 4000, state = 'done' WHERE id = $1`, [id]);
+      const chunks = await collect(store.readFrom(id, 0));
+      const expected = [...Array.from({ length: 999 }, (_, i) => i + 1), ...Array.from({ length: 491 }, (_, i) => 3500 + i)];
+      expect(chunks.map((c) => c.seq)).toEqual(expected);
+      expect(chunks.every((c) => c.data === `c${c.seq}`)).toBe(true);
+    });
+
     it("pages large chunks by size and still yields them all", async () => {
       const id = uid();
       await store.create(id);

@@ -193,9 +193,10 @@ for (const [label, run, show, value, higherIsBetter] of figures) {
 console.log(`\n${results.machine}; Node ${results.node}; PostgreSQL ${results.postgres}`);
 console.log("ratios: how many times better than the baseline (higher is better)\n");
 const headers = ["figure", ...modes.map((m) => m.key)];
-const widths = headers.map((h) => Math.max(h.length, ...table.map((r) => String(r[h]).length)));
+const titles = ["figure", ...modes.map((m) => m.name)];
+const widths = headers.map((h, i) => Math.max(titles[i].length, ...table.map((r) => String(r[h]).length)));
 const line = (cells) => `| ${cells.map((c, i) => String(c).padEnd(widths[i])).join(" | ")} |`;
-console.log(line(["figure", ...modes.map((m) => m.name.split(" (")[0])]));
+console.log(line(titles));
 console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
 for (const row of table) console.log(line(headers.map((h) => row[h])));
 writeFileSync(new URL("./results.json", import.meta.url), `${JSON.stringify(results, null, 2)}\n`);

@@ -73,10 +73,11 @@ impl NativeStreamReader {
             if cursor.finished || self.done() {
                 return Ok(None);
             }
+            let until = cursor.after.saturating_add(PAGE_ROWS);
             let params = vec![
                 Param::Text(self.id.clone()),
                 Param::Int(cursor.after),
-                Param::Int(PAGE_ROWS),
+                Param::Int(until),
                 Param::BigInt(PAGE_BYTES),
             ];
             let mut rows = self.shared.db.query(sql, params).await?;
@@ -86,31 +87,36 @@ impl NativeStreamReader {
                 return Ok(None);
             };
             let active = first.take_text(0).ok_or_else(|| missing(sql, 0))? == "active";
+            let total = first.int(1).ok_or_else(|| missing(sql, 1))?;
             let mut page = Vec::with_capacity(rows.len());
-            let mut bytes = 0usize;
             for mut row in rows {
-                let Some(seq) = row.int(1) else { continue };
-                let data = row.take_text(2).ok_or_else(|| missing(sql, 2))?;
-                bytes += data.len();
+                let Some(seq) = row.int(2) else { continue };
+                let data = row.take_text(3).ok_or_else(|| missing(sql, 3))?;
                 page.push(StreamChunk {
                     seq: seq as u32,
                     data,
                 });
             }
-            // The state and the chunks come from one snapshot, so a finished stream whose
-            // page was not cut short has nothing more to give.
-            let cut_short = page.len() as i32 >= PAGE_ROWS || bytes as i64 >= PAGE_BYTES;
-            if !active && !cut_short {
+            cursor.after = match page.last() {
+                Some(last) => last.seq as i32,
+                // Nothing in the range although the stream has chunks past it: a gap (rows
+                // deleted by hand); step over it.
+                None if total > i64::from(cursor.after) => until.min(total as i32),
+                None => cursor.after,
+            };
+            // State and count come from the same snapshot as the chunks, and appends only
+            // succeed while the stream is active: a finished stream read up to its count
+            // has nothing more to give.
+            let read_all = i64::from(cursor.after) >= total;
+            if !active && read_all {
                 cursor.finished = true;
             }
-            if let Some(last) = page.last() {
-                cursor.after = last.seq as i32;
+            if !page.is_empty() {
                 return Ok(Some(page));
             }
-            if cursor.finished {
-                return Ok(None);
+            if read_all && active {
+                self.pause().await;
             }
-            self.pause().await;
         }
     }
 

@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 
 /// How many chunks one page of `readFrom` holds at the most.
-pub const PAGE_ROWS: i32 = 512;
+pub const PAGE_ROWS: i32 = 2000;
 /// About how many bytes of chunk text one page holds at the most (a page always holds at
 /// least one chunk, however large).
 pub const PAGE_BYTES: i64 = 4 * 1024 * 1024;
@@ -115,22 +115,24 @@ impl StreamSql {
                 ),
                 &[],
             ),
-            // One round trip per page: the stream's state and the next chunks, read in one
-            // snapshot. No row: the stream does not exist. A row whose seq is NULL: no
-            // chunks past the cursor. A page stops at PAGE_ROWS chunks or at the first chunk
-            // that starts past PAGE_BYTES.
+            // One round trip per page: the stream's state and chunk count and the next
+            // chunks, read in one snapshot. No row: the stream does not exist. A row whose
+            // seq is NULL: no chunks in the range. Seqs are gapless, so a page is the seq
+            // range (after, until], an index range scan whatever the stream's length;
+            // it stops early at the first chunk that starts past PAGE_BYTES.
             read_page: Statement::new(
                 format!(
-                    "SELECT s.state, c.seq, c.data FROM {status} s LEFT JOIN LATERAL ( \
-                     SELECT seq, data FROM ( \
+                    "SELECT s.state, s.total_chunks, c.seq, c.data FROM {status} s \
+                     LEFT JOIN LATERAL (SELECT seq, data FROM ( \
                      SELECT seq, data, sum(octet_length(data)) OVER (ORDER BY seq) \
-                     - octet_length(data) AS before \
-                     FROM {chunks} WHERE id = s.id AND seq > $2::int ORDER BY seq LIMIT $3::int \
+                     - octet_length(data) AS before FROM {chunks} \
+                     WHERE id = s.id AND seq > $2::int AND seq <= $3::int \
                      ) page WHERE before < $4::bigint) c ON true \
                      WHERE s.id = $1::text ORDER BY c.seq"
                 ),
                 &[
                     Column { name: "state", kind: Kind::Text },
+                    Column { name: "total_chunks", kind: Kind::Int },
                     Column { name: "seq", kind: Kind::Int },
                     Column { name: "data", kind: Kind::Text },
                 ],
