@@ -22,7 +22,8 @@ export declare class NativeBackend {
   static connect(url: string, options?: PoolOptions | undefined | null): NativeBackend
   /**
    * A backend over a JS function `(sql, params) => Promise<rows | { failed } | { malformed }>`
-   * (see `index.js`). It never keeps the process alive.
+   * (see `index.js`). It holds the function by a reference that never keeps the
+   * process alive.
    */
   static fromQuery(query: (sql: string, params: unknown[]) => Promise<unknown>): NativeBackend
 }
@@ -30,9 +31,9 @@ export declare class NativeBackend {
 export declare class NativeConversationStore {
   constructor(backend: NativeBackend, options?: ConversationStoreOptions | undefined | null)
   /** The stored JSON of an unexpired session, or `null`. */
-  loadJSON(sessionId: string): Promise<string | null>
-  saveJSON(sessionId: string, json: string): Promise<void>
-  delete(sessionId: string): Promise<void>
+  loadJSON(sessionId: string): Promise<string | undefined | null>
+  saveJSON(sessionId: string, json: string): Promise<undefined>
+  delete(sessionId: string): Promise<undefined>
   /** Removes expired conversations; resolves how many. */
   cleanup(): Promise<number>
   close(): void
@@ -41,23 +42,28 @@ export declare class NativeConversationStore {
 
 export declare class NativeStreamReader {
   /**
-   * The next chunks in seq order, waiting for them while the stream is active; `null`
-   * once there are no more.
+   * The next chunks in seq order: `[]` when there are none yet (call `pause()` before
+   * looking again), `null` once there will be no more.
    */
-  nextPage(): Promise<Array<StreamChunk> | null>
-  /** Ends the reader: a pending or later `nextPage()` resolves `null`. */
+  nextPage(): Promise<Array<StreamChunk> | undefined | null>
+  /**
+   * Waits until it is time to look for new chunks again: one poll interval, or less
+   * if the reader is released or the store closed.
+   */
+  pause(): Promise<void>
+  /** Ends the reader: a pending `pause()` returns and `nextPage()` resolves `null`. */
   release(): void
 }
 
 export declare class NativeStreamStore {
   constructor(backend: NativeBackend, options?: StreamStoreOptions | undefined | null)
-  create(id: string): Promise<void>
+  create(id: string): Promise<undefined>
   /** Resolves the chunk's seq: 1 for the first chunk, gapless after that. */
   append(id: string, chunk: string): Promise<number>
-  getStatus(id: string): Promise<DurableStreamStatus | null>
-  stop(id: string): Promise<void>
-  complete(id: string): Promise<void>
-  fail(id: string, error: string): Promise<void>
+  getStatus(id: string): Promise<DurableStreamStatus | undefined | null>
+  stop(id: string): Promise<undefined>
+  complete(id: string): Promise<undefined>
+  fail(id: string, error: string): Promise<undefined>
   /**
    * Removes finished streams whose ttl has passed and active streams whose writer has
    * been silent past `ttlMs + staleAfterMs`, with all their chunks, in one statement.

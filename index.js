@@ -186,6 +186,7 @@ export class PostgresStreamStore {
       for (;;) {
         const page = await run(() => reader.nextPage());
         if (page === null) return;
+        if (page.length === 0) await reader.pause();
         for (const chunk of page) yield chunk;
       }
     } finally {

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::Reference;
+use napi::bindgen_prelude::{PromiseRaw, Reference};
+use napi::Env;
 use napi_derive::napi;
 
 use crate::backend::{missing, Db, NativeBackend, Param};
 use crate::clock::now_ms;
-use crate::error::Result;
 use crate::options::{check_id, check_text, ConversationSettings, ConversationStoreOptions};
 use crate::sql::ConversationSql;
 
@@ -36,58 +36,60 @@ impl NativeConversationStore {
 
     /// The stored JSON of an unexpired session, or `null`.
     #[napi(js_name = "loadJSON")]
-    pub async fn load_json(&self, session_id: String) -> Result<Option<String>> {
+    pub fn load_json<'env>(
+        &self,
+        env: &'env Env,
+        session_id: String,
+    ) -> napi::Result<PromiseRaw<'env, Option<String>>> {
         check_id("sessionId", &session_id)?;
-        let mut rows = self
-            .db
-            .query(
-                &self.sql.load,
-                vec![Param::Text(session_id), Param::BigInt(now_ms())],
-            )
-            .await?;
-        match rows.first_mut() {
-            None => Ok(None),
-            Some(row) => Ok(Some(
-                row.take_text(0).ok_or_else(|| missing(&self.sql.load, 0))?,
-            )),
-        }
+        let statement = self.sql.load.clone();
+        let params = vec![Param::Text(session_id), Param::BigInt(now_ms())];
+        self.db.run(env, &self.sql.load, params, move |mut rows| {
+            match rows.first_mut() {
+                None => Ok(None),
+                Some(row) => Ok(Some(
+                    row.take_text(0).ok_or_else(|| missing(&statement, 0))?,
+                )),
+            }
+        })
     }
 
     #[napi(js_name = "saveJSON")]
-    pub async fn save_json(&self, session_id: String, json: String) -> Result<()> {
+    pub fn save_json<'env>(
+        &self,
+        env: &'env Env,
+        session_id: String,
+        json: String,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
         check_id("sessionId", &session_id)?;
         check_text("the conversation JSON", &json)?;
         let expires = now_ms() + self.ttl_ms;
-        self.db
-            .query(
-                &self.sql.save,
-                vec![
-                    Param::Text(session_id),
-                    Param::Text(json),
-                    Param::BigInt(expires),
-                ],
-            )
-            .await?;
-        Ok(())
+        let params = vec![
+            Param::Text(session_id),
+            Param::Text(json),
+            Param::BigInt(expires),
+        ];
+        self.db.run(env, &self.sql.save, params, |_| Ok(()))
     }
 
     #[napi]
-    pub async fn delete(&self, session_id: String) -> Result<()> {
+    pub fn delete<'env>(
+        &self,
+        env: &'env Env,
+        session_id: String,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
         check_id("sessionId", &session_id)?;
-        self.db
-            .query(&self.sql.delete, vec![Param::Text(session_id)])
-            .await?;
-        Ok(())
+        let params = vec![Param::Text(session_id)];
+        self.db.run(env, &self.sql.delete, params, |_| Ok(()))
     }
 
     /// Removes expired conversations; resolves how many.
     #[napi]
-    pub async fn cleanup(&self) -> Result<u32> {
-        let rows = self
-            .db
-            .query(&self.sql.cleanup, vec![Param::BigInt(now_ms())])
-            .await?;
-        Ok(rows.first().and_then(|r| r.int(0)).unwrap_or(0) as u32)
+    pub fn cleanup<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, u32>> {
+        let params = vec![Param::BigInt(now_ms())];
+        self.db.run(env, &self.sql.cleanup, params, |rows| {
+            Ok(rows.first().and_then(|r| r.int(0)).unwrap_or(0) as u32)
+        })
     }
 
     #[napi]

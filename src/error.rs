@@ -110,6 +110,16 @@ impl From<deadpool_postgres::PoolError> for Error {
     }
 }
 
+/// A napi call failed while reading what the client's `query` returned.
+impl From<napi::Error> for Error {
+    fn from(err: napi::Error) -> Self {
+        Error::MalformedResult(format!(
+            "could not read the client's query result: {}",
+            err.reason
+        ))
+    }
+}
+
 impl From<Error> for napi::Error {
     fn from(err: Error) -> Self {
         let state = err.sql_state().unwrap_or("").to_string();

@@ -7,6 +7,8 @@ mod backend;
 mod clock;
 mod conversation_store;
 mod error;
+#[cfg(feature = "noop")]
+mod noop;
 mod options;
 mod reader;
 mod sql;

@@ -1,17 +1,22 @@
-//! The reader behind `readFrom`: it hands out pages of chunks, waits while the stream is
-//! active, and ends once the stream is finished and read, missing, closed or released.
+//! The reader behind `readFrom`. Each `nextPage()` is one round trip: the next chunks
+//! after the reader's cursor, with the stream's state and chunk count from the same
+//! snapshot. It resolves `null` once the reader is done (the stream finished and read,
+//! missing, the reader released or the store closed), `[]` when nothing is there yet
+//! (then `pause()` waits for the next look), or the chunks.
 //!
 //! `index.js` drives it from an async generator, so `for await`, `next`/`return`/`throw`
 //! and `break` behave exactly as with the original's `async *readFrom`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use napi::bindgen_prelude::PromiseRaw;
+use napi::Env;
 use napi_derive::napi;
-use tokio::sync::{watch, Mutex};
+use tokio::sync::watch;
 
-use crate::backend::{missing, Param};
+use crate::backend::{missing, Param, Row};
 use crate::error::Result;
-use crate::sql::{PAGE_BYTES, PAGE_ROWS};
+use crate::sql::{Statement, PAGE_BYTES, PAGE_ROWS};
 use crate::stream_store::StreamShared;
 
 #[napi(object)]
@@ -20,109 +25,145 @@ pub struct StreamChunk {
     pub data: String,
 }
 
+#[derive(Default)]
 struct Cursor {
+    /// The last seq handed out (or stepped over).
     after: i32,
+    /// Nothing more will come.
     finished: bool,
+    /// More chunks are there already: the next look need not wait.
+    more_now: bool,
 }
 
-#[napi]
-pub struct NativeStreamReader {
+struct ReaderInner {
     shared: Arc<StreamShared>,
     id: String,
     cursor: Mutex<Cursor>,
     released: watch::Sender<bool>,
 }
 
+#[napi]
+pub struct NativeStreamReader {
+    inner: Arc<ReaderInner>,
+}
+
 impl NativeStreamReader {
     pub fn new(shared: Arc<StreamShared>, id: String, after: i32) -> Self {
         NativeStreamReader {
-            shared,
-            id,
-            cursor: Mutex::new(Cursor {
-                after,
-                finished: false,
+            inner: Arc::new(ReaderInner {
+                shared,
+                id,
+                cursor: Mutex::new(Cursor {
+                    after,
+                    ..Cursor::default()
+                }),
+                released: watch::Sender::new(false),
             }),
-            released: watch::Sender::new(false),
         }
+    }
+}
+
+impl ReaderInner {
+    fn cursor(&self) -> std::sync::MutexGuard<'_, Cursor> {
+        self.cursor.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn done(&self) -> bool {
-        *self.released.borrow() || self.shared.db.is_closed()
+        *self.released.borrow() || self.shared.db.is_closed() || self.cursor().finished
     }
 
-    /// Sleeps one poll interval, or less if the reader is released or the store closed.
-    async fn pause(&self) {
-        let mut released = self.released.subscribe();
-        tokio::select! {
-            _ = tokio::time::sleep(self.shared.settings.poll_interval) => {}
-            _ = released.wait_for(|r| *r) => {}
-            _ = self.shared.db.until_closed() => {}
+    /// Moves the cursor past one page's rows and returns the chunks.
+    fn take_page(&self, sql: &Statement, mut rows: Vec<Row>) -> Result<Option<Vec<StreamChunk>>> {
+        let mut cursor = self.cursor();
+        let Some(first) = rows.first_mut() else {
+            // No status row: the stream does not exist (or was cleaned up).
+            cursor.finished = true;
+            return Ok(None);
+        };
+        let active = first.take_text(0).ok_or_else(|| missing(sql, 0))? == "active";
+        let total = first.int(1).ok_or_else(|| missing(sql, 1))?;
+        let mut page = Vec::with_capacity(rows.len());
+        for mut row in rows {
+            let Some(seq) = row.int(2) else { continue };
+            let data = row.take_text(3).ok_or_else(|| missing(sql, 3))?;
+            page.push(StreamChunk {
+                seq: seq as u32,
+                data,
+            });
         }
+        let until = cursor.after.saturating_add(PAGE_ROWS);
+        cursor.after = match page.last() {
+            Some(last) => last.seq as i32,
+            // Nothing in the range although the stream has chunks past it: a gap (rows
+            // deleted by hand); step over it.
+            None if total > i64::from(cursor.after) => until.min(total as i32),
+            None => cursor.after,
+        };
+        // State and count come from the same snapshot as the chunks, and appends only
+        // succeed while the stream is active: a finished stream read up to its count has
+        // nothing more to give.
+        let read_all = i64::from(cursor.after) >= total;
+        cursor.more_now = !read_all;
+        if !active && read_all {
+            cursor.finished = true;
+            if page.is_empty() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(page))
     }
 }
 
 #[napi]
 impl NativeStreamReader {
-    /// The next chunks in seq order, waiting for them while the stream is active; `null`
-    /// once there are no more.
+    /// The next chunks in seq order: `[]` when there are none yet (call `pause()` before
+    /// looking again), `null` once there will be no more.
     #[napi]
-    pub async fn next_page(&self) -> Result<Option<Vec<StreamChunk>>> {
-        let mut cursor = self.cursor.lock().await;
-        let sql = &self.shared.sql.read_page;
-        loop {
-            if cursor.finished || self.done() {
-                return Ok(None);
-            }
-            let until = cursor.after.saturating_add(PAGE_ROWS);
-            let params = vec![
-                Param::Text(self.id.clone()),
-                Param::Int(cursor.after),
-                Param::Int(until),
+    pub fn next_page<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, Option<Vec<StreamChunk>>>> {
+        let inner = self.inner.clone();
+        let sql = &inner.shared.sql.read_page;
+        let params = if inner.done() {
+            None
+        } else {
+            let after = inner.cursor().after;
+            Some(vec![
+                Param::Text(inner.id.clone()),
+                Param::Int(after),
+                Param::Int(after.saturating_add(PAGE_ROWS)),
                 Param::BigInt(PAGE_BYTES),
-            ];
-            let mut rows = self.shared.db.query(sql, params).await?;
-            let Some(first) = rows.first_mut() else {
-                // No status row: the stream does not exist (or was cleaned up).
-                cursor.finished = true;
-                return Ok(None);
-            };
-            let active = first.take_text(0).ok_or_else(|| missing(sql, 0))? == "active";
-            let total = first.int(1).ok_or_else(|| missing(sql, 1))?;
-            let mut page = Vec::with_capacity(rows.len());
-            for mut row in rows {
-                let Some(seq) = row.int(2) else { continue };
-                let data = row.take_text(3).ok_or_else(|| missing(sql, 3))?;
-                page.push(StreamChunk {
-                    seq: seq as u32,
-                    data,
-                });
-            }
-            cursor.after = match page.last() {
-                Some(last) => last.seq as i32,
-                // Nothing in the range although the stream has chunks past it: a gap (rows
-                // deleted by hand); step over it.
-                None if total > i64::from(cursor.after) => until.min(total as i32),
-                None => cursor.after,
-            };
-            // State and count come from the same snapshot as the chunks, and appends only
-            // succeed while the stream is active: a finished stream read up to its count
-            // has nothing more to give.
-            let read_all = i64::from(cursor.after) >= total;
-            if !active && read_all {
-                cursor.finished = true;
-            }
-            if !page.is_empty() {
-                return Ok(Some(page));
-            }
-            if read_all && active {
-                self.pause().await;
-            }
+            ])
+        };
+        let Some(params) = params else {
+            return PromiseRaw::resolve(env, None);
+        };
+        let reader = inner.clone();
+        inner.shared.db.run(env, sql, params, move |rows| {
+            reader.take_page(&reader.shared.sql.read_page, rows)
+        })
+    }
+
+    /// Waits until it is time to look for new chunks again: one poll interval, or less
+    /// if the reader is released or the store closed.
+    #[napi]
+    pub async fn pause(&self) {
+        let inner = &self.inner;
+        if inner.done() || inner.cursor().more_now {
+            return;
+        }
+        let mut released = inner.released.subscribe();
+        tokio::select! {
+            _ = tokio::time::sleep(inner.shared.settings.poll_interval) => {}
+            _ = released.wait_for(|r| *r) => {}
+            _ = inner.shared.db.until_closed() => {}
         }
     }
 
-    /// Ends the reader: a pending or later `nextPage()` resolves `null`.
+    /// Ends the reader: a pending `pause()` returns and `nextPage()` resolves `null`.
     #[napi]
     pub fn release(&self) {
-        self.released.send_replace(true);
+        self.inner.released.send_replace(true);
     }
 }

@@ -4,6 +4,8 @@
 //! does (so `My_Table` still folds to `my_table`), which is safe only because every name
 //! is checked here first: a plain or schema-qualified identifier, nothing else.
 
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
 
 /// How many chunks one page of `readFrom` holds at the most.
@@ -25,16 +27,19 @@ pub struct Column {
     pub kind: Kind,
 }
 
-/// One SQL statement and the columns its rows carry, in order.
-#[derive(Debug)]
+/// One SQL statement and the columns its rows carry, in order. Cheap to clone.
+#[derive(Debug, Clone)]
 pub struct Statement {
-    pub text: String,
+    pub text: Arc<str>,
     pub columns: &'static [Column],
 }
 
 impl Statement {
     fn new(text: String, columns: &'static [Column]) -> Self {
-        Statement { text, columns }
+        Statement {
+            text: text.into(),
+            columns,
+        }
     }
 }
 

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::Reference;
+use napi::bindgen_prelude::{PromiseRaw, Reference};
+use napi::Env;
 use napi_derive::napi;
 
 use crate::backend::{missing, Db, NativeBackend, Param};
 use crate::clock::now_ms;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::options::{after_seq, check_id, check_text, StreamSettings, StreamStoreOptions};
 use crate::reader::NativeStreamReader;
 use crate::sql::StreamSql;
@@ -51,96 +52,108 @@ impl NativeStreamStore {
     }
 
     #[napi]
-    pub async fn create(&self, id: String) -> Result<()> {
+    pub fn create<'env>(&self, env: &'env Env, id: String) -> napi::Result<PromiseRaw<'env, ()>> {
         check_id("stream id", &id)?;
         let s = &self.shared;
-        let expires = now_ms() + s.settings.ttl_ms;
-        let rows =
-            s.db.query(
-                &s.sql.create,
-                vec![Param::Text(id.clone()), Param::BigInt(expires)],
-            )
-            .await?;
-        if rows.is_empty() {
-            return Err(Error::StreamExists(id));
-        }
-        Ok(())
+        let params = vec![
+            Param::Text(id.clone()),
+            Param::BigInt(now_ms() + s.settings.ttl_ms),
+        ];
+        s.db.run(env, &s.sql.create, params, move |rows| {
+            if rows.is_empty() {
+                return Err(Error::StreamExists(id));
+            }
+            Ok(())
+        })
     }
 
     /// Resolves the chunk's seq: 1 for the first chunk, gapless after that.
     #[napi]
-    pub async fn append(&self, id: String, chunk: String) -> Result<u32> {
+    pub fn append<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        chunk: String,
+    ) -> napi::Result<PromiseRaw<'env, u32>> {
         check_id("stream id", &id)?;
         check_text("chunk", &chunk)?;
         let s = &self.shared;
-        let expires = now_ms() + s.settings.ttl_ms;
-        let rows =
-            s.db.query(
-                &s.sql.append,
-                vec![
-                    Param::Text(id.clone()),
-                    Param::Text(chunk),
-                    Param::BigInt(expires),
-                ],
-            )
-            .await?;
-        match rows.first() {
+        let params = vec![
+            Param::Text(id.clone()),
+            Param::Text(chunk),
+            Param::BigInt(now_ms() + s.settings.ttl_ms),
+        ];
+        let statement = s.sql.append.clone();
+        s.db.run(env, &s.sql.append, params, move |rows| match rows.first() {
             None => Err(Error::StreamNotActive(id)),
             Some(row) => row
                 .int(0)
                 .map(|seq| seq as u32)
-                .ok_or_else(|| missing(&s.sql.append, 0)),
-        }
+                .ok_or_else(|| missing(&statement, 0)),
+        })
     }
 
     #[napi]
-    pub async fn get_status(&self, id: String) -> Result<Option<DurableStreamStatus>> {
+    pub fn get_status<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+    ) -> napi::Result<PromiseRaw<'env, Option<DurableStreamStatus>>> {
         check_id("stream id", &id)?;
         let s = &self.shared;
-        let mut rows = s.db.query(&s.sql.status, vec![Param::Text(id)]).await?;
-        let Some(row) = rows.first_mut() else {
-            return Ok(None);
-        };
-        Ok(Some(DurableStreamStatus {
-            state: row.take_text(0).ok_or_else(|| missing(&s.sql.status, 0))?,
-            error: row.take_text(1),
-            total_chunks: row.int(2).ok_or_else(|| missing(&s.sql.status, 2))? as u32,
-        }))
+        let statement = s.sql.status.clone();
+        s.db.run(
+            env,
+            &s.sql.status,
+            vec![Param::Text(id)],
+            move |mut rows| {
+                let Some(row) = rows.first_mut() else {
+                    return Ok(None);
+                };
+                Ok(Some(DurableStreamStatus {
+                    state: row.take_text(0).ok_or_else(|| missing(&statement, 0))?,
+                    error: row.take_text(1),
+                    total_chunks: row.int(2).ok_or_else(|| missing(&statement, 2))? as u32,
+                }))
+            },
+        )
     }
 
     #[napi]
-    pub async fn stop(&self, id: String) -> Result<()> {
-        self.finish(id, "stopped", None).await
+    pub fn stop<'env>(&self, env: &'env Env, id: String) -> napi::Result<PromiseRaw<'env, ()>> {
+        self.finish(env, id, "stopped", None)
     }
 
     #[napi]
-    pub async fn complete(&self, id: String) -> Result<()> {
-        self.finish(id, "done", None).await
+    pub fn complete<'env>(&self, env: &'env Env, id: String) -> napi::Result<PromiseRaw<'env, ()>> {
+        self.finish(env, id, "done", None)
     }
 
     #[napi]
-    pub async fn fail(&self, id: String, error: String) -> Result<()> {
+    pub fn fail<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        error: String,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
         check_text("error", &error)?;
-        self.finish(id, "error", Some(error)).await
+        self.finish(env, id, "error", Some(error))
     }
 
     /// Removes finished streams whose ttl has passed and active streams whose writer has
     /// been silent past `ttlMs + staleAfterMs`, with all their chunks, in one statement.
     /// Resolves how many streams it removed.
     #[napi]
-    pub async fn cleanup(&self) -> Result<u32> {
+    pub fn cleanup<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, u32>> {
         let s = &self.shared;
         let now = now_ms();
-        let rows =
-            s.db.query(
-                &s.sql.cleanup,
-                vec![
-                    Param::BigInt(now),
-                    Param::BigInt(now - s.settings.stale_after_ms),
-                ],
-            )
-            .await?;
-        Ok(rows.first().and_then(|r| r.int(0)).unwrap_or(0) as u32)
+        let params = vec![
+            Param::BigInt(now),
+            Param::BigInt(now - s.settings.stale_after_ms),
+        ];
+        s.db.run(env, &s.sql.cleanup, params, |rows| {
+            Ok(rows.first().and_then(|r| r.int(0)).unwrap_or(0) as u32)
+        })
     }
 
     /// A reader of the chunks after `afterSeq`, for `readFrom`.
@@ -168,20 +181,22 @@ impl NativeStreamStore {
 }
 
 impl NativeStreamStore {
-    async fn finish(&self, id: String, state: &str, error: Option<String>) -> Result<()> {
+    /// stop / complete / fail: only an active stream changes, and its ttl starts now.
+    fn finish<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        state: &str,
+        error: Option<String>,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
         check_id("stream id", &id)?;
         let s = &self.shared;
-        let expires = now_ms() + s.settings.ttl_ms;
-        s.db.query(
-            &s.sql.finish,
-            vec![
-                Param::Text(id),
-                Param::Text(state.into()),
-                Param::OptText(error),
-                Param::BigInt(expires),
-            ],
-        )
-        .await?;
-        Ok(())
+        let params = vec![
+            Param::Text(id),
+            Param::Text(state.into()),
+            Param::OptText(error),
+            Param::BigInt(now_ms() + s.settings.ttl_ms),
+        ];
+        s.db.run(env, &s.sql.finish, params, |_| Ok(()))
     }
 }

@@ -1,15 +1,16 @@
-//! The JS backend: the caller's own `query(sql, params)`, called from Rust.
+//! The JS backend: the caller's own `query(sql, params)`, called on the JS thread.
 //!
 //! `index.js` hands us an adapter around the client's `query` that always settles: with
 //! the rows array, with `{ failed: { message, code } }` when the client threw or
 //! rejected, or with `{ malformed: "<what it got>" }` when the result was not
-//! `{ rows: [...] }`. The function is weak (it never keeps the event loop alive) and is
-//! called with `call_async_catch`, so even a throw that escaped the adapter becomes an
-//! error here instead of a crash.
+//! `{ rows: [...] }`. We call it directly (store methods run on the JS thread) and chain
+//! the interpretation of its rows onto the promise it returns: no thread in between.
 
-use napi::bindgen_prelude::{FnArgs, Promise};
-use napi::threadsafe_function::ThreadsafeFunction;
-use napi::Status;
+use napi::bindgen_prelude::{
+    Array, BigInt, FnArgs, FromNapiValue, Function, FunctionRef, JsObjectValue, JsValue, Object,
+    PromiseRaw, ToNapiValue, Unknown,
+};
+use napi::{Env, ValueType};
 use serde_json::Value;
 
 use super::{Cell, Param, Row};
@@ -18,27 +19,45 @@ use crate::sql::{Kind, Statement};
 
 type Args = FnArgs<(String, Vec<Value>)>;
 
-/// `(sql: string, params: unknown[]) => Promise<unknown>`, weak, errors as values.
-pub type JsQueryFn = ThreadsafeFunction<Args, Promise<Value>, Args, Status, false, true>;
+/// `(sql: string, params: unknown[]) => Promise<unknown>`, as `index.js` makes it.
+pub type JsQueryFn<'f> = Function<'f, Args, Unknown<'static>>;
 
 pub struct JsQuery {
-    query: JsQueryFn,
+    query: FunctionRef<Args, Unknown<'static>>,
 }
 
 impl JsQuery {
-    pub fn new(query: JsQueryFn) -> Self {
-        JsQuery { query }
+    pub fn new(query: JsQueryFn) -> napi::Result<Self> {
+        Ok(JsQuery {
+            query: query.create_ref()?,
+        })
     }
 
-    pub async fn query(&self, statement: &Statement, params: Vec<Param>) -> Result<Vec<Row>> {
+    pub fn run<'env, T, F>(
+        &self,
+        env: &'env Env,
+        statement: &Statement,
+        params: Vec<Param>,
+        finish: F,
+    ) -> napi::Result<PromiseRaw<'env, T>>
+    where
+        T: ToNapiValue + Send + 'static,
+        F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
+    {
         let params = params.into_iter().map(to_json).collect();
-        let pending = self
+        let returned = self
             .query
-            .call_async_catch(FnArgs::from((statement.text.clone(), params)))
-            .await
+            .borrow_back(env)?
+            .call(FnArgs::from((statement.text.to_string(), params)))
             .map_err(client_failure)?;
-        let value = pending.await.map_err(client_failure)?;
-        rows_from_json(statement, value)
+        // SAFETY: `returned` is a live value of this env, and the adapter always returns
+        // a promise.
+        let promise = unsafe { PromiseRaw::<Unknown>::from_napi_value(env.raw(), returned.raw())? };
+        let statement = statement.clone();
+        promise.then(move |settled| {
+            let rows = rows_from_js(&settled.env, &statement, settled.value)?;
+            Ok(finish(rows)?)
+        })
     }
 }
 
@@ -58,50 +77,49 @@ fn to_json(param: Param) -> Value {
     }
 }
 
-fn rows_from_json(statement: &Statement, value: Value) -> Result<Vec<Row>> {
-    let rows = match value {
-        Value::Array(rows) => rows,
-        Value::Object(mut outcome) => {
-            if let Some(failed) = outcome.remove("failed") {
-                return Err(failure(failed));
-            }
-            let got = outcome
-                .remove("malformed")
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_else(|| "something else".into());
-            return Err(Error::MalformedResult(format!(
-                "the client's query() must resolve to an object with a rows array \
-                 (like pg's QueryResult), but it resolved to {got}"
-            )));
-        }
-        other => {
-            return Err(Error::MalformedResult(format!(
-                "the client's query() adapter resolved to {other}"
-            )))
-        }
-    };
-    rows.into_iter()
-        .enumerate()
-        .map(|(n, row)| {
-            let Value::Object(mut row) = row else {
+/// The rows the adapter resolved with, read straight from the JS values: only the
+/// columns the statement asks for, by name, leniently (drivers return int8 and counts as
+/// strings, postgres.js may return BigInts).
+fn rows_from_js(env: &Env, statement: &Statement, settled: Unknown) -> Result<Vec<Row>> {
+    if !settled.is_array()? {
+        // `{ failed }` or `{ malformed }`: small, read as JSON.
+        let outcome = unsafe { Value::from_napi_value(env.raw(), settled.raw())? };
+        return Err(outcome_error(outcome));
+    }
+    let rows = unsafe { Array::from_napi_value(env.raw(), settled.raw())? };
+    (0..rows.len())
+        .map(|n| {
+            let row = rows
+                .get::<Unknown>(n)?
+                .map_or(Ok(ValueType::Undefined), |r| r.get_type())?;
+            if row != ValueType::Object {
                 return Err(Error::MalformedResult(format!(
-                    "row {n} of the client's query result is {row}, not an object"
+                    "row {n} of the client's query result is {}, not an object",
+                    type_name(row)
                 )));
-            };
+            }
+            let row = rows
+                .get::<Object>(n)?
+                .ok_or_else(|| napi::Error::from_reason("row"))?;
             statement
                 .columns
                 .iter()
-                .map(|column| cell(column.name, column.kind, row.remove(column.name)))
+                .map(|column| {
+                    cell(
+                        column.name,
+                        column.kind,
+                        row.get_named_property(column.name)?,
+                    )
+                })
                 .collect::<Result<Vec<_>>>()
                 .map(Row)
         })
         .collect()
 }
 
-/// One column value as drivers return it: integers may come as numbers or, for BIGINT
-/// and counts, as strings.
-fn cell(name: &str, kind: Kind, value: Option<Value>) -> Result<Cell> {
-    let wrong = |what: &Value| {
+fn cell(name: &str, kind: Kind, value: Unknown) -> Result<Cell> {
+    let found = value.get_type()?;
+    let wrong = |what: String| {
         Error::MalformedResult(format!(
             "column \"{name}\" of the client's query result holds {what}, expected {}",
             if kind == Kind::Int {
@@ -111,22 +129,75 @@ fn cell(name: &str, kind: Kind, value: Option<Value>) -> Result<Cell> {
             }
         ))
     };
-    match (kind, value) {
-        (_, None | Some(Value::Null)) => Ok(Cell::Null),
-        (Kind::Text, Some(Value::String(s))) => Ok(Cell::Text(s)),
-        (Kind::Int, Some(Value::Number(n))) => match n.as_i64() {
-            Some(v) => Ok(Cell::Int(v)),
-            None => Err(wrong(&Value::Number(n))),
-        },
-        (Kind::Int, Some(Value::String(s))) => match s.trim().parse::<i64>() {
-            Ok(v) => Ok(Cell::Int(v)),
-            Err(_) => Err(wrong(&Value::String(s))),
-        },
-        (_, Some(other)) => Err(wrong(&other)),
+    let raw = |v: &Unknown| (v.value().env, v.raw());
+    match (kind, found) {
+        (_, ValueType::Undefined | ValueType::Null) => Ok(Cell::Null),
+        (Kind::Text, ValueType::String) => {
+            let (env, v) = raw(&value);
+            Ok(Cell::Text(unsafe { String::from_napi_value(env, v)? }))
+        }
+        (Kind::Int, ValueType::Number) => {
+            let (env, v) = raw(&value);
+            let n = unsafe { f64::from_napi_value(env, v)? };
+            if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                Ok(Cell::Int(n as i64))
+            } else {
+                Err(wrong(format!("the number {n}")))
+            }
+        }
+        (Kind::Int, ValueType::String) => {
+            let (env, v) = raw(&value);
+            let s = unsafe { String::from_napi_value(env, v)? };
+            s.trim()
+                .parse::<i64>()
+                .map(Cell::Int)
+                .map_err(|_| wrong(format!("the string {s:?}")))
+        }
+        (Kind::Int, ValueType::BigInt) => {
+            let (env, v) = raw(&value);
+            let (n, lossless) = unsafe { BigInt::from_napi_value(env, v)? }.get_i64();
+            if lossless {
+                Ok(Cell::Int(n))
+            } else {
+                Err(wrong("a BigInt out of range".into()))
+            }
+        }
+        (_, other) => Err(wrong(type_name(other).into())),
     }
 }
 
-fn failure(failed: Value) -> Error {
+fn type_name(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Undefined => "undefined",
+        ValueType::Null => "null",
+        ValueType::Boolean => "a boolean",
+        ValueType::Number => "a number",
+        ValueType::String => "a string",
+        ValueType::Symbol => "a symbol",
+        ValueType::Object => "an object",
+        ValueType::Function => "a function",
+        ValueType::BigInt => "a BigInt",
+        _ => "an unknown value",
+    }
+}
+
+/// The adapter's `{ failed }` (the client threw or rejected) or `{ malformed }` (it
+/// resolved to something without a rows array).
+fn outcome_error(outcome: Value) -> Error {
+    if let Some(failed) = outcome.get("failed") {
+        return failure(failed);
+    }
+    let got = outcome
+        .get("malformed")
+        .and_then(Value::as_str)
+        .unwrap_or("something else");
+    Error::MalformedResult(format!(
+        "the client's query() must resolve to an object with a rows array \
+         (like pg's QueryResult), but it resolved to {got}"
+    ))
+}
+
+fn failure(failed: &Value) -> Error {
     let message = failed
         .get("message")
         .and_then(Value::as_str)
@@ -150,58 +221,26 @@ fn failure(failed: Value) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::StreamSql;
     use serde_json::json;
 
     #[test]
-    fn reads_rows_by_column_name_leniently() {
-        let sql = StreamSql::new("c", "s");
-        let rows = rows_from_json(
-            &sql.status,
-            json!([{ "state": "done", "error": null, "total_chunks": "7", "extra": 1 }]),
-        )
-        .unwrap();
-        assert_eq!(
-            rows[0].0,
-            vec![Cell::Text("done".into()), Cell::Null, Cell::Int(7)]
-        );
-    }
-
-    #[test]
-    fn refuses_wrong_shapes() {
-        let sql = StreamSql::new("c", "s");
-        let err = rows_from_json(&sql.append, json!([{ "seq": "x" }])).unwrap_err();
-        assert_eq!(err.code(), "MALFORMED_RESULT");
-        assert!(err.to_string().contains("\"seq\""));
-        let err = rows_from_json(&sql.append, json!([{ "seq": 1.5 }])).unwrap_err();
-        assert_eq!(err.code(), "MALFORMED_RESULT");
-        let err = rows_from_json(&sql.append, json!([3])).unwrap_err();
-        assert!(err.to_string().contains("not an object"));
-        let err = rows_from_json(&sql.append, json!({ "malformed": "undefined" })).unwrap_err();
-        assert!(err.to_string().contains("resolved to undefined"));
-    }
-
-    #[test]
     fn client_failures_keep_message_and_sql_state() {
-        let sql = StreamSql::new("c", "s");
-        let err = rows_from_json(
-            &sql.append,
-            json!({ "failed": { "message": "duplicate key", "code": "23505" } }),
-        )
-        .unwrap_err();
+        let err =
+            outcome_error(json!({ "failed": { "message": "duplicate key", "code": "23505" } }));
         assert_eq!(err.code(), "DATABASE_ERROR");
         assert_eq!(err.to_string(), "duplicate key");
-        let err = rows_from_json(
-            &sql.append,
-            json!({ "failed": { "message": "socket hang up", "code": "ECONNRESET" } }),
-        )
-        .unwrap_err();
+        for errno in ["ECONNRESET", "EPIPE"] {
+            let err = outcome_error(json!({ "failed": { "message": "m", "code": errno } }));
+            assert_eq!(err.code(), "CLIENT_ERROR", "{errno}");
+        }
+        let err = outcome_error(json!({ "failed": { "message": "m", "code": null } }));
         assert_eq!(err.code(), "CLIENT_ERROR");
-        let err = rows_from_json(
-            &sql.append,
-            json!({ "failed": { "message": "broken pipe", "code": "EPIPE" } }),
-        )
-        .unwrap_err();
-        assert_eq!(err.code(), "CLIENT_ERROR");
+    }
+
+    #[test]
+    fn malformed_results_say_what_came_back() {
+        let err = outcome_error(json!({ "malformed": "undefined" }));
+        assert_eq!(err.code(), "MALFORMED_RESULT");
+        assert!(err.to_string().contains("resolved to undefined"));
     }
 }

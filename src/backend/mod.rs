@@ -10,6 +10,8 @@ mod pool;
 
 use std::sync::{Arc, RwLock};
 
+use napi::bindgen_prelude::{PromiseRaw, ToNapiValue};
+use napi::Env;
 use napi_derive::napi;
 use tokio::sync::watch;
 
@@ -87,16 +89,38 @@ impl Db {
         })
     }
 
-    pub async fn query(&self, statement: &Statement, params: Vec<Param>) -> Result<Vec<Row>> {
-        let conn = self
-            .conn
+    fn conn(&self) -> Result<Conn> {
+        self.conn
             .read()
             .map_err(|_| Error::Closed)?
             .clone()
-            .ok_or(Error::Closed)?;
-        match conn {
-            Conn::Pool(pool) => pool.query(statement, &params).await,
-            Conn::Js(js) => js.query(statement, params).await,
+            .ok_or(Error::Closed)
+    }
+
+    /// Runs one statement and resolves the returned promise with what `finish` makes of
+    /// its rows. With the Rust pool the statement runs on napi's tokio runtime; with a JS
+    /// client it runs right here on the JS thread (the client's `query` is JS anyway),
+    /// so no thread is woken and no hop is paid.
+    pub fn run<'env, T, F>(
+        &self,
+        env: &'env Env,
+        statement: &Statement,
+        params: Vec<Param>,
+        finish: F,
+    ) -> napi::Result<PromiseRaw<'env, T>>
+    where
+        T: ToNapiValue + Send + 'static,
+        F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
+    {
+        match self.conn()? {
+            Conn::Pool(pool) => {
+                let statement = statement.clone();
+                env.spawn_future(async move {
+                    let rows = pool.query(&statement, &params).await?;
+                    Ok(finish(rows)?)
+                })
+            }
+            Conn::Js(js) => js.run(env, statement, params, finish),
         }
     }
 
@@ -160,14 +184,15 @@ impl NativeBackend {
     }
 
     /// A backend over a JS function `(sql, params) => Promise<rows | { failed } | { malformed }>`
-    /// (see `index.js`). It never keeps the process alive.
+    /// (see `index.js`). It holds the function by a reference that never keeps the
+    /// process alive.
     #[napi(
         factory,
         ts_args_type = "query: (sql: string, params: unknown[]) => Promise<unknown>"
     )]
-    pub fn from_query(query: JsQueryFn) -> Self {
-        NativeBackend {
-            db: Db::new(Conn::Js(Arc::new(js::JsQuery::new(query)))),
-        }
+    pub fn from_query(query: JsQueryFn) -> napi::Result<Self> {
+        Ok(NativeBackend {
+            db: Db::new(Conn::Js(Arc::new(js::JsQuery::new(query)?))),
+        })
     }
 }

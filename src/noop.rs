@@ -1,0 +1,21 @@
+//! Only in `cargo test --features noop`, the napi-rs way of unit-testing without Node:
+//! napi-derive then generates no conversions, so the two result types the stores hand to
+//! JS get stand-ins that are never called (the unit tests touch no JS).
+
+use napi::bindgen_prelude::ToNapiValue;
+use napi::sys::{napi_env, napi_value};
+
+use crate::reader::StreamChunk;
+use crate::stream_store::DurableStreamStatus;
+
+macro_rules! never_converted {
+    ($($ty:ty),*) => {$(
+        impl ToNapiValue for $ty {
+            unsafe fn to_napi_value(_: napi_env, _: Self) -> napi::Result<napi_value> {
+                unreachable!("the noop build never converts values to JS")
+            }
+        }
+    )*};
+}
+
+never_converted!(StreamChunk, DurableStreamStatus);
