@@ -47,8 +47,9 @@ export declare class NativeStreamReader {
    */
   nextPage(): Promise<Array<StreamChunk> | undefined | null>
   /**
-   * Waits until it is time to look for new chunks again: one poll interval, or less
-   * if the reader is released or the store closed.
+   * Waits until it is time to look for new chunks again: a write to the stream through
+   * a store of this process, one poll interval at the most, or less if the reader is
+   * released or the store closed.
    */
   pause(): Promise<void>
   /** Ends the reader: a pending `pause()` returns and `nextPage()` resolves `null`. */

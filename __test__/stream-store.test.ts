@@ -186,6 +186,29 @@ describe.each(backends)("PostgresStreamStore over $name", (backend) => {
       expect(await iterator.next()).toEqual({ done: true, value: undefined });
     });
 
+    it("wakes a waiting reader on each write in this process, without waiting out the poll interval", async () => {
+      // A poll interval of a minute: only a wake-up can deliver within the test's time.
+      const slow = new PostgresStreamStore(client, { ...tables.stream, pollIntervalMs: 60_000 });
+      const id = uid();
+      await store.create(id);
+      const iterator = slow.readFrom(id, 0);
+      const first = iterator.next();
+      await sleep(50); // the reader has looked, found nothing, and waits
+      const started = Date.now();
+      await store.append(id, "woken"); // written through another store instance
+      expect(await first).toEqual({ done: false, value: { seq: 1, data: "woken" } });
+      const second = iterator.next();
+      await sleep(20);
+      await slow.append(id, "again");
+      expect(await second).toEqual({ done: false, value: { seq: 2, data: "again" } });
+      const end = iterator.next();
+      await sleep(20);
+      await store.complete(id); // a finish wakes it too, and it ends
+      expect(await end).toEqual({ done: true, value: undefined });
+      expect(Date.now() - started).toBeLessThan(20_000);
+      await slow.close();
+    });
+
     it("reads fractional, negative and huge afterSeq as the original's seq > afterSeq does", async () => {
       const id = uid();
       await store.create(id);

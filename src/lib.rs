@@ -13,6 +13,7 @@ mod options;
 mod reader;
 mod sql;
 mod stream_store;
+mod wakeups;
 
 pub use conversation_store::NativeConversationStore;
 pub use reader::{NativeStreamReader, StreamChunk};

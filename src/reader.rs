@@ -14,6 +14,8 @@ use napi::Env;
 use napi_derive::napi;
 use tokio::sync::watch;
 
+use crate::wakeups::{self, Subscription};
+
 use crate::backend::{missing, Param, Row};
 use crate::error::Result;
 use crate::sql::{Statement, PAGE_BYTES, PAGE_ROWS};
@@ -40,6 +42,8 @@ struct ReaderInner {
     id: String,
     cursor: Mutex<Cursor>,
     released: watch::Sender<bool>,
+    /// Wake-ups from writes in this process; dropped once the reader is done.
+    wake: tokio::sync::Mutex<Option<Subscription>>,
 }
 
 #[napi]
@@ -51,13 +55,17 @@ impl NativeStreamReader {
     pub fn new(shared: Arc<StreamShared>, id: String, after: i32) -> Self {
         NativeStreamReader {
             inner: Arc::new(ReaderInner {
-                shared,
-                id,
                 cursor: Mutex::new(Cursor {
                     after,
                     ..Cursor::default()
                 }),
                 released: watch::Sender::new(false),
+                wake: tokio::sync::Mutex::new(Some(wakeups::subscribe(
+                    &shared.settings.status_table,
+                    &id,
+                ))),
+                shared,
+                id,
             }),
         }
     }
@@ -139,25 +147,42 @@ impl NativeStreamReader {
         let Some(params) = params else {
             return PromiseRaw::resolve(env, None);
         };
+        // Writes from here on wake the next pause(), even while this query is in flight.
+        if let Ok(mut wake) = inner.wake.try_lock() {
+            if let Some(subscription) = wake.as_mut() {
+                subscription.mark_seen();
+            }
+        }
         let reader = inner.clone();
         inner.shared.db.run(env, sql, params, move |rows| {
             reader.take_page(&reader.shared.sql.read_page, rows)
         })
     }
 
-    /// Waits until it is time to look for new chunks again: one poll interval, or less
-    /// if the reader is released or the store closed.
+    /// Waits until it is time to look for new chunks again: a write to the stream through
+    /// a store of this process, one poll interval at the most, or less if the reader is
+    /// released or the store closed.
     #[napi]
     pub async fn pause(&self) {
         let inner = &self.inner;
-        if inner.done() || inner.cursor().more_now {
-            return;
+        let mut wake = inner.wake.lock().await;
+        if !inner.done() && !inner.cursor().more_now {
+            let mut released = inner.released.subscribe();
+            let written = async {
+                match wake.as_mut() {
+                    Some(subscription) => subscription.written().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(inner.shared.settings.poll_interval) => {}
+                _ = written => {}
+                _ = released.wait_for(|r| *r) => {}
+                _ = inner.shared.db.until_closed() => {}
+            }
         }
-        let mut released = inner.released.subscribe();
-        tokio::select! {
-            _ = tokio::time::sleep(inner.shared.settings.poll_interval) => {}
-            _ = released.wait_for(|r| *r) => {}
-            _ = inner.shared.db.until_closed() => {}
+        if inner.done() {
+            wake.take();
         }
     }
 
@@ -165,5 +190,8 @@ impl NativeStreamReader {
     #[napi]
     pub fn release(&self) {
         self.inner.released.send_replace(true);
+        if let Ok(mut wake) = self.inner.wake.try_lock() {
+            wake.take();
+        }
     }
 }

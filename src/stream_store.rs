@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::options::{after_seq, check_id, check_text, StreamSettings, StreamStoreOptions};
 use crate::reader::NativeStreamReader;
 use crate::sql::StreamSql;
+use crate::wakeups;
 
 /// What a store's readers share with it.
 pub struct StreamShared {
@@ -83,13 +84,14 @@ impl NativeStreamStore {
             Param::Text(chunk),
             Param::BigInt(now_ms() + s.settings.ttl_ms),
         ];
-        let statement = s.sql.append.clone();
-        s.db.run(env, &s.sql.append, params, move |rows| match rows.first() {
-            None => Err(Error::StreamNotActive(id)),
-            Some(row) => row
-                .int(0)
-                .map(|seq| seq as u32)
-                .ok_or_else(|| missing(&statement, 0)),
+        let shared = s.clone();
+        s.db.run(env, &s.sql.append, params, move |rows| {
+            let seq = match rows.first() {
+                None => return Err(Error::StreamNotActive(id)),
+                Some(row) => row.int(0).ok_or_else(|| missing(&shared.sql.append, 0))?,
+            };
+            wakeups::wake(&shared.settings.status_table, &id);
+            Ok(seq as u32)
         })
     }
 
@@ -192,11 +194,15 @@ impl NativeStreamStore {
         check_id("stream id", &id)?;
         let s = &self.shared;
         let params = vec![
-            Param::Text(id),
+            Param::Text(id.clone()),
             Param::Text(state.into()),
             Param::OptText(error),
             Param::BigInt(now_ms() + s.settings.ttl_ms),
         ];
-        s.db.run(env, &s.sql.finish, params, |_| Ok(()))
+        let shared = s.clone();
+        s.db.run(env, &s.sql.finish, params, move |_| {
+            wakeups::wake(&shared.settings.status_table, &id);
+            Ok(())
+        })
     }
 }

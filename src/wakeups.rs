@@ -1,0 +1,112 @@
+//! In-process wake-ups: a write through any store of this process (append, stop,
+//! complete, fail) wakes the readers of that stream at once, whatever backend either
+//! side uses. Readers still poll at `pollIntervalMs` as the fallback for writes made by
+//! other processes.
+//!
+//! Each stream that has readers gets a version counter (a `watch` channel), keyed by the
+//! status table and the stream id. A reader marks the version it has seen before each
+//! query, so a write that lands while the query is in flight still wakes it: no chunk
+//! waits out a poll interval. Two tables of the same name in different databases share
+//! a key; the cost of that is a spare query, never a missed chunk.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
+
+use tokio::sync::watch;
+
+type Key = (String, String);
+
+static STREAMS: LazyLock<Mutex<HashMap<Key, Weak<watch::Sender<u64>>>>> =
+    LazyLock::new(Default::default);
+
+fn streams() -> std::sync::MutexGuard<'static, HashMap<Key, Weak<watch::Sender<u64>>>> {
+    STREAMS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A reader's interest in one stream; dropping it ends the interest.
+pub struct Subscription {
+    _sender: Arc<watch::Sender<u64>>,
+    receiver: watch::Receiver<u64>,
+}
+
+impl Subscription {
+    /// Marks every write so far as seen.
+    pub fn mark_seen(&mut self) {
+        self.receiver.borrow_and_update();
+    }
+
+    /// Resolves at the first write not yet marked seen (at once if there is one).
+    pub async fn written(&mut self) {
+        // The sender lives in `self`, so `changed()` cannot fail.
+        let _ = self.receiver.changed().await;
+    }
+}
+
+pub fn subscribe(table: &str, id: &str) -> Subscription {
+    let mut streams = streams();
+    let key = (table.to_string(), id.to_string());
+    let sender = match streams.get(&key).and_then(Weak::upgrade) {
+        Some(sender) => sender,
+        None => {
+            streams.retain(|_, sender| sender.strong_count() > 0);
+            let sender = Arc::new(watch::Sender::new(0));
+            streams.insert(key, Arc::downgrade(&sender));
+            sender
+        }
+    };
+    let receiver = sender.subscribe();
+    Subscription {
+        _sender: sender,
+        receiver,
+    }
+}
+
+/// Wakes this process's readers of the stream, if it has any.
+pub fn wake(table: &str, id: &str) {
+    let streams = streams();
+    if streams.is_empty() {
+        return;
+    }
+    if let Some(sender) = streams
+        .get(&(table.to_string(), id.to_string()))
+        .and_then(Weak::upgrade)
+    {
+        sender.send_modify(|version| *version += 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_write_wakes_readers_of_that_stream_only() {
+        let mut a = subscribe("t", "wake-a");
+        let mut b = subscribe("t", "wake-b");
+        a.mark_seen();
+        b.mark_seen();
+        wake("t", "wake-a");
+        tokio::time::timeout(std::time::Duration::from_secs(1), a.written())
+            .await
+            .expect("a was woken");
+        let b_woken = tokio::time::timeout(std::time::Duration::from_millis(50), b.written()).await;
+        assert!(b_woken.is_err(), "b was not written to");
+    }
+
+    #[tokio::test]
+    async fn a_write_before_the_wait_is_not_missed() {
+        let mut a = subscribe("t", "early");
+        a.mark_seen();
+        wake("t", "early"); // lands while the reader's query is in flight
+        tokio::time::timeout(std::time::Duration::from_secs(1), a.written())
+            .await
+            .expect("the earlier write still wakes");
+    }
+
+    #[test]
+    fn streams_without_readers_are_forgotten() {
+        drop(subscribe("t", "gone"));
+        let _other = subscribe("t", "other");
+        assert!(!streams().contains_key(&("t".to_string(), "gone".to_string())));
+    }
+}
