@@ -8,10 +8,10 @@
 //
 //   node scripts/with-postgres.mjs vitest run
 import { execFileSync, spawn } from "node:child_process";
-import { chmodSync, chownSync, cpSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import process from "node:process";
 
 const [command, ...args] = process.argv.slice(2);
@@ -89,8 +89,33 @@ async function waitUntilReady(url, child, stderr) {
   }
 }
 
+/**
+ * The binary package ships its shared-library symlinks as a list that its postinstall
+ * script turns into links; make any that are missing (installs with --ignore-scripts, or
+ * an npm that holds back install scripts).
+ */
+function hydrateSymlinks(postgresBinary) {
+  const root = dirname(dirname(dirname(postgresBinary))); // <pkg>/native/bin/postgres -> <pkg>
+  let links = [];
+  try {
+    links = JSON.parse(readFileSync(join(root, "native", "pg-symlinks.json"), "utf8"));
+  } catch {
+    return; // no list: nothing to do
+  }
+  for (const { source, target } of links) {
+    const at = join(root, target);
+    if (existsSync(at)) continue;
+    try {
+      symlinkSync(relative(dirname(at), join(root, source)), at);
+    } catch {
+      // made concurrently, or not needed on this platform
+    }
+  }
+}
+
 async function startThrowaway() {
   const binaries = await import(binaryPackage());
+  hydrateSymlinks(binaries.postgres);
   const parent = mkdtempSync(join(tmpdir(), "aibind-pg-"));
   chmodSync(parent, 0o755);
   const remove = () => rmSync(parent, { recursive: true, force: true });

@@ -2,6 +2,7 @@
 // with the interfaces of @aibind/core (copied from CONTRACT.md), and with the real types
 // of pg, postgres.js and a Neon-shaped function.
 import type { ChatHistory, ConversationMessage } from "@aibind/core";
+import { neon } from "@neondatabase/serverless";
 import pg from "pg";
 import postgres from "postgres";
 import {
@@ -40,6 +41,7 @@ const s2: StreamStore = new PostgresStreamStore(client, { chunksTable: "a", stat
 const s3: StreamStore = new PostgresStreamStore(wrapPostgresJs(postgres()));
 const s4: StreamStore = new PostgresStreamStore(wrapNeon(async (_q: string, _p?: unknown[]) => [] as Record<string, unknown>[]));
 const s5: StreamStore = new PostgresStreamStore("postgres://localhost/db", { poolSize: 4 });
+const s6: StreamStore = new PostgresStreamStore(wrapNeon(neon("postgres://u:p@host/db")));
 const c: ConversationStore = new PostgresConversationStore(pool, { table: "t", ttlMs: 5 });
 const c2: ConversationStore = new PostgresConversationStore(new URL("postgres://localhost/db"));
 const asClient: PostgresClient = pool;
@@ -74,4 +76,4 @@ async function usage(store: PostgresStreamStore, err: unknown) {
   new PostgresStreamStore(pool, { chunkTable: "typo" });
 }
 
-void [s, s2, s3, s4, s5, c, c2, result, streamOptions, conversationOptions, usage];
+void [s, s2, s3, s4, s5, s6, c, c2, result, streamOptions, conversationOptions, usage];
