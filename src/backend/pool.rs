@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::NoTls;
 
+use super::conninfo::ConnInfo;
+use super::tls::Tls;
 use super::{Cell, Param, Row};
 use crate::error::{Error, Result};
 use crate::sql::{Kind, Statement};
@@ -42,15 +43,21 @@ pub fn shared(url: &str, size: usize) -> Result<Arc<SharedPool>> {
 
 impl SharedPool {
     fn new(url: &str, size: usize) -> Result<Self> {
-        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+        let mut info = ConnInfo::parse(url)?;
+        let tls = Tls::take(&mut info)?;
+        let mut config: tokio_postgres::Config = info.to_string().parse().map_err(|e| {
             Error::InvalidArgument(format!(
                 "the connection string is not valid ({e}); expected \
                  postgres://user:password@host:port/database or key=value pairs"
             ))
         })?;
+        config.ssl_mode(tls.ssl_mode());
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls.connector()?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
