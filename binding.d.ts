@@ -21,11 +21,12 @@ export declare class NativeBackend {
    */
   static connect(url: string, options?: PoolOptions | undefined | null): NativeBackend
   /**
-   * A backend over a JS function `(sql, params) => Promise<rows | { failed } | { malformed }>`
-   * (see `index.js`). It holds the function by a reference that never keeps the
-   * process alive.
+   * A backend over a JS client: `makeAdapter(settle)` returns the function
+   * `(sql, params, ticket) => Promise` that runs a query and settles it through
+   * `settle(ticket, outcome)` (see `index.js`). Held by a reference that never keeps
+   * the process alive.
    */
-  static fromQuery(query: (sql: string, params: unknown[]) => Promise<unknown>): NativeBackend
+  static fromQuery(makeAdapter: (settle: (ticket: number, outcome: unknown) => unknown) => (sql: string, params: unknown[], ticket: number) => Promise<unknown>): NativeBackend
 }
 
 export declare class NativeConversationStore {

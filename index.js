@@ -83,22 +83,34 @@ function settleFailure(err) {
   };
 }
 
-/** The caller's `query`, made to always settle: rows, `{ failed }` or `{ malformed }`. */
-function adapt(client) {
-  const query = (sql, params) => {
+/**
+ * The caller's `query` as the native backend calls it: `(sql, params, ticket)`, always
+ * settling through `settle(ticket, outcome)` with the rows, `{ failed }` or
+ * `{ malformed }`; what `settle` returns (or throws) is what the method resolves (or
+ * rejects) with.
+ */
+function adapt(client, settle) {
+  const query = (sql, params, ticket) => {
     let pending;
     try {
       pending = client.query(sql, params);
     } catch (err) {
-      return Promise.resolve(settleFailure(err));
+      return Promise.resolve(settleFailure(err)).then((outcome) => settle(ticket, outcome));
     }
-    return Promise.resolve(pending).then(settleRows, settleFailure);
+    return Promise.resolve(pending).then(
+      (result) => settle(ticket, settleRows(result)),
+      (err) => settle(ticket, settleFailure(err)),
+    );
   };
   if (!isSingleConnection(client)) return query;
   // One connection runs one query at a time: queue them here rather than lean on pg's
   // own queue, which pg deprecates for concurrent calls.
   let tail = Promise.resolve();
-  return (sql, params) => (tail = tail.then(() => query(sql, params)));
+  return (sql, params, ticket) => {
+    const result = tail.then(() => query(sql, params, ticket));
+    tail = result.catch(() => {});
+    return result;
+  };
 }
 
 /** A `pg.Client` (or a client checked out of a `pg.Pool`): one connection. */
@@ -110,7 +122,7 @@ function backendFor(client, options) {
   if (client instanceof URL) client = client.href;
   if (typeof client === "string") return NativeBackend.connect(client, options);
   if (client !== null && typeof client === "object" && typeof client.query === "function") {
-    return NativeBackend.fromQuery(adapt(client));
+    return NativeBackend.fromQuery((settle) => adapt(client, settle));
   }
   throw invalid(
     "client must be a PostgreSQL connection string or an object with a query(sql, params) " +

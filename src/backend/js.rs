@@ -1,35 +1,86 @@
 //! The JS backend: the caller's own `query(sql, params)`, called on the JS thread.
 //!
-//! `index.js` hands us an adapter around the client's `query` that always settles: with
-//! the rows array, with `{ failed: { message, code } }` when the client threw or
-//! rejected, or with `{ malformed: "<what it got>" }` when the result was not
-//! `{ rows: [...] }`. We call it directly (store methods run on the JS thread) and chain
-//! the interpretation of its rows onto the promise it returns: no thread in between.
+//! `index.js` wraps the client's `query` in an adapter `(sql, params, ticket)` that
+//! always settles by calling `settle(ticket, outcome)`, a native function made once per
+//! backend: the outcome is the rows array, `{ failed: { message, code } }` when the
+//! client threw or rejected, or `{ malformed: "<what it got>" }` when the result was not
+//! `{ rows: [...] }`. `settle` runs the statement's `finish` on the rows and returns the
+//! result, so the adapter's own promise is the method's promise: no thread in between,
+//! and nothing allocated per call on the JS side beyond the client's own work.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use napi::bindgen_prelude::{
     Array, BigInt, FnArgs, FromNapiValue, Function, FunctionRef, JsObjectValue, JsValue, Object,
     PromiseRaw, ToNapiValue, Unknown,
 };
-use napi::{Env, ValueType};
+use napi::{sys, Env, ValueType};
 use serde_json::Value;
 
 use super::{Cell, Param, Row};
 use crate::error::{Error, Result};
 use crate::sql::{Kind, Statement};
 
-type Args = FnArgs<(String, Vec<Value>)>;
+type Args = FnArgs<(String, Vec<Value>, u32)>;
 
-/// `(sql: string, params: unknown[]) => Promise<unknown>`, as `index.js` makes it.
-pub type JsQueryFn<'f> = Function<'f, Args, Unknown<'static>>;
+/// `(settle) => (sql, params, ticket) => Promise<unknown>`, as `index.js` makes it.
+pub type MakeAdapter<'f> =
+    Function<'f, FnArgs<(Function<'f, SettleArgs, Raw>,)>, Function<'f, Args, Unknown<'static>>>;
+
+type SettleArgs = FnArgs<(u32, Unknown<'static>)>;
+
+/// What to do with the rows of one query: turn them into the method's JS result.
+type Finisher = Box<dyn FnOnce(&Env, Unknown) -> napi::Result<sys::napi_value> + Send>;
+
+#[derive(Default)]
+struct Pending {
+    next: u32,
+    queries: HashMap<u32, Finisher>,
+}
+
+/// A JS value made by Rust code and handed back as it is.
+pub struct Raw(sys::napi_value);
+
+impl ToNapiValue for Raw {
+    unsafe fn to_napi_value(_: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
+        Ok(value.0)
+    }
+}
+
+impl FromNapiValue for Raw {
+    unsafe fn from_napi_value(_: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        Ok(Raw(value))
+    }
+}
 
 pub struct JsQuery {
     query: FunctionRef<Args, Unknown<'static>>,
+    pending: Arc<Mutex<Pending>>,
+}
+
+fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
+    pending.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl JsQuery {
-    pub fn new(query: JsQueryFn) -> napi::Result<Self> {
+    pub fn new(env: &Env, make_adapter: MakeAdapter) -> napi::Result<Self> {
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        let queries = pending.clone();
+        let settle =
+            env.create_function_from_closure::<SettleArgs, Raw, _>("settle", move |ctx| {
+                let ticket: u32 = ctx.get(0)?;
+                let outcome: Unknown = ctx.get(1)?;
+                let finish = lock(&queries)
+                    .queries
+                    .remove(&ticket)
+                    .ok_or_else(|| napi::Error::from(Error::Closed))?;
+                finish(ctx.env, outcome).map(Raw)
+            })?;
+        let adapter = make_adapter.call(FnArgs::from((settle,)))?;
         Ok(JsQuery {
-            query: query.create_ref()?,
+            query: adapter.create_ref()?,
+            pending,
         })
     }
 
@@ -44,20 +95,32 @@ impl JsQuery {
         T: ToNapiValue + Send + 'static,
         F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
     {
+        let columns = statement.clone();
+        let finisher: Finisher = Box::new(move |env, outcome| {
+            let rows = rows_from_js(env, &columns, outcome)?;
+            let value = finish(rows)?;
+            unsafe { T::to_napi_value(env.raw(), value) }
+        });
+        let ticket = {
+            let mut pending = lock(&self.pending);
+            pending.next = pending.next.wrapping_add(1);
+            let ticket = pending.next;
+            pending.queries.insert(ticket, finisher);
+            ticket
+        };
         let params = params.into_iter().map(to_json).collect();
-        let returned = self
+        let called = self
             .query
-            .borrow_back(env)?
-            .call(FnArgs::from((statement.text.to_string(), params)))
-            .map_err(client_failure)?;
-        // SAFETY: `returned` is a live value of this env, and the adapter always returns
-        // a promise.
-        let promise = unsafe { PromiseRaw::<Unknown>::from_napi_value(env.raw(), returned.raw())? };
-        let statement = statement.clone();
-        promise.then(move |settled| {
-            let rows = rows_from_js(&settled.env, &statement, settled.value)?;
-            Ok(finish(rows)?)
-        })
+            .borrow_back(env)
+            .and_then(|f| f.call(FnArgs::from((statement.text.to_string(), params, ticket))));
+        match called {
+            // SAFETY: a live value of this env; the adapter always returns a promise.
+            Ok(returned) => unsafe { PromiseRaw::<T>::from_napi_value(env.raw(), returned.raw()) },
+            Err(err) => {
+                lock(&self.pending).queries.remove(&ticket);
+                Err(client_failure(err).into())
+            }
+        }
     }
 }
 

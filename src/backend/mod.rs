@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::sql::{Kind, Statement};
 
-pub use js::JsQueryFn;
+pub use js::MakeAdapter;
 
 /// A statement parameter.
 #[derive(Debug, Clone)]
@@ -185,16 +185,17 @@ impl NativeBackend {
         })
     }
 
-    /// A backend over a JS function `(sql, params) => Promise<rows | { failed } | { malformed }>`
-    /// (see `index.js`). It holds the function by a reference that never keeps the
-    /// process alive.
+    /// A backend over a JS client: `makeAdapter(settle)` returns the function
+    /// `(sql, params, ticket) => Promise` that runs a query and settles it through
+    /// `settle(ticket, outcome)` (see `index.js`). Held by a reference that never keeps
+    /// the process alive.
     #[napi(
         factory,
-        ts_args_type = "query: (sql: string, params: unknown[]) => Promise<unknown>"
+        ts_args_type = "makeAdapter: (settle: (ticket: number, outcome: unknown) => unknown) => (sql: string, params: unknown[], ticket: number) => Promise<unknown>"
     )]
-    pub fn from_query(query: JsQueryFn) -> napi::Result<Self> {
+    pub fn from_query(env: &Env, make_adapter: MakeAdapter) -> napi::Result<Self> {
         Ok(NativeBackend {
-            db: Db::new(Conn::Js(Arc::new(js::JsQuery::new(query)?))),
+            db: Db::new(Conn::Js(Arc::new(js::JsQuery::new(env, make_adapter)?))),
         })
     }
 }
