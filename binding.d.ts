@@ -43,16 +43,21 @@ export declare class NativeConversationStore {
 
 export declare class NativeStreamReader {
   /**
-   * The next chunks in seq order: `[]` when there are none yet (call `pause()` before
-   * looking again), `null` once there will be no more.
+   * The next chunks in seq order: an empty page when there are none yet (call `pause()`
+   * before looking again), `null` once there will be no more.
    */
-  nextPage(): Promise<Array<StreamChunk> | undefined | null>
+  nextPage(): Promise<StreamPage | undefined | null>
   /**
    * Waits until it is time to look for new chunks again: a write to the stream through
    * a store of this process, one poll interval at the most, or less if the reader is
    * released or the store closed.
    */
   pause(): Promise<void>
+  /**
+   * Whether more chunks are there already: the last page did not reach the stream's
+   * chunk count. `index.js` then asks for the next page while it yields this one.
+   */
+  get hasMore(): boolean
   /** Ends the reader: a pending `pause()` returns and `nextPage()` resolves `null`. */
   release(): void
 }
@@ -106,9 +111,13 @@ export interface PoolOptions {
   poolSize?: number
 }
 
-export interface StreamChunk {
-  seq: number
-  data: string
+/**
+ * One page of chunks, as two columns: crossing into JS as one typed array and one array
+ * of strings costs far less than an object per chunk; `index.js` yields the objects.
+ */
+export interface StreamPage {
+  seqs: Uint32Array
+  data: Array<string>
 }
 
 /**

@@ -194,12 +194,26 @@ export class PostgresStreamStore {
 
   async *readFrom(id, afterSeq) {
     const reader = await run(() => this.#native.reader(text("stream id", id), seqArgument(afterSeq)));
+    const fetch = () => {
+      const page = run(() => reader.nextPage());
+      page.catch(() => {}); // awaited below, unless the reader is left first
+      return page;
+    };
     try {
+      let next = fetch();
       for (;;) {
-        const page = await run(() => reader.nextPage());
+        const page = await next;
         if (page === null) return;
-        if (page.length === 0) await reader.pause();
-        for (const chunk of page) yield chunk;
+        const { seqs, data } = page;
+        if (seqs.length === 0) {
+          await reader.pause();
+          next = fetch();
+          continue;
+        }
+        // More is there already: fetch it while this page is handed out.
+        next = reader.hasMore ? fetch() : null;
+        for (let i = 0; i < seqs.length; i++) yield { seq: seqs[i], data: data[i] };
+        next ??= fetch();
       }
     } finally {
       reader.release();

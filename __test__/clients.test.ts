@@ -60,6 +60,39 @@ describe("broken JS clients", () => {
     await store.close();
   });
 
+  it("reads ahead while a page is handed out; a failure ahead surfaces in order, or not at all if the reader left", async () => {
+    const id = uid();
+    await admin.query(`INSERT INTO ${tables.stream.statusTable} (id, state, total_chunks, expires_at) VALUES ($1, 'done', 2500, $2)`, [id, Date.now() + 60_000]);
+    await admin.query(`INSERT INTO ${tables.stream.chunksTable} (id, seq, data) SELECT $1, g, 'c' || g FROM generate_series(1, 2500) g`, [id]);
+    let pages = 0;
+    const failingSecondPage: PostgresClient = {
+      query(sql, params) {
+        if (sql.includes("LATERAL") && ++pages === 2) return Promise.reject(new Error("page two is lost"));
+        return pool.query(sql, params);
+      },
+    };
+    const store = new PostgresStreamStore(failingSecondPage, tables.stream);
+    // Left after the first chunk, while page two is being fetched (and fails): nothing
+    // is left unhandled.
+    for await (const chunk of store.readFrom(id, 0)) {
+      expect(chunk.seq).toBe(1);
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Read on: every chunk of page one comes first, then the failure.
+    pages = 0;
+    const seen: number[] = [];
+    const err = await rejection(
+      (async () => {
+        for await (const chunk of store.readFrom(id, 0)) seen.push(chunk.seq);
+      })(),
+    );
+    expect(seen).toEqual(Array.from({ length: 2000 }, (_, i) => i + 1));
+    expect(err.code).toBe("CLIENT_ERROR");
+    expect(err.message).toMatch(/page two is lost/);
+    await store.close();
+  });
+
   it("keeps the SQLSTATE of a driver's database error", async () => {
     const store = new PostgresStreamStore(pool, { chunksTable: "no_such_chunks", statusTable: "no_such_status" });
     const err = await rejection(store.create(uid()));

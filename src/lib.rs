@@ -16,5 +16,5 @@ mod stream_store;
 mod wakeups;
 
 pub use conversation_store::NativeConversationStore;
-pub use reader::{NativeStreamReader, StreamChunk};
+pub use reader::{NativeStreamReader, StreamPage};
 pub use stream_store::{DurableStreamStatus, NativeStreamStore};

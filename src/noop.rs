@@ -5,7 +5,7 @@
 use napi::bindgen_prelude::ToNapiValue;
 use napi::sys::{napi_env, napi_value};
 
-use crate::reader::StreamChunk;
+use crate::reader::StreamPage;
 use crate::stream_store::DurableStreamStatus;
 
 macro_rules! never_converted {
@@ -18,4 +18,4 @@ macro_rules! never_converted {
     )*};
 }
 
-never_converted!(StreamChunk, DurableStreamStatus);
+never_converted!(StreamPage, DurableStreamStatus);

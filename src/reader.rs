@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use napi::bindgen_prelude::PromiseRaw;
+use napi::bindgen_prelude::{PromiseRaw, Uint32Array};
 use napi::Env;
 use napi_derive::napi;
 use tokio::sync::watch;
@@ -21,10 +21,12 @@ use crate::error::Result;
 use crate::sql::{Statement, PAGE_BYTES, PAGE_ROWS};
 use crate::stream_store::StreamShared;
 
+/// One page of chunks, as two columns: crossing into JS as one typed array and one array
+/// of strings costs far less than an object per chunk; `index.js` yields the objects.
 #[napi(object)]
-pub struct StreamChunk {
-    pub seq: u32,
-    pub data: String,
+pub struct StreamPage {
+    pub seqs: Uint32Array,
+    pub data: Vec<String>,
 }
 
 #[derive(Default)]
@@ -81,7 +83,7 @@ impl ReaderInner {
     }
 
     /// Moves the cursor past one page's rows and returns the chunks.
-    fn take_page(&self, sql: &Statement, mut rows: Vec<Row>) -> Result<Option<Vec<StreamChunk>>> {
+    fn take_page(&self, sql: &Statement, mut rows: Vec<Row>) -> Result<Option<StreamPage>> {
         let mut cursor = self.cursor();
         let Some(first) = rows.first_mut() else {
             // No status row: the stream does not exist (or was cleaned up).
@@ -90,18 +92,16 @@ impl ReaderInner {
         };
         let active = first.take_text(0).ok_or_else(|| missing(sql, 0))? == "active";
         let total = first.int(1).ok_or_else(|| missing(sql, 1))?;
-        let mut page = Vec::with_capacity(rows.len());
+        let mut seqs = Vec::with_capacity(rows.len());
+        let mut data = Vec::with_capacity(rows.len());
         for mut row in rows {
             let Some(seq) = row.int(2) else { continue };
-            let data = row.take_text(3).ok_or_else(|| missing(sql, 3))?;
-            page.push(StreamChunk {
-                seq: seq as u32,
-                data,
-            });
+            data.push(row.take_text(3).ok_or_else(|| missing(sql, 3))?);
+            seqs.push(seq as u32);
         }
         let until = cursor.after.saturating_add(PAGE_ROWS);
-        cursor.after = match page.last() {
-            Some(last) => last.seq as i32,
+        cursor.after = match seqs.last() {
+            Some(&last) => last as i32,
             // Nothing in the range although the stream has chunks past it: a gap (rows
             // deleted by hand); step over it.
             None if total > i64::from(cursor.after) => until.min(total as i32),
@@ -114,23 +114,26 @@ impl ReaderInner {
         cursor.more_now = !read_all;
         if !active && read_all {
             cursor.finished = true;
-            if page.is_empty() {
+            if seqs.is_empty() {
                 return Ok(None);
             }
         }
-        Ok(Some(page))
+        Ok(Some(StreamPage {
+            seqs: Uint32Array::new(seqs),
+            data,
+        }))
     }
 }
 
 #[napi]
 impl NativeStreamReader {
-    /// The next chunks in seq order: `[]` when there are none yet (call `pause()` before
-    /// looking again), `null` once there will be no more.
+    /// The next chunks in seq order: an empty page when there are none yet (call `pause()`
+    /// before looking again), `null` once there will be no more.
     #[napi]
     pub fn next_page<'env>(
         &self,
         env: &'env Env,
-    ) -> napi::Result<PromiseRaw<'env, Option<Vec<StreamChunk>>>> {
+    ) -> napi::Result<PromiseRaw<'env, Option<StreamPage>>> {
         let inner = self.inner.clone();
         let sql = &inner.shared.sql.read_page;
         let params = if inner.done() {
@@ -184,6 +187,13 @@ impl NativeStreamReader {
         if inner.done() {
             wake.take();
         }
+    }
+
+    /// Whether more chunks are there already: the last page did not reach the stream's
+    /// chunk count. `index.js` then asks for the next page while it yields this one.
+    #[napi(getter)]
+    pub fn has_more(&self) -> bool {
+        self.inner.cursor().more_now && !self.inner.done()
     }
 
     /// Ends the reader: a pending `pause()` returns and `nextPage()` resolves `null`.
