@@ -150,6 +150,12 @@ fn rows_from_js(env: &Env, statement: &Statement, settled: Unknown) -> Result<Ve
         return Err(outcome_error(outcome));
     }
     let rows = unsafe { Array::from_napi_value(env.raw(), settled.raw())? };
+    // The column names as JS strings, made once for all rows.
+    let keys = statement
+        .columns
+        .iter()
+        .map(|column| env.create_string(column.name))
+        .collect::<napi::Result<Vec<_>>>()?;
     (0..rows.len())
         .map(|n| {
             let row = rows
@@ -167,12 +173,10 @@ fn rows_from_js(env: &Env, statement: &Statement, settled: Unknown) -> Result<Ve
             statement
                 .columns
                 .iter()
-                .map(|column| {
-                    cell(
-                        column.name,
-                        column.kind,
-                        row.get_named_property(column.name)?,
-                    )
+                .zip(&keys)
+                .map(|(column, key)| {
+                    let value = row.get_property_unchecked(*key)?;
+                    cell(column.name, column.kind, value)
                 })
                 .collect::<Result<Vec<_>>>()
                 .map(Row)
