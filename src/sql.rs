@@ -86,7 +86,7 @@ impl StreamSql {
                     "WITH ins AS (INSERT INTO {status} (id, state, total_chunks, expires_at) \
                      VALUES ($1::text, 'active', 0, $2::bigint) \
                      ON CONFLICT (id) DO NOTHING RETURNING id), \
-                     orphans AS (DELETE FROM {chunks} WHERE id IN (SELECT id FROM ins)) \
+                     orphans AS (DELETE FROM {chunks} WHERE id = (SELECT id FROM ins)) \
                      SELECT id FROM ins"
                 ),
                 &[Column { name: "id", kind: Kind::Text }],
@@ -144,12 +144,13 @@ impl StreamSql {
             ),
             // One statement, so no chunk outlives its status row. Finished streams go once
             // their ttl has passed; active ones only once they have also been silent for
-            // the stale period (their writer is gone).
+            // the stale period (their writer is gone). `= ANY(ARRAY(...))` makes the chunks
+            // go by index, however large the table.
             cleanup: Statement::new(
                 format!(
                     "WITH gone AS (DELETE FROM {status} WHERE expires_at < $1::bigint \
                      AND (state <> 'active' OR expires_at < $2::bigint) RETURNING id), \
-                     chunks_gone AS (DELETE FROM {chunks} WHERE id IN (SELECT id FROM gone)) \
+                     chunks_gone AS (DELETE FROM {chunks} WHERE id = ANY(ARRAY(SELECT id FROM gone))) \
                      SELECT count(*)::int AS removed FROM gone"
                 ),
                 &[Column { name: "removed", kind: Kind::Int }],
