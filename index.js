@@ -174,26 +174,59 @@ export function wrapNeon(sql) {
   };
 }
 
-// --------------------------------------------------------------------------- streams
+// ---------------------------------------------------------------------------- stores
 
-export class PostgresStreamStore {
+/** What both stores share: the native store, cleanup, close. */
+const NATIVE = Symbol("native");
+
+class Store {
   #native;
 
-  constructor(client, options) {
+  constructor(Native, client, options) {
     const opts = nativeOptions(options);
-    this.#native = construct(() => new NativeStreamStore(backendFor(client, opts), opts));
+    this.#native = construct(() => new Native(backendFor(client, opts), opts));
+  }
+
+  get [NATIVE]() {
+    return this.#native;
+  }
+
+  /** Removes expired rows; resolves how many streams (or conversations) went. */
+  cleanup() {
+    return run(() => this.#native.cleanup());
+  }
+
+  /** Releases the store's connection (a shared pool closes with its last store) and ends its waiting readers. */
+  async close() {
+    this.#native.close();
+  }
+
+  get closed() {
+    return this.#native.closed;
+  }
+}
+
+if (typeof Symbol.asyncDispose === "symbol") {
+  Store.prototype[Symbol.asyncDispose] = Store.prototype.close;
+}
+
+// --------------------------------------------------------------------------- streams
+
+export class PostgresStreamStore extends Store {
+  constructor(client, options) {
+    super(NativeStreamStore, client, options);
   }
 
   create(id) {
-    return run(() => this.#native.create(text("stream id", id)));
+    return run(() => this[NATIVE].create(text("stream id", id)));
   }
 
   append(id, chunk) {
-    return run(() => this.#native.append(text("stream id", id), text("chunk", chunk)));
+    return run(() => this[NATIVE].append(text("stream id", id), text("chunk", chunk)));
   }
 
   async *readFrom(id, afterSeq) {
-    const reader = await run(() => this.#native.reader(text("stream id", id), seqArgument(afterSeq)));
+    const reader = await run(() => this[NATIVE].reader(text("stream id", id), seqArgument(afterSeq)));
     const fetch = () => {
       const page = run(() => reader.nextPage());
       page.catch(() => {}); // awaited below, unless the reader is left first
@@ -221,40 +254,22 @@ export class PostgresStreamStore {
   }
 
   async getStatus(id) {
-    const status = await run(() => this.#native.getStatus(text("stream id", id)));
+    const status = await run(() => this[NATIVE].getStatus(text("stream id", id)));
     if (status === null) return null;
     return { state: status.state, error: status.error ?? undefined, totalChunks: status.totalChunks };
   }
 
   stop(id) {
-    return run(() => this.#native.stop(text("stream id", id)));
+    return run(() => this[NATIVE].stop(text("stream id", id)));
   }
 
   complete(id) {
-    return run(() => this.#native.complete(text("stream id", id)));
+    return run(() => this[NATIVE].complete(text("stream id", id)));
   }
 
   fail(id, error) {
-    return run(() => this.#native.fail(text("stream id", id), text("error", error)));
+    return run(() => this[NATIVE].fail(text("stream id", id), text("error", error)));
   }
-
-  /** Removes expired streams with their chunks; resolves how many streams went. */
-  cleanup() {
-    return run(() => this.#native.cleanup());
-  }
-
-  /** Releases the store's connection and ends its waiting readers. */
-  async close() {
-    this.#native.close();
-  }
-
-  get closed() {
-    return this.#native.closed;
-  }
-}
-
-if (typeof Symbol.asyncDispose === "symbol") {
-  PostgresStreamStore.prototype[Symbol.asyncDispose] = PostgresStreamStore.prototype.close;
 }
 
 // --------------------------------------------------------------------- conversations
@@ -275,12 +290,9 @@ async function chatHistoryClass() {
   return (await core).ChatHistory;
 }
 
-export class PostgresConversationStore {
-  #native;
-
+export class PostgresConversationStore extends Store {
   constructor(client, options) {
-    const opts = nativeOptions(options);
-    this.#native = construct(() => new NativeConversationStore(backendFor(client, opts), opts));
+    super(NativeConversationStore, client, options);
   }
 
   async load(sessionId) {
@@ -294,39 +306,21 @@ export class PostgresConversationStore {
         throw invalid(`chat must be a ChatHistory (an object with toJSON()), got ${describe(chat)}`);
       }
       const json = chat.toJSON();
-      return this.#native.saveJSON(text("sessionId", sessionId), typeof json === "string" ? json : JSON.stringify(json));
+      return this[NATIVE].saveJSON(text("sessionId", sessionId), typeof json === "string" ? json : JSON.stringify(json));
     });
   }
 
   /** The stored JSON of an unexpired session, or null. */
   loadJSON(sessionId) {
-    return run(() => this.#native.loadJSON(text("sessionId", sessionId)));
+    return run(() => this[NATIVE].loadJSON(text("sessionId", sessionId)));
   }
 
   /** Stores a history's JSON text as it is. */
   saveJSON(sessionId, json) {
-    return run(() => this.#native.saveJSON(text("sessionId", sessionId), text("json", json)));
+    return run(() => this[NATIVE].saveJSON(text("sessionId", sessionId), text("json", json)));
   }
 
   delete(sessionId) {
-    return run(() => this.#native.delete(text("sessionId", sessionId)));
+    return run(() => this[NATIVE].delete(text("sessionId", sessionId)));
   }
-
-  /** Removes expired conversations; resolves how many went. */
-  cleanup() {
-    return run(() => this.#native.cleanup());
-  }
-
-  /** Releases the store's connection. */
-  async close() {
-    this.#native.close();
-  }
-
-  get closed() {
-    return this.#native.closed;
-  }
-}
-
-if (typeof Symbol.asyncDispose === "symbol") {
-  PostgresConversationStore.prototype[Symbol.asyncDispose] = PostgresConversationStore.prototype.close;
 }
