@@ -37,11 +37,11 @@ async function run(call) {
 }
 
 function describe(value) {
-  if (value === null) return "null";
+  if (value === null || value === undefined) return String(value);
   if (Array.isArray(value)) return "an array";
-  if (typeof value === "object") return "an object without a rows array";
+  if (typeof value === "object") return "an object";
   if (typeof value === "string") return "a string";
-  return String(value === undefined ? "undefined" : typeof value);
+  return `a ${typeof value}`;
 }
 
 function invalid(message) {
@@ -71,7 +71,8 @@ function settleRows(result) {
   if (result !== null && typeof result === "object" && Array.isArray(result.rows)) {
     return result.rows;
   }
-  return { malformed: describe(result) };
+  const what = describe(result);
+  return { malformed: what === "an object" ? "an object without a rows array" : what };
 }
 
 function settleFailure(err) {
