@@ -1,8 +1,8 @@
 //! The reader behind `readFrom`. Each `nextPage()` is one round trip: the next chunks
 //! after the reader's cursor, with the stream's state and chunk count from the same
 //! snapshot. It resolves `null` once the reader is done (the stream finished and read,
-//! missing, the reader released or the store closed), `[]` when nothing is there yet
-//! (then `pause()` waits for the next look), or the chunks.
+//! missing, the reader released or the store closed), an empty page when nothing is
+//! there yet (then `pause()` waits for a write or the next poll), or the chunks.
 //!
 //! `index.js` drives it from an async generator, so `for await`, `next`/`return`/`throw`
 //! and `break` behave exactly as with the original's `async *readFrom`.
@@ -14,12 +14,11 @@ use napi::Env;
 use napi_derive::napi;
 use tokio::sync::watch;
 
-use crate::wakeups::{self, Subscription};
-
 use crate::backend::{missing, Param, Row};
 use crate::error::Result;
 use crate::sql::{Statement, PAGE_BYTES, PAGE_ROWS};
 use crate::stream_store::StreamShared;
+use crate::wakeups::{self, Subscription};
 
 /// One page of chunks, as two columns: crossing into JS as one typed array and one array
 /// of strings costs far less than an object per chunk; `index.js` yields the objects.

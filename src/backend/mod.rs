@@ -1,4 +1,4 @@
-//! The one database abstraction the stores talk to: `Db::query(statement, params)`.
+//! The one database abstraction the stores talk to: `Db::run(statement, params, finish)`.
 //!
 //! Behind it is either a Rust connection pool (`pool.rs`, when the store was given a
 //! connection string) or the caller's own JS `query` function (`js.rs`, when it was given
