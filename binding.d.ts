@@ -48,9 +48,9 @@ export declare class NativeStreamReader {
    */
   nextPage(): Promise<StreamPage | undefined | null>
   /**
-   * Waits until it is time to look for new chunks again: a write to the stream through
-   * a store of this process, one poll interval at the most, or less if the reader is
-   * released or the store closed.
+   * Waits until it is time to look for new chunks again: a write to the stream (through
+   * a store of this process, or, with the Rust pool, of any process), one poll interval
+   * at the most, or less if the reader is released or the store closed.
    */
   pause(): Promise<void>
   /**
@@ -141,4 +141,11 @@ export interface StreamStoreOptions {
    * `cleanup()` treats its writer as gone and removes it, in ms (default 3600000).
    */
   staleAfterMs?: number
+  /**
+   * With a connection string: hear other processes' writes over a LISTEN connection of
+   * the pool's own (default true). Turn it off behind a pooler that cannot LISTEN
+   * (PgBouncer in transaction mode, Neon's or Supabase's pooled ports); readers then
+   * poll for other processes' writes every `pollIntervalMs`.
+   */
+  listen?: boolean
 }

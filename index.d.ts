@@ -49,6 +49,13 @@ export interface PostgresStreamStoreOptions extends PostgresPoolOptions {
    * treats its writer as gone and removes it, in ms (default 3600000).
    */
   staleAfterMs?: number;
+  /**
+   * With a connection string: hear other processes' writes at once over one LISTEN
+   * connection per pool (default true). Turn it off behind a pooler that cannot LISTEN
+   * (PgBouncer in transaction mode, Neon's or Supabase's pooled ports); readers then poll
+   * for other processes' writes every `pollIntervalMs`.
+   */
+  listen?: boolean;
 }
 
 export interface PostgresConversationStoreOptions extends PostgresPoolOptions {

@@ -25,6 +25,11 @@ pub struct StreamStoreOptions {
     /// How long an active stream may go without an append, beyond `ttlMs`, before
     /// `cleanup()` treats its writer as gone and removes it, in ms (default 3600000).
     pub stale_after_ms: Option<f64>,
+    /// With a connection string: hear other processes' writes over a LISTEN connection of
+    /// the pool's own (default true). Turn it off behind a pooler that cannot LISTEN
+    /// (PgBouncer in transaction mode, Neon's or Supabase's pooled ports); readers then
+    /// poll for other processes' writes every `pollIntervalMs`.
+    pub listen: Option<bool>,
 }
 
 /// Options of `PostgresConversationStore` (as in `@aibind/postgres`).
@@ -43,6 +48,7 @@ pub struct StreamSettings {
     pub poll_interval: Duration,
     pub ttl_ms: i64,
     pub stale_after_ms: i64,
+    pub listen: bool,
 }
 
 impl StreamSettings {
@@ -59,6 +65,7 @@ impl StreamSettings {
             poll_interval: Duration::from_millis(poll as u64),
             ttl_ms: millis("ttlMs", options.ttl_ms, 300_000)?,
             stale_after_ms: millis("staleAfterMs", options.stale_after_ms, 3_600_000)?,
+            listen: options.listen.unwrap_or(true),
         })
     }
 }

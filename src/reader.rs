@@ -161,13 +161,16 @@ impl NativeStreamReader {
         })
     }
 
-    /// Waits until it is time to look for new chunks again: a write to the stream through
-    /// a store of this process, one poll interval at the most, or less if the reader is
-    /// released or the store closed.
+    /// Waits until it is time to look for new chunks again: a write to the stream (through
+    /// a store of this process, or, with the Rust pool, of any process), one poll interval
+    /// at the most, or less if the reader is released or the store closed.
     #[napi]
     pub async fn pause(&self) {
         let inner = &self.inner;
         let mut wake = inner.wake.lock().await;
+        if inner.shared.settings.listen {
+            inner.shared.db.listen();
+        }
         if !inner.done() && !inner.cursor().more_now {
             let mut released = inner.released.subscribe();
             let written = async {

@@ -14,6 +14,10 @@ pub const PAGE_ROWS: i32 = 2000;
 /// least one chunk, however large).
 pub const PAGE_BYTES: i64 = 4 * 1024 * 1024;
 
+/// The channel of the NOTIFY that tells listening processes a stream was written; its
+/// payload is a JSON list of `[status table, stream id]`.
+pub const NOTIFY_CHANNEL: &str = "aibind_stream_writes";
+
 /// The kind of value a result column holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -113,10 +117,15 @@ impl StreamSql {
                 ],
             ),
             // stop / complete / fail: only an active stream changes; its ttl starts now.
+            // The change is announced to listening processes in the same transaction
+            // (once per stream, so the NOTIFY lock at commit costs nothing that matters),
+            // so the news cannot be lost when the writer's process exits right after.
             finish: Statement::new(
                 format!(
-                    "UPDATE {status} SET state = $2::text, error = $3::text, expires_at = $4::bigint \
-                     WHERE id = $1::text AND state = 'active'"
+                    "WITH u AS (UPDATE {status} SET state = $2::text, error = $3::text, \
+                     expires_at = $4::bigint WHERE id = $1::text AND state = 'active' RETURNING id) \
+                     SELECT pg_notify('{NOTIFY_CHANNEL}', json_build_array(json_build_array('{status}', id))::text) \
+                     FROM u"
                 ),
                 &[],
             ),

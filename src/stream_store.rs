@@ -90,7 +90,7 @@ impl NativeStreamStore {
                 None => return Err(Error::StreamNotActive(id)),
                 Some(row) => row.int(0).ok_or_else(|| missing(&shared.sql.append, 0))?,
             };
-            wakeups::wake(&shared.settings.status_table, &id);
+            shared.db.written(&shared.settings.status_table, &id);
             Ok(seq as u32)
         })
     }
@@ -200,6 +200,7 @@ impl NativeStreamStore {
             Param::BigInt(now_ms() + s.settings.ttl_ms),
         ];
         let shared = s.clone();
+        // Other processes hear of it from the statement's own NOTIFY.
         s.db.run(env, &s.sql.finish, params, move |_| {
             wakeups::wake(&shared.settings.status_table, &id);
             Ok(())

@@ -75,6 +75,14 @@ pub fn wake(table: &str, id: &str) {
     }
 }
 
+/// Wakes every reader in this process (after a time in which writes may have gone
+/// unannounced).
+pub fn wake_all() {
+    for sender in streams().values().filter_map(Weak::upgrade) {
+        sender.send_modify(|version| *version += 1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

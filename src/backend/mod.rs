@@ -7,6 +7,7 @@
 
 mod conninfo;
 mod js;
+mod notify;
 mod pool;
 mod tls;
 
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::sql::{Kind, Statement};
+use crate::wakeups;
 
 pub use js::MakeAdapter;
 
@@ -123,6 +125,24 @@ impl Db {
                 })
             }
             Conn::Js(js) => js.run(env, statement, params, finish),
+        }
+    }
+
+    /// A write to the stream committed: wake its readers in this process at once, and
+    /// (with the Rust pool) in every other process through NOTIFY. Call it from where
+    /// `finish` runs.
+    pub fn written(&self, table: &str, id: &str) {
+        wakeups::wake(table, id);
+        if let Ok(Conn::Pool(pool)) = self.conn() {
+            pool.publish(table, id);
+        }
+    }
+
+    /// A reader waits: with the Rust pool, make sure this process hears other processes'
+    /// writes (LISTEN). Call it from the tokio runtime.
+    pub fn listen(&self) {
+        if let Ok(Conn::Pool(pool)) = self.conn() {
+            pool.listen();
         }
     }
 

@@ -1,5 +1,6 @@
 //! The Rust backend: a deadpool-postgres pool per connection string, shared by every
-//! store in the process, with a cache of prepared statements on each connection.
+//! store in the process, with a cache of prepared statements on each connection, and its
+//! LISTEN/NOTIFY wake-ups (`notify.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, Weak};
@@ -9,6 +10,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::types::ToSql;
 
 use super::conninfo::ConnInfo;
+use super::notify::Notifier;
 use super::tls::Tls;
 use super::{Cell, Param, Row};
 use crate::error::{Error, Result};
@@ -16,6 +18,7 @@ use crate::sql::{Kind, Statement};
 
 pub struct SharedPool {
     pool: Pool,
+    notifier: Notifier,
 }
 
 impl Drop for SharedPool {
@@ -55,9 +58,10 @@ impl SharedPool {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
+        let connector = tls.connector()?;
         let manager = Manager::from_config(
-            config,
-            tls.connector()?,
+            config.clone(),
+            connector.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -70,7 +74,20 @@ impl SharedPool {
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(|e| Error::InvalidArgument(format!("could not build the pool: {e}")))?;
-        Ok(SharedPool { pool })
+        Ok(SharedPool {
+            notifier: Notifier::new(pool.clone(), config, connector),
+            pool,
+        })
+    }
+
+    /// Tells readers in every process that the stream was written (see `notify.rs`).
+    pub fn publish(&self, table: &str, id: &str) {
+        self.notifier.publish(table, id);
+    }
+
+    /// Makes sure this process hears other processes' writes.
+    pub fn listen(&self) {
+        self.notifier.listen();
     }
 
     pub async fn query(&self, statement: &Statement, params: &[Param]) -> Result<Vec<Row>> {

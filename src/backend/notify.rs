@@ -1,0 +1,217 @@
+//! Cross-process wake-ups for stores built from a connection string: LISTEN/NOTIFY.
+//!
+//! - **Publishing.** After an append commits, its stream is queued here; one task per
+//!   pool sends what has queued up as one `pg_notify` (a JSON list of `[table, id]`, kept
+//!   under PostgreSQL's 8,000-byte payload limit) on a pooled connection, outside the
+//!   append's transaction, so appends never wait for it and never take the global NOTIFY
+//!   lock at commit. While one notification is in flight the next batch gathers. (stop,
+//!   complete and fail notify inside their own statement: see `sql.rs`.)
+//! - **Listening.** One dedicated connection per pool (deadpool's pooled connections
+//!   cannot LISTEN), opened when a reader first waits. Each notification wakes this
+//!   process's readers of those streams (`wakeups.rs`). If the connection is lost it is
+//!   opened again with back-off, and once it LISTENs again every reader in the process is
+//!   woken to catch up from its own cursor: nothing missed, nothing repeated.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_postgres::{AsyncMessage, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::sql::NOTIFY_CHANNEL as CHANNEL;
+use crate::wakeups;
+/// Keep payloads well under PostgreSQL's 8,000-byte limit.
+const MAX_PAYLOAD: usize = 7_500;
+
+type Key = (String, String);
+
+pub struct Notifier {
+    pool: Pool,
+    config: Config,
+    tls: MakeRustlsConnect,
+    queue: OnceLock<mpsc::UnboundedSender<Key>>,
+    listener: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        if let Some(listener) = self
+            .listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            listener.abort();
+        }
+    }
+}
+
+impl Notifier {
+    pub fn new(pool: Pool, config: Config, tls: MakeRustlsConnect) -> Self {
+        Notifier {
+            pool,
+            config,
+            tls,
+            queue: OnceLock::new(),
+            listener: Mutex::new(None),
+        }
+    }
+
+    /// Queues a notification that the stream was written. Call from the tokio runtime.
+    pub fn publish(&self, table: &str, id: &str) {
+        let queue = self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(publish_batches(self.pool.clone(), rx));
+            tx
+        });
+        let _ = queue.send((table.to_string(), id.to_string()));
+    }
+
+    /// Starts the listener connection unless it runs. Call from the tokio runtime.
+    pub fn listen(&self) {
+        let mut listener = self.listener.lock().unwrap_or_else(PoisonError::into_inner);
+        if listener.as_ref().is_some_and(|task| !task.is_finished()) {
+            return;
+        }
+        *listener = Some(tokio::spawn(listen_forever(
+            self.config.clone(),
+            self.tls.clone(),
+        )));
+    }
+}
+
+/// Sends what has queued up, as few notifications as fit, until the pool goes.
+async fn publish_batches(pool: Pool, mut queue: mpsc::UnboundedReceiver<Key>) {
+    while let Some(first) = queue.recv().await {
+        let mut streams = HashSet::from([first]);
+        while let Ok(more) = queue.try_recv() {
+            streams.insert(more);
+        }
+        for payload in payloads(streams) {
+            let Ok(client) = pool.get().await else {
+                break; // the database is away: readers fall back to polling
+            };
+            let sent = async {
+                let statement = client.prepare_cached("SELECT pg_notify($1, $2)").await?;
+                client.execute(&statement, &[&CHANNEL, &payload]).await
+            };
+            let _ = sent.await;
+        }
+    }
+}
+
+/// JSON lists of `[table, id]`, each under the payload limit.
+fn payloads(streams: HashSet<Key>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut batch: Vec<Key> = Vec::new();
+    let mut size = 2;
+    for key in streams {
+        let entry = serde_json::to_string(&key).unwrap_or_default();
+        if !batch.is_empty() && size + entry.len() + 1 > MAX_PAYLOAD {
+            out.push(serde_json::to_string(&batch).unwrap_or_default());
+            batch.clear();
+            size = 2;
+        }
+        size += entry.len() + 1;
+        batch.push(key);
+    }
+    if !batch.is_empty() {
+        out.push(serde_json::to_string(&batch).unwrap_or_default());
+    }
+    out
+}
+
+/// Wakes the readers of every stream a notification names.
+fn deliver(payload: &str) {
+    match serde_json::from_str::<Vec<Key>>(payload) {
+        Ok(streams) => {
+            for (table, id) in streams {
+                wakeups::wake(&table, &id);
+            }
+        }
+        // Not ours, or cut: waking everyone costs a query each, never a chunk.
+        Err(_) => wakeups::wake_all(),
+    }
+}
+
+/// LISTENs on a connection of its own; when it is lost, connects again with back-off.
+async fn listen_forever(config: Config, tls: MakeRustlsConnect) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        if listen_once(&config, tls.clone()).await {
+            backoff = Duration::from_millis(50);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// One listening connection, until it ends. True if it got as far as listening.
+async fn listen_once(config: &Config, tls: MakeRustlsConnect) -> bool {
+    let Ok((client, mut connection)) = config.connect(tls).await else {
+        return false;
+    };
+    // The connection's messages are pumped in this same task, so aborting the task
+    // (the pool went away) closes the connection.
+    let pump = async move {
+        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            if let AsyncMessage::Notification(notification) = message {
+                deliver(notification.payload());
+            }
+        }
+    };
+    tokio::pin!(pump);
+    let command = format!("LISTEN {CHANNEL}");
+    let listen = client.batch_execute(&command);
+    tokio::select! {
+        listened = listen => {
+            if listened.is_err() {
+                return false;
+            }
+        }
+        _ = &mut pump => return false,
+    }
+    // Whatever was written while no one listened: every reader looks again.
+    wakeups::wake_all();
+    pump.await;
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_stay_under_the_limit_and_carry_every_stream() {
+        let streams: HashSet<Key> = (0..500)
+            .map(|i| {
+                (
+                    "app.status".to_string(),
+                    format!("stream-{i}-{}", "x".repeat(40)),
+                )
+            })
+            .collect();
+        let payloads = payloads(streams.clone());
+        assert!(payloads.len() > 1);
+        let mut seen = HashSet::new();
+        for payload in &payloads {
+            assert!(payload.len() <= MAX_PAYLOAD, "{}", payload.len());
+            seen.extend(serde_json::from_str::<Vec<Key>>(payload).unwrap());
+        }
+        assert_eq!(seen, streams);
+    }
+
+    #[test]
+    fn ids_with_any_characters_survive_the_trip() {
+        let odd: Key = ("t".into(), "line\nbreak \"quoted\" ✓ ,[]".into());
+        let payload = payloads(HashSet::from([odd.clone()])).remove(0);
+        assert_eq!(
+            serde_json::from_str::<Vec<Key>>(&payload).unwrap(),
+            vec![odd]
+        );
+    }
+}
