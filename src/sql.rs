@@ -15,7 +15,7 @@ pub const PAGE_ROWS: i32 = 2000;
 pub const PAGE_BYTES: i64 = 4 * 1024 * 1024;
 
 /// The channel of the NOTIFY that tells listening processes a stream was written; its
-/// payload is a JSON list of `[status table, stream id]`.
+/// payload is JSON: `{"o": <the writing process>, "s": [[status table, stream id], ...]}`.
 pub const NOTIFY_CHANNEL: &str = "aibind_stream_writes";
 
 /// The kind of value a result column holds.
@@ -124,8 +124,8 @@ impl StreamSql {
                 format!(
                     "WITH u AS (UPDATE {status} SET state = $2::text, error = $3::text, \
                      expires_at = $4::bigint WHERE id = $1::text AND state = 'active' RETURNING id) \
-                     SELECT pg_notify('{NOTIFY_CHANNEL}', json_build_array(json_build_array('{status}', id))::text) \
-                     FROM u"
+                     SELECT pg_notify('{NOTIFY_CHANNEL}', json_build_object('o', $5::text, \
+                     's', json_build_array(json_build_array('{status}', id)))::text) FROM u"
                 ),
                 &[],
             ),

@@ -198,6 +198,7 @@ impl NativeStreamStore {
             Param::Text(state.into()),
             Param::OptText(error),
             Param::BigInt(now_ms() + s.settings.ttl_ms),
+            Param::Text(wakeups::origin().to_string()),
         ];
         let shared = s.clone();
         // Other processes hear of it from the statement's own NOTIFY.

@@ -16,6 +16,18 @@ use tokio::sync::watch;
 
 type Key = (String, String);
 
+/// This process, as named in the NOTIFYs it sends, so that its own listener can pass
+/// over them (its readers were woken at once already).
+pub fn origin() -> &'static str {
+    static ORIGIN: LazyLock<String> = LazyLock::new(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("{:x}-{nanos:x}", std::process::id())
+    });
+    &ORIGIN
+}
+
 static STREAMS: LazyLock<Mutex<HashMap<Key, Weak<watch::Sender<u64>>>>> =
     LazyLock::new(Default::default);
 

@@ -104,32 +104,49 @@ async fn publish_batches(pool: Pool, mut queue: mpsc::UnboundedReceiver<Key>) {
     }
 }
 
-/// JSON lists of `[table, id]`, each under the payload limit.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Payload<'a> {
+    /// The process that wrote.
+    o: std::borrow::Cow<'a, str>,
+    /// The streams written: `[status table, id]`.
+    s: Vec<Key>,
+}
+
+/// Payloads naming every stream, each under the size limit.
 fn payloads(streams: HashSet<Key>) -> Vec<String> {
+    let origin = wakeups::origin();
+    let encode = |s: Vec<Key>| {
+        serde_json::to_string(&Payload {
+            o: origin.into(),
+            s,
+        })
+        .unwrap_or_default()
+    };
+    let empty = encode(Vec::new()).len();
     let mut out = Vec::new();
     let mut batch: Vec<Key> = Vec::new();
-    let mut size = 2;
+    let mut size = empty;
     for key in streams {
-        let entry = serde_json::to_string(&key).unwrap_or_default();
-        if !batch.is_empty() && size + entry.len() + 1 > MAX_PAYLOAD {
-            out.push(serde_json::to_string(&batch).unwrap_or_default());
-            batch.clear();
-            size = 2;
+        let entry = serde_json::to_string(&key).unwrap_or_default().len() + 1;
+        if !batch.is_empty() && size + entry > MAX_PAYLOAD {
+            out.push(encode(std::mem::take(&mut batch)));
+            size = empty;
         }
-        size += entry.len() + 1;
+        size += entry;
         batch.push(key);
     }
     if !batch.is_empty() {
-        out.push(serde_json::to_string(&batch).unwrap_or_default());
+        out.push(encode(batch));
     }
     out
 }
 
-/// Wakes the readers of every stream a notification names.
+/// Wakes the readers of every stream a notification from another process names.
 fn deliver(payload: &str) {
-    match serde_json::from_str::<Vec<Key>>(payload) {
-        Ok(streams) => {
-            for (table, id) in streams {
+    match serde_json::from_str::<Payload>(payload) {
+        Ok(payload) if payload.o == wakeups::origin() => {}
+        Ok(payload) => {
+            for (table, id) in payload.s {
                 wakeups::wake(&table, &id);
             }
         }
@@ -200,7 +217,7 @@ mod tests {
         let mut seen = HashSet::new();
         for payload in &payloads {
             assert!(payload.len() <= MAX_PAYLOAD, "{}", payload.len());
-            seen.extend(serde_json::from_str::<Vec<Key>>(payload).unwrap());
+            seen.extend(serde_json::from_str::<Payload>(payload).unwrap().s);
         }
         assert_eq!(seen, streams);
     }
@@ -209,9 +226,21 @@ mod tests {
     fn ids_with_any_characters_survive_the_trip() {
         let odd: Key = ("t".into(), "line\nbreak \"quoted\" ✓ ,[]".into());
         let payload = payloads(HashSet::from([odd.clone()])).remove(0);
-        assert_eq!(
-            serde_json::from_str::<Vec<Key>>(&payload).unwrap(),
-            vec![odd]
-        );
+        let decoded = serde_json::from_str::<Payload>(&payload).unwrap();
+        assert_eq!(decoded.s, vec![odd]);
+        assert_eq!(decoded.o, wakeups::origin());
+    }
+
+    #[tokio::test]
+    async fn a_process_passes_over_its_own_notifications() {
+        let mut reader = wakeups::subscribe("t", "echo");
+        reader.mark_seen();
+        deliver(&payloads(HashSet::from([("t".into(), "echo".into())])).remove(0));
+        let woken = tokio::time::timeout(Duration::from_millis(50), reader.written()).await;
+        assert!(woken.is_err(), "its own write had woken it already");
+        deliver(r#"{"o":"another process","s":[["t","echo"]]}"#);
+        tokio::time::timeout(Duration::from_secs(1), reader.written())
+            .await
+            .expect("another process's write wakes it");
     }
 }
