@@ -93,6 +93,24 @@ describe("broken JS clients", () => {
     await store.close();
   });
 
+  it("yields chunks in seq order whatever order the rows of a page come in", async () => {
+    const id = uid();
+    await admin.query(`INSERT INTO ${tables.stream.statusTable} (id, state, total_chunks, expires_at) VALUES ($1, 'done', 50, $2)`, [id, Date.now() + 60_000]);
+    await admin.query(`INSERT INTO ${tables.stream.chunksTable} (id, seq, data) SELECT $1, g, 'c' || g FROM generate_series(1, 50) g`, [id]);
+    const shuffling: PostgresClient = {
+      async query(sql, params) {
+        const result = await pool.query(sql, params);
+        return sql.includes("LATERAL") ? { rows: [...result.rows].reverse() } : result;
+      },
+    };
+    const store = new PostgresStreamStore(shuffling, tables.stream);
+    const chunks = [];
+    for await (const chunk of store.readFrom(id, 0)) chunks.push(chunk);
+    expect(chunks.map((c) => c.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect(chunks.every((c) => c.data === `c${c.seq}`)).toBe(true);
+    await store.close();
+  });
+
   it("keeps the SQLSTATE of a driver's database error", async () => {
     const store = new PostgresStreamStore(pool, { chunksTable: "no_such_chunks", statusTable: "no_such_status" });
     const err = await rejection(store.create(uid()));

@@ -91,13 +91,15 @@ impl ReaderInner {
         };
         let active = first.take_text(0).ok_or_else(|| missing(sql, 0))? == "active";
         let total = first.int(1).ok_or_else(|| missing(sql, 1))?;
-        let mut seqs = Vec::with_capacity(rows.len());
-        let mut data = Vec::with_capacity(rows.len());
+        let mut chunks = Vec::with_capacity(rows.len());
         for mut row in rows {
             let Some(seq) = row.int(2) else { continue };
-            data.push(row.take_text(3).ok_or_else(|| missing(sql, 3))?);
-            seqs.push(seq as u32);
+            chunks.push((seq as u32, row.take_text(3).ok_or_else(|| missing(sql, 3))?));
         }
+        if !chunks.is_sorted_by_key(|(seq, _)| *seq) {
+            chunks.sort_unstable_by_key(|(seq, _)| *seq);
+        }
+        let (seqs, data): (Vec<u32>, Vec<String>) = chunks.into_iter().unzip();
         let until = cursor.after.saturating_add(PAGE_ROWS);
         cursor.after = match seqs.last() {
             Some(&last) => last as i32,
