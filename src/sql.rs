@@ -36,6 +36,9 @@ pub struct Column {
 pub struct Statement {
     pub text: Arc<str>,
     pub columns: &'static [Column],
+    /// How many leading columns repeat one value on every row: only the first row's are
+    /// read (the others' come back NULL), which spares a conversion per row.
+    pub same_on_every_row: usize,
 }
 
 impl Statement {
@@ -43,7 +46,18 @@ impl Statement {
         Statement {
             text: text.into(),
             columns,
+            same_on_every_row: 0,
         }
+    }
+
+    fn same_on_every_row(mut self, leading: usize) -> Self {
+        self.same_on_every_row = leading;
+        self
+    }
+
+    /// Whether a row's column is to be read.
+    pub fn reads(&self, row: usize, column: usize) -> bool {
+        row == 0 || column >= self.same_on_every_row
     }
 }
 
@@ -153,7 +167,8 @@ impl StreamSql {
                     Column { name: "seq", kind: Kind::Int },
                     Column { name: "data", kind: Kind::Text },
                 ],
-            ),
+            )
+            .same_on_every_row(2),
             // One statement, so no chunk outlives its status row. Finished streams go once
             // their ttl has passed; active ones only once they have also been silent for
             // the stale period (their writer is gone). `= ANY(ARRAY(...))` makes the chunks
@@ -249,6 +264,15 @@ mod tests {
             assert_eq!(err.code(), "INVALID_OPTION", "{bad:?}");
             assert!(err.to_string().contains("chunksTable"));
         }
+    }
+
+    #[test]
+    fn repeated_columns_are_read_on_the_first_row_only() {
+        let s = StreamSql::new("c", "s");
+        assert!(s.read_page.reads(0, 0) && s.read_page.reads(0, 1));
+        assert!(!s.read_page.reads(1, 0) && !s.read_page.reads(7, 1));
+        assert!(s.read_page.reads(7, 2) && s.read_page.reads(7, 3));
+        assert!(s.status.reads(3, 0));
     }
 
     #[test]

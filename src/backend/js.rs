@@ -174,7 +174,11 @@ fn rows_from_js(env: &Env, statement: &Statement, settled: Unknown) -> Result<Ve
                 .columns
                 .iter()
                 .zip(&keys)
-                .map(|(column, key)| {
+                .enumerate()
+                .map(|(i, (column, key))| {
+                    if !statement.reads(n as usize, i) {
+                        return Ok(Cell::Null);
+                    }
                     let value = row.get_property_unchecked(*key)?;
                     cell(column.name, column.kind, value)
                 })

@@ -96,12 +96,16 @@ impl SharedPool {
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_sql).collect();
         let rows = client.query(&prepared, &refs).await?;
         rows.iter()
-            .map(|row| {
+            .enumerate()
+            .map(|(n, row)| {
                 let cells = statement
                     .columns
                     .iter()
                     .enumerate()
                     .map(|(i, column)| {
+                        if !statement.reads(n, i) {
+                            return Ok(Cell::Null);
+                        }
                         Ok(match column.kind {
                             Kind::Int => row
                                 .try_get::<_, Option<i32>>(i)?
