@@ -81,6 +81,7 @@ describe("close()", () => {
       const err = await rejection(store.create(uid()));
       expect(err.code).toBe("STORE_CLOSED");
       expect(err.message).toMatch(/closed/);
+      expect((await rejection(collect(store.readFrom(uid(), 0)))).code).toBe("STORE_CLOSED");
       const conversations = new PostgresConversationStore(client, tables.conversation);
       await conversations.close();
       expect((await rejection(conversations.loadJSON("x"))).code).toBe("STORE_CLOSED");

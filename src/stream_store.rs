@@ -162,6 +162,9 @@ impl NativeStreamStore {
     #[napi]
     pub fn reader(&self, id: String, after: f64) -> napi::Result<NativeStreamReader> {
         check_id("stream id", &id)?;
+        if self.shared.db.is_closed() {
+            return Err(Error::Closed.into());
+        }
         Ok(NativeStreamReader::new(
             self.shared.clone(),
             id,

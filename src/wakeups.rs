@@ -28,11 +28,18 @@ pub fn origin() -> &'static str {
     &ORIGIN
 }
 
-static STREAMS: LazyLock<Mutex<HashMap<Key, Weak<watch::Sender<u64>>>>> =
-    LazyLock::new(Default::default);
+#[derive(Default)]
+struct Registry {
+    streams: HashMap<Key, Weak<watch::Sender<u64>>>,
+    /// Size at which entries of streams no reader reads any more are swept out
+    /// (doubling, so the sweeps cost O(1) per subscription).
+    sweep_at: usize,
+}
 
-fn streams() -> std::sync::MutexGuard<'static, HashMap<Key, Weak<watch::Sender<u64>>>> {
-    STREAMS.lock().unwrap_or_else(PoisonError::into_inner)
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A reader's interest in one stream; dropping it ends the interest.
@@ -55,14 +62,19 @@ impl Subscription {
 }
 
 pub fn subscribe(table: &str, id: &str) -> Subscription {
-    let mut streams = streams();
+    let mut registry = registry();
     let key = (table.to_string(), id.to_string());
-    let sender = match streams.get(&key).and_then(Weak::upgrade) {
+    let sender = match registry.streams.get(&key).and_then(Weak::upgrade) {
         Some(sender) => sender,
         None => {
-            streams.retain(|_, sender| sender.strong_count() > 0);
+            if registry.streams.len() >= registry.sweep_at {
+                registry
+                    .streams
+                    .retain(|_, sender| sender.strong_count() > 0);
+                registry.sweep_at = (registry.streams.len() * 2).max(64);
+            }
             let sender = Arc::new(watch::Sender::new(0));
-            streams.insert(key, Arc::downgrade(&sender));
+            registry.streams.insert(key, Arc::downgrade(&sender));
             sender
         }
     };
@@ -75,11 +87,12 @@ pub fn subscribe(table: &str, id: &str) -> Subscription {
 
 /// Wakes this process's readers of the stream, if it has any.
 pub fn wake(table: &str, id: &str) {
-    let streams = streams();
-    if streams.is_empty() {
+    let registry = registry();
+    if registry.streams.is_empty() {
         return;
     }
-    if let Some(sender) = streams
+    if let Some(sender) = registry
+        .streams
         .get(&(table.to_string(), id.to_string()))
         .and_then(Weak::upgrade)
     {
@@ -90,7 +103,7 @@ pub fn wake(table: &str, id: &str) {
 /// Wakes every reader in this process (after a time in which writes may have gone
 /// unannounced).
 pub fn wake_all() {
-    for sender in streams().values().filter_map(Weak::upgrade) {
+    for sender in registry().streams.values().filter_map(Weak::upgrade) {
         sender.send_modify(|version| *version += 1);
     }
 }
@@ -125,8 +138,19 @@ mod tests {
 
     #[test]
     fn streams_without_readers_are_forgotten() {
-        drop(subscribe("t", "gone"));
-        let _other = subscribe("t", "other");
-        assert!(!streams().contains_key(&("t".to_string(), "gone".to_string())));
+        for i in 0..1000 {
+            drop(subscribe("forget", &i.to_string()));
+        }
+        let _live = subscribe("forget", "live");
+        let registry = registry();
+        let left = registry
+            .streams
+            .keys()
+            .filter(|(t, _)| t == "forget")
+            .count();
+        assert!(left < 200, "{left} entries of streams nobody reads");
+        assert!(registry
+            .streams
+            .contains_key(&("forget".to_string(), "live".to_string())));
     }
 }
