@@ -111,13 +111,18 @@ describe("close()", () => {
 });
 
 describe("the process", () => {
-  it("exits on its own with open stores, a used pool and a JS client", async () => {
+  it("exits on its own with open stores, a used pool, its LISTEN connection and a JS client", async () => {
     const script = `
       import { PostgresStreamStore, PostgresConversationStore } from ${JSON.stringify(root + "index.js")};
       const streams = new PostgresStreamStore(process.env.DATABASE_URL, ${JSON.stringify(tables.stream)});
       const id = "exit-" + Math.random();
       await streams.create(id);
+      // A reader that waited (so the pool's LISTEN connection is up) and finished.
+      const reading = (async () => { for await (const _ of streams.readFrom(id, 0)); })();
+      await new Promise((resolve) => setTimeout(resolve, 100));
       await streams.append(id, "x");
+      await streams.complete(id);
+      await reading;
       const js = new PostgresConversationStore({ query: async () => ({ rows: [] }) });
       await js.loadJSON("nobody");
       console.log("done");
