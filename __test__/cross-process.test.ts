@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresStreamStore } from "../index.js";
-import { DATABASE_URL, adminPool, collect, freshSchema, sleep, uid } from "./helpers.js";
+import { DATABASE_URL, adminPool, collect, eventually, freshSchema, uid, urlWithApp } from "./helpers.js";
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -36,11 +36,6 @@ async function writeFromAnotherProcess(id: string, count: number) {
   await run(process.execPath, ["--input-type=module", "-e", script], { env: { ...process.env, DATABASE_URL }, timeout: 20_000 });
 }
 
-function urlWithApp(app: string) {
-  const url = new URL(DATABASE_URL);
-  url.searchParams.set("application_name", app);
-  return url.href;
-}
 
 async function listeners(app: string) {
   const { rows } = await admin.query(
@@ -50,14 +45,6 @@ async function listeners(app: string) {
   return rows.map((r) => r.pid as number);
 }
 
-async function eventually(check: () => Promise<boolean>, ms = 10_000) {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await sleep(25);
-  }
-  throw new Error("condition not met in time");
-}
 
 const expected = (n: number) => Array.from({ length: n }, (_, i) => ({ seq: i + 1, data: `chunk ${i + 1}` }));
 

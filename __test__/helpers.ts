@@ -131,3 +131,20 @@ export async function rejection(promise: Promise<unknown>): Promise<Error & { co
   }
   throw new Error("expected the promise to reject, but it resolved");
 }
+
+/** The connection string with an application_name, to find its connections in pg_stat_activity. */
+export function urlWithApp(app: string) {
+  const url = new URL(DATABASE_URL);
+  url.searchParams.set("application_name", app);
+  return url.href;
+}
+
+/** Resolves once `check` holds; rejects if it does not within `ms`. */
+export async function eventually(check: () => Promise<boolean>, ms = 10_000) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await check()) return;
+    await sleep(25);
+  }
+  throw new Error(`condition not met in ${ms} ms`);
+}

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresConversationStore, PostgresStreamStore } from "../index.js";
-import { DATABASE_URL, adminPool, collect, freshSchema, rejection, sleep, uid } from "./helpers.js";
+import { DATABASE_URL, adminPool, collect, eventually, freshSchema, rejection, sleep, uid, urlWithApp } from "./helpers.js";
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -21,25 +21,12 @@ afterAll(async () => {
   await admin.end();
 });
 
-function urlWithApp(app: string) {
-  const url = new URL(DATABASE_URL);
-  url.searchParams.set("application_name", app);
-  return url.href;
-}
 
 async function connectionsOf(app: string) {
   const { rows } = await admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1", [app]);
   return rows[0].n as number;
 }
 
-async function eventually(check: () => Promise<boolean>, ms = 5000) {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await check()) return true;
-    await sleep(25);
-  }
-  return false;
-}
 
 describe("the Rust pool", () => {
   it("is shared by stores built from the same connection string, opened lazily, closed with its last store", async () => {
@@ -68,7 +55,7 @@ describe("the Rust pool", () => {
     // The other store keeps the pool.
     expect(await conversations.loadJSON(uid())).toBeNull();
     await conversations.close();
-    expect(await eventually(async () => (await connectionsOf(app)) === 0)).toBe(true);
+    await eventually(async () => (await connectionsOf(app)) === 0);
   });
 });
 

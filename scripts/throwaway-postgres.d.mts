@@ -1,0 +1,16 @@
+/** A throwaway PostgreSQL (see throwaway-postgres.mjs). */
+export interface Throwaway {
+  /** postgres://postgres@127.0.0.1:<port>/aibind_test */
+  url: string;
+  /** Stops the server and removes its files. */
+  stop(): Promise<void>;
+}
+
+export function startThrowaway(options?: {
+  /** Extra postgresql.conf settings. */
+  settings?: Record<string, string>;
+  /** The whole pg_hba.conf. */
+  hba?: string;
+  /** Files to write into the data directory first, readable by the server only. */
+  files?: Record<string, string>;
+}): Promise<Throwaway>;
