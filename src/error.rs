@@ -9,7 +9,7 @@ use std::fmt;
 
 const SEP: char = '\u{1f}';
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The message of the original package, word for word.
     #[error("Stream \"{0}\" already exists")]

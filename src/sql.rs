@@ -87,6 +87,8 @@ pub fn table_name(option: &str, value: &str) -> Result<String> {
 pub struct StreamSql {
     pub create: Statement,
     pub append: Statement,
+    pub append_many: Statement,
+    pub waiting: Statement,
     pub status: Statement,
     pub finish: Statement,
     pub read_page: Statement,
@@ -121,6 +123,46 @@ impl StreamSql {
                      FROM s RETURNING seq"
                 ),
                 &[Column { name: "seq", kind: Kind::Int }],
+            ),
+            // Many appends (to one or many streams) in one statement, as the Rust pool
+            // sends them when every connection is busy: one round trip and one commit for
+            // all. $1/$2 are the ids and chunks in call order; each stream's seqs follow
+            // that order. The status rows are locked in id order first, so two batches
+            // can never deadlock. Rows come back as (position in the batch, seq); a
+            // position missing means that stream was not active.
+            append_many: Statement::new(
+                format!(
+                    "WITH input AS (SELECT id, data, ord FROM unnest($1::text[], $2::text[]) \
+                     WITH ORDINALITY AS i(id, data, ord)), \
+                     locked AS (SELECT st.id FROM {status} st WHERE st.id = ANY($1::text[]) \
+                     AND st.state = 'active' ORDER BY st.id FOR UPDATE), \
+                     counts AS (SELECT input.id, count(*)::int AS n FROM input \
+                     JOIN locked USING (id) GROUP BY input.id), \
+                     s AS (UPDATE {status} st SET total_chunks = st.total_chunks + counts.n, \
+                     expires_at = $3::bigint FROM counts WHERE st.id = counts.id \
+                     RETURNING st.id, st.total_chunks - counts.n AS base), \
+                     numbered AS (SELECT input.ord, input.id, input.data, (s.base + row_number() \
+                     OVER (PARTITION BY input.id ORDER BY input.ord))::int AS seq \
+                     FROM input JOIN s USING (id)), \
+                     ins AS (INSERT INTO {chunks} (id, seq, data) SELECT id, seq, data FROM numbered) \
+                     SELECT ord::int AS ord, seq FROM numbered"
+                ),
+                &[
+                    Column { name: "ord", kind: Kind::Int },
+                    Column { name: "seq", kind: Kind::Int },
+                ],
+            ),
+            // The readers waiting in this process, checked at once: which of these
+            // streams (given as JSON `[{"id": ..., "after": seq read up to}, ...]`) have chunks past that
+            // seq, have finished, or are gone. One statement a tick for every waiting
+            // reader, instead of one per reader.
+            waiting: Statement::new(
+                format!(
+                    "SELECT w.id FROM json_to_recordset($1::json) AS w(id text, after int) \
+                     LEFT JOIN {status} s ON s.id = w.id \
+                     WHERE s.id IS NULL OR s.state <> 'active' OR s.total_chunks > w.after"
+                ),
+                &[Column { name: "id", kind: Kind::Text }],
             ),
             status: Statement::new(
                 format!("SELECT state, error, total_chunks FROM {status} WHERE id = $1::text"),

@@ -137,6 +137,7 @@ fn to_json(param: Param) -> Value {
         Param::OptText(None) => Value::Null,
         Param::Int(v) => v.into(),
         Param::BigInt(v) => v.into(),
+        Param::TextArray(v) => v.into(),
     }
 }
 

@@ -5,6 +5,7 @@
 //! a `pg.Pool`, a wrapped postgres.js or Neon client, or any `{ query }` object). The
 //! stores never know which.
 
+mod combine;
 mod conninfo;
 mod js;
 mod notify;
@@ -31,6 +32,7 @@ pub enum Param {
     OptText(Option<String>),
     Int(i32),
     BigInt(i64),
+    TextArray(Vec<String>),
 }
 
 /// One value of a result row.
@@ -83,13 +85,20 @@ enum Conn {
 pub struct Db {
     conn: RwLock<Option<Conn>>,
     closed: watch::Sender<bool>,
+    /// With the Rust pool: appends combined when every connection is busy.
+    appends: Option<Arc<combine::Combiner>>,
 }
 
 impl Db {
     fn new(conn: Conn) -> Arc<Self> {
+        let appends = match &conn {
+            Conn::Pool(pool) => Some(Arc::new(combine::Combiner::new(pool.size().min(4)))),
+            Conn::Js(_) => None,
+        };
         Arc::new(Db {
             conn: RwLock::new(Some(conn)),
             closed: watch::Sender::new(false),
+            appends,
         })
     }
 
@@ -125,6 +134,45 @@ impl Db {
                 })
             }
             Conn::Js(js) => js.run(env, statement, params, finish),
+        }
+    }
+
+    /// Appends one chunk with `one` (params: id, chunk, expiry; returns the seq, no row
+    /// when the stream is not active); with the Rust pool, appends that find every
+    /// connection busy go out together through `many` (see `combine.rs`). `finish` gets
+    /// the seq, or `None` when the stream was not active.
+    pub fn append<'env, T, F>(
+        &self,
+        env: &'env Env,
+        one: &Statement,
+        many: &Statement,
+        (id, chunk, expires): (String, String, i64),
+        finish: F,
+    ) -> napi::Result<PromiseRaw<'env, T>>
+    where
+        T: ToNapiValue + Send + 'static,
+        F: FnOnce(Option<i64>) -> Result<T> + Send + 'static,
+    {
+        match (self.conn()?, &self.appends) {
+            (Conn::Pool(pool), Some(combiner)) => {
+                let sql = combine::AppendSql {
+                    one: one.clone(),
+                    many: many.clone(),
+                };
+                let appended = combiner.clone().append(pool, sql, id, chunk, expires);
+                env.spawn_future(async move { Ok(finish(appended.await?.map(i64::from))?) })
+            }
+            _ => {
+                let statement = one.clone();
+                let params = vec![Param::Text(id), Param::Text(chunk), Param::BigInt(expires)];
+                self.run(env, one, params, move |rows| {
+                    let seq = match rows.first() {
+                        None => None,
+                        Some(row) => Some(row.int(0).ok_or_else(|| missing(&statement, 0))?),
+                    };
+                    finish(seq)
+                })
+            }
         }
     }
 

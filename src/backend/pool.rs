@@ -18,6 +18,7 @@ use crate::sql::{Kind, Statement};
 
 pub struct SharedPool {
     pool: Pool,
+    size: usize,
     notifier: Notifier,
 }
 
@@ -75,9 +76,15 @@ impl SharedPool {
             .build()
             .map_err(|e| Error::InvalidArgument(format!("could not build the pool: {e}")))?;
         Ok(SharedPool {
+            size,
             notifier: Notifier::new(pool.clone(), config, connector),
             pool,
         })
+    }
+
+    /// The most connections the pool opens.
+    pub fn size(&self) -> usize {
+        self.size
     }
 
     /// Tells readers in every process that the stream was written (see `notify.rs`).
@@ -128,5 +135,6 @@ fn as_sql(param: &Param) -> &(dyn ToSql + Sync) {
         Param::OptText(v) => v,
         Param::Int(v) => v,
         Param::BigInt(v) => v,
+        Param::TextArray(v) => v,
     }
 }
