@@ -61,45 +61,47 @@ impl Combiner {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends one chunk; `expires` is the stream's new expiry.
-    pub async fn append(
+    /// Appends one chunk; `expires` is the stream's new expiry. The chunk takes its place
+    /// (a lane, or the queue) here, on the calling thread, so the chunks of one stream
+    /// keep their call order; the returned future sends it.
+    pub fn append(
         self: Arc<Self>,
         pool: Arc<SharedPool>,
         sql: AppendSql,
-        mut id: String,
-        mut chunk: String,
+        id: String,
+        chunk: String,
         expires: i64,
-    ) -> Appended {
+    ) -> impl std::future::Future<Output = Appended> + Send + 'static {
         let queued = {
             let mut state = self.state();
             if state.in_flight < self.lanes {
                 state.in_flight += 1;
-                None
+                Err((id, chunk))
             } else {
                 let (done, outcome) = oneshot::channel();
                 state.queue.push(Queued {
-                    id: std::mem::take(&mut id),
-                    chunk: std::mem::take(&mut chunk),
+                    id,
+                    chunk,
                     expires,
                     done,
                 });
-                Some(outcome)
+                Ok(outcome)
             }
         };
-        if let Some(outcome) = queued {
-            return outcome.await.unwrap_or(Err(Error::Closed));
+        async move {
+            let (id, chunk) = match queued {
+                Ok(outcome) => return outcome.await.unwrap_or(Err(Error::Closed)),
+                Err(lane) => lane,
+            };
+            let params = vec![Param::Text(id), Param::Text(chunk), Param::BigInt(expires)];
+            let outcome = pool.query(&sql.one, &params).await.map(|rows| seq_of(&rows));
+            // This lane now serves the queue, if anything waits, on a task of its own so
+            // this append's caller hears back at once.
+            if let Some(batch) = self.next_batch() {
+                tokio::spawn(self.drain(pool, sql, batch));
+            }
+            outcome
         }
-        let params = vec![Param::Text(id), Param::Text(chunk), Param::BigInt(expires)];
-        let outcome = pool
-            .query(&sql.one, &params)
-            .await
-            .map(|rows| rows.first().and_then(|row| row.int(0)).map(|seq| seq as i32));
-        // This lane now serves the queue, if anything waits, on a task of its own so this
-        // append's caller hears back at once.
-        if let Some(batch) = self.next_batch() {
-            tokio::spawn(self.drain(pool, sql, batch));
-        }
-        outcome
     }
 
     /// The queued appends to send next (the lane stays in flight), or `None` (the lane is
@@ -145,10 +147,7 @@ async fn send_batch(pool: &SharedPool, sql: &AppendSql, batch: Vec<Queued>) {
     if batch.len() == 1 {
         let q = batch.into_iter().next().expect("one");
         let params = vec![Param::Text(q.id), Param::Text(q.chunk), Param::BigInt(expires)];
-        let outcome = pool
-            .query(&sql.one, &params)
-            .await
-            .map(|rows| rows.first().and_then(|row| row.int(0)).map(|seq| seq as i32));
+        let outcome = pool.query(&sql.one, &params).await.map(|rows| seq_of(&rows));
         let _ = q.done.send(outcome);
         return;
     }
@@ -180,4 +179,8 @@ async fn send_batch(pool: &SharedPool, sql: &AppendSql, batch: Vec<Queued>) {
             }
         }
     }
+}
+
+fn seq_of(rows: &[super::Row]) -> Option<i32> {
+    rows.first().and_then(|row| row.int(0)).map(|seq| seq as i32)
 }
