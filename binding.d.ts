@@ -48,9 +48,10 @@ export declare class NativeStreamReader {
    */
   nextPage(): Promise<StreamPage | undefined | null>
   /**
-   * Waits until it is time to look for new chunks again: a write to the stream (through
-   * a store of this process, or, with the Rust pool, of any process), one poll interval
-   * at the most, or less if the reader is released or the store closed.
+   * Waits until it is time to look for new chunks again: a write to the stream through
+   * a store of this process, or (with the Rust pool) a notification or the pool's
+   * shared check finding something to read; with a JS client, one poll interval at the
+   * most. Returns at once if the reader is released or the store closed.
    */
   pause(): Promise<void>
   /**

@@ -14,7 +14,7 @@ use napi::Env;
 use napi_derive::napi;
 use tokio::sync::watch;
 
-use crate::backend::{missing, Param, Row};
+use crate::backend::{missing, Param, Row, Waiter};
 use crate::error::Result;
 use crate::sql::{Statement, PAGE_BYTES, PAGE_ROWS};
 use crate::stream_store::StreamShared;
@@ -163,17 +163,33 @@ impl NativeStreamReader {
         })
     }
 
-    /// Waits until it is time to look for new chunks again: a write to the stream (through
-    /// a store of this process, or, with the Rust pool, of any process), one poll interval
-    /// at the most, or less if the reader is released or the store closed.
+    /// Waits until it is time to look for new chunks again: a write to the stream through
+    /// a store of this process, or (with the Rust pool) a notification or the pool's
+    /// shared check finding something to read; with a JS client, one poll interval at the
+    /// most. Returns at once if the reader is released or the store closed.
     #[napi]
     pub async fn pause(&self) {
         let inner = &self.inner;
         let mut wake = inner.wake.lock().await;
-        if inner.shared.settings.listen {
-            inner.shared.db.listen();
-        }
         if !inner.done() && !inner.cursor().more_now {
+            let settings = &inner.shared.settings;
+            let waiting = inner.shared.db.wait(
+                Waiter {
+                    statement: inner.shared.sql.waiting.clone(),
+                    status_table: settings.status_table.clone(),
+                    id: inner.id.clone(),
+                    after: inner.cursor().after,
+                    poll_interval: settings.poll_interval,
+                    listen: settings.listen,
+                },
+                settings.listen,
+            );
+            let polled = async {
+                match waiting {
+                    Some(_) => std::future::pending().await,
+                    None => tokio::time::sleep(settings.poll_interval).await,
+                }
+            };
             let mut released = inner.released.subscribe();
             let written = async {
                 match wake.as_mut() {
@@ -182,7 +198,7 @@ impl NativeStreamReader {
                 }
             };
             tokio::select! {
-                _ = tokio::time::sleep(inner.shared.settings.poll_interval) => {}
+                _ = polled => {}
                 _ = written => {}
                 _ = released.wait_for(|r| *r) => {}
                 _ = inner.shared.db.until_closed() => {}

@@ -158,7 +158,7 @@ impl StreamSql {
             // reader, instead of one per reader.
             waiting: Statement::new(
                 format!(
-                    "SELECT w.id FROM json_to_recordset($1::json) AS w(id text, after int) \
+                    "SELECT w.id FROM json_to_recordset($1::text::json) AS w(id text, after int) \
                      LEFT JOIN {status} s ON s.id = w.id \
                      WHERE s.id IS NULL OR s.state <> 'active' OR s.total_chunks > w.after"
                 ),

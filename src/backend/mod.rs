@@ -10,7 +10,10 @@ mod conninfo;
 mod js;
 mod notify;
 mod pool;
+mod sweep;
 mod tls;
+
+pub use sweep::{Waiter, Waiting};
 
 use std::sync::{Arc, RwLock};
 
@@ -186,11 +189,14 @@ impl Db {
         }
     }
 
-    /// A reader waits: with the Rust pool, make sure this process hears other processes'
-    /// writes (LISTEN). Call it from the tokio runtime.
-    pub fn listen(&self) {
-        if let Ok(Conn::Pool(pool)) = self.conn() {
-            pool.listen();
+    /// A reader waits for chunks past `after`. With the Rust pool it joins the pool's
+    /// shared check (and LISTEN, if the store listens), which wakes it when there is
+    /// something to read: the returned guard keeps it there. `None` with a JS client: the
+    /// reader polls on its own. Call it from the tokio runtime.
+    pub fn wait(&self, waiter: Waiter, listen: bool) -> Option<Waiting> {
+        match self.conn() {
+            Ok(Conn::Pool(pool)) => Some(pool.wait(waiter, listen)),
+            _ => None,
         }
     }
 

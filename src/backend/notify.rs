@@ -11,9 +11,14 @@
 //!   process's readers of those streams (`wakeups.rs`). If the connection is lost it is
 //!   opened again with back-off, and once it LISTENs again every reader in the process is
 //!   woken to catch up from its own cursor: nothing missed, nothing repeated.
+//! - **Proving it.** Right after LISTEN the listener sends itself a probe through the
+//!   pool. Only once the probe comes back does the process count on notifications (and
+//!   the check of waiting readers slows down, `sweep.rs`): behind a pooler that accepts
+//!   LISTEN but never delivers (PgBouncer in transaction mode), readers keep polling.
 
 use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -35,6 +40,8 @@ pub struct Notifier {
     tls: MakeRustlsConnect,
     queue: OnceLock<mpsc::UnboundedSender<Key>>,
     listener: Mutex<Option<JoinHandle<()>>>,
+    /// The listener is up and has received its own probe.
+    listening: Arc<AtomicBool>,
 }
 
 impl Drop for Notifier {
@@ -58,6 +65,7 @@ impl Notifier {
             tls,
             queue: OnceLock::new(),
             listener: Mutex::new(None),
+            listening: Arc::default(),
         }
     }
 
@@ -80,7 +88,14 @@ impl Notifier {
         *listener = Some(tokio::spawn(listen_forever(
             self.config.clone(),
             self.tls.clone(),
+            self.pool.clone(),
+            self.listening.clone(),
         )));
+    }
+
+    /// True while notifications are known to arrive.
+    pub fn listening(&self) -> Arc<AtomicBool> {
+        self.listening.clone()
     }
 }
 
@@ -110,6 +125,9 @@ struct Payload<'a> {
     o: std::borrow::Cow<'a, str>,
     /// The streams written: `[status table, id]`.
     s: Vec<Key>,
+    /// A listener's probe of its own connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<u64>,
 }
 
 /// Payloads naming every stream, each under the size limit.
@@ -119,6 +137,7 @@ fn payloads(streams: HashSet<Key>) -> Vec<String> {
         serde_json::to_string(&Payload {
             o: origin.into(),
             s,
+            p: None,
         })
         .unwrap_or_default()
     };
@@ -141,10 +160,22 @@ fn payloads(streams: HashSet<Key>) -> Vec<String> {
     out
 }
 
+/// What a notification was.
+#[derive(Debug, PartialEq)]
+enum Heard {
+    /// Another process's writes (their readers are woken), or this process's own.
+    Writes,
+    /// A listener's probe, with its number.
+    Probe(u64),
+}
+
 /// Wakes the readers of every stream a notification from another process names.
-fn deliver(payload: &str) {
+fn deliver(payload: &str) -> Heard {
     match serde_json::from_str::<Payload>(payload) {
-        Ok(payload) if payload.o == wakeups::origin() => {}
+        // This process's own writes woke its readers at once.
+        Ok(payload) if payload.o == wakeups::origin() => {
+            return payload.p.map_or(Heard::Writes, Heard::Probe);
+        }
         Ok(payload) => {
             for (table, id) in payload.s {
                 wakeups::wake(&table, &id);
@@ -153,13 +184,19 @@ fn deliver(payload: &str) {
         // Not ours, or cut: waking everyone costs a query each, never a chunk.
         Err(_) => wakeups::wake_all(),
     }
+    Heard::Writes
 }
 
 /// LISTENs on a connection of its own; when it is lost, connects again with back-off.
-async fn listen_forever(config: Config, tls: MakeRustlsConnect) {
+async fn listen_forever(config: Config, tls: MakeRustlsConnect, pool: Pool, up: Arc<AtomicBool>) {
+    // Probe numbers, unique in the process (its pools share the channel).
+    static PROBES: AtomicU64 = AtomicU64::new(0);
     let mut backoff = Duration::from_millis(50);
     loop {
-        if listen_once(&config, tls.clone()).await {
+        let probe = PROBES.fetch_add(1, Ordering::Relaxed);
+        let listened = listen_once(&config, tls.clone(), &pool, &up, probe).await;
+        up.store(false, Ordering::Release);
+        if listened {
             backoff = Duration::from_millis(50);
         }
         tokio::time::sleep(backoff).await;
@@ -168,7 +205,13 @@ async fn listen_forever(config: Config, tls: MakeRustlsConnect) {
 }
 
 /// One listening connection, until it ends. True if it got as far as listening.
-async fn listen_once(config: &Config, tls: MakeRustlsConnect) -> bool {
+async fn listen_once(
+    config: &Config,
+    tls: MakeRustlsConnect,
+    pool: &Pool,
+    up: &AtomicBool,
+    probe: u64,
+) -> bool {
     let Ok((client, mut connection)) = config.connect(tls).await else {
         return false;
     };
@@ -177,7 +220,9 @@ async fn listen_once(config: &Config, tls: MakeRustlsConnect) -> bool {
     let pump = async move {
         while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
             if let AsyncMessage::Notification(notification) = message {
-                deliver(notification.payload());
+                if deliver(notification.payload()) == Heard::Probe(probe) {
+                    up.store(true, Ordering::Release);
+                }
             }
         }
     };
@@ -194,6 +239,20 @@ async fn listen_once(config: &Config, tls: MakeRustlsConnect) -> bool {
     }
     // Whatever was written while no one listened: every reader looks again.
     wakeups::wake_all();
+    let payload = serde_json::to_string(&Payload {
+        o: wakeups::origin().into(),
+        s: Vec::new(),
+        p: Some(probe),
+    })
+    .unwrap_or_default();
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        if let Ok(client) = pool.get().await {
+            let _ = client
+                .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+                .await;
+        }
+    });
     pump.await;
     true
 }

@@ -11,6 +11,7 @@ use tokio_postgres::types::ToSql;
 
 use super::conninfo::ConnInfo;
 use super::notify::Notifier;
+use super::sweep::{Sweeper, Waiter, Waiting};
 use super::tls::Tls;
 use super::{Cell, Param, Row};
 use crate::error::{Error, Result};
@@ -19,6 +20,7 @@ use crate::sql::{Kind, Statement};
 pub struct SharedPool {
     pool: Pool,
     size: usize,
+    sweeper: Sweeper,
     notifier: Notifier,
 }
 
@@ -77,6 +79,7 @@ impl SharedPool {
             .map_err(|e| Error::InvalidArgument(format!("could not build the pool: {e}")))?;
         Ok(SharedPool {
             size,
+            sweeper: Sweeper::default(),
             notifier: Notifier::new(pool.clone(), config, connector),
             pool,
         })
@@ -92,41 +95,51 @@ impl SharedPool {
         self.notifier.publish(table, id);
     }
 
-    /// Makes sure this process hears other processes' writes.
-    pub fn listen(&self) {
-        self.notifier.listen();
+    pub async fn query(&self, statement: &Statement, params: &[Param]) -> Result<Vec<Row>> {
+        query(&self.pool, statement, params).await
     }
 
-    pub async fn query(&self, statement: &Statement, params: &[Param]) -> Result<Vec<Row>> {
-        let client = self.pool.get().await?;
-        let prepared = client.prepare_cached(&statement.text).await?;
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_sql).collect();
-        let rows = client.query(&prepared, &refs).await?;
-        rows.iter()
-            .enumerate()
-            .map(|(n, row)| {
-                let cells = statement
-                    .columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, column)| {
-                        if !statement.reads(n, i) {
-                            return Ok(Cell::Null);
-                        }
-                        Ok(match column.kind {
-                            Kind::Int => row
-                                .try_get::<_, Option<i32>>(i)?
-                                .map_or(Cell::Null, |v| Cell::Int(v.into())),
-                            Kind::Text => row
-                                .try_get::<_, Option<String>>(i)?
-                                .map_or(Cell::Null, Cell::Text),
-                        })
-                    })
-                    .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
-                Ok(Row(cells))
-            })
-            .collect()
+    /// Registers a waiting reader with the pool's shared check (see `sweep.rs`), and makes
+    /// sure this process hears other processes' writes if `listen`.
+    pub fn wait(&self, waiter: Waiter, listen: bool) -> Waiting {
+        if listen {
+            self.notifier.listen();
+        }
+        self.sweeper
+            .add(&self.pool, self.notifier.listening(), waiter)
     }
+}
+
+/// Runs one statement on a pooled connection, prepared once per connection.
+pub async fn query(pool: &Pool, statement: &Statement, params: &[Param]) -> Result<Vec<Row>> {
+    let client = pool.get().await?;
+    let prepared = client.prepare_cached(&statement.text).await?;
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_sql).collect();
+    let rows = client.query(&prepared, &refs).await?;
+    rows.iter()
+        .enumerate()
+        .map(|(n, row)| {
+            let cells = statement
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, column)| {
+                    if !statement.reads(n, i) {
+                        return Ok(Cell::Null);
+                    }
+                    Ok(match column.kind {
+                        Kind::Int => row
+                            .try_get::<_, Option<i32>>(i)?
+                            .map_or(Cell::Null, |v| Cell::Int(v.into())),
+                        Kind::Text => row
+                            .try_get::<_, Option<String>>(i)?
+                            .map_or(Cell::Null, Cell::Text),
+                    })
+                })
+                .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+            Ok(Row(cells))
+        })
+        .collect()
 }
 
 fn as_sql(param: &Param) -> &(dyn ToSql + Sync) {

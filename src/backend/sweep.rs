@@ -1,0 +1,155 @@
+//! The shared check of waiting readers, for stores built from a connection string.
+//!
+//! A reader with nothing left to read registers here while it waits. One task per pool
+//! asks the database, in one statement per status table, which of the waited-on streams
+//! have chunks past the readers' cursors or have finished, and wakes those readers
+//! (`wakeups.rs`); they then fetch their own pages. So 50 idle readers cost one statement
+//! a tick, not 50.
+//!
+//! The tick is the readers' `pollIntervalMs` while this process cannot hear other
+//! processes' writes. Once the pool's LISTEN connection has proved that it receives
+//! notifications (`notify.rs`), writes through stores of this package arrive as
+//! notifications and the check only catches writers that do not notify (the original
+//! package, or JS-client stores in other processes): then it runs once a second at most.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use serde_json::json;
+
+use super::{pool, Param};
+use crate::sql::Statement;
+use crate::wakeups;
+
+/// How often the check runs while notifications arrive.
+const WHILE_LISTENING: Duration = Duration::from_secs(1);
+
+/// One waiting reader.
+pub struct Waiter {
+    /// The store's `waiting` statement (which names its status table).
+    pub statement: Statement,
+    pub status_table: String,
+    pub id: String,
+    /// The last seq the reader has.
+    pub after: i32,
+    pub poll_interval: Duration,
+    /// Whether the store takes other processes' writes from notifications.
+    pub listen: bool,
+}
+
+#[derive(Default)]
+struct Waiters {
+    next: u64,
+    all: HashMap<u64, Waiter>,
+    /// Whether the check task runs.
+    running: bool,
+}
+
+#[derive(Default)]
+pub struct Sweeper {
+    waiters: Arc<Mutex<Waiters>>,
+}
+
+fn lock(waiters: &Mutex<Waiters>) -> std::sync::MutexGuard<'_, Waiters> {
+    waiters.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A reader's place in the check; dropping it takes the reader out.
+pub struct Waiting {
+    waiters: Arc<Mutex<Waiters>>,
+    key: u64,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        lock(&self.waiters).all.remove(&self.key);
+    }
+}
+
+impl Sweeper {
+    /// Adds a waiting reader; starts the check task unless it runs. Call from the tokio
+    /// runtime.
+    pub fn add(&self, pool: &Pool, listening: Arc<AtomicBool>, waiter: Waiter) -> Waiting {
+        let mut waiters = lock(&self.waiters);
+        waiters.next += 1;
+        let key = waiters.next;
+        waiters.all.insert(key, waiter);
+        if !waiters.running {
+            waiters.running = true;
+            tokio::spawn(check_while_waited(
+                self.waiters.clone(),
+                pool.clone(),
+                listening,
+            ));
+        }
+        Waiting {
+            waiters: self.waiters.clone(),
+            key,
+        }
+    }
+}
+
+/// The check loop: ends when no reader waits.
+async fn check_while_waited(waiters: Arc<Mutex<Waiters>>, pool: Pool, listening: Arc<AtomicBool>) {
+    loop {
+        let tick = {
+            let mut w = lock(&waiters);
+            let heard = listening.load(Ordering::Acquire);
+            let tick = w
+                .all
+                .values()
+                .map(|waiter| {
+                    if heard && waiter.listen {
+                        waiter.poll_interval.max(WHILE_LISTENING)
+                    } else {
+                        waiter.poll_interval
+                    }
+                })
+                .min();
+            if tick.is_none() {
+                w.running = false;
+            }
+            tick
+        };
+        let Some(tick) = tick else { return };
+        tokio::time::sleep(tick).await;
+        // Per status table: its statement, and each stream's lowest cursor.
+        let mut tables: BTreeMap<String, (Statement, HashMap<String, i32>)> = BTreeMap::new();
+        for waiter in lock(&waiters).all.values() {
+            let (_, streams) = tables
+                .entry(waiter.status_table.clone())
+                .or_insert_with(|| (waiter.statement.clone(), HashMap::new()));
+            let after = streams.entry(waiter.id.clone()).or_insert(waiter.after);
+            *after = (*after).min(waiter.after);
+        }
+        for (table, (statement, streams)) in tables {
+            let list: Vec<_> = streams
+                .iter()
+                .map(|(id, after)| json!({ "id": id, "after": after }))
+                .collect();
+            let params = [Param::Text(serde_json::Value::from(list).to_string())];
+            match pool::query(&pool, &statement, &params).await {
+                Ok(rows) => {
+                    for mut row in rows {
+                        if let Some(id) = row.take_text(0) {
+                            wakeups::wake(&table, &id);
+                        }
+                    }
+                }
+                // The database is away: the readers keep waiting, and the check runs
+                // again next tick.
+                Err(err) if err.code() == "CONNECTION_ERROR" => {}
+                // Anything else (a table gone, say): the readers look for themselves, so
+                // that they see the error.
+                Err(_) => {
+                    for id in streams.keys() {
+                        wakeups::wake(&table, id);
+                    }
+                }
+            }
+        }
+    }
+}
