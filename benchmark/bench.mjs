@@ -1,23 +1,28 @@
 // `npm run bench`: this package (Rust pool, and over a pg.Pool) against the original's
 // algorithm over pg (benchmark/baseline.mjs), in one run against one PostgreSQL. Prints a
-// table and writes benchmark/results.json.
+// table and writes benchmark/results.json. Child processes (benchmark/child.mjs) play the
+// second process of the cross-process tail and the replay whose memory is measured.
+import { execFile, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import os from "node:os";
+import { promisify } from "node:util";
 import pg from "pg";
-import { PostgresConversationStore, PostgresStreamStore } from "../index.js";
-import { BaselineConversationStore, BaselineStreamStore } from "./baseline.mjs";
+import { makeModes, wallMs } from "./modes.mjs";
 
 const url = process.env.DATABASE_URL;
 if (!url) throw new Error("DATABASE_URL is not set: run `npm run bench`");
 
+const run = promisify(execFile);
+const only = process.env.BENCH_ONLY; // a substring of figure labels: run just those
 const admin = new pg.Pool({ connectionString: url, max: 2 });
-const jsPool = new pg.Pool({ connectionString: url, max: 10 });
+const { modes, end: endModes } = makeModes(url);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const quantile = (values, q) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 };
 const median = (values) => quantile(values, 0.5);
+const child = (args) => run(process.execPath, ["--expose-gc", new URL("./child.mjs", import.meta.url).pathname, ...args], { env: { ...process.env, DATABASE_URL: url }, maxBuffer: 1 << 20 });
 
 let schemas = 0;
 async function freshTables() {
@@ -34,27 +39,6 @@ async function freshTables() {
     drop: () => admin.query(`DROP SCHEMA ${schema} CASCADE`),
   };
 }
-
-const modes = [
-  {
-    name: "rust pool (connection string)",
-    key: "native",
-    streams: (t, o = {}) => new PostgresStreamStore(url, { ...t.stream, ...o }),
-    conversations: (t) => new PostgresConversationStore(url, t.conversation),
-  },
-  {
-    name: "JS client (pg.Pool)",
-    key: "js",
-    streams: (t, o = {}) => new PostgresStreamStore(jsPool, { ...t.stream, ...o }),
-    conversations: (t) => new PostgresConversationStore(jsPool, t.conversation),
-  },
-  {
-    name: "baseline: original algorithm over pg.Pool",
-    key: "baseline",
-    streams: (t, o = {}) => new BaselineStreamStore(jsPool, { ...t.stream, ...o }),
-    conversations: (t) => new BaselineConversationStore(jsPool, t.conversation),
-  },
-];
 
 /** 50 streams, each appending 200 chunks one after another; all streams at once. */
 async function appendThroughput(mode) {
@@ -95,6 +79,78 @@ async function liveTail(mode) {
   await store.close?.();
   await t.drop();
   return { p50Ms: +median(lags).toFixed(2), p99Ms: +quantile(lags, 0.99).toFixed(2) };
+}
+
+/** A writer in another process (its own store, same mode) appends 100 chunks 20 ms
+ *  apart, each carrying the wall-clock time it was sent; a live reader here notes the lag. */
+async function liveTailAcross(mode) {
+  const t = await freshTables();
+  const store = mode.streams(t);
+  const id = "tail-across";
+  await store.create(id);
+  const lags = [];
+  const reader = (async () => {
+    for await (const chunk of store.readFrom(id, 0)) lags.push(wallMs() - Number(chunk.data));
+  })();
+  await sleep(300); // the reader is waiting (and, with LISTEN, listening)
+  await child(["write", mode.key, JSON.stringify(t), id, "100"]);
+  await reader;
+  if (lags.length !== 100) throw new Error(`the reader got ${lags.length} chunks`);
+  await store.close?.();
+  await t.drop();
+  return { p50Ms: +median(lags).toFixed(2), p99Ms: +quantile(lags, 0.99).toFixed(2) };
+}
+
+/** Transactions the server counted in this database (pg_stat_database). */
+async function serverStatements() {
+  const { rows } = await admin.query("SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = current_database()");
+  return Number(rows[0].n);
+}
+
+// A backend sends its statistics at most once a second, and an idle one within 10 s.
+const STATS_SETTLE_MS = 11_000;
+
+/** 50 readers (in a process of their own) waiting on 50 active streams for 5 s:
+ *  statements per second, as the server counts them. The window opens once the readers
+ *  wait and closes after their process is killed and every backend has reported. */
+async function idleLoad(mode) {
+  const t = await freshTables();
+  const ids = Array.from({ length: 50 }, (_, i) => `idle${i}`);
+  await admin.query(`INSERT INTO ${t.stream.statusTable} (id, state, total_chunks, expires_at) SELECT unnest($1::text[]), 'active', 0, $2`, [ids, Date.now() + 1e8]);
+  const readers = spawn(process.execPath, [new URL("./child.mjs", import.meta.url).pathname, "idle", mode.key, JSON.stringify(t), "idle", "50"], {
+    env: { ...process.env, DATABASE_URL: url },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  await new Promise((resolve, reject) => {
+    readers.stdout.on("data", (data) => String(data).includes("ready") && resolve());
+    readers.on("exit", () => reject(new Error("the idle readers' process ended early")));
+  });
+  await sleep(STATS_SETTLE_MS);
+  const before = await serverStatements();
+  await sleep(5_000);
+  const gone = new Promise((resolve) => readers.once("exit", resolve));
+  readers.kill("SIGKILL");
+  await gone;
+  await sleep(STATS_SETTLE_MS);
+  const after = await serverStatements();
+  await t.drop();
+  // The reading of `before` is one of the statements counted.
+  return { statementsPerSecond: +((after - before - 1) / 5).toFixed(1) };
+}
+
+/** Peak resident memory a fresh process gains while it reads a 1,000,000-chunk stream
+ *  through (child.mjs). The stream is written once and shared by the modes. */
+let bigStream;
+async function replayMemory(mode) {
+  if (!bigStream) {
+    bigStream = await freshTables();
+    await admin.query(`INSERT INTO ${bigStream.stream.statusTable} (id, state, total_chunks, expires_at) VALUES ('big', 'done', 1000000, $1)`, [Date.now() + 1e8]);
+    await admin.query(`INSERT INTO ${bigStream.stream.chunksTable} (id, seq, data) SELECT 'big', g, 'token number ' || g || ' ' FROM generate_series(1, 1000000) g`);
+  }
+  const { stdout } = await child(["replay", mode.key, JSON.stringify(bigStream), "big"]);
+  const result = JSON.parse(stdout);
+  if (result.chunks !== 1_000_000) throw new Error(`replay read ${result.chunks} chunks`);
+  return { rssGrowthMb: result.rssGrowthMb };
 }
 
 /** Reading back a finished 10,000-chunk stream from the start. */
@@ -156,12 +212,16 @@ async function conversations(mode) {
   return { pairsPerSecond: Math.round(2000 / seconds) };
 }
 
+// [label, measure, show, value, higher is better, rounds]
 const figures = [
-  ["append throughput (50 streams x 200 appends)", appendThroughput, (r) => `${r.chunksPerSecond} chunks/s`, (r) => r.chunksPerSecond, true],
-  ["live tail, same process", liveTail, (r) => `p50 ${r.p50Ms} / p99 ${r.p99Ms} ms`, (r) => r.p50Ms, false],
-  ["replay 10,000 chunks", replay, (r) => `${r.medianMs} ms`, (r) => r.medianMs, false],
-  ["cleanup 2,000 streams", cleanup, (r) => `${r.medianMs} ms`, (r) => r.medianMs, false],
-  ["conversation save+load (10 at once)", conversations, (r) => `${r.pairsPerSecond} pairs/s`, (r) => r.pairsPerSecond, true],
+  ["append throughput (50 streams x 200 appends)", appendThroughput, (r) => `${r.chunksPerSecond} chunks/s`, (r) => r.chunksPerSecond, true, 3],
+  ["live tail, same process", liveTail, (r) => `p50 ${r.p50Ms} / p99 ${r.p99Ms} ms`, (r) => r.p50Ms, false, 3],
+  ["live tail, across processes", liveTailAcross, (r) => `p50 ${r.p50Ms} / p99 ${r.p99Ms} ms`, (r) => r.p50Ms, false, 3],
+  ["replay 10,000 chunks", replay, (r) => `${r.medianMs} ms`, (r) => r.medianMs, false, 3],
+  ["cleanup 2,000 streams", cleanup, (r) => `${r.medianMs} ms`, (r) => r.medianMs, false, 3],
+  ["conversation save+load (10 at once)", conversations, (r) => `${r.pairsPerSecond} pairs/s`, (r) => r.pairsPerSecond, true, 3],
+  ["replay 1,000,000 chunks: peak RSS growth", replayMemory, (r) => `${r.rssGrowthMb} MB`, (r) => Math.max(r.rssGrowthMb, 0.1), false, 1],
+  ["idle load, 50 waiting readers", idleLoad, (r) => `${r.statementsPerSecond} stmt/s`, (r) => Math.max(r.statementsPerSecond, 0.1), false, 1],
 ];
 
 const { rows: versionRows } = await admin.query("SHOW server_version");
@@ -174,23 +234,25 @@ const results = {
 };
 
 // Warm up each mode (connections, prepared statements, JIT) before measuring.
-for (const mode of modes) {
-  await replay(mode);
-  await appendThroughput(mode);
+if (!only) {
+  for (const mode of modes) {
+    await replay(mode);
+    await appendThroughput(mode);
+  }
 }
 
 // Each figure is measured ROUNDS times per mode, the modes taking turns in a rotating
 // order (so no mode always runs right after another warmed the server); the median
 // round is reported.
-const ROUNDS = 3;
 const table = [];
-for (const [label, run, show, value, higherIsBetter] of figures) {
+for (const [label, measure, show, value, higherIsBetter, ROUNDS] of figures) {
+  if (only && !label.includes(only)) continue;
   const row = { figure: label };
   const rounds = Object.fromEntries(modes.map((m) => [m.key, []]));
   for (let round = 0; round < ROUNDS; round++) {
     for (let i = 0; i < modes.length; i++) {
       const mode = modes[(i + round) % modes.length];
-      rounds[mode.key].push(await run(mode));
+      rounds[mode.key].push(await measure(mode));
     }
   }
   const measured = {};
@@ -220,5 +282,6 @@ for (const row of table) console.log(line(headers.map((h) => row[h])));
 writeFileSync(new URL("./results.json", import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
 console.log("\nwritten: benchmark/results.json");
 
-await jsPool.end();
+await bigStream?.drop();
+await endModes();
 await admin.end();
