@@ -113,12 +113,15 @@ export interface PoolOptions {
 }
 
 /**
- * One page of chunks, as two columns: crossing into JS as one typed array and one array
- * of strings costs far less than an object per chunk; `index.js` yields the objects.
+ * One page of chunks, in columns: their seqs, and their texts joined into one string,
+ * chunk `i` ending at UTF-16 offset `ends[i]`. One string and two typed arrays cross into
+ * JS for a whole page, instead of an object or a string per chunk; `index.js` slices the
+ * chunks out (V8 shares the text for longer slices) and yields the objects.
  */
 export interface StreamPage {
   seqs: Uint32Array
-  data: Array<string>
+  text: string
+  ends: Uint32Array
 }
 
 /**

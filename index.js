@@ -279,7 +279,7 @@ export class PostgresStreamStore extends Store {
       for (;;) {
         const page = await next;
         if (page === null) return;
-        const { seqs, data } = page;
+        const { seqs, text, ends } = page;
         if (seqs.length === 0) {
           await reader.pause();
           next = fetch();
@@ -287,7 +287,9 @@ export class PostgresStreamStore extends Store {
         }
         // More is there already: fetch it while this page is handed out.
         next = reader.hasMore ? fetch() : null;
-        for (let i = 0; i < seqs.length; i++) yield { seq: seqs[i], data: data[i] };
+        for (let i = 0, start = 0; i < seqs.length; start = ends[i++]) {
+          yield { seq: seqs[i], data: text.slice(start, ends[i]) };
+        }
         next ??= fetch();
       }
     } finally {

@@ -16,16 +16,19 @@ use tokio::sync::watch;
 
 use crate::backend::{missing, Param, Row, Waiter};
 use crate::error::Result;
-use crate::sql::{Statement, PAGE_BYTES, PAGE_ROWS};
+use crate::sql::{Statement, PAGE_ROWS, SMALL_CHUNK_BYTES};
 use crate::stream_store::StreamShared;
 use crate::wakeups::{self, Subscription};
 
-/// One page of chunks, as two columns: crossing into JS as one typed array and one array
-/// of strings costs far less than an object per chunk; `index.js` yields the objects.
+/// One page of chunks, in columns: their seqs, and their texts joined into one string,
+/// chunk `i` ending at UTF-16 offset `ends[i]`. One string and two typed arrays cross into
+/// JS for a whole page, instead of an object or a string per chunk; `index.js` slices the
+/// chunks out (V8 shares the text for longer slices) and yields the objects.
 #[napi(object)]
 pub struct StreamPage {
     pub seqs: Uint32Array,
-    pub data: Vec<String>,
+    pub text: String,
+    pub ends: Uint32Array,
 }
 
 #[derive(Default)]
@@ -36,6 +39,19 @@ struct Cursor {
     finished: bool,
     /// More chunks are there already: the next look need not wait.
     more_now: bool,
+    /// The next chunk is a large one: the next page is that chunk alone.
+    large_next: bool,
+}
+
+impl Cursor {
+    /// The next page's seq range ends here, and holds the text of chunks up to this size.
+    fn next_range(&self) -> (i32, i64) {
+        if self.large_next {
+            (self.after.saturating_add(1), i64::MAX)
+        } else {
+            (self.after.saturating_add(PAGE_ROWS), SMALL_CHUNK_BYTES)
+        }
+    }
 }
 
 struct ReaderInner {
@@ -94,15 +110,38 @@ impl ReaderInner {
         let mut chunks = Vec::with_capacity(rows.len());
         for mut row in rows {
             let Some(seq) = row.int(2) else { continue };
-            chunks.push((seq as u32, row.take_text(3).ok_or_else(|| missing(sql, 3))?));
+            chunks.push((seq as u32, row.take_text(3)));
         }
         if !chunks.is_sorted_by_key(|(seq, _)| *seq) {
             chunks.sort_unstable_by_key(|(seq, _)| *seq);
         }
-        let (seqs, data): (Vec<u32>, Vec<String>) = chunks.into_iter().unzip();
-        let until = cursor.after.saturating_add(PAGE_ROWS);
+        let (until, _) = cursor.next_range();
+        let large_page = cursor.large_next;
+        cursor.large_next = false;
+        let mut text = String::new();
+        let (mut seqs, mut ends) = (Vec::with_capacity(chunks.len()), Vec::with_capacity(chunks.len()));
+        let mut end = 0u32;
+        for (seq, data) in chunks {
+            let Some(data) = data else {
+                // A large chunk, sent without its text: the page ends before it.
+                if large_page {
+                    return Err(missing(sql, 3));
+                }
+                cursor.large_next = true;
+                break;
+            };
+            end += if data.is_ascii() {
+                data.len()
+            } else {
+                data.encode_utf16().count()
+            } as u32;
+            text.push_str(&data);
+            seqs.push(seq);
+            ends.push(end);
+        }
         cursor.after = match seqs.last() {
             Some(&last) => last as i32,
+            None if cursor.large_next => cursor.after,
             // Nothing in the range although the stream has chunks past it: a gap (rows
             // deleted by hand); step over it.
             None if total > i64::from(cursor.after) => until.min(total as i32),
@@ -121,7 +160,8 @@ impl ReaderInner {
         }
         Ok(Some(StreamPage {
             seqs: Uint32Array::new(seqs),
-            data,
+            text,
+            ends: Uint32Array::new(ends),
         }))
     }
 }
@@ -140,12 +180,13 @@ impl NativeStreamReader {
         let params = if inner.done() {
             None
         } else {
-            let after = inner.cursor().after;
+            let cursor = inner.cursor();
+            let (until, largest) = cursor.next_range();
             Some(vec![
                 Param::Text(inner.id.clone()),
-                Param::Int(after),
-                Param::Int(after.saturating_add(PAGE_ROWS)),
-                Param::BigInt(PAGE_BYTES),
+                Param::Int(cursor.after),
+                Param::Int(until),
+                Param::BigInt(largest),
             ])
         };
         let Some(params) = params else {

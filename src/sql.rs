@@ -10,9 +10,9 @@ use crate::error::{Error, Result};
 
 /// How many chunks one page of `readFrom` holds at the most.
 pub const PAGE_ROWS: i32 = 2000;
-/// About how many bytes of chunk text one page holds at the most (a page always holds at
-/// least one chunk, however large).
-pub const PAGE_BYTES: i64 = 4 * 1024 * 1024;
+/// Chunks up to this many bytes come in pages of up to `PAGE_ROWS`, so a page holds
+/// about 4 MiB at the most; a larger chunk comes in a page of its own.
+pub const SMALL_CHUNK_BYTES: i64 = 2048;
 
 /// The channel of the NOTIFY that tells listening processes a stream was written; its
 /// payload is JSON: `{"o": <the writing process>, "s": [[status table, stream id], ...]}`.
@@ -188,19 +188,17 @@ impl StreamSql {
             // One round trip per page: the stream's state and chunk count and the next
             // chunks, read in one snapshot. No row: the stream does not exist. A row whose
             // seq is NULL: no chunks in the range. Seqs are gapless, so a page is the seq
-            // range (after, until], an index range scan whatever the stream's length;
-            // it stops early at the first chunk that starts past PAGE_BYTES. Rows come in
-            // seq order in practice; the reader sorts them if not (cheaper than a sort
-            // node here).
+            // range (after, until], an index range scan whatever the stream's length. A
+            // chunk longer than $4 bytes comes without its text (its length is known
+            // without reading it): the page ends before it, and it is read alone next.
+            // That bounds a page's memory at no cost per row. Rows come in seq order in
+            // practice; the reader sorts them if not (cheaper than a sort node here).
             read_page: Statement::new(
                 format!(
-                    "SELECT s.state, s.total_chunks, c.seq, c.data FROM {status} s \
-                     LEFT JOIN LATERAL (SELECT seq, data FROM ( \
-                     SELECT seq, data, sum(octet_length(data)) OVER (ORDER BY seq \
-                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) \
-                     - octet_length(data) AS before FROM {chunks} \
-                     WHERE id = s.id AND seq > $2::int AND seq <= $3::int \
-                     ) page WHERE before < $4::bigint) c ON true \
+                    "SELECT s.state, s.total_chunks, c.seq, \
+                     CASE WHEN octet_length(c.data) <= $4::bigint THEN c.data END AS data \
+                     FROM {status} s LEFT JOIN LATERAL (SELECT seq, data FROM {chunks} \
+                     WHERE id = s.id AND seq > $2::int AND seq <= $3::int) c ON true \
                      WHERE s.id = $1::text"
                 ),
                 &[
