@@ -298,6 +298,24 @@ describe.each(backends)("PostgresStreamStore over $name", (backend) => {
       expect(chunks.map((c) => c.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
       expect(chunks.every((c, i) => c.data === `${i}:${big}`)).toBe(true);
     });
+
+    it("yields small, multi-byte and large chunks mixed across pages exactly", async () => {
+      const id = uid();
+      const large = new Set([1, 5, 2000, 2001, 2002, 2999, 3000]);
+      const data = (seq: number) =>
+        large.has(seq) ? `${seq}é${"L".repeat(3000)}` : seq % 7 === 0 ? `${seq} 日本🧪` : `t${seq} `;
+      await admin.query(`INSERT INTO ${tables.stream.statusTable} (id, state, total_chunks, expires_at) VALUES ($1, 'done', 3000, $2)`, [id, Date.now() + 1e6]);
+      await admin.query(`INSERT INTO ${tables.stream.chunksTable} (id, seq, data) SELECT $1, g, d FROM unnest($2::text[]) WITH ORDINALITY AS x(d, g)`, [
+        id,
+        Array.from({ length: 3000 }, (_, i) => data(i + 1)),
+      ]);
+      const chunks = await collect(store.readFrom(id, 0));
+      expect(chunks.length).toBe(3000);
+      chunks.forEach((c, i) => {
+        if (c.seq !== i + 1 || c.data !== data(i + 1)) throw new Error(`chunk ${i + 1} came back as ${c.seq}: ${c.data.slice(0, 20)}`);
+      });
+      expect((await collect(store.readFrom(id, 2001))).map((c) => c.seq)).toEqual(Array.from({ length: 999 }, (_, i) => 2002 + i));
+    });
   });
 
   describe("getStatus / stop / complete / fail", () => {
