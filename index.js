@@ -92,7 +92,7 @@ function settleFailure(err) {
  */
 function adapt(client, settle) {
   const send = isPg(client) ? preparedPg(client) : (sql, params) => client.query(sql, params);
-  const query = (sql, params, ticket) => {
+  const query = (sql, params, ticket, join) => {
     let pending;
     try {
       pending = send(sql, params);
@@ -100,7 +100,12 @@ function adapt(client, settle) {
       return Promise.resolve(settleFailure(err)).then((outcome) => settle(ticket, outcome));
     }
     return Promise.resolve(pending).then(
-      (result) => settle(ticket, settleRows(result)),
+      (result) => {
+        const rows = settleRows(result);
+        if (join === undefined || !Array.isArray(rows)) return settle(ticket, rows);
+        const [text, lengths] = joinColumn(rows, join);
+        return settle(ticket, rows, text, lengths);
+      },
       (err) => settle(ticket, settleFailure(err)),
     );
   };
@@ -108,11 +113,33 @@ function adapt(client, settle) {
   // One connection runs one query at a time: queue them here rather than lean on pg's
   // own queue, which pg deprecates for concurrent calls.
   let tail = Promise.resolve();
-  return (sql, params, ticket) => {
-    const result = tail.then(() => query(sql, params, ticket));
+  return (sql, params, ticket, join) => {
+    const result = tail.then(() => query(sql, params, ticket, join));
     tail = result.catch(() => {});
     return result;
   };
+}
+
+/**
+ * One column of many rows (a page's chunks) as one string and the values' lengths (-1 for
+ * NULL), which cross into Rust as two values instead of one per row. Anything but strings
+ * and NULLs leaves the column to be read row by row (and reported there).
+ */
+function joinColumn(rows, key) {
+  const lengths = new Int32Array(rows.length);
+  let text = "";
+  for (let i = 0; i < rows.length; i++) {
+    const value = rows[i]?.[key];
+    if (typeof value === "string") {
+      text += value;
+      lengths[i] = value.length;
+    } else if (value === null || value === undefined) {
+      lengths[i] = -1;
+    } else {
+      return [undefined, undefined];
+    }
+  }
+  return [text, lengths];
 }
 
 /** A `pg.Pool` or `pg.Client` (or a pg-compatible one, such as Neon's `Pool`). */

@@ -108,9 +108,9 @@ impl ReaderInner {
         let active = first.take_text(0).ok_or_else(|| missing(sql, 0))? == "active";
         let total = first.int(1).ok_or_else(|| missing(sql, 1))?;
         let mut chunks = Vec::with_capacity(rows.len());
-        for mut row in rows {
+        for row in &rows {
             let Some(seq) = row.int(2) else { continue };
-            chunks.push((seq as u32, row.take_text(3)));
+            chunks.push((seq as u32, row.text(3)));
         }
         if !chunks.is_sorted_by_key(|(seq, _)| *seq) {
             chunks.sort_unstable_by_key(|(seq, _)| *seq);
@@ -118,7 +118,7 @@ impl ReaderInner {
         let (until, _) = cursor.next_range();
         let large_page = cursor.large_next;
         cursor.large_next = false;
-        let mut text = String::new();
+        let mut text = String::with_capacity(chunks.iter().flat_map(|(_, d)| d.map(str::len)).sum());
         let (mut seqs, mut ends) = (Vec::with_capacity(chunks.len()), Vec::with_capacity(chunks.len()));
         let mut end = 0u32;
         for (seq, data) in chunks {
@@ -135,7 +135,7 @@ impl ReaderInner {
             } else {
                 data.encode_utf16().count()
             } as u32;
-            text.push_str(&data);
+            text.push_str(data);
             seqs.push(seq);
             ends.push(end);
         }

@@ -39,6 +39,9 @@ pub struct Statement {
     /// How many leading columns repeat one value on every row: only the first row's are
     /// read (the others' come back NULL), which spares a conversion per row.
     pub same_on_every_row: usize,
+    /// A text column whose values come as one string for all rows (the chunks of a
+    /// page): one allocation and one conversion instead of one per row.
+    pub joined: Option<usize>,
 }
 
 impl Statement {
@@ -47,7 +50,13 @@ impl Statement {
             text: text.into(),
             columns,
             same_on_every_row: 0,
+            joined: None,
         }
+    }
+
+    fn joined(mut self, column: usize) -> Self {
+        self.joined = Some(column);
+        self
     }
 
     fn same_on_every_row(mut self, leading: usize) -> Self {
@@ -208,7 +217,8 @@ impl StreamSql {
                     Column { name: "data", kind: Kind::Text },
                 ],
             )
-            .same_on_every_row(2),
+            .same_on_every_row(2)
+            .joined(3),
             // One statement, so no chunk outlives its status row. Finished streams go once
             // their ttl has passed; active ones only once they have also been silent for
             // the stale period (their writer is gone). `= ANY(ARRAY(...))` makes the chunks

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use napi::bindgen_prelude::{
-    Array, BigInt, FnArgs, FromNapiValue, Function, FunctionRef, JsObjectValue, JsValue, Object,
-    PromiseRaw, ToNapiValue, Unknown,
+    Array, BigInt, FnArgs, FromNapiValue, Function, FunctionRef, Int32Array, JsObjectValue,
+    JsValue, Object, PromiseRaw, ToNapiValue, Unknown,
 };
 use napi::{sys, Env, ValueType};
 use serde_json::Value;
@@ -22,16 +22,21 @@ use super::{Cell, Param, Row};
 use crate::error::{Error, Result};
 use crate::sql::{Kind, Statement};
 
-type Args = FnArgs<(String, Vec<Value>, u32)>;
+type Args = FnArgs<(String, Vec<Value>, u32, Option<&'static str>)>;
 
-/// `(settle) => (sql, params, ticket) => Promise<unknown>`, as `index.js` makes it.
+/// `(settle) => (sql, params, ticket, join) => Promise<unknown>`, as `index.js` makes it.
 pub type MakeAdapter<'f> =
     Function<'f, FnArgs<(Function<'f, SettleArgs, Raw>,)>, Function<'f, Args, Unknown<'static>>>;
 
-type SettleArgs = FnArgs<(u32, Unknown<'static>)>;
+type SettleArgs = FnArgs<(u32, Unknown<'static>, Option<String>, Option<Int32Array>)>;
+
+/// A joined column as the adapter sends it: the values' text, and each value's length in
+/// UTF-16 units (-1 for NULL).
+type Joined = (String, Int32Array);
 
 /// What to do with the rows of one query: turn them into the method's JS result.
-type Finisher = Box<dyn FnOnce(&Env, Unknown) -> napi::Result<sys::napi_value> + Send>;
+type Finisher =
+    Box<dyn FnOnce(&Env, Unknown, Option<Joined>) -> napi::Result<sys::napi_value> + Send>;
 
 #[derive(Default)]
 struct Pending {
@@ -71,11 +76,15 @@ impl JsQuery {
             env.create_function_from_closure::<SettleArgs, Raw, _>("settle", move |ctx| {
                 let ticket: u32 = ctx.get(0)?;
                 let outcome: Unknown = ctx.get(1)?;
+                let joined = match (ctx.get::<Option<String>>(2)?, ctx.get::<Option<Int32Array>>(3)?) {
+                    (Some(text), Some(lengths)) => Some((text, lengths)),
+                    _ => None,
+                };
                 let finish = lock(&queries)
                     .queries
                     .remove(&ticket)
                     .ok_or_else(|| napi::Error::from(Error::Closed))?;
-                finish(ctx.env, outcome).map(Raw)
+                finish(ctx.env, outcome, joined).map(Raw)
             })?;
         let adapter = make_adapter.call(FnArgs::from((settle,)))?;
         Ok(JsQuery {
@@ -96,8 +105,8 @@ impl JsQuery {
         F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
     {
         let columns = statement.clone();
-        let finisher: Finisher = Box::new(move |env, outcome| {
-            let rows = rows_from_js(env, &columns, outcome)?;
+        let finisher: Finisher = Box::new(move |env, outcome, joined| {
+            let rows = rows_from_js(env, &columns, outcome, joined)?;
             let value = finish(rows)?;
             unsafe { T::to_napi_value(env.raw(), value) }
         });
@@ -112,7 +121,10 @@ impl JsQuery {
         let called = self
             .query
             .borrow_back(env)
-            .and_then(|f| f.call(FnArgs::from((statement.text.to_string(), params, ticket))));
+            .and_then(|f| {
+                let join = statement.joined.map(|i| statement.columns[i].name);
+                f.call(FnArgs::from((statement.text.to_string(), params, ticket, join)))
+            });
         match called {
             // SAFETY: a live value of this env; the adapter always returns a promise.
             Ok(returned) => unsafe { PromiseRaw::<T>::from_napi_value(env.raw(), returned.raw()) },
@@ -144,7 +156,12 @@ fn to_json(param: Param) -> Value {
 /// The rows the adapter resolved with, read straight from the JS values: only the
 /// columns the statement asks for, by name, leniently (drivers return int8 and counts as
 /// strings, postgres.js may return BigInts).
-fn rows_from_js(env: &Env, statement: &Statement, settled: Unknown) -> Result<Vec<Row>> {
+fn rows_from_js(
+    env: &Env,
+    statement: &Statement,
+    settled: Unknown,
+    joined: Option<Joined>,
+) -> Result<Vec<Row>> {
     if !settled.is_array()? {
         // `{ failed }` or `{ malformed }`: small, read as JSON.
         let outcome = unsafe { Value::from_napi_value(env.raw(), settled.raw())? };
@@ -157,6 +174,13 @@ fn rows_from_js(env: &Env, statement: &Statement, settled: Unknown) -> Result<Ve
         .iter()
         .map(|column| env.create_string(column.name))
         .collect::<napi::Result<Vec<_>>>()?;
+    // The joined column, when the adapter could join it: its cells, in row order.
+    let mut joined = match (statement.joined, joined) {
+        (Some(column), Some((text, lengths))) if lengths.len() == rows.len() as usize => {
+            Some(split_joined(statement, column, &text, &lengths)?.into_iter())
+        }
+        _ => None,
+    };
     (0..rows.len())
         .map(|n| {
             let row = rows
@@ -177,6 +201,11 @@ fn rows_from_js(env: &Env, statement: &Statement, settled: Unknown) -> Result<Ve
                 .zip(&keys)
                 .enumerate()
                 .map(|(i, (column, key))| {
+                    if statement.joined == Some(i) {
+                        if let Some(cells) = joined.as_mut() {
+                            return Ok(cells.next().unwrap_or(Cell::Null));
+                        }
+                    }
                     if !statement.reads(n as usize, i) {
                         return Ok(Cell::Null);
                     }
@@ -187,6 +216,42 @@ fn rows_from_js(env: &Env, statement: &Statement, settled: Unknown) -> Result<Ve
                 .map(Row)
         })
         .collect()
+}
+
+/// Cuts the adapter's joined text back into its values, by their UTF-16 lengths.
+fn split_joined(statement: &Statement, column: usize, text: &str, lengths: &[i32]) -> Result<Vec<Cell>> {
+    let mut values = Vec::with_capacity(lengths.len());
+    let mut rest = text;
+    for &length in lengths {
+        if length < 0 {
+            values.push(None);
+            continue;
+        }
+        let mut units = 0;
+        let bytes = if rest.is_char_boundary(length as usize)
+            && rest.as_bytes()[..length as usize].is_ascii()
+        {
+            length as usize
+        } else {
+            rest.char_indices()
+                .find(|(_, c)| {
+                    let reached = units >= length as usize;
+                    units += c.len_utf16();
+                    reached
+                })
+                .map_or(rest.len(), |(at, _)| at)
+        };
+        let (value, after) = rest.split_at(bytes);
+        values.push(Some(value));
+        rest = after;
+    }
+    if !rest.is_empty() {
+        return Err(Error::MalformedResult(format!(
+            "the joined values of column \"{}\" do not add up to the text sent",
+            statement.columns[column].name
+        )));
+    }
+    Ok(super::joined_cells(values.into_iter()))
 }
 
 fn cell(name: &str, kind: Kind, value: Unknown) -> Result<Cell> {

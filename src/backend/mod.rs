@@ -44,6 +44,9 @@ pub enum Cell {
     Null,
     Int(i64),
     Text(String),
+    /// Text of a joined column (see `Statement::joined`): bytes `start..end` of the text
+    /// all the rows' values of that column share.
+    Slice(Arc<str>, u32, u32),
 }
 
 /// One result row, its cells in the order of the statement's columns.
@@ -61,9 +64,38 @@ impl Row {
     pub fn take_text(&mut self, i: usize) -> Option<String> {
         match self.0.get_mut(i).map(|c| std::mem::replace(c, Cell::Null)) {
             Some(Cell::Text(s)) => Some(s),
+            Some(Cell::Slice(text, start, end)) => Some(text[start as usize..end as usize].into()),
             _ => None,
         }
     }
+
+    pub fn text(&self, i: usize) -> Option<&str> {
+        match self.0.get(i) {
+            Some(Cell::Text(s)) => Some(s),
+            Some(Cell::Slice(text, start, end)) => Some(&text[*start as usize..*end as usize]),
+            _ => None,
+        }
+    }
+}
+
+/// The cells of a joined text column: `texts` in row order (`None` for NULL) as slices of
+/// one shared string.
+pub fn joined_cells<'a>(texts: impl Iterator<Item = Option<&'a str>> + Clone) -> Vec<Cell> {
+    let mut all = String::with_capacity(texts.clone().flatten().map(str::len).sum());
+    let spans: Vec<_> = texts
+        .map(|text| {
+            text.map(|text| {
+                let start = all.len() as u32;
+                all.push_str(text);
+                (start, all.len() as u32)
+            })
+        })
+        .collect();
+    let all: Arc<str> = all.into();
+    spans
+        .into_iter()
+        .map(|span| span.map_or(Cell::Null, |(start, end)| Cell::Slice(all.clone(), start, end)))
+        .collect()
 }
 
 /// A required cell was NULL: only a hand-written client can cause that.

@@ -13,7 +13,7 @@ use super::conninfo::ConnInfo;
 use super::notify::Notifier;
 use super::sweep::{Sweeper, Waiter, Waiting};
 use super::tls::Tls;
-use super::{Cell, Param, Row};
+use super::{joined_cells, Cell, Param, Row};
 use crate::error::{Error, Result};
 use crate::sql::{Kind, Statement};
 
@@ -119,6 +119,16 @@ pub async fn query(pool: &Pool, statement: &Statement, params: &[Param]) -> Resu
     let prepared = client.prepare_cached(&statement.text).await?;
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_sql).collect();
     let rows = client.query(&prepared, &refs).await?;
+    let mut joined = match statement.joined {
+        Some(column) => {
+            let texts = rows
+                .iter()
+                .map(|row| row.try_get::<_, Option<&str>>(column))
+                .collect::<Result<Vec<_>, _>>()?;
+            joined_cells(texts.into_iter()).into_iter()
+        }
+        None => Vec::new().into_iter(),
+    };
     rows.iter()
         .enumerate()
         .map(|(n, row)| {
@@ -127,6 +137,9 @@ pub async fn query(pool: &Pool, statement: &Statement, params: &[Param]) -> Resu
                 .iter()
                 .enumerate()
                 .map(|(i, column)| {
+                    if statement.joined == Some(i) {
+                        return Ok(joined.next().unwrap_or(Cell::Null));
+                    }
                     if !statement.reads(n, i) {
                         return Ok(Cell::Null);
                     }
