@@ -67,7 +67,7 @@ describe("broken JS clients", () => {
     let pages = 0;
     const failingSecondPage: PostgresClient = {
       query(sql, params) {
-        if (sql.includes("LATERAL") && ++pages === 2) return Promise.reject(new Error("page two is lost"));
+        if (sql.includes("UNION ALL") && ++pages === 2) return Promise.reject(new Error("page two is lost"));
         return pool.query(sql, params);
       },
     };
@@ -100,7 +100,7 @@ describe("broken JS clients", () => {
     const shuffling: PostgresClient = {
       async query(sql, params) {
         const result = await pool.query(sql, params);
-        return sql.includes("LATERAL") ? { rows: [...result.rows].reverse() } : result;
+        return sql.includes("UNION ALL") ? { rows: [...result.rows].reverse() } : result;
       },
     };
     const store = new PostgresStreamStore(shuffling, tables.stream);

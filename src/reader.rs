@@ -14,7 +14,7 @@ use napi::Env;
 use napi_derive::napi;
 use tokio::sync::watch;
 
-use crate::backend::{missing, Param, Row, Waiter};
+use crate::backend::{missing, Param, Row, Started, Waiter};
 use crate::error::Result;
 use crate::sql::{Statement, PAGE_ROWS, SMALL_CHUNK_BYTES};
 use crate::stream_store::StreamShared;
@@ -41,6 +41,8 @@ struct Cursor {
     more_now: bool,
     /// The next chunk is a large one: the next page is that chunk alone.
     large_next: bool,
+    /// The stream's chunk count, as of the last page.
+    total: i64,
 }
 
 impl Cursor {
@@ -61,6 +63,9 @@ struct ReaderInner {
     released: watch::Sender<bool>,
     /// Wake-ups from writes in this process; dropped once the reader is done.
     wake: tokio::sync::Mutex<Option<Subscription>>,
+    /// With the Rust pool: the page after the one in flight, already asked for (it is
+    /// used if the page in flight ends where this one starts), and where it starts.
+    ahead: Mutex<Option<(i32, Started)>>,
 }
 
 #[napi]
@@ -83,6 +88,7 @@ impl NativeStreamReader {
                 ))),
                 shared,
                 id,
+                ahead: Mutex::new(None),
             }),
         }
     }
@@ -100,13 +106,15 @@ impl ReaderInner {
     /// Moves the cursor past one page's rows and returns the chunks.
     fn take_page(&self, sql: &Statement, mut rows: Vec<Row>) -> Result<Option<StreamPage>> {
         let mut cursor = self.cursor();
-        let Some(first) = rows.first_mut() else {
-            // No status row: the stream does not exist (or was cleaned up).
+        // The status row is the one without a seq; none: the stream does not exist (or
+        // was cleaned up).
+        let Some(status) = rows.iter_mut().find(|row| row.int(2).is_none()) else {
             cursor.finished = true;
             return Ok(None);
         };
-        let active = first.take_text(0).ok_or_else(|| missing(sql, 0))? == "active";
-        let total = first.int(1).ok_or_else(|| missing(sql, 1))?;
+        let active = status.take_text(0).ok_or_else(|| missing(sql, 0))? == "active";
+        let total = status.int(1).ok_or_else(|| missing(sql, 1))?;
+        cursor.total = total;
         let mut chunks = Vec::with_capacity(rows.len());
         for row in &rows {
             let Some(seq) = row.int(2) else { continue };
@@ -118,8 +126,12 @@ impl ReaderInner {
         let (until, _) = cursor.next_range();
         let large_page = cursor.large_next;
         cursor.large_next = false;
-        let mut text = String::with_capacity(chunks.iter().flat_map(|(_, d)| d.map(str::len)).sum());
-        let (mut seqs, mut ends) = (Vec::with_capacity(chunks.len()), Vec::with_capacity(chunks.len()));
+        let mut text =
+            String::with_capacity(chunks.iter().flat_map(|(_, d)| d.map(str::len)).sum());
+        let (mut seqs, mut ends) = (
+            Vec::with_capacity(chunks.len()),
+            Vec::with_capacity(chunks.len()),
+        );
         let mut end = 0u32;
         for (seq, data) in chunks {
             let Some(data) = data else {
@@ -177,20 +189,26 @@ impl NativeStreamReader {
     ) -> napi::Result<PromiseRaw<'env, Option<StreamPage>>> {
         let inner = self.inner.clone();
         let sql = &inner.shared.sql.read_page;
-        let params = if inner.done() {
-            None
-        } else {
+        if inner.done() {
+            inner
+                .ahead
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            return PromiseRaw::resolve(env, None);
+        }
+        let (from, until, largest, total) = {
             let cursor = inner.cursor();
             let (until, largest) = cursor.next_range();
-            Some(vec![
+            (cursor.after, until, largest, cursor.total)
+        };
+        let page = |from: i32, until: i32, largest: i64| {
+            vec![
                 Param::Text(inner.id.clone()),
-                Param::Int(cursor.after),
+                Param::Int(from),
                 Param::Int(until),
                 Param::BigInt(largest),
-            ])
-        };
-        let Some(params) = params else {
-            return PromiseRaw::resolve(env, None);
+            ]
         };
         // Writes from here on wake the next pause(), even while this query is in flight.
         if let Ok(mut wake) = inner.wake.try_lock() {
@@ -198,10 +216,31 @@ impl NativeStreamReader {
                 subscription.mark_seen();
             }
         }
+        let db = &inner.shared.db;
+        let started = {
+            let mut ahead = inner.ahead.lock().unwrap_or_else(PoisonError::into_inner);
+            let started = match ahead.take() {
+                Some((starts, started)) if starts == from && largest == SMALL_CHUNK_BYTES => {
+                    Some(started)
+                }
+                _ => None,
+            };
+            // The stream had chunks past this page when last looked at: ask for the next
+            // page now too, so that two pages are on their way while JS reads one.
+            if largest == SMALL_CHUNK_BYTES && total > i64::from(until) {
+                let next = until.saturating_add(PAGE_ROWS);
+                *ahead = db
+                    .start(sql, page(until, next, SMALL_CHUNK_BYTES))
+                    .map(|started| (until, started));
+            }
+            started
+        };
         let reader = inner.clone();
-        inner.shared.db.run(env, sql, params, move |rows| {
-            reader.take_page(&reader.shared.sql.read_page, rows)
-        })
+        let finish = move |rows| reader.take_page(&reader.shared.sql.read_page, rows);
+        match started {
+            Some(started) => db.run_started(env, started, finish),
+            None => db.run(env, sql, page(from, until, largest), finish),
+        }
     }
 
     /// Waits until it is time to look for new chunks again: a write to the stream through

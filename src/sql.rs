@@ -36,9 +36,6 @@ pub struct Column {
 pub struct Statement {
     pub text: Arc<str>,
     pub columns: &'static [Column],
-    /// How many leading columns repeat one value on every row: only the first row's are
-    /// read (the others' come back NULL), which spares a conversion per row.
-    pub same_on_every_row: usize,
     /// A text column whose values come as one string for all rows (the chunks of a
     /// page): one allocation and one conversion instead of one per row.
     pub joined: Option<usize>,
@@ -49,7 +46,6 @@ impl Statement {
         Statement {
             text: text.into(),
             columns,
-            same_on_every_row: 0,
             joined: None,
         }
     }
@@ -57,16 +53,6 @@ impl Statement {
     fn joined(mut self, column: usize) -> Self {
         self.joined = Some(column);
         self
-    }
-
-    fn same_on_every_row(mut self, leading: usize) -> Self {
-        self.same_on_every_row = leading;
-        self
-    }
-
-    /// Whether a row's column is to be read.
-    pub fn reads(&self, row: usize, column: usize) -> bool {
-        row == 0 || column >= self.same_on_every_row
     }
 }
 
@@ -194,21 +180,20 @@ impl StreamSql {
                 ),
                 &[],
             ),
-            // One round trip per page: the stream's state and chunk count and the next
-            // chunks, read in one snapshot. No row: the stream does not exist. A row whose
-            // seq is NULL: no chunks in the range. Seqs are gapless, so a page is the seq
-            // range (after, until], an index range scan whatever the stream's length. A
-            // chunk longer than $4 bytes comes without its text (its length is known
-            // without reading it): the page ends before it, and it is read alone next.
-            // That bounds a page's memory at no cost per row. Rows come in seq order in
-            // practice; the reader sorts them if not (cheaper than a sort node here).
+            // One round trip per page: the stream's state and chunk count (the row whose
+            // seq is NULL; none: the stream does not exist) and the next chunks (rows
+            // whose state is NULL), read in one snapshot. Seqs are gapless, so a page is
+            // the seq range (after, until], an index range scan whatever the stream's
+            // length. A chunk longer than $4 bytes comes without its text (its length is
+            // known without reading it): the page ends before it, and it is read alone
+            // next. That bounds a page's memory at no cost per row.
             read_page: Statement::new(
                 format!(
-                    "SELECT s.state, s.total_chunks, c.seq, \
-                     CASE WHEN octet_length(c.data) <= $4::bigint THEN c.data END AS data \
-                     FROM {status} s LEFT JOIN LATERAL (SELECT seq, data FROM {chunks} \
-                     WHERE id = s.id AND seq > $2::int AND seq <= $3::int) c ON true \
-                     WHERE s.id = $1::text"
+                    "SELECT state, total_chunks, NULL::int AS seq, NULL::text AS data \
+                     FROM {status} WHERE id = $1::text \
+                     UNION ALL SELECT NULL, NULL, seq, \
+                     CASE WHEN octet_length(data) <= $4::bigint THEN data END \
+                     FROM {chunks} WHERE id = $1::text AND seq > $2::int AND seq <= $3::int"
                 ),
                 &[
                     Column { name: "state", kind: Kind::Text },
@@ -217,7 +202,6 @@ impl StreamSql {
                     Column { name: "data", kind: Kind::Text },
                 ],
             )
-            .same_on_every_row(2)
             .joined(3),
             // One statement, so no chunk outlives its status row. Finished streams go once
             // their ttl has passed; active ones only once they have also been silent for
@@ -314,15 +298,6 @@ mod tests {
             assert_eq!(err.code(), "INVALID_OPTION", "{bad:?}");
             assert!(err.to_string().contains("chunksTable"));
         }
-    }
-
-    #[test]
-    fn repeated_columns_are_read_on_the_first_row_only() {
-        let s = StreamSql::new("c", "s");
-        assert!(s.read_page.reads(0, 0) && s.read_page.reads(0, 1));
-        assert!(!s.read_page.reads(1, 0) && !s.read_page.reads(7, 1));
-        assert!(s.read_page.reads(7, 2) && s.read_page.reads(7, 3));
-        assert!(s.status.reads(3, 0));
     }
 
     #[test]

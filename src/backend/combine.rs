@@ -94,7 +94,10 @@ impl Combiner {
                 Err(lane) => lane,
             };
             let params = vec![Param::Text(id), Param::Text(chunk), Param::BigInt(expires)];
-            let outcome = pool.query(&sql.one, &params).await.map(|rows| seq_of(&rows));
+            let outcome = pool
+                .query(&sql.one, &params)
+                .await
+                .map(|rows| seq_of(&rows));
             // This lane now serves the queue, if anything waits, on a task of its own so
             // this append's caller hears back at once.
             if let Some(batch) = self.next_batch() {
@@ -126,12 +129,7 @@ impl Combiner {
         Some(state.queue.drain(..take).collect())
     }
 
-    async fn drain(
-        self: Arc<Self>,
-        pool: Arc<SharedPool>,
-        sql: AppendSql,
-        mut batch: Vec<Queued>,
-    ) {
+    async fn drain(self: Arc<Self>, pool: Arc<SharedPool>, sql: AppendSql, mut batch: Vec<Queued>) {
         loop {
             send_batch(&pool, &sql, batch).await;
             match self.next_batch() {
@@ -146,8 +144,15 @@ async fn send_batch(pool: &SharedPool, sql: &AppendSql, batch: Vec<Queued>) {
     let expires = batch.iter().map(|q| q.expires).max().unwrap_or_default();
     if batch.len() == 1 {
         let q = batch.into_iter().next().expect("one");
-        let params = vec![Param::Text(q.id), Param::Text(q.chunk), Param::BigInt(expires)];
-        let outcome = pool.query(&sql.one, &params).await.map(|rows| seq_of(&rows));
+        let params = vec![
+            Param::Text(q.id),
+            Param::Text(q.chunk),
+            Param::BigInt(expires),
+        ];
+        let outcome = pool
+            .query(&sql.one, &params)
+            .await
+            .map(|rows| seq_of(&rows));
         let _ = q.done.send(outcome);
         return;
     }
@@ -182,5 +187,7 @@ async fn send_batch(pool: &SharedPool, sql: &AppendSql, batch: Vec<Queued>) {
 }
 
 fn seq_of(rows: &[super::Row]) -> Option<i32> {
-    rows.first().and_then(|row| row.int(0)).map(|seq| seq as i32)
+    rows.first()
+        .and_then(|row| row.int(0))
+        .map(|seq| seq as i32)
 }

@@ -76,9 +76,16 @@ impl JsQuery {
             env.create_function_from_closure::<SettleArgs, Raw, _>("settle", move |ctx| {
                 let ticket: u32 = ctx.get(0)?;
                 let outcome: Unknown = ctx.get(1)?;
-                let joined = match (ctx.get::<Option<String>>(2)?, ctx.get::<Option<Int32Array>>(3)?) {
-                    (Some(text), Some(lengths)) => Some((text, lengths)),
-                    _ => None,
+                let joined = if ctx.length() >= 4 {
+                    match (
+                        ctx.get::<Option<String>>(2)?,
+                        ctx.get::<Option<Int32Array>>(3)?,
+                    ) {
+                        (Some(text), Some(lengths)) => Some((text, lengths)),
+                        _ => None,
+                    }
+                } else {
+                    None
                 };
                 let finish = lock(&queries)
                     .queries
@@ -118,13 +125,15 @@ impl JsQuery {
             ticket
         };
         let params = params.into_iter().map(to_json).collect();
-        let called = self
-            .query
-            .borrow_back(env)
-            .and_then(|f| {
-                let join = statement.joined.map(|i| statement.columns[i].name);
-                f.call(FnArgs::from((statement.text.to_string(), params, ticket, join)))
-            });
+        let called = self.query.borrow_back(env).and_then(|f| {
+            let join = statement.joined.map(|i| statement.columns[i].name);
+            f.call(FnArgs::from((
+                statement.text.to_string(),
+                params,
+                ticket,
+                join,
+            )))
+        });
         match called {
             // SAFETY: a live value of this env; the adapter always returns a promise.
             Ok(returned) => unsafe { PromiseRaw::<T>::from_napi_value(env.raw(), returned.raw()) },
@@ -206,9 +215,6 @@ fn rows_from_js(
                             return Ok(cells.next().unwrap_or(Cell::Null));
                         }
                     }
-                    if !statement.reads(n as usize, i) {
-                        return Ok(Cell::Null);
-                    }
                     let value = row.get_property_unchecked(*key)?;
                     cell(column.name, column.kind, value)
                 })
@@ -219,7 +225,12 @@ fn rows_from_js(
 }
 
 /// Cuts the adapter's joined text back into its values, by their UTF-16 lengths.
-fn split_joined(statement: &Statement, column: usize, text: &str, lengths: &[i32]) -> Result<Vec<Cell>> {
+fn split_joined(
+    statement: &Statement,
+    column: usize,
+    text: &str,
+    lengths: &[i32],
+) -> Result<Vec<Cell>> {
     let mut values = Vec::with_capacity(lengths.len());
     let mut rest = text;
     for &length in lengths {

@@ -94,7 +94,11 @@ pub fn joined_cells<'a>(texts: impl Iterator<Item = Option<&'a str>> + Clone) ->
     let all: Arc<str> = all.into();
     spans
         .into_iter()
-        .map(|span| span.map_or(Cell::Null, |(start, end)| Cell::Slice(all.clone(), start, end)))
+        .map(|span| {
+            span.map_or(Cell::Null, |(start, end)| {
+                Cell::Slice(all.clone(), start, end)
+            })
+        })
         .collect()
 }
 
@@ -115,6 +119,9 @@ enum Conn {
     Pool(Arc<pool::SharedPool>),
     Js(Arc<js::JsQuery>),
 }
+
+/// A statement started ahead of time (`Db::start`).
+pub struct Started(tokio::sync::oneshot::Receiver<Result<Vec<Row>>>);
 
 /// A store's connection to the database: a pool it shares or a JS query function.
 pub struct Db {
@@ -170,6 +177,39 @@ impl Db {
             }
             Conn::Js(js) => js.run(env, statement, params, finish),
         }
+    }
+
+    /// With the Rust pool: starts running a statement now, on a connection of its own, for
+    /// its rows to be taken later with `run_started` (a reader's next page, fetched while
+    /// the current one is read). `None` with a JS client.
+    pub fn start(&self, statement: &Statement, params: Vec<Param>) -> Option<Started> {
+        let Ok(Conn::Pool(pool)) = self.conn() else {
+            return None;
+        };
+        let statement = statement.clone();
+        let (rows, started) = tokio::sync::oneshot::channel();
+        napi::bindgen_prelude::spawn(async move {
+            let _ = rows.send(pool.query(&statement, &params).await);
+        });
+        Some(Started(started))
+    }
+
+    /// `run`, for a statement `start` started.
+    pub fn run_started<'env, T, F>(
+        &self,
+        env: &'env Env,
+        started: Started,
+        finish: F,
+    ) -> napi::Result<PromiseRaw<'env, T>>
+    where
+        T: ToNapiValue + Send + 'static,
+        F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
+    {
+        self.conn()?;
+        env.spawn_future(async move {
+            let rows = started.0.await.map_err(|_| Error::Closed)??;
+            Ok(finish(rows)?)
+        })
     }
 
     /// Appends one chunk with `one` (params: id, chunk, expiry; returns the seq, no row

@@ -130,8 +130,7 @@ pub async fn query(pool: &Pool, statement: &Statement, params: &[Param]) -> Resu
         None => Vec::new().into_iter(),
     };
     rows.iter()
-        .enumerate()
-        .map(|(n, row)| {
+        .map(|row| {
             let cells = statement
                 .columns
                 .iter()
@@ -139,9 +138,6 @@ pub async fn query(pool: &Pool, statement: &Statement, params: &[Param]) -> Resu
                 .map(|(i, column)| {
                     if statement.joined == Some(i) {
                         return Ok(joined.next().unwrap_or(Cell::Null));
-                    }
-                    if !statement.reads(n, i) {
-                        return Ok(Cell::Null);
                     }
                     Ok(match column.kind {
                         Kind::Int => row
