@@ -18,3 +18,19 @@ mod wakeups;
 pub use conversation_store::NativeConversationStore;
 pub use reader::{NativeStreamReader, StreamPage};
 pub use stream_store::{DurableStreamStatus, NativeStreamStore};
+
+/// The tokio runtime the Rust pool runs on: one worker thread. Every connection's task
+/// and every query's task then run on the same thread, so a statement costs one wake-up
+/// of that thread and one of the JS thread, never a hand-off between workers.
+#[cfg(not(feature = "noop"))]
+#[napi_derive::module_init]
+fn init() {
+    if let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("aibind-postgres")
+        .enable_all()
+        .build()
+    {
+        napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
+    }
+}
