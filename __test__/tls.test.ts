@@ -94,9 +94,13 @@ const base = () => `postgres://postgres@127.0.0.1:${port}/aibind_test`;
 const named = () => `postgres://postgres@localhost:${port}/aibind_test?hostaddr=127.0.0.1`;
 
 describe("TLS (the server accepts TLS connections only)", () => {
-  it("connects with sslmode=require, and with the default (prefer)", async () => {
+  it("connects with sslmode=require and prefer; without sslmode, a loopback server is reached without TLS", async () => {
     expect(await roundTrip(`${base()}?sslmode=require`)).toBe('{"over":"tls"}');
-    expect(await roundTrip(base())).toBe('{"over":"tls"}');
+    expect(await roundTrip(`${base()}?sslmode=prefer`)).toBe('{"over":"tls"}');
+    // libpq would default to prefer; on loopback this package, like pg, does not encrypt.
+    const err = await rejection(roundTrip(base()));
+    expect(err.code).toBe("CONNECTION_ERROR");
+    expect(err.message).toMatch(/no encryption/);
   });
 
   it("connects with verify-full when sslrootcert is the server's CA and the host name matches", async () => {

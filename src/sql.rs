@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::backend::combine::Combined;
 use crate::error::{Error, Result};
 
 /// How many chunks one page of `readFrom` holds at the most.
@@ -39,6 +40,10 @@ pub struct Statement {
     /// A text column whose values come as one string for all rows (the chunks of a
     /// page): one allocation and one conversion instead of one per row.
     pub joined: Option<usize>,
+    /// The same work for many calls at once, which the Rust pool may send instead when it
+    /// is busy (`backend/combine.rs`): each parameter as an array, each row led by the
+    /// 1-based position of its call.
+    pub combined: Option<Arc<Combined>>,
 }
 
 impl Statement {
@@ -47,7 +52,13 @@ impl Statement {
             text: text.into(),
             columns,
             joined: None,
+            combined: None,
         }
+    }
+
+    fn combined(mut self, text: String, columns: &'static [Column]) -> Self {
+        self.combined = Some(Arc::new(Combined::new(Statement::new(text, columns))));
+        self
     }
 
     fn joined(mut self, column: usize) -> Self {
@@ -82,7 +93,6 @@ pub fn table_name(option: &str, value: &str) -> Result<String> {
 pub struct StreamSql {
     pub create: Statement,
     pub append: Statement,
-    pub append_many: Statement,
     pub waiting: Statement,
     pub status: Statement,
     pub finish: Statement,
@@ -118,23 +128,21 @@ impl StreamSql {
                      FROM s RETURNING seq"
                 ),
                 &[Column { name: "seq", kind: Kind::Int }],
-            ),
-            // Many appends (to one or many streams) in one statement, as the Rust pool
-            // sends them when every connection is busy: one round trip and one commit for
-            // all. $1/$2 are the ids and chunks in call order; each stream's seqs follow
-            // that order. The status rows are locked in id order first, so two batches
-            // can never deadlock. Rows come back as (position in the batch, seq); a
-            // position missing means that stream was not active.
-            append_many: Statement::new(
+            )
+            // Many appends (to one or many streams) in one statement: $1/$2/$3 are the
+            // ids, chunks and expiries in call order; each stream's seqs follow that
+            // order. The status rows are locked in id order first, so two of these can
+            // never deadlock. A call without a row: that stream was not active.
+            .combined(
                 format!(
-                    "WITH input AS (SELECT id, data, ord FROM unnest($1::text[], $2::text[]) \
-                     WITH ORDINALITY AS i(id, data, ord)), \
+                    "WITH input AS (SELECT id, data, expires, ord FROM unnest($1::text[], \
+                     $2::text[], $3::bigint[]) WITH ORDINALITY AS i(id, data, expires, ord)), \
                      locked AS (SELECT st.id FROM {status} st WHERE st.id = ANY($1::text[]) \
                      AND st.state = 'active' ORDER BY st.id FOR UPDATE), \
-                     counts AS (SELECT input.id, count(*)::int AS n FROM input \
-                     JOIN locked USING (id) GROUP BY input.id), \
+                     counts AS (SELECT input.id, count(*)::int AS n, max(expires) AS expires \
+                     FROM input JOIN locked USING (id) GROUP BY input.id), \
                      s AS (UPDATE {status} st SET total_chunks = st.total_chunks + counts.n, \
-                     expires_at = $3::bigint FROM counts WHERE st.id = counts.id \
+                     expires_at = counts.expires FROM counts WHERE st.id = counts.id \
                      RETURNING st.id, st.total_chunks - counts.n AS base), \
                      numbered AS (SELECT input.ord, input.id, input.data, (s.base + row_number() \
                      OVER (PARTITION BY input.id ORDER BY input.ord))::int AS seq \
@@ -237,11 +245,37 @@ impl ConversationSql {
                     "SELECT data FROM {table} WHERE session_id = $1::text AND expires_at > $2::bigint"
                 ),
                 &[Column { name: "data", kind: Kind::Text }],
+            )
+            .combined(
+                format!(
+                    "SELECT i.ord::int AS ord, t.data FROM unnest($1::text[], $2::bigint[]) \
+                     WITH ORDINALITY AS i(session_id, now, ord) JOIN {table} t \
+                     ON t.session_id = i.session_id AND t.expires_at > i.now"
+                ),
+                &[
+                    Column { name: "ord", kind: Kind::Int },
+                    Column { name: "data", kind: Kind::Text },
+                ],
             ),
             save: Statement::new(
                 format!(
                     "INSERT INTO {table} (session_id, data, expires_at) \
                      VALUES ($1::text, $2::text, $3::bigint) ON CONFLICT (session_id) \
+                     DO UPDATE SET data = EXCLUDED.data, expires_at = EXCLUDED.expires_at"
+                ),
+                &[],
+            )
+            // Many saves in one statement (one commit): the last save of a session in call
+            // order wins, as it would one after another; rows go in session order, so two
+            // of these can never deadlock.
+            .combined(
+                format!(
+                    "INSERT INTO {table} (session_id, data, expires_at) \
+                     SELECT DISTINCT ON (session_id) session_id, data, expires \
+                     FROM unnest($1::text[], $2::text[], $3::bigint[]) \
+                     WITH ORDINALITY AS i(session_id, data, expires, ord) \
+                     ORDER BY session_id, ord DESC \
+                     ON CONFLICT (session_id) \
                      DO UPDATE SET data = EXCLUDED.data, expires_at = EXCLUDED.expires_at"
                 ),
                 &[],

@@ -79,20 +79,20 @@ impl NativeStreamStore {
         check_id("stream id", &id)?;
         check_text("chunk", &chunk)?;
         let s = &self.shared;
-        let expires = now_ms() + s.settings.ttl_ms;
+        let params = vec![
+            Param::Text(id.clone()),
+            Param::Text(chunk),
+            Param::BigInt(now_ms() + s.settings.ttl_ms),
+        ];
         let shared = s.clone();
-        let sql = &s.sql;
-        s.db.append(
-            env,
-            &sql.append,
-            &sql.append_many,
-            (id.clone(), chunk, expires),
-            move |seq| {
-                let seq = seq.ok_or_else(|| Error::StreamNotActive(id.clone()))?;
-                shared.db.written(&shared.settings.status_table, &id);
-                Ok(seq as u32)
-            },
-        )
+        s.db.run(env, &s.sql.append, params, move |rows| {
+            let seq = match rows.first() {
+                None => return Err(Error::StreamNotActive(id)),
+                Some(row) => row.int(0).ok_or_else(|| missing(&shared.sql.append, 0))?,
+            };
+            shared.db.written(&shared.settings.status_table, &id);
+            Ok(seq as u32)
+        })
     }
 
     #[napi]

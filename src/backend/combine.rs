@@ -1,34 +1,32 @@
-//! Appends through the Rust pool, combined when the pool is busy.
+//! Statements combined when the Rust pool is busy.
 //!
-//! As long as fewer appends are in flight than the pool has connections, each goes out at
-//! once as its own statement. Beyond that, appends queue here, and whichever append
-//! statement finishes next takes the whole queue out as one `append_many` statement: one
-//! round trip and one commit for all of them. So appends from many streams never wait
-//! behind one another for more than one statement, and under load the database does a
-//! fraction of the work per chunk. Each stream's chunks keep their call order.
+//! A statement that has a combined form (`Statement::combined`: the same work for many
+//! parameter sets, taken as arrays, each result row led by the 1-based position of its
+//! parameter set) runs like any other while fewer than `LANES` of it are in flight. Beyond
+//! that, calls queue here, and whichever call of that statement finishes next takes the
+//! whole queue out as one combined statement: one round trip and one commit for all of
+//! them. So many streams appending at once never wait behind one another for more than
+//! one statement, and under load the database does a fraction of the work per call.
+//! Calls keep their order, so one stream's chunks keep their call order.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
 
 use super::pool::SharedPool;
-use super::Param;
+use super::{Cell, Param, Row};
 use crate::error::{Error, Result};
 use crate::sql::Statement;
 
-/// Most appends in one combined statement, and about the most chunk bytes.
-const MOST_APPENDS: usize = 256;
+/// Most calls of one statement in flight before calls queue up to be combined.
+const LANES: usize = 4;
+/// Most calls in one combined statement, and about the most parameter bytes.
+const MOST_CALLS: usize = 256;
 const MOST_BYTES: usize = 4 * 1024 * 1024;
 
-/// An append's outcome: its seq, or `None` when the stream was not active.
-pub type Appended = Result<Option<i32>>;
-
 struct Queued {
-    id: String,
-    chunk: String,
-    expires: i64,
-    done: oneshot::Sender<Appended>,
+    params: Vec<Param>,
+    done: oneshot::Sender<Result<Vec<Row>>>,
 }
 
 #[derive(Default)]
@@ -37,22 +35,28 @@ struct State {
     queue: Vec<Queued>,
 }
 
-pub struct Combiner {
-    lanes: usize,
+/// The combined form of a statement, and the calls of it waiting to go out.
+#[derive(Debug)]
+pub struct Combined {
+    pub statement: Statement,
     state: Mutex<State>,
 }
 
-/// The two append statements of one store.
-#[derive(Clone)]
-pub struct AppendSql {
-    pub one: Statement,
-    pub many: Statement,
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} in flight, {} queued",
+            self.in_flight,
+            self.queue.len()
+        )
+    }
 }
 
-impl Combiner {
-    pub fn new(lanes: usize) -> Self {
-        Combiner {
-            lanes: lanes.max(1),
+impl Combined {
+    pub fn new(statement: Statement) -> Self {
+        Combined {
+            statement,
             state: Mutex::default(),
         }
     }
@@ -60,122 +64,101 @@ impl Combiner {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
-    /// Appends one chunk; `expires` is the stream's new expiry. The chunk takes its place
-    /// (a lane, or the queue) here, on the calling thread, so the chunks of one stream
-    /// keep their call order; the returned future sends it.
-    pub fn append(
-        self: Arc<Self>,
-        pool: Arc<SharedPool>,
-        sql: AppendSql,
-        id: String,
-        chunk: String,
-        expires: i64,
-    ) -> impl std::future::Future<Output = Appended> + Send + 'static {
-        let queued = {
-            let mut state = self.state();
-            if state.in_flight < self.lanes {
-                state.in_flight += 1;
-                Err((id, chunk))
-            } else {
-                let (done, outcome) = oneshot::channel();
-                state.queue.push(Queued {
-                    id,
-                    chunk,
-                    expires,
-                    done,
-                });
-                Ok(outcome)
-            }
+/// Runs `statement` (which has a combined form) through the pool. The call takes its
+/// place (a lane, or the queue) here, on the calling thread, so calls keep their order;
+/// the returned future sends it.
+pub fn run(
+    pool: Arc<SharedPool>,
+    statement: &Statement,
+    params: Vec<Param>,
+) -> impl std::future::Future<Output = Result<Vec<Row>>> + Send + 'static {
+    let statement = statement.clone();
+    let combined = statement.combined.clone().expect("a combined form");
+    let queued = {
+        let mut state = combined.state();
+        if state.in_flight < LANES.min(pool.size()) {
+            state.in_flight += 1;
+            Err(params)
+        } else {
+            let (done, outcome) = oneshot::channel();
+            state.queue.push(Queued { params, done });
+            Ok(outcome)
+        }
+    };
+    async move {
+        let params = match queued {
+            Ok(outcome) => return outcome.await.unwrap_or(Err(Error::Closed)),
+            Err(params) => params,
         };
-        async move {
-            let (id, chunk) = match queued {
-                Ok(outcome) => return outcome.await.unwrap_or(Err(Error::Closed)),
-                Err(lane) => lane,
-            };
-            let params = vec![Param::Text(id), Param::Text(chunk), Param::BigInt(expires)];
-            let outcome = pool
-                .query(&sql.one, &params)
-                .await
-                .map(|rows| seq_of(&rows));
-            // This lane now serves the queue, if anything waits, on a task of its own so
-            // this append's caller hears back at once.
-            if let Some(batch) = self.next_batch() {
-                tokio::spawn(self.drain(pool, sql, batch));
-            }
-            outcome
+        let outcome = pool.query(&statement, &params).await;
+        // This lane now serves the queue, if anything waits, on a task of its own so this
+        // call's caller hears back at once.
+        if let Some(batch) = next_batch(&combined) {
+            tokio::spawn(drain(pool, statement, combined, batch));
         }
+        outcome
     }
+}
 
-    /// The queued appends to send next (the lane stays in flight), or `None` (the lane is
-    /// given back).
-    fn next_batch(&self) -> Option<Vec<Queued>> {
-        let mut state = self.state();
-        if state.queue.is_empty() {
-            state.in_flight -= 1;
-            return None;
-        }
-        let mut bytes = 0;
-        let take = state
-            .queue
-            .iter()
-            .take(MOST_APPENDS)
-            .take_while(|q| {
-                bytes += q.chunk.len() + q.id.len();
-                bytes <= MOST_BYTES
-            })
-            .count()
-            .max(1);
-        Some(state.queue.drain(..take).collect())
+/// The queued calls to send next (the lane stays in flight), or `None` (the lane is given
+/// back).
+fn next_batch(combined: &Combined) -> Option<Vec<Queued>> {
+    let mut state = combined.state();
+    if state.queue.is_empty() {
+        state.in_flight -= 1;
+        return None;
     }
+    let mut bytes = 0;
+    let take = state
+        .queue
+        .iter()
+        .take(MOST_CALLS)
+        .take_while(|q| {
+            bytes += q.params.iter().map(Param::size).sum::<usize>();
+            bytes <= MOST_BYTES
+        })
+        .count()
+        .max(1);
+    Some(state.queue.drain(..take).collect())
+}
 
-    async fn drain(self: Arc<Self>, pool: Arc<SharedPool>, sql: AppendSql, mut batch: Vec<Queued>) {
-        loop {
-            send_batch(&pool, &sql, batch).await;
-            match self.next_batch() {
-                Some(next) => batch = next,
-                None => return,
-            }
+async fn drain(
+    pool: Arc<SharedPool>,
+    statement: Statement,
+    combined: Arc<Combined>,
+    mut batch: Vec<Queued>,
+) {
+    loop {
+        send_batch(&pool, &statement, &combined.statement, batch).await;
+        match next_batch(&combined) {
+            Some(next) => batch = next,
+            None => return,
         }
     }
 }
 
-async fn send_batch(pool: &SharedPool, sql: &AppendSql, batch: Vec<Queued>) {
-    let expires = batch.iter().map(|q| q.expires).max().unwrap_or_default();
+async fn send_batch(pool: &SharedPool, one: &Statement, many: &Statement, batch: Vec<Queued>) {
     if batch.len() == 1 {
-        let q = batch.into_iter().next().expect("one");
-        let params = vec![
-            Param::Text(q.id),
-            Param::Text(q.chunk),
-            Param::BigInt(expires),
-        ];
-        let outcome = pool
-            .query(&sql.one, &params)
-            .await
-            .map(|rows| seq_of(&rows));
-        let _ = q.done.send(outcome);
+        let q = batch.into_iter().next().expect("one call");
+        let _ = q.done.send(pool.query(one, &q.params).await);
         return;
     }
-    let (mut ids, mut chunks, mut waiters) = (Vec::new(), Vec::new(), Vec::new());
-    for q in batch {
-        ids.push(q.id);
-        chunks.push(q.chunk);
-        waiters.push(q.done);
-    }
-    let params = vec![
-        Param::TextArray(ids),
-        Param::TextArray(chunks),
-        Param::BigInt(expires),
-    ];
-    match pool.query(&sql.many, &params).await {
+    let (params, waiters): (Vec<_>, Vec<_>) = batch.into_iter().map(|q| (q.params, q.done)).unzip();
+    match pool.query(many, &Param::columns(params)).await {
         Ok(rows) => {
-            let seqs: HashMap<i64, i64> = rows
-                .iter()
-                .filter_map(|row| Some((row.int(0)?, row.int(1)?)))
-                .collect();
-            for (n, done) in waiters.into_iter().enumerate() {
-                let seq = seqs.get(&(n as i64 + 1)).map(|&seq| seq as i32);
-                let _ = done.send(Ok(seq));
+            let mut each: Vec<Vec<Row>> = waiters.iter().map(|_| Vec::new()).collect();
+            for Row(mut cells) in rows {
+                let Cell::Int(n) = cells.remove(0) else {
+                    continue;
+                };
+                if let Some(rows) = each.get_mut((n - 1) as usize) {
+                    rows.push(Row(cells));
+                }
+            }
+            for (done, rows) in waiters.into_iter().zip(each) {
+                let _ = done.send(Ok(rows));
             }
         }
         Err(err) => {
@@ -184,10 +167,4 @@ async fn send_batch(pool: &SharedPool, sql: &AppendSql, batch: Vec<Queued>) {
             }
         }
     }
-}
-
-fn seq_of(rows: &[super::Row]) -> Option<i32> {
-    rows.first()
-        .and_then(|row| row.int(0))
-        .map(|seq| seq as i32)
 }

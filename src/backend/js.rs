@@ -159,6 +159,9 @@ fn to_json(param: Param) -> Value {
         Param::Int(v) => v.into(),
         Param::BigInt(v) => v.into(),
         Param::TextArray(v) => v.into(),
+        Param::OptTextArray(v) => v.into(),
+        Param::IntArray(v) => v.into(),
+        Param::BigIntArray(v) => v.into(),
     }
 }
 

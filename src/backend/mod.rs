@@ -5,7 +5,7 @@
 //! a `pg.Pool`, a wrapped postgres.js or Neon client, or any `{ query }` object). The
 //! stores never know which.
 
-mod combine;
+pub mod combine;
 mod conninfo;
 mod js;
 mod notify;
@@ -28,6 +28,11 @@ use crate::wakeups;
 
 pub use js::MakeAdapter;
 
+#[cfg(not(feature = "noop"))]
+use napi::bindgen_prelude::spawn;
+#[cfg(feature = "noop")]
+use tokio::spawn;
+
 /// A statement parameter.
 #[derive(Debug, Clone)]
 pub enum Param {
@@ -36,6 +41,49 @@ pub enum Param {
     Int(i32),
     BigInt(i64),
     TextArray(Vec<String>),
+    OptTextArray(Vec<Option<String>>),
+    IntArray(Vec<i32>),
+    BigIntArray(Vec<i64>),
+}
+
+impl Param {
+    /// About how many bytes the value takes.
+    pub fn size(&self) -> usize {
+        match self {
+            Param::Text(s) | Param::OptText(Some(s)) => s.len(),
+            _ => 8,
+        }
+    }
+
+    /// Parameter sets of one statement as the parameters of its combined form: one array
+    /// per parameter.
+    pub fn columns(sets: Vec<Vec<Param>>) -> Vec<Param> {
+        let width = sets.first().map_or(0, Vec::len);
+        let mut columns: Vec<Param> = match sets.first() {
+            None => Vec::new(),
+            Some(first) => first
+                .iter()
+                .map(|p| match p {
+                    Param::Text(_) => Param::TextArray(Vec::with_capacity(sets.len())),
+                    Param::OptText(_) => Param::OptTextArray(Vec::with_capacity(sets.len())),
+                    Param::Int(_) => Param::IntArray(Vec::with_capacity(sets.len())),
+                    _ => Param::BigIntArray(Vec::with_capacity(sets.len())),
+                })
+                .collect(),
+        };
+        for set in sets {
+            for (column, param) in columns.iter_mut().zip(set).take(width) {
+                match (column, param) {
+                    (Param::TextArray(c), Param::Text(v)) => c.push(v),
+                    (Param::OptTextArray(c), Param::OptText(v)) => c.push(v),
+                    (Param::IntArray(c), Param::Int(v)) => c.push(v),
+                    (Param::BigIntArray(c), Param::BigInt(v)) => c.push(v),
+                    _ => {}
+                }
+            }
+        }
+        columns
+    }
 }
 
 /// One value of a result row.
@@ -127,20 +175,13 @@ pub struct Started(tokio::sync::oneshot::Receiver<Result<Vec<Row>>>);
 pub struct Db {
     conn: RwLock<Option<Conn>>,
     closed: watch::Sender<bool>,
-    /// With the Rust pool: appends combined when every connection is busy.
-    appends: Option<Arc<combine::Combiner>>,
 }
 
 impl Db {
     fn new(conn: Conn) -> Arc<Self> {
-        let appends = match &conn {
-            Conn::Pool(pool) => Some(Arc::new(combine::Combiner::new(pool.size().min(4)))),
-            Conn::Js(_) => None,
-        };
         Arc::new(Db {
             conn: RwLock::new(Some(conn)),
             closed: watch::Sender::new(false),
-            appends,
         })
     }
 
@@ -168,6 +209,11 @@ impl Db {
         F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
     {
         match self.conn()? {
+            // A statement with a combined form may go out together with other calls of it.
+            Conn::Pool(pool) if statement.combined.is_some() => {
+                let rows = combine::run(pool, statement, params);
+                env.spawn_future(async move { Ok(finish(rows.await?)?) })
+            }
             Conn::Pool(pool) => {
                 let statement = statement.clone();
                 env.spawn_future(async move {
@@ -188,7 +234,7 @@ impl Db {
         };
         let statement = statement.clone();
         let (rows, started) = tokio::sync::oneshot::channel();
-        napi::bindgen_prelude::spawn(async move {
+        spawn(async move {
             let _ = rows.send(pool.query(&statement, &params).await);
         });
         Some(Started(started))
@@ -210,45 +256,6 @@ impl Db {
             let rows = started.0.await.map_err(|_| Error::Closed)??;
             Ok(finish(rows)?)
         })
-    }
-
-    /// Appends one chunk with `one` (params: id, chunk, expiry; returns the seq, no row
-    /// when the stream is not active); with the Rust pool, appends that find every
-    /// connection busy go out together through `many` (see `combine.rs`). `finish` gets
-    /// the seq, or `None` when the stream was not active.
-    pub fn append<'env, T, F>(
-        &self,
-        env: &'env Env,
-        one: &Statement,
-        many: &Statement,
-        (id, chunk, expires): (String, String, i64),
-        finish: F,
-    ) -> napi::Result<PromiseRaw<'env, T>>
-    where
-        T: ToNapiValue + Send + 'static,
-        F: FnOnce(Option<i64>) -> Result<T> + Send + 'static,
-    {
-        match (self.conn()?, &self.appends) {
-            (Conn::Pool(pool), Some(combiner)) => {
-                let sql = combine::AppendSql {
-                    one: one.clone(),
-                    many: many.clone(),
-                };
-                let appended = combiner.clone().append(pool, sql, id, chunk, expires);
-                env.spawn_future(async move { Ok(finish(appended.await?.map(i64::from))?) })
-            }
-            _ => {
-                let statement = one.clone();
-                let params = vec![Param::Text(id), Param::Text(chunk), Param::BigInt(expires)];
-                self.run(env, one, params, move |rows| {
-                    let seq = match rows.first() {
-                        None => None,
-                        Some(row) => Some(row.int(0).ok_or_else(|| missing(&statement, 0))?),
-                    };
-                    finish(seq)
-                })
-            }
-        }
     }
 
     /// A write to the stream committed: wake its readers in this process at once, and

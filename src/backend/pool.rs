@@ -50,13 +50,14 @@ pub fn shared(url: &str, size: usize) -> Result<Arc<SharedPool>> {
 impl SharedPool {
     fn new(url: &str, size: usize) -> Result<Self> {
         let mut info = ConnInfo::parse(url)?;
-        let tls = Tls::take(&mut info)?;
+        let mut tls = Tls::take(&mut info)?;
         let mut config: tokio_postgres::Config = info.to_string().parse().map_err(|e| {
             Error::InvalidArgument(format!(
                 "the connection string is not valid ({e}); expected \
                  postgres://user:password@host:port/database or key=value pairs"
             ))
         })?;
+        tls.plain_on_loopback(&config);
         config.ssl_mode(tls.ssl_mode());
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
@@ -161,5 +162,8 @@ fn as_sql(param: &Param) -> &(dyn ToSql + Sync) {
         Param::Int(v) => v,
         Param::BigInt(v) => v,
         Param::TextArray(v) => v,
+        Param::OptTextArray(v) => v,
+        Param::IntArray(v) => v,
+        Param::BigIntArray(v) => v,
     }
 }

@@ -43,12 +43,16 @@ pub enum Mode {
 pub struct Tls {
     pub mode: Mode,
     pub root_cert: Option<String>,
+    /// No `sslmode` was given.
+    defaulted: bool,
 }
 
 impl Tls {
     /// Takes `sslmode` and `sslrootcert` out of the connection string's options.
     pub fn take(info: &mut ConnInfo) -> Result<Self> {
-        let mode = match info.take("sslmode").as_deref() {
+        let given = info.take("sslmode");
+        let defaulted = given.is_none();
+        let mode = match given.as_deref() {
             None | Some("prefer") | Some("allow") => Mode::Prefer,
             Some("disable") => Mode::Disable,
             Some("require") => Mode::Require,
@@ -72,7 +76,34 @@ impl Tls {
         Ok(Tls {
             mode,
             root_cert: info.take("sslrootcert"),
+            defaulted,
         })
+    }
+
+    /// Without an `sslmode` (libpq's default is prefer), a server on this machine is
+    /// reached without TLS, as `pg` does: encryption over loopback protects nothing and
+    /// costs both sides CPU on every statement. Anything else keeps libpq's default.
+    pub fn plain_on_loopback(&mut self, config: &tokio_postgres::Config) {
+        use tokio_postgres::config::Host;
+        let hosts = config.get_hosts();
+        let local = |host: &Host| match host {
+            Host::Tcp(name) => {
+                name == "localhost"
+                    || name
+                        .trim_matches(|c| c == '[' || c == ']')
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+            #[cfg(unix)]
+            Host::Unix(_) => true,
+        };
+        if self.defaulted
+            && self.root_cert.is_none()
+            && !hosts.is_empty()
+            && hosts.iter().all(local)
+        {
+            self.mode = Mode::Disable;
+        }
     }
 
     /// What tokio-postgres does about TLS at connect time.
@@ -254,6 +285,23 @@ mod tests {
         let mut info = ConnInfo::parse(url)?;
         let tls = Tls::take(&mut info)?;
         Ok((tls, info.to_string()))
+    }
+
+    #[test]
+    fn no_tls_by_default_on_loopback_only() {
+        for (url, mode) in [
+            ("postgres://u@127.0.0.1:5432/db", Mode::Disable),
+            ("postgres://u@localhost/db", Mode::Disable),
+            ("postgres://u@[::1]:5432/db", Mode::Disable),
+            ("postgres://u@db.example.com/db", Mode::Prefer),
+            ("postgres://u@127.0.0.1/db?sslmode=prefer", Mode::Prefer),
+            ("postgres://u@127.0.0.1/db?sslmode=require", Mode::Require),
+            ("host=127.0.0.1,db.example.com user=u", Mode::Prefer),
+        ] {
+            let (mut t, rest) = tls(url).unwrap();
+            t.plain_on_loopback(&rest.parse().unwrap());
+            assert_eq!(t.mode, mode, "{url}");
+        }
     }
 
     #[test]
