@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::sql::Statement;
 
 /// Most calls of one statement in flight before calls queue up to be combined.
-const LANES: usize = 4;
+const LANES: usize = 2;
 /// Most calls in one combined statement, and about the most parameter bytes.
 const MOST_CALLS: usize = 256;
 const MOST_BYTES: usize = 4 * 1024 * 1024;
