@@ -67,6 +67,8 @@ function seqArgument(value) {
 
 // --------------------------------------------------------------------------- clients
 
+const isObject = (row) => row !== null && typeof row === "object";
+
 function settleRows(result) {
   if (result !== null && typeof result === "object" && Array.isArray(result.rows)) {
     return result.rows;
@@ -92,7 +94,7 @@ function settleFailure(err) {
  */
 function adapt(client, settle) {
   const send = isPg(client) ? preparedPg(client) : (sql, params) => client.query(sql, params);
-  const query = (sql, params, ticket, join) => {
+  const query = (sql, params, ticket, byColumn) => {
     let pending;
     try {
       pending = send(sql, params);
@@ -102,9 +104,8 @@ function adapt(client, settle) {
     return Promise.resolve(pending).then(
       (result) => {
         const rows = settleRows(result);
-        if (join === undefined || !Array.isArray(rows)) return settle(ticket, rows);
-        const [text, lengths] = joinColumn(rows, join);
-        return settle(ticket, rows, text, lengths);
+        if (byColumn == null || !Array.isArray(rows)) return settle(ticket, rows);
+        return settle(ticket, rows, rows.every(isObject) ? columnar(rows, byColumn) : undefined);
       },
       (err) => settle(ticket, settleFailure(err)),
     );
@@ -113,33 +114,58 @@ function adapt(client, settle) {
   // One connection runs one query at a time: queue them here rather than lean on pg's
   // own queue, which pg deprecates for concurrent calls.
   let tail = Promise.resolve();
-  return (sql, params, ticket, join) => {
-    const result = tail.then(() => query(sql, params, ticket, join));
+  return (sql, params, ticket, byColumn) => {
+    const result = tail.then(() => query(sql, params, ticket, byColumn));
     tail = result.catch(() => {});
     return result;
   };
 }
 
 /**
- * One column of many rows (a page's chunks) as one string and the values' lengths (-1 for
- * NULL), which cross into Rust as two values instead of one per row. Anything but strings
- * and NULLs leaves the column to be read row by row (and reported there).
+ * Many rows (a page of chunks) by column, as the native side asks with `spec`
+ * ("name:i,name:t,..."): per integer column a Float64Array (NaN for NULL), per text column
+ * the values joined into one string and an Int32Array of their lengths (-1 for NULL). A
+ * handful of values cross into Rust instead of several per row. Anything unexpected
+ * (a value of the wrong type) gives `undefined`: the rows are then read one by one, and
+ * the problem reported there.
  */
-function joinColumn(rows, key) {
-  const lengths = new Int32Array(rows.length);
-  let text = "";
-  for (let i = 0; i < rows.length; i++) {
-    const value = rows[i]?.[key];
-    if (typeof value === "string") {
-      text += value;
-      lengths[i] = value.length;
-    } else if (value === null || value === undefined) {
-      lengths[i] = -1;
+const specs = new Map();
+function columnar(rows, spec) {
+  let columns = specs.get(spec);
+  if (columns === undefined) {
+    columns = spec.split(",").map((c) => ({ key: c.slice(0, -2), int: c.endsWith(":i") }));
+    specs.set(spec, columns);
+  }
+  const out = [];
+  const n = rows.length;
+  for (const { key, int } of columns) {
+    if (int) {
+      const values = new Float64Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = rows[i]?.[key];
+        if (v === null || v === undefined) values[i] = NaN;
+        else if (typeof v === "number" && Number.isInteger(v)) values[i] = v;
+        else if (typeof v === "bigint" || (typeof v === "string" && v.trim() !== "" && Number.isInteger(Number(v)))) {
+          values[i] = Number(v);
+        }
+        else return undefined;
+      }
+      out.push(values);
     } else {
-      return [undefined, undefined];
+      const lengths = new Int32Array(n);
+      let text = "";
+      for (let i = 0; i < n; i++) {
+        const v = rows[i]?.[key];
+        if (typeof v === "string") {
+          text += v;
+          lengths[i] = v.length;
+        } else if (v === null || v === undefined) lengths[i] = -1;
+        else return undefined;
+      }
+      out.push(text, lengths);
     }
   }
-  return [text, lengths];
+  return out;
 }
 
 /** A `pg.Pool` or `pg.Client` (or a pg-compatible one, such as Neon's `Pool`). */

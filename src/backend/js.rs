@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use napi::bindgen_prelude::{
-    Array, BigInt, FnArgs, FromNapiValue, Function, FunctionRef, Int32Array, JsObjectValue,
-    JsValue, Object, PromiseRaw, ToNapiValue, Unknown,
+    Array, BigInt, Float64Array, FnArgs, FromNapiValue, Function, FunctionRef, Int32Array,
+    JsObjectValue, JsValue, Object, PromiseRaw, ToNapiValue, Unknown,
 };
 use napi::{sys, Env, ValueType};
 use serde_json::Value;
@@ -22,21 +22,17 @@ use super::{Cell, Param, Row};
 use crate::error::{Error, Result};
 use crate::sql::{Kind, Statement};
 
-type Args = FnArgs<(String, Vec<Value>, u32, Option<&'static str>)>;
+type Args = FnArgs<(String, Vec<Value>, u32, Option<String>)>;
 
-/// `(settle) => (sql, params, ticket, join) => Promise<unknown>`, as `index.js` makes it.
+/// `(settle) => (sql, params, ticket, columns) => Promise<unknown>`, as `index.js` makes it.
 pub type MakeAdapter<'f> =
     Function<'f, FnArgs<(Function<'f, SettleArgs, Raw>,)>, Function<'f, Args, Unknown<'static>>>;
 
-type SettleArgs = FnArgs<(u32, Unknown<'static>, Option<String>, Option<Int32Array>)>;
-
-/// A joined column as the adapter sends it: the values' text, and each value's length in
-/// UTF-16 units (-1 for NULL).
-type Joined = (String, Int32Array);
+type SettleArgs = FnArgs<(u32, Unknown<'static>, Option<Array<'static>>)>;
 
 /// What to do with the rows of one query: turn them into the method's JS result.
 type Finisher =
-    Box<dyn FnOnce(&Env, Unknown, Option<Joined>) -> napi::Result<sys::napi_value> + Send>;
+    Box<dyn FnOnce(&Env, Unknown, Option<Array>) -> napi::Result<sys::napi_value> + Send>;
 
 #[derive(Default)]
 struct Pending {
@@ -76,14 +72,8 @@ impl JsQuery {
             env.create_function_from_closure::<SettleArgs, Raw, _>("settle", move |ctx| {
                 let ticket: u32 = ctx.get(0)?;
                 let outcome: Unknown = ctx.get(1)?;
-                let joined = if ctx.length() >= 4 {
-                    match (
-                        ctx.get::<Option<String>>(2)?,
-                        ctx.get::<Option<Int32Array>>(3)?,
-                    ) {
-                        (Some(text), Some(lengths)) => Some((text, lengths)),
-                        _ => None,
-                    }
+                let columns = if ctx.length() >= 3 {
+                    ctx.get::<Option<Array>>(2)?
                 } else {
                     None
                 };
@@ -91,7 +81,7 @@ impl JsQuery {
                     .queries
                     .remove(&ticket)
                     .ok_or_else(|| napi::Error::from(Error::Closed))?;
-                finish(ctx.env, outcome, joined).map(Raw)
+                finish(ctx.env, outcome, columns).map(Raw)
             })?;
         let adapter = make_adapter.call(FnArgs::from((settle,)))?;
         Ok(JsQuery {
@@ -112,8 +102,13 @@ impl JsQuery {
         F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
     {
         let columns = statement.clone();
-        let finisher: Finisher = Box::new(move |env, outcome, joined| {
-            let rows = rows_from_js(env, &columns, outcome, joined)?;
+        let finisher: Finisher = Box::new(move |env, outcome, by_column| {
+            let rows = match by_column {
+                Some(by_column) if columns.joined.is_some() => {
+                    rows_from_columns(&columns, by_column)?
+                }
+                _ => rows_from_js(env, &columns, outcome)?,
+            };
             let value = finish(rows)?;
             unsafe { T::to_napi_value(env.raw(), value) }
         });
@@ -126,12 +121,20 @@ impl JsQuery {
         };
         let params = params.into_iter().map(to_json).collect();
         let called = self.query.borrow_back(env).and_then(|f| {
-            let join = statement.joined.map(|i| statement.columns[i].name);
+            // Many rows (a page): ask for them by column, `name:i` or `name:t` each.
+            let by_column = statement.joined.map(|_| {
+                let spec: Vec<_> = statement
+                    .columns
+                    .iter()
+                    .map(|c| format!("{}:{}", c.name, if c.kind == Kind::Int { 'i' } else { 't' }))
+                    .collect();
+                spec.join(",")
+            });
             f.call(FnArgs::from((
                 statement.text.to_string(),
                 params,
                 ticket,
-                join,
+                by_column,
             )))
         });
         match called {
@@ -168,12 +171,7 @@ fn to_json(param: Param) -> Value {
 /// The rows the adapter resolved with, read straight from the JS values: only the
 /// columns the statement asks for, by name, leniently (drivers return int8 and counts as
 /// strings, postgres.js may return BigInts).
-fn rows_from_js(
-    env: &Env,
-    statement: &Statement,
-    settled: Unknown,
-    joined: Option<Joined>,
-) -> Result<Vec<Row>> {
+fn rows_from_js(env: &Env, statement: &Statement, settled: Unknown) -> Result<Vec<Row>> {
     if !settled.is_array()? {
         // `{ failed }` or `{ malformed }`: small, read as JSON.
         let outcome = unsafe { Value::from_napi_value(env.raw(), settled.raw())? };
@@ -186,13 +184,6 @@ fn rows_from_js(
         .iter()
         .map(|column| env.create_string(column.name))
         .collect::<napi::Result<Vec<_>>>()?;
-    // The joined column, when the adapter could join it: its cells, in row order.
-    let mut joined = match (statement.joined, joined) {
-        (Some(column), Some((text, lengths))) if lengths.len() == rows.len() as usize => {
-            Some(split_joined(statement, column, &text, &lengths)?.into_iter())
-        }
-        _ => None,
-    };
     (0..rows.len())
         .map(|n| {
             let row = rows
@@ -211,13 +202,7 @@ fn rows_from_js(
                 .columns
                 .iter()
                 .zip(&keys)
-                .enumerate()
-                .map(|(i, (column, key))| {
-                    if statement.joined == Some(i) {
-                        if let Some(cells) = joined.as_mut() {
-                            return Ok(cells.next().unwrap_or(Cell::Null));
-                        }
-                    }
+                .map(|(column, key)| {
                     let value = row.get_property_unchecked(*key)?;
                     cell(column.name, column.kind, value)
                 })
@@ -225,6 +210,41 @@ fn rows_from_js(
                 .map(Row)
         })
         .collect()
+}
+
+/// The rows the adapter sent by column (see `columnar` in `index.js`): per column, in the
+/// statement's order, a Float64Array of integers (NaN for NULL), or a text column's values
+/// joined into one string followed by an Int32Array of their UTF-16 lengths (-1 for NULL).
+fn rows_from_columns(statement: &Statement, by_column: Array) -> Result<Vec<Row>> {
+    let malformed = || Error::MalformedResult("the adapter's columns are not as asked".into());
+    let mut at = 0;
+    let mut columns = Vec::with_capacity(statement.columns.len());
+    for (i, column) in statement.columns.iter().enumerate() {
+        let cells = match column.kind {
+            Kind::Int => {
+                let values = by_column.get::<Float64Array>(at)?.ok_or_else(malformed)?;
+                at += 1;
+                values
+                    .iter()
+                    .map(|&v| if v.is_nan() { Cell::Null } else { Cell::Int(v as i64) })
+                    .collect::<Vec<_>>()
+            }
+            Kind::Text => {
+                let text = by_column.get::<String>(at)?.ok_or_else(malformed)?;
+                let lengths = by_column.get::<Int32Array>(at + 1)?.ok_or_else(malformed)?;
+                at += 2;
+                split_joined(statement, i, &text, &lengths)?
+            }
+        };
+        columns.push(cells.into_iter());
+    }
+    let rows = columns.first().map_or(0, ExactSizeIterator::len);
+    if columns.iter().any(|c| c.len() != rows) {
+        return Err(malformed());
+    }
+    Ok((0..rows)
+        .map(|_| Row(columns.iter_mut().map(|c| c.next().unwrap_or(Cell::Null)).collect()))
+        .collect())
 }
 
 /// Cuts the adapter's joined text back into its values, by their UTF-16 lengths.
