@@ -82,6 +82,29 @@ describe("cross-process wake-ups (LISTEN/NOTIFY)", () => {
     await reader.close();
   });
 
+  it("still hears a writer that does not notify (the original package) while listening, through the shared check", async () => {
+    const app = `aibind_x_${uid().slice(2, 14)}`;
+    const reader = new PostgresStreamStore(urlWithApp(app), { ...tables.stream, pollIntervalMs: 50 });
+    const id = uid();
+    await reader.create(id);
+    const reading = collect(reader.readFrom(id, 0));
+    await eventually(async () => (await listeners(app)).length === 1);
+    // The original's append and completion, as plain SQL: no NOTIFY.
+    for (let i = 1; i <= 3; i++) {
+      await admin.query(
+        `WITH u AS (UPDATE ${tables.stream.statusTable} SET total_chunks = total_chunks + 1 WHERE id = $1 AND state = 'active' RETURNING total_chunks)
+         INSERT INTO ${tables.stream.chunksTable} (id, seq, data) SELECT $1, total_chunks, $2 FROM u`,
+        [id, `chunk ${i}`],
+      );
+    }
+    await admin.query(`UPDATE ${tables.stream.statusTable} SET state = 'done' WHERE id = $1`, [id]);
+    const started = Date.now();
+    expect(await reading).toEqual(expected(3));
+    // Checked once a second while notifications arrive (not every pollIntervalMs).
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await reader.close();
+  });
+
   it("with listen: false opens no LISTEN connection and falls back to polling", async () => {
     const app = `aibind_x_${uid().slice(2, 14)}`;
     const reader = new PostgresStreamStore(urlWithApp(app), { ...tables.stream, pollIntervalMs: 50, listen: false });
