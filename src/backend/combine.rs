@@ -18,8 +18,11 @@ use super::{Cell, Param, Row};
 use crate::error::{Error, Result};
 use crate::sql::Statement;
 
-/// Most calls of one statement in flight before calls queue up to be combined.
-const LANES: usize = 2;
+/// Most calls of one statement in flight before calls queue up to be combined. One: the
+/// queue grows while a statement runs and goes out whole next, which adapts the batch to
+/// the load and the round trip (measured here: 1 lane beat 2 and 4 on appends and on
+/// conversation saves and loads).
+const LANES: usize = 1;
 /// Most calls in one combined statement, and about the most parameter bytes.
 const MOST_CALLS: usize = 256;
 const MOST_BYTES: usize = 4 * 1024 * 1024;
