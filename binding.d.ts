@@ -21,12 +21,12 @@ export declare class NativeBackend {
    */
   static connect(url: string, options?: PoolOptions | undefined | null): NativeBackend
   /**
-   * A backend over a JS client: `makeAdapter(settle)` returns the function
-   * `(sql, params, ticket) => Promise` that runs a query and settles it through
-   * `settle(ticket, outcome)` (see `index.js`). Held by a reference that never keeps
-   * the process alive.
+   * A backend over a JS client: `makeAdapter(settle, queryTimeoutMs)` returns the
+   * function `(sql, params, ticket, columns) => Promise` that runs a query and settles
+   * it through `settle(ticket, outcome, columns?)` (see `index.js`), giving up after
+   * `queryTimeoutMs`. Held by a reference that never keeps the process alive.
    */
-  static fromQuery(makeAdapter: (settle: (ticket: number, outcome: unknown) => unknown) => (sql: string, params: unknown[], ticket: number) => Promise<unknown>): NativeBackend
+  static fromQuery(makeAdapter: (settle: (ticket: number, outcome: unknown, columns?: unknown[]) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string | null) => Promise<unknown>, options?: PoolOptions): NativeBackend
 }
 
 export declare class NativeConversationStore {
@@ -85,6 +85,8 @@ export declare class NativeStreamStore {
    * every reader that is waiting for chunks.
    */
   close(): void
+  /** `retryReadsForMs`, for `readFrom` in `index.js`. */
+  get retryReadsForMs(): number
   get closed(): boolean
 }
 
@@ -107,9 +109,16 @@ export interface DurableStreamStatus {
 export interface PoolOptions {
   /**
    * Most connections the pool opens (default 10). Stores created with the same
-   * connection string and pool size in one process share one pool.
+   * connection string and pool options in one process share one pool.
    */
   poolSize?: number
+  /** How long opening a connection may take, in ms (default 10000). */
+  connectTimeoutMs?: number
+  /**
+   * How long one statement may take, waiting for a free connection included, in ms
+   * (default 30000); the server is told the same limit (`statement_timeout`).
+   */
+  queryTimeoutMs?: number
 }
 
 /**
@@ -152,4 +161,10 @@ export interface StreamStoreOptions {
    * poll for other processes' writes every `pollIntervalMs`.
    */
   listen?: boolean
+  /**
+   * How long a reader keeps trying after it lost the database (the connection, or a
+   * statement timed out) before `readFrom` throws, in ms (default 60000). It carries on
+   * from its cursor: no chunk missed or repeated.
+   */
+  retryReadsForMs?: number
 }

@@ -12,10 +12,14 @@ const { NativeBackend, NativeStreamStore, NativeConversationStore } = require(".
 
 const SEP = "\u001f";
 
+/** Errors worth retrying as they are: the database was away or too slow. */
+const RETRYABLE = new Set(["CONNECTION_ERROR", "QUERY_TIMEOUT"]);
+
 function storeError(code, message, sqlState) {
   const err = new Error(message);
   err.code = code;
   if (sqlState) err.sqlState = sqlState;
+  err.retryable = RETRYABLE.has(code);
   return err;
 }
 
@@ -48,8 +52,19 @@ function invalid(message) {
   return storeError("INVALID_ARGUMENT", message);
 }
 
+const wellFormed =
+  typeof String.prototype.isWellFormed === "function"
+    ? (value) => value.isWellFormed()
+    : (value) => !/\p{Surrogate}/u.test(value);
+
 function text(name, value) {
   if (typeof value !== "string") throw invalid(`${name} must be a string, got ${describe(value)}`);
+  if (!wellFormed(value)) {
+    throw invalid(
+      `${name} contains a lone UTF-16 surrogate (U+D800 to U+DFFF without its pair), which ` +
+        "UTF-8 and so PostgreSQL cannot store; it would be changed, so it is refused",
+    );
+  }
   return value;
 }
 
@@ -65,6 +80,11 @@ function seqArgument(value) {
   return value;
 }
 
+/** A timer that never keeps the process alive. */
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref?.());
+}
+
 // --------------------------------------------------------------------------- clients
 
 const isObject = (row) => row !== null && typeof row === "object";
@@ -75,6 +95,18 @@ function settleRows(result) {
   }
   const what = describe(result);
   return { malformed: what === "an object" ? "an object without a rows array" : what };
+}
+
+function timeoutFailure(ms) {
+  return {
+    failed: {
+      message:
+        `the client's query did not settle within queryTimeoutMs (${ms} ms); the database may be ` +
+        "overloaded or unreachable, or the client stuck. Retry later; an append that timed out may " +
+        "or may not have been stored (getStatus() tells its chunk count)",
+      code: "QUERY_TIMEOUT",
+    },
+  };
 }
 
 function settleFailure(err) {
@@ -92,24 +124,44 @@ function settleFailure(err) {
  * `{ malformed }`; what `settle` returns (or throws) is what the method resolves (or
  * rejects) with.
  */
-function adapt(client, settle) {
+function adapt(client, settle, timeoutMs) {
   const send = isPg(client) ? preparedPg(client) : (sql, params) => client.query(sql, params);
-  const query = (sql, params, ticket, byColumn) => {
-    let pending;
-    try {
-      pending = send(sql, params);
-    } catch (err) {
-      return Promise.resolve(settleFailure(err)).then((outcome) => settle(ticket, outcome));
-    }
-    return Promise.resolve(pending).then(
-      (result) => {
-        const rows = settleRows(result);
-        if (byColumn == null || !Array.isArray(rows)) return settle(ticket, rows);
-        return settle(ticket, rows, rows.every(isObject) ? columnar(rows, byColumn) : undefined);
-      },
-      (err) => settle(ticket, settleFailure(err)),
-    );
-  };
+  const query = (sql, params, ticket, byColumn) =>
+    new Promise((resolve, reject) => {
+      // Settles once: with the outcome, or when the query has taken `timeoutMs`.
+      let done = false;
+      const finish = (settleNow) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        try {
+          resolve(settleNow());
+        } catch (err) {
+          reject(err);
+        }
+      };
+      const timer = setTimeout(
+        () => finish(() => settle(ticket, timeoutFailure(timeoutMs))),
+        timeoutMs,
+      );
+      timer.unref?.();
+      let pending;
+      try {
+        pending = send(sql, params);
+      } catch (err) {
+        queueMicrotask(() => finish(() => settle(ticket, settleFailure(err))));
+        return;
+      }
+      Promise.resolve(pending).then(
+        (result) =>
+          finish(() => {
+            const rows = settleRows(result);
+            if (byColumn == null || !Array.isArray(rows)) return settle(ticket, rows);
+            return settle(ticket, rows, rows.every(isObject) ? columnar(rows, byColumn) : undefined);
+          }),
+        (err) => finish(() => settle(ticket, settleFailure(err))),
+      );
+    });
   if (!isSingleConnection(client)) return query;
   // One connection runs one query at a time: queue them here rather than lean on pg's
   // own queue, which pg deprecates for concurrent calls.
@@ -217,7 +269,7 @@ function backendFor(client, options) {
   if (client instanceof URL) client = client.href;
   if (typeof client === "string") return NativeBackend.connect(client, options);
   if (client !== null && typeof client === "object" && typeof client.query === "function") {
-    return NativeBackend.fromQuery((settle) => adapt(client, settle));
+    return NativeBackend.fromQuery((settle, timeoutMs) => adapt(client, settle, timeoutMs), options);
   }
   throw invalid(
     "client must be a PostgreSQL connection string or an object with a query(sql, params) " +
@@ -322,6 +374,7 @@ export class PostgresStreamStore extends Store {
 
   async *readFrom(id, afterSeq) {
     const reader = await run(() => this[NATIVE].reader(text("stream id", id), seqArgument(afterSeq)));
+    const retryFor = this[NATIVE].retryReadsForMs;
     const fetch = () => {
       const page = run(() => reader.nextPage());
       page.catch(() => {}); // awaited below, unless the reader is left first
@@ -329,8 +382,24 @@ export class PostgresStreamStore extends Store {
     };
     try {
       let next = fetch();
+      let failingSince = 0;
+      let backoff = 50;
       for (;;) {
-        const page = await next;
+        let page;
+        try {
+          page = await next;
+        } catch (err) {
+          // The database went away or was too slow: try again from the cursor (nothing
+          // missed or repeated) until `retryReadsForMs` has passed.
+          failingSince ||= Date.now();
+          if (!err.retryable || Date.now() - failingSince >= retryFor) throw err;
+          await sleep(Math.min(backoff, retryFor));
+          backoff = Math.min(backoff * 2, 2000);
+          next = fetch();
+          continue;
+        }
+        failingSince = 0;
+        backoff = 50;
         if (page === null) return;
         const { seqs, text, ends } = page;
         if (seqs.length === 0) {

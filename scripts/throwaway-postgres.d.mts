@@ -4,6 +4,10 @@ export interface Throwaway {
   url: string;
   /** Stops the server and removes its files. */
   stop(): Promise<void>;
+  /** Stops the server (fast shutdown: its sessions end), keeping its data and port. */
+  halt(): Promise<void>;
+  /** Starts a halted server again, on the same port and data. */
+  resume(): Promise<void>;
 }
 
 export function startThrowaway(options?: {

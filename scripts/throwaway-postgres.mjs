@@ -52,11 +52,14 @@ async function waitUntilReady(url, child, stderr, ssl) {
   const { default: pg } = await import("pg");
   const until = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`PostgreSQL exited during start-up:\n${stderr()}`);
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`PostgreSQL exited during start-up:\n${stderr()}`);
     const client = new pg.Client({ connectionString: url, ssl });
     try {
       await client.connect();
-      await client.query("CREATE DATABASE aibind_test");
+      // Made on the first start; there already when the server is resumed.
+      await client.query("CREATE DATABASE aibind_test").catch((err) => {
+        if (err.code !== "42P04") throw err;
+      });
       await client.end();
       return;
     } catch (err) {
@@ -128,32 +131,42 @@ export async function startThrowaway({ settings: extra = {}, hba, files = {} } =
     const port = await freePort();
     const settings = { listen_addresses: "127.0.0.1", unix_socket_directories: "", max_connections: "200", fsync: "off", synchronous_commit: "off", full_page_writes: "off", ...extra };
     const flags = Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`]);
-    const child = spawn(join(bin, "postgres"), ["-D", data, "-p", String(port), ...flags], { ...ids, stdio: ["ignore", "ignore", "pipe"] });
+    const url = `postgres://postgres@127.0.0.1:${port}`;
+    const ssl = settings.ssl === "on" ? { rejectUnauthorized: false } : false;
+    let child;
     let log = "";
-    child.stderr.on("data", (d) => {
-      log = (log + d).slice(-4000);
-    });
-    const killNow = () => child.kill("SIGKILL");
+    const killNow = () => child?.kill("SIGKILL");
     process.on("exit", killNow);
-    const stop = async () => {
-      if (child.exitCode === null) {
+    /** Starts the server process on the data directory and waits until it answers. */
+    const launch = async () => {
+      child = spawn(join(bin, "postgres"), ["-D", data, "-p", String(port), ...flags], { ...ids, stdio: ["ignore", "ignore", "pipe"] });
+      child.stderr.on("data", (d) => {
+        log = (log + d).slice(-4000);
+      });
+      await waitUntilReady(`${url}/postgres`, child, () => log, ssl);
+    };
+    /** Stops the server process (fast shutdown: sessions are ended), keeping its data. */
+    const halt = async () => {
+      if (child && child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((resolve) => child.once("exit", resolve));
-        child.kill("SIGINT"); // fast shutdown
+        child.kill("SIGINT");
         const timer = setTimeout(killNow, 10_000);
         await exited;
         clearTimeout(timer);
       }
+    };
+    const stop = async () => {
+      await halt();
       process.off("exit", killNow);
       remove();
     };
-    const url = `postgres://postgres@127.0.0.1:${port}`;
     try {
-      await waitUntilReady(`${url}/postgres`, child, () => log, settings.ssl === "on" ? { rejectUnauthorized: false } : false);
+      await launch();
     } catch (err) {
       await stop();
       throw err;
     }
-    return { url: `${url}/aibind_test`, stop };
+    return { url: `${url}/aibind_test`, stop, halt, resume: launch };
   } catch (err) {
     remove();
     throw err;

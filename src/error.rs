@@ -43,6 +43,24 @@ pub enum Error {
     /// or rows without the columns asked for.
     #[error("{0}")]
     MalformedResult(String),
+    /// A statement did not finish within `queryTimeoutMs`.
+    #[error("{0}")]
+    Timeout(String),
+}
+
+/// SQLSTATEs that mean the connection or the server went away, not that the statement
+/// was wrong: class 08 (connection exception), and the server shutting down or starting.
+pub fn connection_lost(sql_state: &str) -> bool {
+    sql_state.starts_with("08") || matches!(sql_state, "57P01" | "57P02" | "57P03")
+}
+
+/// The message of a statement that ran out of time.
+pub fn timed_out(ms: u64) -> Error {
+    Error::Timeout(format!(
+        "the statement did not finish within queryTimeoutMs ({ms} ms); the database may be \
+         overloaded or unreachable. Retry later; an append that timed out may or may not \
+         have been stored (getStatus() tells its chunk count)"
+    ))
 }
 
 impl Error {
@@ -56,10 +74,15 @@ impl Error {
             Error::Database { .. } => "DATABASE_ERROR",
             Error::Connection { .. } => "CONNECTION_ERROR",
             Error::Client {
+                sql_state: Some(state),
+                ..
+            } if connection_lost(state) => "CONNECTION_ERROR",
+            Error::Client {
                 sql_state: Some(_), ..
             } => "DATABASE_ERROR",
             Error::Client { .. } => "CLIENT_ERROR",
             Error::MalformedResult(_) => "MALFORMED_RESULT",
+            Error::Timeout(_) => "QUERY_TIMEOUT",
         }
     }
 
@@ -119,9 +142,18 @@ impl From<tokio_postgres::Error> for Error {
                     message.push_str(": ");
                     message.push_str(detail);
                 }
-                Error::Database {
-                    message,
-                    sql_state: Some(db.code().code().to_string()),
+                let sql_state = Some(db.code().code().to_string());
+                if db.code().code() == "57014" && db.message().contains("statement timeout") {
+                    return Error::Timeout(format!(
+                        "the server stopped the statement at its statement_timeout \
+                         (queryTimeoutMs); the database may be overloaded. Retry later; an \
+                         append that timed out was not stored ({message})"
+                    ));
+                }
+                if connection_lost(db.code().code()) {
+                    Error::Connection { message, sql_state }
+                } else {
+                    Error::Database { message, sql_state }
                 }
             }
             None if err.is_closed() => Error::connection("the connection to PostgreSQL was closed"),
@@ -197,6 +229,19 @@ mod tests {
             err.reason,
             "STREAM_EXISTS\u{1f}\u{1f}Stream \"s\" already exists"
         );
+    }
+
+    #[test]
+    fn a_server_going_away_is_a_connection_error() {
+        for state in ["57P01", "08006", "57P03"] {
+            let err = Error::Client {
+                message: "m".into(),
+                sql_state: Some(state.into()),
+            };
+            assert_eq!(err.code(), "CONNECTION_ERROR", "{state}");
+        }
+        assert_eq!(timed_out(5).code(), "QUERY_TIMEOUT");
+        assert!(timed_out(5).to_string().contains("5 ms"));
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub struct StreamStoreOptions {
     /// (PgBouncer in transaction mode, Neon's or Supabase's pooled ports); readers then
     /// poll for other processes' writes every `pollIntervalMs`.
     pub listen: Option<bool>,
+    /// How long a reader keeps trying after it lost the database (the connection, or a
+    /// statement timed out) before `readFrom` throws, in ms (default 60000). It carries on
+    /// from its cursor: no chunk missed or repeated.
+    pub retry_reads_for_ms: Option<f64>,
 }
 
 /// Options of `PostgresConversationStore` (as in `@aibind/postgres`).
@@ -49,6 +53,7 @@ pub struct StreamSettings {
     pub ttl_ms: i64,
     pub stale_after_ms: i64,
     pub listen: bool,
+    pub retry_reads_for_ms: i64,
 }
 
 impl StreamSettings {
@@ -66,6 +71,7 @@ impl StreamSettings {
             ttl_ms: millis("ttlMs", options.ttl_ms, 300_000)?,
             stale_after_ms: millis("staleAfterMs", options.stale_after_ms, 3_600_000)?,
             listen: options.listen.unwrap_or(true),
+            retry_reads_for_ms: millis("retryReadsForMs", options.retry_reads_for_ms, 60_000)?,
         })
     }
 }

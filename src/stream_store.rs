@@ -179,6 +179,12 @@ impl NativeStreamStore {
         self.shared.db.close();
     }
 
+    /// `retryReadsForMs`, for `readFrom` in `index.js`.
+    #[napi(getter)]
+    pub fn retry_reads_for_ms(&self) -> f64 {
+        self.shared.settings.retry_reads_for_ms as f64
+    }
+
     #[napi(getter)]
     pub fn closed(&self) -> bool {
         self.shared.db.is_closed()

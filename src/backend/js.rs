@@ -25,8 +25,11 @@ use crate::sql::{Kind, Statement};
 type Args = FnArgs<(String, Vec<Value>, u32, Option<String>)>;
 
 /// `(settle) => (sql, params, ticket, columns) => Promise<unknown>`, as `index.js` makes it.
-pub type MakeAdapter<'f> =
-    Function<'f, FnArgs<(Function<'f, SettleArgs, Raw>,)>, Function<'f, Args, Unknown<'static>>>;
+pub type MakeAdapter<'f> = Function<
+    'f,
+    FnArgs<(Function<'f, SettleArgs, Raw>, f64)>,
+    Function<'f, Args, Unknown<'static>>,
+>;
 
 type SettleArgs = FnArgs<(u32, Unknown<'static>, Option<Array<'static>>)>;
 
@@ -65,7 +68,7 @@ fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
 }
 
 impl JsQuery {
-    pub fn new(env: &Env, make_adapter: MakeAdapter) -> napi::Result<Self> {
+    pub fn new(env: &Env, make_adapter: MakeAdapter, query_timeout_ms: f64) -> napi::Result<Self> {
         let pending = Arc::new(Mutex::new(Pending::default()));
         let queries = pending.clone();
         let settle =
@@ -83,7 +86,7 @@ impl JsQuery {
                     .ok_or_else(|| napi::Error::from(Error::Closed))?;
                 finish(ctx.env, outcome, columns).map(Raw)
             })?;
-        let adapter = make_adapter.call(FnArgs::from((settle,)))?;
+        let adapter = make_adapter.call(FnArgs::from((settle, query_timeout_ms)))?;
         Ok(JsQuery {
             query: adapter.create_ref()?,
             pending,
@@ -386,6 +389,33 @@ fn failure(failed: &Value) -> Error {
                 && c.chars().any(|ch| ch.is_ascii_digit())
         })
         .map(str::to_string);
+    let code = failed.get("code").and_then(Value::as_str).unwrap_or("");
+    if code == "QUERY_TIMEOUT" {
+        return Error::Timeout(message);
+    }
+    // The driver lost (or never had) its connection: errno codes, postgres.js's own, and
+    // pg's message when the server closes the socket.
+    let lost = matches!(
+        code,
+        "ECONNREFUSED"
+            | "ECONNRESET"
+            | "ETIMEDOUT"
+            | "EPIPE"
+            | "ENOTFOUND"
+            | "EAI_AGAIN"
+            | "EHOSTUNREACH"
+            | "ENETUNREACH"
+            | "CONNECTION_CLOSED"
+            | "CONNECTION_ENDED"
+            | "CONNECTION_DESTROYED"
+            | "CONNECT_TIMEOUT"
+    ) || message.starts_with("Connection terminated");
+    if lost && sql_state.is_none() {
+        return Error::Connection {
+            message: format!("the client lost its connection to PostgreSQL: {message}"),
+            sql_state: None,
+        };
+    }
     Error::Client { message, sql_state }
 }
 
@@ -400,10 +430,14 @@ mod tests {
             outcome_error(json!({ "failed": { "message": "duplicate key", "code": "23505" } }));
         assert_eq!(err.code(), "DATABASE_ERROR");
         assert_eq!(err.to_string(), "duplicate key");
-        for errno in ["ECONNRESET", "EPIPE"] {
+        for errno in ["ECONNRESET", "EPIPE", "CONNECTION_CLOSED"] {
             let err = outcome_error(json!({ "failed": { "message": "m", "code": errno } }));
-            assert_eq!(err.code(), "CLIENT_ERROR", "{errno}");
+            assert_eq!(err.code(), "CONNECTION_ERROR", "{errno}");
         }
+        let err = outcome_error(json!({ "failed": { "message": "Connection terminated unexpectedly" } }));
+        assert_eq!(err.code(), "CONNECTION_ERROR");
+        let err = outcome_error(json!({ "failed": { "message": "m", "code": "EWHATEVER" } }));
+        assert_eq!(err.code(), "CLIENT_ERROR");
         let err = outcome_error(json!({ "failed": { "message": "m", "code": null } }));
         assert_eq!(err.code(), "CLIENT_ERROR");
     }

@@ -304,8 +304,43 @@ impl Db {
 #[derive(Default)]
 pub struct PoolOptions {
     /// Most connections the pool opens (default 10). Stores created with the same
-    /// connection string and pool size in one process share one pool.
+    /// connection string and pool options in one process share one pool.
     pub pool_size: Option<u32>,
+    /// How long opening a connection may take, in ms (default 10000).
+    pub connect_timeout_ms: Option<f64>,
+    /// How long one statement may take, waiting for a free connection included, in ms
+    /// (default 30000); the server is told the same limit (`statement_timeout`).
+    pub query_timeout_ms: Option<f64>,
+}
+
+impl PoolOptions {
+    fn settings(self) -> Result<pool::PoolSettings> {
+        let size = match self.pool_size {
+            None => 10,
+            Some(0) => {
+                return Err(Error::InvalidOption(
+                    "option \"poolSize\" must be a whole number of at least 1".into(),
+                ))
+            }
+            Some(n) => n as usize,
+        };
+        Ok(pool::PoolSettings {
+            size,
+            connect_timeout_ms: positive_ms("connectTimeoutMs", self.connect_timeout_ms, 10_000)?,
+            query_timeout_ms: positive_ms("queryTimeoutMs", self.query_timeout_ms, 30_000)?,
+        })
+    }
+}
+
+/// A time limit option: whole milliseconds, more than 0, at most a day.
+pub fn positive_ms(option: &str, value: Option<f64>, default: u64) -> Result<u64> {
+    match value {
+        None => Ok(default),
+        Some(v) if v.is_finite() && v >= 1.0 && v <= 86_400_000.0 => Ok(v.round() as u64),
+        Some(v) => Err(Error::InvalidOption(format!(
+            "option \"{option}\" must be a number of milliseconds from 1 to 86400000, got {v}"
+        ))),
+    }
 }
 
 /// The database connection of one store, made by `index.js` and handed to the store's
@@ -322,33 +357,32 @@ impl NativeBackend {
     /// until the first query.
     #[napi(factory)]
     pub fn connect(url: String, options: Option<PoolOptions>) -> napi::Result<Self> {
-        let size = match options.unwrap_or_default().pool_size {
-            None => 10,
-            Some(0) => {
-                return Err(Error::InvalidOption(
-                    "option \"poolSize\" must be a whole number of at least 1".into(),
-                )
-                .into())
-            }
-            Some(n) => n as usize,
-        };
-        let pool = pool::shared(&url, size)?;
+        let pool = pool::shared(&url, options.unwrap_or_default().settings()?)?;
         Ok(NativeBackend {
             db: Db::new(Conn::Pool(pool)),
         })
     }
 
-    /// A backend over a JS client: `makeAdapter(settle)` returns the function
-    /// `(sql, params, ticket) => Promise` that runs a query and settles it through
-    /// `settle(ticket, outcome)` (see `index.js`). Held by a reference that never keeps
-    /// the process alive.
+    /// A backend over a JS client: `makeAdapter(settle, queryTimeoutMs)` returns the
+    /// function `(sql, params, ticket, columns) => Promise` that runs a query and settles
+    /// it through `settle(ticket, outcome, columns?)` (see `index.js`), giving up after
+    /// `queryTimeoutMs`. Held by a reference that never keeps the process alive.
     #[napi(
         factory,
-        ts_args_type = "makeAdapter: (settle: (ticket: number, outcome: unknown) => unknown) => (sql: string, params: unknown[], ticket: number) => Promise<unknown>"
+        ts_args_type = "makeAdapter: (settle: (ticket: number, outcome: unknown, columns?: unknown[]) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string | null) => Promise<unknown>, options?: PoolOptions"
     )]
-    pub fn from_query(env: &Env, make_adapter: MakeAdapter) -> napi::Result<Self> {
+    pub fn from_query(
+        env: &Env,
+        make_adapter: MakeAdapter,
+        options: Option<PoolOptions>,
+    ) -> napi::Result<Self> {
+        let settings = options.unwrap_or_default().settings()?;
         Ok(NativeBackend {
-            db: Db::new(Conn::Js(Arc::new(js::JsQuery::new(env, make_adapter)?))),
+            db: Db::new(Conn::Js(Arc::new(js::JsQuery::new(
+                env,
+                make_adapter,
+                settings.query_timeout_ms as f64,
+            )?))),
         })
     }
 }

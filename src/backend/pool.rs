@@ -14,12 +14,21 @@ use super::notify::Notifier;
 use super::sweep::{Sweeper, Waiter, Waiting};
 use super::tls::Tls;
 use super::{joined_cells, Cell, Param, Row};
-use crate::error::{Error, Result};
+use crate::error::{timed_out, Error, Result};
 use crate::sql::{Kind, Statement};
+
+/// How a pool is set up: its size and its time limits, in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PoolSettings {
+    pub size: usize,
+    pub connect_timeout_ms: u64,
+    pub query_timeout_ms: u64,
+}
 
 pub struct SharedPool {
     pool: Pool,
     size: usize,
+    query_timeout: Duration,
     sweeper: Sweeper,
     notifier: Notifier,
 }
@@ -30,25 +39,30 @@ impl Drop for SharedPool {
     }
 }
 
-type Registry = Mutex<HashMap<(String, usize), Weak<SharedPool>>>;
+type Registry = Mutex<HashMap<(String, PoolSettings), Weak<SharedPool>>>;
 
-/// Pools by (connection string, size). A pool lives while some store holds it.
+/// Pools by (connection string, settings). A pool lives while some store holds it.
 static POOLS: LazyLock<Registry> = LazyLock::new(Default::default);
 
-pub fn shared(url: &str, size: usize) -> Result<Arc<SharedPool>> {
+pub fn shared(url: &str, settings: PoolSettings) -> Result<Arc<SharedPool>> {
     let mut pools = POOLS.lock().map_err(|_| Error::Closed)?;
-    let key = (url.to_string(), size);
+    let key = (url.to_string(), settings);
     if let Some(pool) = pools.get(&key).and_then(Weak::upgrade) {
         return Ok(pool);
     }
     pools.retain(|_, pool| pool.strong_count() > 0);
-    let pool = Arc::new(SharedPool::new(url, size)?);
+    let pool = Arc::new(SharedPool::new(url, settings)?);
     pools.insert(key, Arc::downgrade(&pool));
     Ok(pool)
 }
 
 impl SharedPool {
-    fn new(url: &str, size: usize) -> Result<Self> {
+    fn new(url: &str, settings: PoolSettings) -> Result<Self> {
+        let PoolSettings {
+            size,
+            connect_timeout_ms,
+            query_timeout_ms,
+        } = settings;
         let mut info = ConnInfo::parse(url)?;
         let mut tls = Tls::take(&mut info)?;
         let mut config: tokio_postgres::Config = info.to_string().parse().map_err(|e| {
@@ -60,8 +74,16 @@ impl SharedPool {
         tls.plain_on_loopback(&config);
         config.ssl_mode(tls.ssl_mode());
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
+            config.connect_timeout(Duration::from_millis(connect_timeout_ms));
         }
+        // The server gives up on a statement at the same limit, so a slow one does not
+        // keep working (and holding locks) after the caller was told it timed out.
+        let statement_timeout = format!("-c statement_timeout={query_timeout_ms}");
+        let options = match config.get_options() {
+            Some(given) => format!("{given} {statement_timeout}"),
+            None => statement_timeout,
+        };
+        config.options(&options);
         let connector = tls.connector()?;
         let manager = Manager::from_config(
             config.clone(),
@@ -76,13 +98,14 @@ impl SharedPool {
             // stay on one connection, prepared there once.
             .queue_mode(QueueMode::Lifo)
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(30)))
-            .create_timeout(Some(Duration::from_secs(15)))
+            .wait_timeout(Some(Duration::from_millis(query_timeout_ms)))
+            .create_timeout(Some(Duration::from_millis(connect_timeout_ms + 5_000)))
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(|e| Error::InvalidArgument(format!("could not build the pool: {e}")))?;
         Ok(SharedPool {
             size,
+            query_timeout: Duration::from_millis(query_timeout_ms),
             sweeper: Sweeper::default(),
             notifier: Notifier::new(pool.clone(), config, connector),
             pool,
@@ -99,8 +122,13 @@ impl SharedPool {
         self.notifier.publish(table, id);
     }
 
+    /// Runs one statement, within the pool's query timeout (waiting for a connection
+    /// included).
     pub async fn query(&self, statement: &Statement, params: &[Param]) -> Result<Vec<Row>> {
-        query(&self.pool, statement, params).await
+        match tokio::time::timeout(self.query_timeout, query(&self.pool, statement, params)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(timed_out(self.query_timeout.as_millis() as u64)),
+        }
     }
 
     /// Registers a waiting reader with the pool's shared check (see `sweep.rs`), and makes
