@@ -1,6 +1,7 @@
 // What the stores do with clients that misbehave, options that are wrong, and database
 // errors: always a clear rejected promise with a stable code, never a crash, and the
 // store keeps working for the next call.
+import { createServer } from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresConversationStore, PostgresStreamStore, type PostgresClient } from "../index.js";
@@ -30,6 +31,79 @@ function flaky(misbehave: () => unknown): PostgresClient {
     },
   };
 }
+
+describe("time limits", () => {
+  it("a query() that never settles rejects with QUERY_TIMEOUT after queryTimeoutMs, then the store works again", async () => {
+    let calls = 0;
+    let lateSettle: (value: unknown) => void = () => {};
+    const stuck: PostgresClient = {
+      query(sql, params) {
+        calls += 1;
+        if (calls === 1) return new Promise((resolve) => (lateSettle = resolve)) as Promise<{ rows: [] }>;
+        return pool.query(sql, params);
+      },
+    };
+    const store = new PostgresStreamStore(stuck, { ...tables.stream, queryTimeoutMs: 200 });
+    const id = uid();
+    await admin.query(`INSERT INTO ${tables.stream.statusTable} (id, expires_at) VALUES ($1, $2)`, [id, Date.now() + 60_000]);
+    const started = Date.now();
+    const err = await rejection(store.append(id, "x"));
+    expect(err.code).toBe("QUERY_TIMEOUT");
+    expect(err.retryable).toBe(true);
+    expect(err.message).toMatch(/queryTimeoutMs \(200 ms\)/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(190);
+    // The client answering late changes nothing.
+    lateSettle({ rows: [{ seq: 99 }] });
+    expect(await store.append(id, "y")).toBe(1);
+    await store.close();
+  });
+
+  it("a statement the server holds up (a lock) is stopped at queryTimeoutMs, not stored, and the store goes on", async () => {
+    const store = new PostgresStreamStore(DATABASE_URL, { ...tables.stream, queryTimeoutMs: 300 });
+    const id = uid();
+    await store.create(id);
+    const locker = await admin.connect();
+    await locker.query("BEGIN");
+    await locker.query(`SELECT 1 FROM ${tables.stream.statusTable} WHERE id = $1 FOR UPDATE`, [id]);
+    const err = await rejection(store.append(id, "held"));
+    await locker.query("ROLLBACK");
+    locker.release();
+    expect(err.code).toBe("QUERY_TIMEOUT");
+    expect(err.retryable).toBe(true);
+    expect(await store.append(id, "next")).toBe(1);
+    expect(await store.getStatus(id)).toEqual({ state: "active", error: undefined, totalChunks: 1 });
+    await store.close();
+  });
+
+  it("a server that accepts connections but never answers fails retryably within the limits", async () => {
+    const silent = createServer(() => {}); // accepts, says nothing
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const { port } = silent.address() as { port: number };
+    const store = new PostgresStreamStore(`postgres://postgres@127.0.0.1:${port}/db`, { connectTimeoutMs: 200, queryTimeoutMs: 1_000 });
+    const started = Date.now();
+    const err = await rejection(store.create(uid()));
+    expect(["CONNECTION_ERROR", "QUERY_TIMEOUT"]).toContain(err.code);
+    expect(err.retryable).toBe(true);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await store.close();
+    silent.close();
+  });
+
+  it("refuses time limits that are not a positive number of milliseconds", () => {
+    for (const [option, value] of [["queryTimeoutMs", 0], ["queryTimeoutMs", -5], ["connectTimeoutMs", Number.NaN], ["retryReadsForMs", -1]] as const) {
+      for (const client of [DATABASE_URL, pool]) {
+        let err: (Error & { code?: string }) | undefined;
+        try {
+          new PostgresStreamStore(client, { [option]: value });
+        } catch (e) {
+          err = e as Error & { code?: string };
+        }
+        expect(err?.code, `${option}: ${value}`).toBe("INVALID_OPTION");
+        expect(err?.message).toContain(option);
+      }
+    }
+  });
+});
 
 describe("broken JS clients", () => {
   const cases: Array<[string, () => unknown, string, RegExp]> = [
