@@ -12,14 +12,17 @@ const { NativeBackend, NativeStreamStore, NativeConversationStore } = require(".
 
 const SEP = "\u001f";
 
-/** Errors worth retrying as they are: the database was away or too slow. */
+/**
+ * Errors worth retrying as they are: the database was away or too slow. Not a refusal
+ * that will repeat: authentication (SQLSTATE class 28) or a missing database (3D000).
+ */
 const RETRYABLE = new Set(["CONNECTION_ERROR", "QUERY_TIMEOUT"]);
 
 function storeError(code, message, sqlState) {
   const err = new Error(message);
   err.code = code;
   if (sqlState) err.sqlState = sqlState;
-  err.retryable = RETRYABLE.has(code);
+  err.retryable = RETRYABLE.has(code) && !/^(28|3D)/.test(sqlState ?? "");
   return err;
 }
 
