@@ -26,13 +26,22 @@ export interface DurableStreamStatus {
   totalChunks: number;
 }
 
-/** Options of a store built from a connection string. */
+/** Options of the connection: the Rust pool's, and the time limit every store has. */
 export interface PostgresPoolOptions {
   /**
    * Most connections of the Rust pool (default 10). Stores built from the same connection
-   * string and pool size in one process share one pool. Ignored for JS clients.
+   * string and pool options in one process share one pool. Ignored for JS clients.
    */
   poolSize?: number;
+  /** How long opening a connection of the Rust pool may take, in ms (default 10000). */
+  connectTimeoutMs?: number;
+  /**
+   * How long one statement may take, in ms (default 30000), then it rejects with
+   * `QUERY_TIMEOUT`. With a connection string this includes waiting for a free
+   * connection, and the server is told the same limit (`statement_timeout`); with a JS
+   * client it bounds the client's `query` promise.
+   */
+  queryTimeoutMs?: number;
 }
 
 export interface PostgresStreamStoreOptions extends PostgresPoolOptions {
@@ -56,6 +65,12 @@ export interface PostgresStreamStoreOptions extends PostgresPoolOptions {
    * for other processes' writes every `pollIntervalMs`.
    */
   listen?: boolean;
+  /**
+   * How long a reader keeps trying after it lost the database (a retryable error) before
+   * `readFrom` throws, in ms (default 60000). It carries on from its cursor: no chunk
+   * missed or repeated.
+   */
+  retryReadsForMs?: number;
 }
 
 export interface PostgresConversationStoreOptions extends PostgresPoolOptions {
@@ -76,12 +91,18 @@ export type PostgresStoreErrorCode =
   | "CONNECTION_ERROR"
   | "CLIENT_ERROR"
   | "MALFORMED_RESULT"
+  | "QUERY_TIMEOUT"
   | "MISSING_PEER_DEPENDENCY";
 
 export interface PostgresStoreError extends Error {
   code: PostgresStoreErrorCode;
   /** The PostgreSQL SQLSTATE of a `DATABASE_ERROR`, e.g. "42P01" for a missing table. */
   sqlState?: string;
+  /**
+   * Whether trying the same call again later may succeed: true for `CONNECTION_ERROR`
+   * and `QUERY_TIMEOUT` (not for authentication failures or a missing database).
+   */
+  retryable: boolean;
 }
 
 /** A client, or a PostgreSQL connection string for a Rust pool that needs no JS driver. */

@@ -39,7 +39,7 @@ describe("time limits", () => {
     const stuck: PostgresClient = {
       query(sql, params) {
         calls += 1;
-        if (calls === 1) return new Promise((resolve) => (lateSettle = resolve)) as Promise<{ rows: [] }>;
+        if (calls === 1) return new Promise((resolve) => (lateSettle = resolve as (value: unknown) => void)) as Promise<{ rows: [] }>;
         return pool.query(sql, params);
       },
     };

@@ -123,7 +123,7 @@ export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Rejects with the error `promise` rejects with, or fails when it resolves. */
-export async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string; sqlState?: string }> {
+export async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string; sqlState?: string; retryable?: boolean }> {
   try {
     await promise;
   } catch (err) {
