@@ -229,7 +229,13 @@ fn rows_from_columns(statement: &Statement, by_column: Array) -> Result<Vec<Row>
                 at += 1;
                 values
                     .iter()
-                    .map(|&v| if v.is_nan() { Cell::Null } else { Cell::Int(v as i64) })
+                    .map(|&v| {
+                        if v.is_nan() {
+                            Cell::Null
+                        } else {
+                            Cell::Int(v as i64)
+                        }
+                    })
                     .collect::<Vec<_>>()
             }
             Kind::Text => {
@@ -246,7 +252,12 @@ fn rows_from_columns(statement: &Statement, by_column: Array) -> Result<Vec<Row>
         return Err(malformed());
     }
     Ok((0..rows)
-        .map(|_| Row(columns.iter_mut().map(|c| c.next().unwrap_or(Cell::Null)).collect()))
+        .map(|_| {
+            Row(columns
+                .iter_mut()
+                .map(|c| c.next().unwrap_or(Cell::Null))
+                .collect())
+        })
         .collect())
 }
 
@@ -434,7 +445,8 @@ mod tests {
             let err = outcome_error(json!({ "failed": { "message": "m", "code": errno } }));
             assert_eq!(err.code(), "CONNECTION_ERROR", "{errno}");
         }
-        let err = outcome_error(json!({ "failed": { "message": "Connection terminated unexpectedly" } }));
+        let err =
+            outcome_error(json!({ "failed": { "message": "Connection terminated unexpectedly" } }));
         assert_eq!(err.code(), "CONNECTION_ERROR");
         let err = outcome_error(json!({ "failed": { "message": "m", "code": "EWHATEVER" } }));
         assert_eq!(err.code(), "CLIENT_ERROR");
