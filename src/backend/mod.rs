@@ -336,7 +336,7 @@ impl PoolOptions {
 pub fn positive_ms(option: &str, value: Option<f64>, default: u64) -> Result<u64> {
     match value {
         None => Ok(default),
-        Some(v) if v.is_finite() && v >= 1.0 && v <= 86_400_000.0 => Ok(v.round() as u64),
+        Some(v) if (1.0..=86_400_000.0).contains(&v) => Ok(v.round() as u64),
         Some(v) => Err(Error::InvalidOption(format!(
             "option \"{option}\" must be a number of milliseconds from 1 to 86400000, got {v}"
         ))),
