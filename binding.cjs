@@ -839,3 +839,4 @@ module.exports.NativeBackend = nativeBinding.NativeBackend
 module.exports.NativeConversationStore = nativeBinding.NativeConversationStore
 module.exports.NativeStreamReader = nativeBinding.NativeStreamReader
 module.exports.NativeStreamStore = nativeBinding.NativeStreamStore
+module.exports.schemaStatements = nativeBinding.schemaStatements

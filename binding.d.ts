@@ -20,6 +20,10 @@ export declare class NativeBackend {
    * until the first query.
    */
   static connect(url: string, options?: PoolOptions | undefined | null): NativeBackend
+  /** Runs one statement whose rows do not matter (the schema's DDL, for `migrate`). */
+  execute(sql: string): Promise<undefined>
+  /** Lets go of the connection (a pool closes once no store uses it). */
+  close(): void
   /**
    * A backend over a JS client: `makeAdapter(settle, queryTimeoutMs)` returns the
    * function `(sql, params, ticket, columns) => Promise` that runs a query and settles
@@ -120,6 +124,17 @@ export interface PoolOptions {
    */
   queryTimeoutMs?: number
 }
+
+/** The table names to make the schema for (the stores' defaults when left out). */
+export interface SchemaOptions {
+  chunksTable?: string
+  statusTable?: string
+  /** The conversations table (`table` of `PostgresConversationStore`). */
+  conversationsTable?: string
+}
+
+/** The DDL statements, one string each, in the order to run them. */
+export declare function schemaStatements(options?: SchemaOptions | undefined | null): Array<string>
 
 /**
  * One page of chunks, in columns: their seqs, and their texts joined into one string,

@@ -156,3 +156,30 @@ export declare function wrapNeon(
     | ((query: string, params?: unknown[]) => Promise<unknown>)
     | { query(query: string, params?: unknown[]): Promise<unknown> },
 ): PostgresClient;
+
+/** Table names for the schema tooling (the stores' defaults when left out). */
+export interface SchemaOptions {
+  /** Default "aibind_stream_chunks". */
+  chunksTable?: string;
+  /** Default "aibind_stream_status". */
+  statusTable?: string;
+  /** The conversations table (`table` of PostgresConversationStore); default "aibind_conversations". */
+  conversationsTable?: string;
+}
+
+/**
+ * The DDL of both stores' tables (the original's schema) for the chosen names, plus the
+ * indexes on `expires_at` that keep `cleanup()` fast on large tables. Every statement is
+ * idempotent (`IF NOT EXISTS`). For migration files (Drizzle, Prisma, plain SQL).
+ */
+export declare function schemaSql(options?: SchemaOptions): string;
+
+/**
+ * Creates what is missing of that schema through `client` (a connection string or any
+ * PostgresClient), statement by statement; running it again changes nothing. Resolves
+ * the statements it ran. The stores themselves never create tables.
+ */
+export declare function migrate(
+  client: PostgresClientOrUrl,
+  options?: SchemaOptions & PostgresPoolOptions,
+): Promise<string[]>;

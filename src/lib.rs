@@ -11,12 +11,14 @@ mod error;
 mod noop;
 mod options;
 mod reader;
+mod schema;
 mod sql;
 mod stream_store;
 mod wakeups;
 
 pub use conversation_store::NativeConversationStore;
 pub use reader::{NativeStreamReader, StreamPage};
+pub use schema::{schema_statements, SchemaOptions};
 pub use stream_store::{DurableStreamStatus, NativeStreamStore};
 
 /// The tokio runtime the Rust pool runs on: one worker thread. Every connection's task

@@ -56,6 +56,11 @@ impl Statement {
         }
     }
 
+    /// A statement that returns no rows the caller reads (DDL).
+    pub fn plain(text: String) -> Self {
+        Statement::new(text, &[])
+    }
+
     fn combined(mut self, text: String, columns: &'static [Column]) -> Self {
         self.combined = Some(Arc::new(Combined::new(Statement::new(text, columns))));
         self
@@ -228,6 +233,38 @@ impl StreamSql {
     }
 }
 
+/// The tables both stores need, as the original's README has them, and the indexes on
+/// `expires_at` that keep `cleanup` from reading whole tables once they are large. Each
+/// statement is idempotent (`IF NOT EXISTS`), so running them again, or on tables made
+/// by hand from the original's README, changes nothing but adds what is missing.
+pub fn schema(chunks: &str, status: &str, conversations: &str) -> Vec<String> {
+    // An index lives in its table's schema; its name is the table's, cut to fit 63 bytes.
+    let index = |table: &str| {
+        let bare = table.rsplit('.').next().unwrap_or(table);
+        format!("{}_expires_at_idx", &bare[..bare.len().min(47)])
+    };
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS {chunks} (\n  id TEXT NOT NULL,\n  seq INTEGER NOT NULL,\n  \
+             data TEXT NOT NULL,\n  PRIMARY KEY (id, seq)\n)"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {status} (\n  id TEXT PRIMARY KEY,\n  \
+             state TEXT NOT NULL DEFAULT 'active',\n  error TEXT,\n  \
+             total_chunks INTEGER NOT NULL DEFAULT 0,\n  expires_at BIGINT NOT NULL\n)"
+        ),
+        format!("CREATE INDEX IF NOT EXISTS {} ON {status} (expires_at)", index(status)),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {conversations} (\n  session_id TEXT PRIMARY KEY,\n  \
+             data TEXT NOT NULL,\n  expires_at BIGINT NOT NULL\n)"
+        ),
+        format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {conversations} (expires_at)",
+            index(conversations)
+        ),
+    ]
+}
+
 /// The statements of `PostgresConversationStore`, for its table.
 #[derive(Debug)]
 pub struct ConversationSql {
@@ -332,6 +369,18 @@ mod tests {
             assert_eq!(err.code(), "INVALID_OPTION", "{bad:?}");
             assert!(err.to_string().contains("chunksTable"));
         }
+    }
+
+    #[test]
+    fn schema_is_idempotent_and_names_indexes_in_the_tables_schema() {
+        let ddl = schema("app.chunks", "app.status", "convs");
+        assert_eq!(ddl.len(), 5);
+        assert!(ddl.iter().all(|s| s.contains("IF NOT EXISTS")));
+        assert!(
+            ddl[2].starts_with("CREATE INDEX IF NOT EXISTS status_expires_at_idx ON app.status")
+        );
+        let long = "t".repeat(63);
+        assert!(schema("c", &long, "v")[2].contains(&format!("{}_expires_at_idx ", "t".repeat(47))));
     }
 
     #[test]

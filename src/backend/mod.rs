@@ -363,6 +363,19 @@ impl NativeBackend {
         })
     }
 
+    /// Runs one statement whose rows do not matter (the schema's DDL, for `migrate`).
+    #[napi]
+    pub fn execute<'env>(&self, env: &'env Env, sql: String) -> napi::Result<PromiseRaw<'env, ()>> {
+        self.db
+            .run(env, &Statement::plain(sql), Vec::new(), |_| Ok(()))
+    }
+
+    /// Lets go of the connection (a pool closes once no store uses it).
+    #[napi]
+    pub fn close(&self) {
+        self.db.close();
+    }
+
     /// A backend over a JS client: `makeAdapter(settle, queryTimeoutMs)` returns the
     /// function `(sql, params, ticket, columns) => Promise` that runs a query and settles
     /// it through `settle(ticket, outcome, columns?)` (see `index.js`), giving up after

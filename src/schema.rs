@@ -1,0 +1,35 @@
+//! The schema tooling: the DDL of both stores' tables for chosen names (`schemaSql` and
+//! `migrate` in `index.js`, and the `aibind-postgres migrate` command). The stores never
+//! create tables on their own, as with the original.
+
+use napi_derive::napi;
+
+use crate::sql;
+
+/// The table names to make the schema for (the stores' defaults when left out).
+#[napi(object)]
+#[derive(Default)]
+pub struct SchemaOptions {
+    pub chunks_table: Option<String>,
+    pub status_table: Option<String>,
+    /// The conversations table (`table` of `PostgresConversationStore`).
+    pub conversations_table: Option<String>,
+}
+
+/// The DDL statements, one string each, in the order to run them.
+#[napi]
+pub fn schema_statements(options: Option<SchemaOptions>) -> napi::Result<Vec<String>> {
+    let o = options.unwrap_or_default();
+    let name = |option: &str, value: Option<String>, default: &str| {
+        sql::table_name(option, value.as_deref().unwrap_or(default))
+    };
+    Ok(sql::schema(
+        &name("chunksTable", o.chunks_table, "aibind_stream_chunks")?,
+        &name("statusTable", o.status_table, "aibind_stream_status")?,
+        &name(
+            "conversationsTable",
+            o.conversations_table,
+            "aibind_conversations",
+        )?,
+    ))
+}
