@@ -25,7 +25,8 @@ function loadBinding() {
         ? `@aibind-rs/postgres could not load its native addon for ${here}: the optional dependency ` +
           `@aibind-rs/postgres-${here} is missing (installed with --omit=optional, or the lockfile was ` +
           `made on another platform). Reinstall with \`npm install\` on this machine.`
-        : `@aibind-rs/postgres has no prebuilt binary for ${here}. Prebuilt: ${supported.join(", ")}.`) +
+        : `@aibind-rs/postgres has no prebuilt binary for ${here}.`) +
+        ` Prebuilt binaries exist for: ${supported.join(", ")}.` +
         " To build it from source instead (the package ships its Rust source): install Rust " +
         "(https://rustup.rs), then in node_modules/@aibind-rs/postgres run " +
         "`npx @napi-rs/cli@3 build --platform --release --js binding.cjs --dts binding.d.ts`. " +

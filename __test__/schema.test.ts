@@ -55,14 +55,15 @@ async function useStores(client: string | pg.Pool, names: { chunksTable: string;
 }
 
 describe("schemaSql", () => {
-  it("is the original's tables for the given names, with the cleanup indexes, each statement idempotent", () => {
+  it("is the original's tables for the given names (and their schema), with the cleanup indexes, each statement idempotent", () => {
     const sql = schemaSql({ chunksTable: "app.chunks", statusTable: "app.status", conversationsTable: "app.convs" });
     expect(sql).toContain("CREATE TABLE IF NOT EXISTS app.chunks (");
     expect(sql).toContain("PRIMARY KEY (id, seq)");
     expect(sql).toContain("state TEXT NOT NULL DEFAULT 'active'");
     expect(sql).toContain("CREATE INDEX IF NOT EXISTS status_expires_at_idx ON app.status (expires_at)");
     expect(sql).toContain("CREATE TABLE IF NOT EXISTS app.convs (");
-    expect(sql.match(/IF NOT EXISTS/g)).toHaveLength(5);
+    expect(sql).toMatch(/^CREATE SCHEMA IF NOT EXISTS app;/);
+    expect(sql.match(/IF NOT EXISTS/g)).toHaveLength(6);
     expect(schemaSql()).toContain("CREATE TABLE IF NOT EXISTS aibind_stream_status (");
   });
 
@@ -78,8 +79,9 @@ describe.each([
   it("creates the schema on a fresh database, and a second run changes nothing", async () => {
     const { schema, names } = await freshEmptySchema();
     const c = client();
+    await admin.query(`DROP SCHEMA ${schema}`); // migrate makes the schema too
     const ran = await migrate(c, names);
-    expect(ran).toHaveLength(5);
+    expect(ran).toHaveLength(6);
     const first = await tablesAndIndexes(schema);
     expect(first).toEqual(
       expect.arrayContaining(["r:chunks", "r:status", "r:convs", "i:status_expires_at_idx", "i:convs_expires_at_idx", "i:chunks_pkey"]),
@@ -117,7 +119,7 @@ describe("the aibind-postgres command", () => {
     const { schema, names } = await freshEmptySchema();
     const args = ["migrate", "--url", DATABASE_URL, "--chunks-table", names.chunksTable, `--status-table=${names.statusTable}`, "--conversations-table", names.conversationsTable];
     const first = await run(process.execPath, [cli, ...args]);
-    expect(first.stdout).toMatch(/schema ready: 5 statements/);
+    expect(first.stdout).toMatch(/schema ready: 6 statements/);
     await run(process.execPath, [cli, ...args]);
     expect(await tablesAndIndexes(schema)).toEqual(expect.arrayContaining(["r:chunks", "r:status", "r:convs"]));
     await useStores(DATABASE_URL, names);

@@ -243,7 +243,17 @@ pub fn schema(chunks: &str, status: &str, conversations: &str) -> Vec<String> {
         let bare = table.rsplit('.').next().unwrap_or(table);
         format!("{}_expires_at_idx", &bare[..bare.len().min(47)])
     };
-    vec![
+    // The schemas of schema-qualified names, each once, first.
+    let mut schemas: Vec<&str> = [chunks, status, conversations]
+        .iter()
+        .filter_map(|table| table.split_once('.').map(|(schema, _)| schema))
+        .collect();
+    schemas.dedup();
+    let mut statements: Vec<String> = schemas
+        .iter()
+        .map(|schema| format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .collect();
+    statements.extend([
         format!(
             "CREATE TABLE IF NOT EXISTS {chunks} (\n  id TEXT NOT NULL,\n  seq INTEGER NOT NULL,\n  \
              data TEXT NOT NULL,\n  PRIMARY KEY (id, seq)\n)"
@@ -262,7 +272,8 @@ pub fn schema(chunks: &str, status: &str, conversations: &str) -> Vec<String> {
             "CREATE INDEX IF NOT EXISTS {} ON {conversations} (expires_at)",
             index(conversations)
         ),
-    ]
+    ]);
+    statements
 }
 
 /// The statements of `PostgresConversationStore`, for its table.
@@ -374,12 +385,15 @@ mod tests {
     #[test]
     fn schema_is_idempotent_and_names_indexes_in_the_tables_schema() {
         let ddl = schema("app.chunks", "app.status", "convs");
-        assert_eq!(ddl.len(), 5);
+        assert_eq!(ddl.len(), 6);
+        assert_eq!(ddl[0], "CREATE SCHEMA IF NOT EXISTS app");
         assert!(ddl.iter().all(|s| s.contains("IF NOT EXISTS")));
         assert!(
-            ddl[2].starts_with("CREATE INDEX IF NOT EXISTS status_expires_at_idx ON app.status")
+            ddl[3].starts_with("CREATE INDEX IF NOT EXISTS status_expires_at_idx ON app.status")
         );
+        assert_eq!(schema("c", "s", "v").len(), 5);
         let long = "t".repeat(63);
+        assert_eq!(schema("c", "s", "v").len(), 5);
         assert!(schema("c", &long, "v")[2].contains(&format!("{}_expires_at_idx ", "t".repeat(47))));
     }
 
