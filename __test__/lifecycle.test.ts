@@ -28,6 +28,15 @@ async function connectionsOf(app: string) {
 }
 
 
+describe("the database under test", () => {
+  it("is the PostgreSQL version this pass of npm test is for", async () => {
+    const { rows } = await admin.query("SELECT current_setting('server_version_num')::int AS v");
+    const major = Math.floor(rows[0].v / 10000);
+    if (process.env.AIBIND_PG_MAJOR) expect(major).toBe(Number(process.env.AIBIND_PG_MAJOR));
+    else expect(major).toBeGreaterThanOrEqual(13);
+  });
+});
+
 describe("the Rust pool", () => {
   it("is shared by stores built from the same connection string, opened lazily, closed with its last store", async () => {
     const app = `aibind_${uid("p").slice(0, 20)}`;

