@@ -230,7 +230,7 @@ impl NativeStreamReader {
             if largest == SMALL_CHUNK_BYTES && total > i64::from(until) {
                 let next = until.saturating_add(PAGE_ROWS);
                 *ahead = db
-                    .start(sql, page(until, next, SMALL_CHUNK_BYTES))
+                    .start(env, sql, page(until, next, SMALL_CHUNK_BYTES))
                     .map(|started| (until, started));
             }
             started

@@ -93,6 +93,23 @@ impl JsQuery {
         })
     }
 
+    /// Runs a statement now and hands its rows (or its error) to `done`, on the JS thread,
+    /// instead of to a promise of its own.
+    pub fn start(
+        &self,
+        env: &Env,
+        statement: &Statement,
+        params: Vec<Param>,
+        done: impl FnOnce(Result<Vec<Row>>) + Send + 'static,
+    ) -> napi::Result<()> {
+        let columns = statement.clone();
+        let finisher: Finisher = Box::new(move |env, outcome, by_column| {
+            done(read_rows(env, &columns, outcome, by_column));
+            unsafe { <()>::to_napi_value(env.raw(), ()) }
+        });
+        self.call(env, statement, params, finisher).map(|_| ())
+    }
+
     pub fn run<'env, T, F>(
         &self,
         env: &'env Env,
@@ -106,15 +123,22 @@ impl JsQuery {
     {
         let columns = statement.clone();
         let finisher: Finisher = Box::new(move |env, outcome, by_column| {
-            let rows = match by_column {
-                Some(by_column) if columns.joined.is_some() => {
-                    rows_from_columns(&columns, by_column)?
-                }
-                _ => rows_from_js(env, &columns, outcome)?,
-            };
-            let value = finish(rows)?;
+            let value = finish(read_rows(env, &columns, outcome, by_column)?)?;
             unsafe { T::to_napi_value(env.raw(), value) }
         });
+        let returned = self.call(env, statement, params, finisher)?;
+        // SAFETY: a live value of this env; the adapter always returns a promise.
+        unsafe { PromiseRaw::<T>::from_napi_value(env.raw(), returned) }
+    }
+
+    /// Calls the adapter with a ticket for `finisher`; returns the adapter's promise.
+    fn call(
+        &self,
+        env: &Env,
+        statement: &Statement,
+        params: Vec<Param>,
+        finisher: Finisher,
+    ) -> napi::Result<sys::napi_value> {
         let ticket = {
             let mut pending = lock(&self.pending);
             pending.next = pending.next.wrapping_add(1);
@@ -141,13 +165,25 @@ impl JsQuery {
             )))
         });
         match called {
-            // SAFETY: a live value of this env; the adapter always returns a promise.
-            Ok(returned) => unsafe { PromiseRaw::<T>::from_napi_value(env.raw(), returned.raw()) },
+            Ok(returned) => Ok(returned.raw()),
             Err(err) => {
                 lock(&self.pending).queries.remove(&ticket);
                 Err(client_failure(err).into())
             }
         }
+    }
+}
+
+/// The rows of a settled query: by column when the adapter sent them so, else row by row.
+fn read_rows(
+    env: &Env,
+    statement: &Statement,
+    outcome: Unknown,
+    by_column: Option<Array>,
+) -> Result<Vec<Row>> {
+    match by_column {
+        Some(by_column) if statement.joined.is_some() => rows_from_columns(statement, by_column),
+        _ => rows_from_js(env, statement, outcome),
     }
 }
 

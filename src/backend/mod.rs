@@ -15,7 +15,7 @@ mod tls;
 
 pub use sweep::{Waiter, Waiting};
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use napi::bindgen_prelude::{PromiseRaw, ToNapiValue};
 use napi::Env;
@@ -169,7 +169,24 @@ enum Conn {
 }
 
 /// A statement started ahead of time (`Db::start`).
-pub struct Started(tokio::sync::oneshot::Receiver<Result<Vec<Row>>>);
+pub enum Started {
+    /// Running on the pool; its rows arrive here.
+    Pool(tokio::sync::oneshot::Receiver<Result<Vec<Row>>>),
+    /// Running through the JS client (everything on the JS thread).
+    Js(Arc<Mutex<Ahead>>),
+}
+
+/// A statement started through a JS client, and who waits for its rows.
+pub enum Ahead {
+    Running,
+    Done(Result<Vec<Row>>),
+    Awaited(Box<dyn FnOnce(Result<Vec<Row>>) + Send>),
+}
+
+fn ahead(slot: &Mutex<Ahead>) -> std::sync::MutexGuard<'_, Ahead> {
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// A store's connection to the database: a pool it shares or a JS query function.
 pub struct Db {
@@ -225,19 +242,36 @@ impl Db {
         }
     }
 
-    /// With the Rust pool: starts running a statement now, on a connection of its own, for
-    /// its rows to be taken later with `run_started` (a reader's next page, fetched while
-    /// the current one is read). `None` with a JS client.
-    pub fn start(&self, statement: &Statement, params: Vec<Param>) -> Option<Started> {
-        let Ok(Conn::Pool(pool)) = self.conn() else {
-            return None;
-        };
-        let statement = statement.clone();
-        let (rows, started) = tokio::sync::oneshot::channel();
-        spawn(async move {
-            let _ = rows.send(pool.query(&statement, &params).await);
-        });
-        Some(Started(started))
+    /// Starts running a statement now, for its rows to be taken later with `run_started`
+    /// (a reader's next page, asked for while the current one is read): with the Rust
+    /// pool on a connection of its own, with a JS client right away through its `query`.
+    pub fn start(&self, env: &Env, statement: &Statement, params: Vec<Param>) -> Option<Started> {
+        match self.conn().ok()? {
+            Conn::Pool(pool) => {
+                let statement = statement.clone();
+                let (rows, started) = tokio::sync::oneshot::channel();
+                spawn(async move {
+                    let _ = rows.send(pool.query(&statement, &params).await);
+                });
+                Some(Started::Pool(started))
+            }
+            Conn::Js(js) => {
+                let slot = Arc::new(Mutex::new(Ahead::Running));
+                let done = slot.clone();
+                js.start(env, statement, params, move |rows| {
+                    let mut slot = ahead(&done);
+                    match std::mem::replace(&mut *slot, Ahead::Running) {
+                        Ahead::Awaited(deliver) => {
+                            drop(slot);
+                            deliver(rows);
+                        }
+                        _ => *slot = Ahead::Done(rows),
+                    }
+                })
+                .ok()?;
+                Some(Started::Js(slot))
+            }
+        }
     }
 
     /// `run`, for a statement `start` started.
@@ -252,10 +286,30 @@ impl Db {
         F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
     {
         self.conn()?;
-        env.spawn_future(async move {
-            let rows = started.0.await.map_err(|_| Error::Closed)??;
-            Ok(finish(rows)?)
-        })
+        match started {
+            Started::Pool(rows) => env.spawn_future(async move {
+                let rows = rows.await.map_err(|_| Error::Closed)??;
+                Ok(finish(rows)?)
+            }),
+            Started::Js(slot) => {
+                type Resolve<T> = Box<dyn FnOnce(Env) -> napi::Result<T>>;
+                let (deferred, promise) = env.create_deferred::<T, Resolve<T>>()?;
+                let deliver = move |rows: Result<Vec<Row>>| match rows.and_then(finish) {
+                    Ok(value) => deferred.resolve(Box::new(move |_| Ok(value))),
+                    Err(err) => deferred.reject(err.into()),
+                };
+                let mut state = ahead(&slot);
+                match std::mem::replace(&mut *state, Ahead::Running) {
+                    Ahead::Done(rows) => {
+                        drop(state);
+                        deliver(rows);
+                    }
+                    _ => *state = Ahead::Awaited(Box::new(deliver)),
+                }
+                use napi::bindgen_prelude::JsValue;
+                Ok(PromiseRaw::new(env.raw(), promise.raw()))
+            }
+        }
     }
 
     /// A write to the stream committed: wake its readers in this process at once, and
