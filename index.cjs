@@ -158,7 +158,9 @@ function settleFailure(err) {
  * rejects) with.
  */
 function adapt(client, settle, timeoutMs) {
-  const send = isPg(client) ? preparedPg(client) : (sql, params) => client.query(sql, params);
+  // pg gives a page's rows as arrays (cheaper to build and to read): `byIndex`.
+  const byIndex = isPg(client);
+  const send = byIndex ? preparedPg(client) : (sql, params) => client.query(sql, params);
   const query = (sql, params, ticket, byColumn) =>
     new Promise((resolve, reject) => {
       // Settles once: with the outcome, or when the query has taken `timeoutMs`.
@@ -180,7 +182,7 @@ function adapt(client, settle, timeoutMs) {
       timer.unref?.();
       let pending;
       try {
-        pending = send(sql, params);
+        pending = send(sql, params, byColumn != null);
       } catch (err) {
         queueMicrotask(() => finish(() => settle(ticket, settleFailure(err))));
         return;
@@ -190,7 +192,8 @@ function adapt(client, settle, timeoutMs) {
           finish(() => {
             const rows = settleRows(result);
             if (byColumn == null || !Array.isArray(rows)) return settle(ticket, rows);
-            return settle(ticket, rows, rows.every(isObject) ? columnar(rows, byColumn) : undefined);
+            const columns = rows.every(isObject) ? columnar(rows, byColumn, byIndex) : undefined;
+            return settle(ticket, columns || !byIndex ? rows : asObjects(rows, byColumn), columns);
           }),
         (err) => finish(() => settle(ticket, settleFailure(err))),
       );
@@ -215,15 +218,26 @@ function adapt(client, settle, timeoutMs) {
  * the problem reported there.
  */
 const specs = new Map();
-function columnar(rows, spec) {
+function parseSpec(spec) {
   let columns = specs.get(spec);
   if (columns === undefined) {
-    columns = spec.split(",").map((c) => ({ key: c.slice(0, -2), int: c.endsWith(":i") }));
+    columns = spec.split(",").map((c, index) => ({ name: c.slice(0, -2), index, int: c.endsWith(":i") }));
     specs.set(spec, columns);
   }
+  return columns;
+}
+
+/** Rows that came as arrays (pg's rowMode "array"), as the objects row-by-row reading expects. */
+function asObjects(rows, spec) {
+  const columns = parseSpec(spec);
+  return rows.map((row) => Object.fromEntries(columns.map((c) => [c.name, row?.[c.index]])));
+}
+
+function columnar(rows, spec, byIndex) {
   const out = [];
   const n = rows.length;
-  for (const { key, int } of columns) {
+  for (const { name, index, int } of parseSpec(spec)) {
+    const key = byIndex ? index : name;
     if (int) {
       const values = new Float64Array(n);
       for (let i = 0; i < n; i++) {
@@ -270,18 +284,20 @@ function isPg(client) {
 function preparedPg(client) {
   const names = new Map();
   let prepare = true;
-  const plain = (sql, params) => client.query(sql, params);
-  return (sql, params) => {
-    if (!prepare) return plain(sql, params);
+  const plain = (sql, params, arrays) => client.query(arrays ? { text: sql, values: params, rowMode: "array" } : { text: sql, values: params });
+  return (sql, params, arrays) => {
+    if (!prepare) return plain(sql, params, arrays);
     let name = names.get(sql);
     if (name === undefined) {
       name = `aibind_${names.size}_${hash(sql)}`;
       names.set(sql, name);
     }
-    return client.query({ name, text: sql, values: params }).catch((err) => {
+    const query = { name, text: sql, values: params };
+    if (arrays) query.rowMode = "array";
+    return client.query(query).catch((err) => {
       if (err?.code !== "26000" && err?.code !== "42P05") throw err;
       prepare = false;
-      return plain(sql, params);
+      return plain(sql, params, arrays);
     });
   };
 }
