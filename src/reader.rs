@@ -104,21 +104,25 @@ impl ReaderInner {
     }
 
     /// Moves the cursor past one page's rows and returns the chunks.
-    fn take_page(&self, sql: &Statement, mut rows: Vec<Row>) -> Result<Option<StreamPage>> {
+    fn take_page(&self, sql: &Statement, rows: Vec<Row>) -> Result<Option<StreamPage>> {
         let mut cursor = self.cursor();
-        // The status row is the one without a seq; none: the stream does not exist (or
-        // was cleaned up).
-        let Some(status) = rows.iter_mut().find(|row| row.int(2).is_none()) else {
+        // The status row is the one without a seq, its data "<state> <total_chunks>"; none:
+        // the stream does not exist (or was cleaned up).
+        let Some(status) = rows.iter().find(|row| row.int(0).is_none()) else {
             cursor.finished = true;
             return Ok(None);
         };
-        let active = status.take_text(0).ok_or_else(|| missing(sql, 0))? == "active";
-        let total = status.int(1).ok_or_else(|| missing(sql, 1))?;
+        let (state, total) = status
+            .text(1)
+            .and_then(|s| s.split_once(' '))
+            .and_then(|(state, total)| Some((state, total.parse::<i64>().ok()?)))
+            .ok_or_else(|| missing(sql, 1))?;
+        let active = state == "active";
         cursor.total = total;
         let mut chunks = Vec::with_capacity(rows.len());
         for row in &rows {
-            let Some(seq) = row.int(2) else { continue };
-            chunks.push((seq as u32, row.text(3)));
+            let Some(seq) = row.int(0) else { continue };
+            chunks.push((seq as u32, row.text(1)));
         }
         if !chunks.is_sorted_by_key(|(seq, _)| *seq) {
             chunks.sort_unstable_by_key(|(seq, _)| *seq);
@@ -137,7 +141,7 @@ impl ReaderInner {
             let Some(data) = data else {
                 // A large chunk, sent without its text: the page ends before it.
                 if large_page {
-                    return Err(missing(sql, 3));
+                    return Err(missing(sql, 1));
                 }
                 cursor.large_next = true;
                 break;

@@ -194,28 +194,25 @@ impl StreamSql {
                 &[],
             ),
             // One round trip per page: the stream's state and chunk count (the row whose
-            // seq is NULL; none: the stream does not exist) and the next chunks (rows
-            // whose state is NULL), read in one snapshot. Seqs are gapless, so a page is
-            // the seq range (after, until], an index range scan whatever the stream's
-            // length. A chunk longer than $4 bytes comes without its text (its length is
-            // known without reading it): the page ends before it, and it is read alone
-            // next. That bounds a page's memory at no cost per row.
+            // seq is NULL, its data "<state> <total_chunks>"; none: the stream does not
+            // exist) and the next chunks, read in one snapshot; two columns a row. Seqs are
+            // gapless, so a page is the seq range (after, until], an index range scan
+            // whatever the stream's length. A chunk longer than $4 bytes comes without its
+            // text (its length is known without reading it): the page ends before it, and
+            // it is read alone next. That bounds a page's memory at no cost per row.
             read_page: Statement::new(
                 format!(
-                    "SELECT state, total_chunks, NULL::int AS seq, NULL::text AS data \
+                    "SELECT NULL::int AS seq, state || ' ' || total_chunks AS data \
                      FROM {status} WHERE id = $1::text \
-                     UNION ALL SELECT NULL, NULL, seq, \
-                     CASE WHEN octet_length(data) <= $4::bigint THEN data END \
+                     UNION ALL SELECT seq, CASE WHEN octet_length(data) <= $4::bigint THEN data END \
                      FROM {chunks} WHERE id = $1::text AND seq > $2::int AND seq <= $3::int"
                 ),
                 &[
-                    Column { name: "state", kind: Kind::Text },
-                    Column { name: "total_chunks", kind: Kind::Int },
                     Column { name: "seq", kind: Kind::Int },
                     Column { name: "data", kind: Kind::Text },
                 ],
             )
-            .joined(3),
+            .joined(1),
             // One statement, so no chunk outlives its status row. Finished streams go once
             // their ttl has passed; active ones only once they have also been silent for
             // the stale period (their writer is gone). `= ANY(ARRAY(...))` makes the chunks
