@@ -22,8 +22,8 @@ export declare class NativeBackend {
   static connect(url: string, options?: PoolOptions | undefined | null): NativeBackend
   /** Runs one statement whose rows do not matter (the schema's DDL, for `migrate`). */
   execute(sql: string): Promise<undefined>
-  /** Lets go of the connection (a pool closes once no store uses it). */
-  close(): void
+  /** Lets go of the connection; resolves once a pool no other store uses is closed. */
+  close(): Promise<undefined>
   /**
    * A backend over a JS client: `makeAdapter(settle, queryTimeoutMs)` returns the
    * function `(sql, params, ticket, columns) => Promise` that runs a query and settles
@@ -41,7 +41,8 @@ export declare class NativeConversationStore {
   delete(sessionId: string): Promise<undefined>
   /** Removes expired conversations; resolves how many. */
   cleanup(): Promise<number>
-  close(): void
+  /** Resolves once a pool no other store uses has closed its connections. */
+  close(): Promise<undefined>
   get closed(): boolean
 }
 
@@ -87,8 +88,9 @@ export declare class NativeStreamStore {
   /**
    * Releases the store's connection (a shared pool closes with its last store) and ends
    * every reader that is waiting for chunks.
+   * Resolves once a pool no other store uses has closed its connections.
    */
-  close(): void
+  close(): Promise<undefined>
   /** `retryReadsForMs`, for `readFrom` in `index.js`. */
   get retryReadsForMs(): number
   get closed(): boolean
@@ -112,8 +114,8 @@ export interface DurableStreamStatus {
 /** Pool settings for a store built from a connection string. */
 export interface PoolOptions {
   /**
-   * Most connections the pool opens (default 10). Stores created with the same
-   * connection string and pool options in one process share one pool.
+   * Most connections the pool opens, 1 to 1000 (default 10). Stores created with the
+   * same connection string and pool options in one process share one pool.
    */
   poolSize?: number
   /** How long opening a connection may take, in ms (default 10000). */

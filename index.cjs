@@ -40,27 +40,37 @@ function loadBinding() {
 
 // ---------------------------------------------------------------------------- errors
 
-const SEP = "\u001f";
-
 /**
- * Errors worth retrying as they are: the database was away or too slow. Not a refusal
- * that will repeat: authentication (SQLSTATE class 28) or a missing database (3D000).
+ * Every error this package raises: `code` (stable), `retryable` (the same call may
+ * succeed later as it is), `sqlState` when PostgreSQL reported it, `cause` when another
+ * error led to it. Native errors are classified in Rust (src/error.rs) and cross as a
+ * unit separator followed by JSON; here they only become instances of this class.
  */
-const RETRYABLE = new Set(["CONNECTION_ERROR", "QUERY_TIMEOUT"]);
-
-function storeError(code, message, sqlState) {
-  const err = new Error(message);
-  err.code = code;
-  if (sqlState) err.sqlState = sqlState;
-  err.retryable = RETRYABLE.has(code) && !/^(28|3D)/.test(sqlState ?? "");
-  return err;
+class PostgresStoreError extends Error {
+  constructor(code, message, { sqlState, retryable = false, cause } = {}) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = "PostgresStoreError";
+    this.code = code;
+    if (sqlState) this.sqlState = sqlState;
+    this.retryable = retryable;
+  }
 }
 
-/** A native error carries `CODE␟SQLSTATE␟message`; give it back as a plain Error. */
+const MARK = "\u001f";
+
+function storeError(code, message, sqlState) {
+  return new PostgresStoreError(code, message, { sqlState });
+}
+
+/** A native error (`MARK` + JSON) as a PostgresStoreError; anything else as it is. */
 function translate(err) {
-  if (err instanceof Error && typeof err.message === "string" && err.message.includes(SEP)) {
-    const [code, sqlState, ...rest] = err.message.split(SEP);
-    return storeError(code, rest.join(SEP), sqlState);
+  if (err instanceof Error && typeof err.message === "string" && err.message.startsWith(MARK)) {
+    try {
+      const { code, message, sqlState, retryable } = JSON.parse(err.message.slice(1));
+      return new PostgresStoreError(code, message, { sqlState, retryable });
+    } catch {
+      return err;
+    }
   }
   return err;
 }
@@ -134,7 +144,7 @@ function timeoutFailure(ms) {
   return {
     failed: {
       message:
-        `the client's query did not settle within queryTimeoutMs (${ms} ms); the database may be ` +
+        `the call did not finish within queryTimeoutMs (${ms} ms); the database may be ` +
         "overloaded or unreachable, or the client stuck. Retry later; an append that timed out may " +
         "or may not have been stored (getStatus() tells its chunk count)",
       code: "QUERY_TIMEOUT",
@@ -142,29 +152,54 @@ function timeoutFailure(ms) {
   };
 }
 
-function settleFailure(err) {
+/** The deadline passed while the call waited for a connection of the client's pool. */
+function noConnectionFailure(ms, exhausted) {
+  return {
+    failed: {
+      message: exhausted
+        ? `no connection of the client's pool was free within queryTimeoutMs (${ms} ms); the pool ` +
+          "is exhausted (raise its max, or the database is slow)"
+        : `opening a connection took longer than queryTimeoutMs (${ms} ms); is PostgreSQL reachable?`,
+      code: "NO_FREE_CONNECTION",
+    },
+  };
+}
+
+function settleFailure(err, phase) {
   return {
     failed: {
       message: err instanceof Error ? err.message : String(err),
       code: err !== null && typeof err === "object" && typeof err.code === "string" ? err.code : null,
+      phase,
     },
   };
 }
+
+/** Most calls a one-connection client (a pg.Client) may have waiting; beyond, OVERLOADED. */
+const MOST_QUEUED = 20_000;
 
 /**
  * The caller's `query` as the native backend calls it: `(sql, params, ticket)`, always
  * settling through `settle(ticket, outcome)` with the rows, `{ failed }` or
  * `{ malformed }`; what `settle` returns (or throws) is what the method resolves (or
- * rejects) with.
+ * rejects) with. The call's `queryTimeoutMs` runs from the moment it is made, waiting for
+ * a connection or in the queue of a one-connection client included.
+ *
+ * A `pg.Pool` runs each query on a client it checks out itself, so that a query that
+ * timed out can be cancelled on the server and its client destroyed (`release(err)`),
+ * never reused: the pool then heals, and `pool.end()` still resolves.
  */
 function adapt(client, settle, timeoutMs) {
   // pg gives a page's rows as arrays (cheaper to build and to read): `byIndex`.
   const byIndex = isPg(client);
-  const send = byIndex ? preparedPg(client) : (sql, params) => client.query(sql, params);
-  const query = (sql, params, ticket, byColumn) =>
+  const send = byIndex ? preparedPg() : (sql, params) => client.query(sql, params);
+  const checkout = isPgPool(client);
+  const query = (sql, params, ticket, byColumn, queued = Promise.resolve()) =>
     new Promise((resolve, reject) => {
-      // Settles once: with the outcome, or when the query has taken `timeoutMs`.
+      // Settles once: with the outcome, or when the call has taken `timeoutMs`.
       let done = false;
+      let phase = checkout ? "connect" : "query";
+      let conn; // the pg.Pool client this call checked out
       const finish = (settleNow) => {
         if (done) return;
         done = true;
@@ -175,38 +210,155 @@ function adapt(client, settle, timeoutMs) {
           reject(err);
         }
       };
-      const timer = setTimeout(
-        () => finish(() => settle(ticket, timeoutFailure(timeoutMs))),
-        timeoutMs,
-      );
+      const timer = setTimeout(() => {
+        if (phase === "connect") {
+          const exhausted = client.totalCount >= (client.options?.max ?? 10);
+          finish(() => settle(ticket, noConnectionFailure(timeoutMs, exhausted)));
+          return;
+        }
+        finish(() => settle(ticket, timeoutFailure(timeoutMs)));
+        if (conn) {
+          // The statement may still run: cancel it on the server, and never reuse the client.
+          cancelPg(conn);
+          conn.release(new Error("aibind-rs: the query timed out; the client is destroyed"));
+          conn = undefined;
+          // The network that broke this connection has likely broken the idle ones too.
+          checkIdle(client, timeoutMs);
+        }
+      }, timeoutMs);
       timer.unref?.();
+      const failed = (err) => {
+        if (conn) {
+          // A client whose connection broke is destroyed, not given back.
+          conn.release(err instanceof Error ? err : new Error(String(err)));
+          conn = undefined;
+        }
+        finish(() => settle(ticket, settleFailure(err, phase)));
+      };
       let pending;
       try {
-        pending = send(sql, params, byColumn != null);
+        pending = checkout
+          ? queued.then(() => client.connect()).then((c) => {
+              if (done) {
+                c.release(); // the deadline passed while it was checked out: unused
+                return new Promise(() => {});
+              }
+              conn = c;
+              phase = "query";
+              return send(sql, params, byColumn != null, c);
+            })
+          : queued.then(() => {
+              if (done) return new Promise(() => {});
+              return send(sql, params, byColumn != null, client);
+            });
       } catch (err) {
-        queueMicrotask(() => finish(() => settle(ticket, settleFailure(err))));
+        queueMicrotask(() => failed(err));
         return;
       }
       Promise.resolve(pending).then(
-        (result) =>
+        (result) => {
+          if (conn) {
+            conn.release();
+            conn = undefined;
+          }
           finish(() => {
             const rows = settleRows(result);
             if (byColumn == null || !Array.isArray(rows)) return settle(ticket, rows);
             const columns = rows.every(isObject) ? columnar(rows, byColumn, byIndex) : undefined;
             return settle(ticket, columns || !byIndex ? rows : asObjects(rows, byColumn), columns);
-          }),
-        (err) => finish(() => settle(ticket, settleFailure(err))),
+          });
+        },
+        failed,
       );
     });
   if (!isSingleConnection(client)) return query;
   // One connection runs one query at a time: queue them here rather than lean on pg's
-  // own queue, which pg deprecates for concurrent calls.
+  // own queue, which pg deprecates for concurrent calls. Each call's deadline runs from
+  // when it is made, its time in this queue included.
   let tail = Promise.resolve();
+  let waiting = 0;
   return (sql, params, ticket, byColumn) => {
-    const result = tail.then(() => query(sql, params, ticket, byColumn));
-    tail = result.catch(() => {});
+    if (waiting >= MOST_QUEUED) {
+      return Promise.resolve(
+        settle(ticket, {
+          failed: {
+            message: `${MOST_QUEUED} calls are already waiting for this client's one connection; ` +
+              "it is not keeping up. Retry later, or pass a pg.Pool",
+            code: "OVERLOADED",
+          },
+        }),
+      );
+    }
+    waiting++;
+    const result = query(sql, params, ticket, byColumn, tail);
+    tail = result.then(
+      () => waiting--,
+      () => waiting--,
+    );
     return result;
   };
+}
+
+/** Pools whose idle clients are being checked. */
+const checking = new WeakSet();
+
+/**
+ * Checks every idle client of a pg.Pool at once with an empty query, and destroys those
+ * that do not answer within a second or so: after one connection went dead, the pool
+ * heals in about that time, not one `queryTimeoutMs` per dead client.
+ */
+function checkIdle(pool, timeoutMs) {
+  if (checking.has(pool) || !(pool.idleCount > 0)) return;
+  checking.add(pool);
+  const limit = Math.min(1_000, timeoutMs);
+  const checks = Array.from({ length: pool.idleCount }, () =>
+    pool.connect().then(
+      (c) =>
+        new Promise((resolve) => {
+          let settled = false;
+          const timer = setTimeout(() => {
+            settled = true;
+            c.release(new Error("aibind-rs: an idle connection did not answer; destroyed"));
+            resolve();
+          }, limit);
+          timer.unref?.();
+          c.query("").then(
+            () => {
+              if (settled) return;
+              clearTimeout(timer);
+              c.release();
+              resolve();
+            },
+            (err) => {
+              if (settled) return;
+              clearTimeout(timer);
+              c.release(err instanceof Error ? err : new Error(String(err)));
+              resolve();
+            },
+          );
+        }),
+      () => {},
+    ),
+  );
+  Promise.all(checks).finally(() => checking.delete(pool));
+}
+
+/**
+ * Asks the server to cancel what `conn` (a pg client) is running, over a connection of
+ * its own, as libpq's PQcancel does. Best effort: errors are swallowed.
+ */
+function cancelPg(conn) {
+  try {
+    if (!conn.activeQuery || typeof conn.constructor !== "function") return;
+    const canceller = new conn.constructor(conn.connectionParameters);
+    canceller.connection?.on?.("error", () => {});
+    canceller.connection?.stream?.on?.("error", () => {});
+    canceller.cancel(conn, conn.activeQuery);
+    const end = setTimeout(() => canceller.connection?.stream?.destroy?.(), 5_000);
+    end.unref?.();
+  } catch {
+    // nothing more can be done: the client is destroyed anyway
+  }
 }
 
 /**
@@ -281,12 +433,13 @@ function isPg(client) {
  * prepared statements (PgBouncer in transaction mode before 1.21) answers 26000 or
  * 42P05; the statement is then sent again unnamed, and so is every later one.
  */
-function preparedPg(client) {
+function preparedPg() {
   const names = new Map();
   let prepare = true;
-  const plain = (sql, params, arrays) => client.query(arrays ? { text: sql, values: params, rowMode: "array" } : { text: sql, values: params });
-  return (sql, params, arrays) => {
-    if (!prepare) return plain(sql, params, arrays);
+  const plain = (sql, params, arrays, client) =>
+    client.query(arrays ? { text: sql, values: params, rowMode: "array" } : { text: sql, values: params });
+  return (sql, params, arrays, client) => {
+    if (!prepare) return plain(sql, params, arrays, client);
     let name = names.get(sql);
     if (name === undefined) {
       name = `aibind_${names.size}_${hash(sql)}`;
@@ -297,7 +450,7 @@ function preparedPg(client) {
     return client.query(query).catch((err) => {
       if (err?.code !== "26000" && err?.code !== "42P05") throw err;
       prepare = false;
-      return plain(sql, params, arrays);
+      return plain(sql, params, arrays, client);
     });
   };
 }
@@ -307,6 +460,15 @@ function hash(text) {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
   return (h >>> 0).toString(36);
+}
+
+/** A `pg.Pool` (pg's own, or one with its shape): queries run on clients checked out of it. */
+function isPgPool(client) {
+  return (
+    typeof client.connect === "function" &&
+    typeof client.totalCount === "number" &&
+    typeof client.Client === "function"
+  );
 }
 
 /** A `pg.Client` (or a client checked out of a `pg.Pool`): one connection. */
@@ -327,9 +489,31 @@ function backendFor(client, options) {
   );
 }
 
+/** The type of every option either store takes (unknown options are ignored, as by the original). */
+const OPTION_TYPES = {
+  chunksTable: "string",
+  statusTable: "string",
+  table: "string",
+  conversationsTable: "string",
+  pollIntervalMs: "number",
+  ttlMs: "number",
+  staleAfterMs: "number",
+  retryReadsForMs: "number",
+  poolSize: "number",
+  connectTimeoutMs: "number",
+  queryTimeoutMs: "number",
+  listen: "boolean",
+};
+
 function nativeOptions(options) {
   if (options === undefined || options === null) return {};
   if (typeof options !== "object") throw invalid(`options must be an object, got ${describe(options)}`);
+  for (const [name, type] of Object.entries(OPTION_TYPES)) {
+    const value = options[name];
+    if (value !== undefined && value !== null && typeof value !== type) {
+      throw storeError("INVALID_OPTION", `option "${name}" must be a ${type}, got ${describe(value)}`);
+    }
+  }
   return options;
 }
 
@@ -384,21 +568,30 @@ class Store {
   }
 
   get [NATIVE]() {
+    if (!(#native in this)) {
+      throw invalid(
+        "a store method was called on an object that is not a store (was it taken off its " +
+          "store, as in `const { append } = store`? bind it, or call it on the store)",
+      );
+    }
     return this.#native;
   }
 
   /** Removes expired rows; resolves how many streams (or conversations) went. */
   cleanup() {
-    return run(() => this.#native.cleanup());
+    return run(() => this[NATIVE].cleanup());
   }
 
-  /** Releases the store's connection (a shared pool closes with its last store) and ends its waiting readers. */
-  async close() {
-    this.#native.close();
+  /**
+   * Releases the store's connection and ends its waiting readers; resolves once a pool
+   * no other store uses has closed its connections.
+   */
+  close() {
+    return run(() => this[NATIVE].close());
   }
 
   get closed() {
-    return this.#native.closed;
+    return this[NATIVE].closed;
   }
 }
 
@@ -521,7 +714,10 @@ class PostgresConversationStore extends Store {
         throw invalid(`chat must be a ChatHistory (an object with toJSON()), got ${describe(chat)}`);
       }
       const json = chat.toJSON();
-      return this[NATIVE].saveJSON(text("sessionId", sessionId), typeof json === "string" ? json : JSON.stringify(json));
+      if (typeof json !== "string") {
+        throw invalid(`chat.toJSON() must return a string (ChatHistory's JSON), got ${describe(json)}`);
+      }
+      return this[NATIVE].saveJSON(text("sessionId", sessionId), text("chat.toJSON()", json));
     });
   }
 
@@ -571,12 +767,13 @@ async function migrate(client, options) {
   try {
     for (const sql of statements) await run(() => backend.execute(sql));
   } finally {
-    backend.close();
+    await backend.close();
   }
   return statements;
 }
 
 module.exports = {
+  PostgresStoreError,
   PostgresStreamStore,
   PostgresConversationStore,
   wrapPostgresJs,

@@ -29,17 +29,19 @@ export interface DurableStreamStatus {
 /** Options of the connection: the Rust pool's, and the time limit every store has. */
 export interface PostgresPoolOptions {
   /**
-   * Most connections of the Rust pool (default 10). Stores built from the same connection
-   * string and pool options in one process share one pool. Ignored for JS clients.
+   * Most connections of the Rust pool, a whole number from 1 to 1000 (default 10). Stores
+   * built from the same connection string and pool options in one process share one pool.
+   * Checked but not used with JS clients.
    */
   poolSize?: number;
   /** How long opening a connection of the Rust pool may take, in ms (default 10000). */
   connectTimeoutMs?: number;
   /**
-   * How long one statement may take, in ms (default 30000), then it rejects with
-   * `QUERY_TIMEOUT`. With a connection string this includes waiting for a free
-   * connection, and the server is told the same limit (`statement_timeout`); with a JS
-   * client it bounds the client's `query` promise.
+   * How long one call may take, in ms, from the moment it is made (default 30000; 1 to
+   * 86400000): waiting in a queue and for a free connection included. Then it rejects with
+   * `QUERY_TIMEOUT` (or `CONNECTION_ERROR` when no connection was free); the statement is
+   * cancelled and its connection dropped. With a connection string the server is told the
+   * same limit (`statement_timeout`).
    */
   queryTimeoutMs?: number;
 }
@@ -92,17 +94,22 @@ export type PostgresStoreErrorCode =
   | "CLIENT_ERROR"
   | "MALFORMED_RESULT"
   | "QUERY_TIMEOUT"
+  | "OVERLOADED"
   | "MISSING_PEER_DEPENDENCY";
 
-export interface PostgresStoreError extends Error {
-  code: PostgresStoreErrorCode;
-  /** The PostgreSQL SQLSTATE of a `DATABASE_ERROR`, e.g. "42P01" for a missing table. */
-  sqlState?: string;
+/** Every error this package raises is an instance of this class. */
+export declare class PostgresStoreError extends Error {
+  readonly name: "PostgresStoreError";
+  readonly code: PostgresStoreErrorCode;
+  /** The SQLSTATE PostgreSQL reported, e.g. "42P01" for a missing table. */
+  readonly sqlState?: string;
   /**
-   * Whether trying the same call again later may succeed: true for `CONNECTION_ERROR`
-   * and `QUERY_TIMEOUT` (not for authentication failures or a missing database).
+   * Whether trying the same call again later, as it is, may succeed: the database was
+   * away, full or too slow (never for authentication failures, a missing database or a
+   * statement that is wrong).
    */
-  retryable: boolean;
+  readonly retryable: boolean;
+  constructor(code: PostgresStoreErrorCode, message: string, options?: { sqlState?: string; retryable?: boolean; cause?: unknown });
 }
 
 /** A client, or a PostgreSQL connection string for a Rust pool that needs no JS driver. */

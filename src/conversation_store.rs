@@ -92,9 +92,10 @@ impl NativeConversationStore {
         })
     }
 
+    /// Resolves once a pool no other store uses has closed its connections.
     #[napi]
-    pub fn close(&self) {
-        self.db.close();
+    pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        crate::backend::close(env, &self.db)
     }
 
     #[napi(getter)]

@@ -1,13 +1,23 @@
-//! Every error a user can see, each with a stable code.
+//! Every error a user can see: its stable code, whether retrying may help, and its
+//! message, decided here once for both backends.
 //!
-//! napi-rs can only give a JS error a code from its own `Status` list, so the code (and a
-//! database error's SQLSTATE) travel in the message, separated by a unit separator
-//! (U+001F); `index.js` turns that into `err.code` / `err.sqlState` on a plain `Error`
-//! whose message is the human part alone.
+//! A database error is classified by its SQLSTATE alone (`from_server`), whichever driver
+//! reported it: the Rust pool's tokio-postgres or the caller's JS client. Errors without
+//! one are classified by what failed: opening a connection (`could not connect`), a
+//! connection lost while a statement ran (`lost the connection`: its outcome unknown), a
+//! deadline, or the caller's client.
+//!
+//! napi-rs can only give a JS error a code from its own `Status` list, so an error crosses
+//! into JS as a napi error whose message is a unit separator (U+001F) followed by JSON:
+//! `{"code", "message", "sqlState"?, "retryable"}`. `index.cjs` turns it into a
+//! `PostgresStoreError` with those fields; nothing is decided there.
 
 use std::fmt;
 
-const SEP: char = '\u{1f}';
+use tokio_postgres::error::SqlState;
+
+/// Marks a napi error message that carries a store error as JSON.
+const MARK: char = '\u{1f}';
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
@@ -23,47 +33,138 @@ pub enum Error {
     InvalidOption(String),
     #[error("this store has been closed; create a new store to keep going")]
     Closed,
+    /// PostgreSQL refused the statement (or, for SQLSTATEs of `Connection`, the session).
     #[error("{message}")]
-    Database {
-        message: String,
-        sql_state: Option<String>,
-    },
+    Database { message: String, sql_state: String },
+    /// No connection could be made (refused, timed out, TLS, authentication, the server
+    /// full), or the server refused the session: nothing was run.
     #[error("could not connect to PostgreSQL: {message}")]
     Connection {
         message: String,
         sql_state: Option<String>,
+        retryable: bool,
     },
-    /// The caller's `query` function threw or rejected.
-    #[error("{message}")]
-    Client {
+    /// The connection broke while a statement ran: it may or may not have taken effect.
+    #[error(
+        "lost the connection to PostgreSQL while the statement ran ({message}); whether it \
+         took effect is unknown"
+    )]
+    Lost {
         message: String,
         sql_state: Option<String>,
     },
+    /// The caller's `query` function threw or rejected with no SQLSTATE.
+    #[error("{0}")]
+    Client(String),
     /// The caller's `query` function resolved to something that is not `{ rows: [...] }`,
-    /// or rows without the columns asked for.
+    /// or rows without the columns asked for, or with values out of range.
     #[error("{0}")]
     MalformedResult(String),
-    /// A statement did not finish within `queryTimeoutMs`.
+    /// A call did not finish within `queryTimeoutMs`, or the server stopped it (57014).
+    #[error("{message}")]
+    Timeout {
+        message: String,
+        sql_state: Option<String>,
+    },
+    /// A queue of the store is full: the database is not keeping up with the calls.
     #[error("{0}")]
-    Timeout(String),
+    Overloaded(String),
 }
 
-/// SQLSTATEs that mean the connection or the server went away, not that the statement
-/// was wrong: class 08 (connection exception), and the server shutting down or starting.
-pub fn connection_lost(sql_state: &str) -> bool {
-    sql_state.starts_with("08") || matches!(sql_state, "57P01" | "57P02" | "57P03")
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// SQLSTATEs of a session that went away, not of a statement that was wrong: class 08
+/// (connection exception) and the server shutting down or starting.
+fn session_lost(state: &str) -> bool {
+    state.starts_with("08")
+        || state == SqlState::ADMIN_SHUTDOWN.code()
+        || state == SqlState::CRASH_SHUTDOWN.code()
+        || state == SqlState::CANNOT_CONNECT_NOW.code()
 }
 
-/// The message of a statement that ran out of time.
-pub fn timed_out(ms: u64) -> Error {
-    Error::Timeout(format!(
-        "the statement did not finish within queryTimeoutMs ({ms} ms); the database may be \
-         overloaded or unreachable. Retry later; an append that timed out may or may not \
-         have been stored (getStatus() tells its chunk count)"
-    ))
+/// SQLSTATEs that refuse the session for good until someone changes the configuration:
+/// authentication (class 28) and a database that does not exist.
+fn refused_for_good(state: &str) -> bool {
+    state.starts_with("28") || state == SqlState::INVALID_CATALOG_NAME.code()
 }
 
 impl Error {
+    pub fn invalid_argument(message: impl fmt::Display) -> Self {
+        Error::InvalidArgument(message.to_string())
+    }
+
+    /// A call that ran out of its `queryTimeoutMs` on this side.
+    pub fn timed_out(ms: u64) -> Self {
+        Error::Timeout {
+            message: format!(
+                "the call did not finish within queryTimeoutMs ({ms} ms); the database may be \
+                 overloaded or unreachable. Retry later; an append that timed out may or may \
+                 not have been stored (getStatus() tells its chunk count)"
+            ),
+            sql_state: None,
+        }
+    }
+
+    /// No connection was free within the deadline (the pool's, or a JS client's own).
+    pub fn no_free_connection(ms: u64) -> Self {
+        Error::Connection {
+            message: format!(
+                "no connection of the pool was free within queryTimeoutMs ({ms} ms); the \
+                 pool is exhausted (raise poolSize, or the database is slow)"
+            ),
+            sql_state: None,
+            retryable: true,
+        }
+    }
+
+    /// An error PostgreSQL reported, classified by its SQLSTATE alone. `at_connect`: it
+    /// came while opening the session (nothing ran), not while a statement ran.
+    pub fn from_server(state: &str, message: String, at_connect: bool) -> Self {
+        let sql_state = Some(state.to_string());
+        if state == SqlState::QUERY_CANCELED.code() {
+            return Error::Timeout {
+                message: format!(
+                    "the server stopped the statement ({message}): it ran past its \
+                     statement_timeout (queryTimeoutMs) or was cancelled; it did not take \
+                     effect. Retry later"
+                ),
+                sql_state,
+            };
+        }
+        if refused_for_good(state) {
+            return Error::Connection {
+                message: format!("{message} (check the user, password and database name)"),
+                sql_state,
+                retryable: false,
+            };
+        }
+        if state == SqlState::TOO_MANY_CONNECTIONS.code() {
+            return Error::Connection {
+                message: format!(
+                    "{message} (the server is at max_connections; lower poolSize, or put a \
+                     pooler in front)"
+                ),
+                sql_state,
+                retryable: true,
+            };
+        }
+        if session_lost(state) {
+            return if at_connect {
+                Error::Connection {
+                    message,
+                    sql_state,
+                    retryable: true,
+                }
+            } else {
+                Error::Lost { message, sql_state }
+            };
+        }
+        Error::Database {
+            message,
+            sql_state: state.to_string(),
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             Error::StreamExists(_) => "STREAM_EXISTS",
@@ -72,49 +173,62 @@ impl Error {
             Error::InvalidOption(_) => "INVALID_OPTION",
             Error::Closed => "STORE_CLOSED",
             Error::Database { .. } => "DATABASE_ERROR",
-            Error::Connection { .. } => "CONNECTION_ERROR",
-            Error::Client {
-                sql_state: Some(state),
-                ..
-            } if connection_lost(state) => "CONNECTION_ERROR",
-            Error::Client {
-                sql_state: Some(_), ..
-            } => "DATABASE_ERROR",
-            Error::Client { .. } => "CLIENT_ERROR",
+            Error::Connection { .. } | Error::Lost { .. } => "CONNECTION_ERROR",
+            Error::Client(_) => "CLIENT_ERROR",
             Error::MalformedResult(_) => "MALFORMED_RESULT",
-            Error::Timeout(_) => "QUERY_TIMEOUT",
+            Error::Timeout { .. } => "QUERY_TIMEOUT",
+            Error::Overloaded(_) => "OVERLOADED",
         }
     }
 
-    fn sql_state(&self) -> Option<&str> {
+    /// Whether the same call may succeed later as it is: the database was away, full or
+    /// too slow. Never for a configuration that refuses (authentication, a missing
+    /// database) or a statement that is wrong.
+    pub fn retryable(&self) -> bool {
         match self {
-            Error::Database { sql_state, .. }
-            | Error::Client { sql_state, .. }
-            | Error::Connection { sql_state, .. } => sql_state.as_deref(),
+            Error::Connection { retryable, .. } => *retryable,
+            Error::Lost { .. } | Error::Timeout { .. } | Error::Overloaded(_) => true,
+            Error::Database { sql_state, .. } => {
+                sql_state == SqlState::T_R_SERIALIZATION_FAILURE.code()
+                    || sql_state == SqlState::T_R_DEADLOCK_DETECTED.code()
+            }
+            _ => false,
+        }
+    }
+
+    pub fn sql_state(&self) -> Option<&str> {
+        match self {
+            Error::Database { sql_state, .. } => Some(sql_state),
+            Error::Connection { sql_state, .. }
+            | Error::Lost { sql_state, .. }
+            | Error::Timeout { sql_state, .. } => sql_state.as_deref(),
             _ => None,
         }
     }
 
-    pub fn invalid_argument(message: impl fmt::Display) -> Self {
-        Error::InvalidArgument(message.to_string())
+    /// Whether the connection that gave this error must not be used again: it broke, or
+    /// a statement on it may still be running.
+    pub fn spoils_connection(&self) -> bool {
+        matches!(self, Error::Lost { .. } | Error::Timeout { .. })
     }
-}
 
-impl Error {
-    fn connection(message: impl Into<String>) -> Self {
-        Error::Connection {
-            message: message.into(),
-            sql_state: None,
+    /// The JSON that crosses into JS (see the module's doc).
+    fn to_json(&self) -> String {
+        let mut out = serde_json::json!({
+            "code": self.code(),
+            "message": self.to_string(),
+            "retryable": self.retryable(),
+        });
+        if let Some(state) = self.sql_state() {
+            out["sqlState"] = state.into();
         }
+        out.to_string()
     }
 
     /// A failure while opening a connection: refused, timed out, TLS, authentication.
-    fn from_connect(err: tokio_postgres::Error) -> Self {
+    pub fn from_connect(err: tokio_postgres::Error) -> Self {
         if let Some(db) = err.as_db_error() {
-            return Error::Connection {
-                message: db.message().to_string(),
-                sql_state: Some(db.code().code().to_string()),
-            };
+            return Error::from_server(db.code().code(), db.message().to_string(), true);
         }
         let mut message = err.to_string();
         let mut source = std::error::Error::source(&err);
@@ -129,10 +243,15 @@ impl Error {
                  the server's certificate to chain to sslrootcert and name the host)",
             );
         }
-        Error::connection(message)
+        Error::Connection {
+            message,
+            sql_state: None,
+            retryable: true,
+        }
     }
 }
 
+/// An error of a statement on an open connection (tokio-postgres).
 impl From<tokio_postgres::Error> for Error {
     fn from(err: tokio_postgres::Error) -> Self {
         match err.as_db_error() {
@@ -142,35 +261,16 @@ impl From<tokio_postgres::Error> for Error {
                     message.push_str(": ");
                     message.push_str(detail);
                 }
-                let sql_state = Some(db.code().code().to_string());
-                if db.code().code() == "57014" && db.message().contains("statement timeout") {
-                    return Error::Timeout(format!(
-                        "the server stopped the statement at its statement_timeout \
-                         (queryTimeoutMs); the database may be overloaded. Retry later; an \
-                         append that timed out was not stored ({message})"
-                    ));
-                }
-                if connection_lost(db.code().code()) {
-                    Error::Connection { message, sql_state }
-                } else {
-                    Error::Database { message, sql_state }
-                }
+                Error::from_server(db.code().code(), message, false)
             }
-            None if err.is_closed() => Error::connection("the connection to PostgreSQL was closed"),
-            None => Error::connection(err.to_string()),
-        }
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for Error {
-    fn from(err: deadpool_postgres::PoolError) -> Self {
-        match err {
-            deadpool_postgres::PoolError::Backend(e) => Error::from_connect(e),
-            deadpool_postgres::PoolError::Timeout(_) => Error::connection(
-                "timed out waiting for a connection from the pool (is PostgreSQL reachable?)",
-            ),
-            deadpool_postgres::PoolError::Closed => Error::Closed,
-            other => Error::connection(other.to_string()),
+            None => Error::Lost {
+                message: if err.is_closed() {
+                    "the connection was closed".into()
+                } else {
+                    err.to_string()
+                },
+                sql_state: None,
+            },
         }
     }
 }
@@ -187,19 +287,22 @@ impl From<napi::Error> for Error {
 
 impl From<Error> for napi::Error {
     fn from(err: Error) -> Self {
-        let state = err.sql_state().unwrap_or("").to_string();
         napi::Error::new(
             napi::Status::GenericFailure,
-            format!("{}{SEP}{state}{SEP}{err}", err.code()),
+            format!("{MARK}{}", err.to_json()),
         )
     }
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn crossed(err: Error) -> serde_json::Value {
+        let err: napi::Error = err.into();
+        let json = err.reason.strip_prefix(MARK).expect("marked");
+        serde_json::from_str(json).expect("JSON")
+    }
 
     #[test]
     fn original_messages_are_word_for_word() {
@@ -214,47 +317,58 @@ mod tests {
     }
 
     #[test]
-    fn code_and_sql_state_travel_in_the_napi_message() {
-        let err: napi::Error = Error::Database {
-            message: "relation \"nope\" does not exist".into(),
-            sql_state: Some("42P01".into()),
+    fn errors_cross_as_json() {
+        let err = crossed(Error::from_server(
+            "42P01",
+            "relation \"nope\" does not exist".into(),
+            false,
+        ));
+        assert_eq!(err["code"], "DATABASE_ERROR");
+        assert_eq!(err["sqlState"], "42P01");
+        assert_eq!(err["retryable"], false);
+        assert_eq!(err["message"], "relation \"nope\" does not exist");
+        let err = crossed(Error::StreamExists("s".into()));
+        assert_eq!(err["code"], "STREAM_EXISTS");
+        assert!(err.get("sqlState").is_none());
+    }
+
+    /// The table of SQLSTATE -> code that both backends share.
+    #[test]
+    fn sql_states_are_classified_once() {
+        let cases = [
+            ("57014", "QUERY_TIMEOUT", true),
+            ("08006", "CONNECTION_ERROR", true),
+            ("08P01", "CONNECTION_ERROR", true),
+            ("57P01", "CONNECTION_ERROR", true),
+            ("57P03", "CONNECTION_ERROR", true),
+            ("28P01", "CONNECTION_ERROR", false),
+            ("28000", "CONNECTION_ERROR", false),
+            ("3D000", "CONNECTION_ERROR", false),
+            ("53300", "CONNECTION_ERROR", true),
+            ("40001", "DATABASE_ERROR", true),
+            ("40P01", "DATABASE_ERROR", true),
+            ("23505", "DATABASE_ERROR", false),
+            ("42P01", "DATABASE_ERROR", false),
+        ];
+        for (state, code, retryable) in cases {
+            for at_connect in [false, true] {
+                let err = Error::from_server(state, "m".into(), at_connect);
+                assert_eq!(err.code(), code, "{state}");
+                assert_eq!(err.retryable(), retryable, "{state}");
+                assert_eq!(err.sql_state(), Some(state));
+            }
         }
-        .into();
-        assert_eq!(
-            err.reason,
-            "DATABASE_ERROR\u{1f}42P01\u{1f}relation \"nope\" does not exist"
-        );
-        let err: napi::Error = Error::StreamExists("s".into()).into();
-        assert_eq!(
-            err.reason,
-            "STREAM_EXISTS\u{1f}\u{1f}Stream \"s\" already exists"
-        );
     }
 
     #[test]
-    fn a_server_going_away_is_a_connection_error() {
-        for state in ["57P01", "08006", "57P03"] {
-            let err = Error::Client {
-                message: "m".into(),
-                sql_state: Some(state.into()),
-            };
-            assert_eq!(err.code(), "CONNECTION_ERROR", "{state}");
-        }
-        assert_eq!(timed_out(5).code(), "QUERY_TIMEOUT");
-        assert!(timed_out(5).to_string().contains("5 ms"));
-    }
-
-    #[test]
-    fn client_errors_with_a_sql_state_are_database_errors() {
-        let with = Error::Client {
-            message: "m".into(),
-            sql_state: Some("23505".into()),
-        };
-        let without = Error::Client {
-            message: "m".into(),
-            sql_state: None,
-        };
-        assert_eq!(with.code(), "DATABASE_ERROR");
-        assert_eq!(without.code(), "CLIENT_ERROR");
+    fn lost_and_not_connected_say_so() {
+        let lost = Error::from_server("57P01", "terminating".into(), false);
+        assert!(lost.to_string().starts_with("lost the connection"));
+        assert!(lost.to_string().contains("unknown"));
+        let refused = Error::from_server("57P03", "starting up".into(), true);
+        assert!(refused.to_string().starts_with("could not connect"));
+        assert!(Error::timed_out(5).to_string().contains("5 ms"));
+        assert!(Error::timed_out(5).spoils_connection());
+        assert!(!Error::StreamNotActive("x".into()).spoils_connection());
     }
 }

@@ -49,6 +49,8 @@ pub struct ConversationStoreOptions {
 pub struct StreamSettings {
     pub chunks_table: String,
     pub status_table: String,
+    /// The status table as wake-ups know it (`sql::wake_key`).
+    pub wake_key: String,
     pub poll_interval: Duration,
     pub ttl_ms: i64,
     pub stale_after_ms: i64,
@@ -64,9 +66,11 @@ impl StreamSettings {
                 "option \"pollIntervalMs\" must be greater than 0".into(),
             ));
         }
+        let status_table = table("statusTable", options.status_table, "aibind_stream_status")?;
         Ok(StreamSettings {
             chunks_table: table("chunksTable", options.chunks_table, "aibind_stream_chunks")?,
-            status_table: table("statusTable", options.status_table, "aibind_stream_status")?,
+            wake_key: sql::wake_key(&status_table),
+            status_table,
             poll_interval: Duration::from_millis(poll as u64),
             ttl_ms: millis("ttlMs", options.ttl_ms, 300_000)?,
             stale_after_ms: millis("staleAfterMs", options.stale_after_ms, 3_600_000)?,

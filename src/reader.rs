@@ -83,7 +83,7 @@ impl NativeStreamReader {
                 }),
                 released: watch::Sender::new(false),
                 wake: tokio::sync::Mutex::new(Some(wakeups::subscribe(
-                    &shared.settings.status_table,
+                    &shared.settings.wake_key,
                     &id,
                 ))),
                 shared,
@@ -260,7 +260,7 @@ impl NativeStreamReader {
             let waiting = inner.shared.db.wait(
                 Waiter {
                     statement: inner.shared.sql.waiting.clone(),
-                    status_table: settings.status_table.clone(),
+                    status_table: settings.wake_key.clone(),
                     id: inner.id.clone(),
                     after: inner.cursor().after,
                     poll_interval: settings.poll_interval,

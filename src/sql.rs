@@ -62,13 +62,46 @@ impl Statement {
     }
 
     fn combined(mut self, text: String, columns: &'static [Column]) -> Self {
-        self.combined = Some(Arc::new(Combined::new(Statement::new(text, columns))));
+        self.combined = Some(Arc::new(Combined::new(Statement::new(text, columns), None)));
+        self
+    }
+
+    /// A combined form whose statements skip rows locked elsewhere (answering such a call
+    /// with one NULL cell: "busy"), and `side`, the form that waits for the lock, which
+    /// such calls take instead (see `backend/combine.rs`).
+    ///
+    /// `one` is the lane's form of a single call; this statement itself (which waits) is
+    /// the side path's.
+    fn combined_skipping_locked(
+        mut self,
+        one: String,
+        many: String,
+        columns: &'static [Column],
+    ) -> Self {
+        let side = Statement::new(self.text.to_string(), self.columns);
+        let one = Statement::new(one, self.columns);
+        self.combined = Some(Arc::new(Combined::new(
+            Statement::new(many, columns),
+            Some((one, side)),
+        )));
         self
     }
 
     fn joined(mut self, column: usize) -> Self {
         self.joined = Some(column);
         self
+    }
+}
+
+/// The name wake-ups know a status table by: the one table however it is spelled.
+/// Unquoted names fold to lower case, and an unqualified one is in the default schema
+/// (`public`, with PostgreSQL's default search_path).
+pub fn wake_key(table: &str) -> String {
+    let table = table.to_ascii_lowercase();
+    if table.contains('.') {
+        table
+    } else {
+        format!("public.{table}")
     }
 }
 
@@ -105,8 +138,25 @@ pub struct StreamSql {
     pub cleanup: Statement,
 }
 
+const SEQ: Column = Column {
+    name: "seq",
+    kind: Kind::Int,
+};
+
+/// The append that waits for a status row locked elsewhere.
+fn append_waiting(chunks: &str, status: &str) -> String {
+    format!(
+        "WITH s AS (UPDATE {status} SET total_chunks = total_chunks + 1, \
+         expires_at = $3::bigint \
+         WHERE id = $1::text AND state = 'active' RETURNING total_chunks) \
+         INSERT INTO {chunks} (id, seq, data) SELECT $1::text, total_chunks, $2::text \
+         FROM s RETURNING seq"
+    )
+}
+
 impl StreamSql {
     pub fn new(chunks: &str, status: &str) -> Self {
+        let key = wake_key(status);
         StreamSql {
             // Atomic: of two concurrent creates of one id, exactly one inserts. Chunks an
             // earlier stream of that id left behind (the original's cleanup can orphan
@@ -123,43 +173,54 @@ impl StreamSql {
             ),
             // One statement: the row lock on the status row orders concurrent appends, so
             // seqs are gapless and unique. Each append also pushes the expiry forward, which
-            // is what lets `cleanup` tell an abandoned stream from a live one.
-            append: Statement::new(
+            // is what lets `cleanup` tell an abandoned stream from a live one. This form
+            // waits for a status row locked elsewhere; JS clients use it, and so does the
+            // Rust pool for a stream whose row it found locked.
+            append: Statement::new(append_waiting(chunks, status), &[SEQ])
+                // The Rust pool's lane: the same, but a status row locked elsewhere is
+                // skipped, so one held-up stream cannot stall the appends to all others. It
+                // answers a row whose seq is NULL ("busy") for a stream that is active
+                // but locked, and no row for a missing or finished one.
+                .combined_skipping_locked(
                 format!(
-                    "WITH s AS (UPDATE {status} SET total_chunks = total_chunks + 1, \
-                     expires_at = $3::bigint \
-                     WHERE id = $1::text AND state = 'active' RETURNING total_chunks) \
-                     INSERT INTO {chunks} (id, seq, data) SELECT $1::text, total_chunks, $2::text \
-                     FROM s RETURNING seq"
+                    "WITH l AS (SELECT id FROM {status} WHERE id = $1::text AND state = 'active' \
+                     FOR UPDATE SKIP LOCKED), \
+                     s AS (UPDATE {status} st SET total_chunks = st.total_chunks + 1, \
+                     expires_at = $3::bigint FROM l WHERE st.id = l.id RETURNING st.total_chunks), \
+                     ins AS (INSERT INTO {chunks} (id, seq, data) SELECT $1::text, total_chunks, \
+                     $2::text FROM s RETURNING seq) \
+                     SELECT seq FROM ins UNION ALL SELECT NULL::int FROM {status} \
+                     WHERE id = $1::text AND state = 'active' AND NOT EXISTS (SELECT 1 FROM l)"
                 ),
-                &[Column { name: "seq", kind: Kind::Int }],
-            )
-            // Many appends (to one or many streams) in one statement: $1/$2/$3 are the
-            // ids, chunks and expiries in call order; each stream's seqs follow that
-            // order. The status rows are locked in id order first, so two of these can
-            // never deadlock. A call without a row: that stream was not active.
-            .combined(
-                format!(
-                    "WITH input AS (SELECT id, data, expires, ord FROM unnest($1::text[], \
-                     $2::text[], $3::bigint[]) WITH ORDINALITY AS i(id, data, expires, ord)), \
-                     locked AS (SELECT st.id FROM {status} st WHERE st.id = ANY($1::text[]) \
-                     AND st.state = 'active' ORDER BY st.id FOR UPDATE), \
-                     counts AS (SELECT input.id, count(*)::int AS n, max(expires) AS expires \
-                     FROM input JOIN locked USING (id) GROUP BY input.id), \
-                     s AS (UPDATE {status} st SET total_chunks = st.total_chunks + counts.n, \
-                     expires_at = counts.expires FROM counts WHERE st.id = counts.id \
-                     RETURNING st.id, st.total_chunks - counts.n AS base), \
-                     numbered AS (SELECT input.ord, input.id, input.data, (s.base + row_number() \
-                     OVER (PARTITION BY input.id ORDER BY input.ord))::int AS seq \
-                     FROM input JOIN s USING (id)), \
-                     ins AS (INSERT INTO {chunks} (id, seq, data) SELECT id, seq, data FROM numbered) \
-                     SELECT ord::int AS ord, seq FROM numbered"
+                // Many appends (to one or many streams) in one statement: $1/$2/$3 are the
+                // ids, chunks and expiries in call order; each stream's seqs follow that
+                // order. The status rows are locked in id order first, so two of these can
+                // never deadlock; rows locked elsewhere are skipped (those calls answer
+                // "busy": seq NULL). A call without a row: that stream was not active.
+                    format!(
+                        "WITH input AS (SELECT id, data, expires, ord FROM unnest($1::text[], \
+                         $2::text[], $3::bigint[]) WITH ORDINALITY AS i(id, data, expires, ord)), \
+                         locked AS (SELECT st.id FROM {status} st WHERE st.id = ANY($1::text[]) \
+                         AND st.state = 'active' ORDER BY st.id FOR UPDATE SKIP LOCKED), \
+                         counts AS (SELECT input.id, count(*)::int AS n, max(expires) AS expires \
+                         FROM input JOIN locked USING (id) GROUP BY input.id), \
+                         s AS (UPDATE {status} st SET total_chunks = st.total_chunks + counts.n, \
+                         expires_at = counts.expires FROM counts WHERE st.id = counts.id \
+                         RETURNING st.id, st.total_chunks - counts.n AS base), \
+                         numbered AS (SELECT input.ord, input.id, input.data, (s.base + row_number() \
+                         OVER (PARTITION BY input.id ORDER BY input.ord))::int AS seq \
+                         FROM input JOIN s USING (id)), \
+                         ins AS (INSERT INTO {chunks} (id, seq, data) SELECT id, seq, data FROM numbered), \
+                         busy AS (SELECT st.id FROM {status} st WHERE st.id = ANY($1::text[]) \
+                         AND st.state = 'active' AND st.id NOT IN (SELECT id FROM locked)) \
+                         SELECT ord::int AS ord, seq FROM numbered \
+                         UNION ALL SELECT input.ord::int, NULL::int FROM input JOIN busy USING (id)"
+                    ),
+                    &[
+                        Column { name: "ord", kind: Kind::Int },
+                        Column { name: "seq", kind: Kind::Int },
+                    ],
                 ),
-                &[
-                    Column { name: "ord", kind: Kind::Int },
-                    Column { name: "seq", kind: Kind::Int },
-                ],
-            ),
             // The readers waiting in this process, checked at once: which of these
             // streams (given as JSON `[{"id": ..., "after": seq read up to}, ...]`) have chunks past that
             // seq, have finished, or are gone. One statement a tick for every waiting
@@ -189,7 +250,7 @@ impl StreamSql {
                     "WITH u AS (UPDATE {status} SET state = $2::text, error = $3::text, \
                      expires_at = $4::bigint WHERE id = $1::text AND state = 'active' RETURNING id) \
                      SELECT pg_notify('{NOTIFY_CHANNEL}', json_build_object('o', $5::text, \
-                     's', json_build_array(json_build_array('{status}', id)))::text) FROM u"
+                     's', json_build_array(json_build_array('{key}', id)))::text) FROM u"
                 ),
                 &[],
             ),

@@ -90,7 +90,7 @@ impl NativeStreamStore {
                 None => return Err(Error::StreamNotActive(id)),
                 Some(row) => row.int(0).ok_or_else(|| missing(&shared.sql.append, 0))?,
             };
-            shared.db.written(&shared.settings.status_table, &id);
+            shared.db.written(&shared.settings.wake_key, &id);
             Ok(seq as u32)
         })
     }
@@ -174,9 +174,10 @@ impl NativeStreamStore {
 
     /// Releases the store's connection (a shared pool closes with its last store) and ends
     /// every reader that is waiting for chunks.
+    /// Resolves once a pool no other store uses has closed its connections.
     #[napi]
-    pub fn close(&self) {
-        self.shared.db.close();
+    pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        crate::backend::close(env, &self.shared.db)
     }
 
     /// `retryReadsForMs`, for `readFrom` in `index.js`.
@@ -212,7 +213,7 @@ impl NativeStreamStore {
         let shared = s.clone();
         // Other processes hear of it from the statement's own NOTIFY.
         s.db.run(env, &s.sql.finish, params, move |_| {
-            wakeups::wake(&shared.settings.status_table, &id);
+            wakeups::wake(&shared.settings.wake_key, &id);
             Ok(())
         })
     }

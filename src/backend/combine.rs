@@ -8,10 +8,23 @@
 //! them. So many streams appending at once never wait behind one another for more than
 //! one statement, and under load the database does a fraction of the work per call.
 //! Calls keep their order, so one stream's chunks keep their call order.
+//!
+//! Deadlines hold: a call's `queryTimeoutMs` runs from the moment it is made. A call
+//! whose deadline passes while it is queued is taken out unsent (so it certainly did not
+//! take effect); a batch runs by the earliest deadline of its calls. The queue is bounded
+//! (`MOST_QUEUED`): beyond it a call is refused at once with `OVERLOADED`.
+//!
+//! A row another transaction holds locked never stalls the lane (appends): the lane's
+//! statements skip locked rows and answer such a call with a single NULL cell ("busy").
+//! That call, and every later call of the same key (its first parameter: the stream id),
+//! then go one by one on a side path (the waiting form in `Combined::skipping`) by their
+//! own deadlines, so the key's calls keep their order and other keys go on.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::pool::SharedPool;
 use super::{Cell, Param, Row};
@@ -26,40 +39,55 @@ const LANES: usize = 1;
 /// Most calls in one combined statement, and about the most parameter bytes.
 const MOST_CALLS: usize = 256;
 const MOST_BYTES: usize = 4 * 1024 * 1024;
+/// Most calls queued for one statement of one store, side paths included.
+pub const MOST_QUEUED: usize = 20_000;
 
 struct Queued {
+    /// Identifies the call, to take it out of the queue when its deadline passes.
+    ticket: u64,
     params: Vec<Param>,
+    deadline: Instant,
     done: oneshot::Sender<Result<Vec<Row>>>,
 }
 
 #[derive(Default)]
 struct State {
     in_flight: usize,
-    queue: Vec<Queued>,
+    next_ticket: u64,
+    queue: VecDeque<Queued>,
+    /// Keys whose calls go on the side path, in call order.
+    held: HashMap<String, VecDeque<Queued>>,
+    /// Calls on side paths.
+    held_calls: usize,
 }
 
 /// The combined form of a statement, and the calls of it waiting to go out.
-#[derive(Debug)]
 pub struct Combined {
     pub statement: Statement,
+    /// For statements whose lane skips locked rows: the lane's form of a single call, and
+    /// the side path's form, which waits for the lock.
+    pub skipping: Option<(Statement, Statement)>,
     state: Mutex<State>,
 }
 
-impl std::fmt::Debug for State {
+impl std::fmt::Debug for Combined {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.state();
         write!(
             f,
-            "{} in flight, {} queued",
-            self.in_flight,
-            self.queue.len()
+            "Combined({} in flight, {} queued, {} held)",
+            state.in_flight,
+            state.queue.len(),
+            state.held_calls
         )
     }
 }
 
 impl Combined {
-    pub fn new(statement: Statement) -> Self {
+    pub fn new(statement: Statement, skipping: Option<(Statement, Statement)>) -> Self {
         Combined {
             statement,
+            skipping,
             state: Mutex::default(),
         }
     }
@@ -69,62 +97,194 @@ impl Combined {
     }
 }
 
-/// Runs `statement` (which has a combined form) through the pool. The call takes its
-/// place (a lane, or the queue) here, on the calling thread, so calls keep their order;
-/// the returned future sends it.
+/// The key a call is held by on the side path: its first parameter.
+fn key(params: &[Param]) -> Option<&str> {
+    match params.first() {
+        Some(Param::Text(key)) => Some(key),
+        _ => None,
+    }
+}
+
+/// How a call takes its place, decided on the calling thread so calls keep their order.
+enum Place {
+    /// It has a lane: send it now.
+    Lane(Vec<Param>),
+    /// It waits in the queue or on its key's side path.
+    Queued(u64, oneshot::Receiver<Result<Vec<Row>>>),
+}
+
+/// Runs `statement` (which has a combined form) through the pool by `deadline`. The call
+/// takes its place (a lane, the queue or its key's side path) here, on the calling
+/// thread, so calls keep their order; the returned future sends it.
 pub fn run(
     pool: Arc<SharedPool>,
     statement: &Statement,
     params: Vec<Param>,
+    deadline: Instant,
 ) -> impl std::future::Future<Output = Result<Vec<Row>>> + Send + 'static {
-    let statement = statement.clone();
     let combined = statement.combined.clone().expect("a combined form");
-    let queued = {
-        let mut state = combined.state();
-        if state.in_flight < LANES.min(pool.size()) {
-            state.in_flight += 1;
-            Err(params)
-        } else {
-            let (done, outcome) = oneshot::channel();
-            state.queue.push(Queued { params, done });
-            Ok(outcome)
-        }
+    // The lane's form of a single call.
+    let statement = match &combined.skipping {
+        Some((one, _)) => one.clone(),
+        None => statement.clone(),
     };
+    let place = place(&pool, &combined, params, deadline);
     async move {
-        let params = match queued {
-            Ok(outcome) => return outcome.await.unwrap_or(Err(Error::Closed)),
-            Err(params) => params,
+        let params = match place {
+            Err(err) => return Err(err),
+            Ok(Place::Queued(ticket, outcome)) => {
+                return wait(&pool, &combined, ticket, outcome, deadline).await
+            }
+            Ok(Place::Lane(params)) => params,
         };
-        let outcome = pool.query(&statement, &params).await;
-        // This lane now serves the queue, if anything waits, on a task of its own so this
-        // call's caller hears back at once.
-        if let Some(batch) = next_batch(&combined) {
-            tokio::spawn(drain(pool, statement, combined, batch));
-        }
+        let outcome = match pool.query(&statement, &params, deadline).await {
+            Ok(rows) if combined.skipping.is_some() && is_busy(&rows) => {
+                // Its row is locked elsewhere: it goes to the side path, and the lane on.
+                let (done, outcome) = oneshot::channel();
+                let ticket = {
+                    let mut state = combined.state();
+                    state.next_ticket += 1;
+                    state.next_ticket
+                };
+                let call = Queued {
+                    ticket,
+                    params,
+                    deadline,
+                    done,
+                };
+                hold(&pool, &combined, vec![call]);
+                serve_queue(&pool, &statement, &combined);
+                return wait(&pool, &combined, ticket, outcome, deadline).await;
+            }
+            outcome => outcome,
+        };
+        serve_queue(&pool, &statement, &combined);
         outcome
     }
 }
 
-/// The queued calls to send next (the lane stays in flight), or `None` (the lane is given
-/// back).
-fn next_batch(combined: &Combined) -> Option<Vec<Queued>> {
+fn place(
+    pool: &SharedPool,
+    combined: &Combined,
+    params: Vec<Param>,
+    deadline: Instant,
+) -> Result<Place> {
     let mut state = combined.state();
-    if state.queue.is_empty() {
+    if state.queue.len() + state.held_calls >= MOST_QUEUED {
+        return Err(Error::Overloaded(format!(
+            "{MOST_QUEUED} calls are already waiting for the database; it is not keeping up. \
+             Retry later"
+        )));
+    }
+    let held = key(&params).is_some_and(|k| state.held.contains_key(k));
+    if !held && state.in_flight < LANES.min(pool.conns().size()) {
+        state.in_flight += 1;
+        return Ok(Place::Lane(params));
+    }
+    state.next_ticket += 1;
+    let ticket = state.next_ticket;
+    let (done, outcome) = oneshot::channel();
+    let call = Queued {
+        ticket,
+        params,
+        deadline,
+        done,
+    };
+    if held {
+        let k = key(&call.params).unwrap_or_default().to_string();
+        state.held_calls += 1;
+        state.held.entry(k).or_default().push_back(call);
+    } else {
+        state.queue.push_back(call);
+    }
+    Ok(Place::Queued(ticket, outcome))
+}
+
+/// Waits for a queued call's outcome. At its deadline a call still queued is taken out
+/// unsent: it timed out and certainly took no effect. One already sent resolves with its
+/// statement, which runs by that same deadline.
+async fn wait(
+    pool: &SharedPool,
+    combined: &Combined,
+    ticket: u64,
+    mut outcome: oneshot::Receiver<Result<Vec<Row>>>,
+    deadline: Instant,
+) -> Result<Vec<Row>> {
+    match tokio::time::timeout_at(deadline, &mut outcome).await {
+        Ok(outcome) => return outcome.unwrap_or(Err(Error::Closed)),
+        Err(_) => {
+            let mut guard = combined.state();
+            let state = &mut *guard;
+            if let Some(at) = state.queue.iter().position(|q| q.ticket == ticket) {
+                state.queue.remove(at);
+                return Err(Error::timed_out(pool.conns().query_timeout_ms()));
+            }
+            for calls in state.held.values_mut() {
+                // The first call of a side path may be running; the others have not gone.
+                if let Some(at) = calls.iter().skip(1).position(|q| q.ticket == ticket) {
+                    calls.remove(at + 1);
+                    state.held_calls -= 1;
+                    return Err(Error::timed_out(pool.conns().query_timeout_ms()));
+                }
+            }
+        }
+    }
+    // Sent (or the first of its side path): its statement runs by this deadline too.
+    outcome.await.unwrap_or(Err(Error::Closed))
+}
+
+/// Whether the lane answered "busy": one row of one NULL cell.
+fn is_busy(rows: &[Row]) -> bool {
+    matches!(rows, [Row(cells)] if matches!(cells.as_slice(), [Cell::Null]))
+}
+
+/// The lane is free again: it serves the queue, if anything waits, on a task of its own
+/// (so the call that freed it hears back at once); else it is given back.
+fn serve_queue(pool: &Arc<SharedPool>, statement: &Statement, combined: &Arc<Combined>) {
+    if let Some(batch) = next_batch(pool, combined) {
+        tokio::spawn(drain(
+            pool.clone(),
+            statement.clone(),
+            combined.clone(),
+            batch,
+        ));
+    }
+}
+
+/// The queued calls to send next (the lane stays in flight), or `None` (the lane is given
+/// back). Calls whose deadline passed are answered here, unsent; calls of held keys join
+/// their side path.
+fn next_batch(pool: &Arc<SharedPool>, combined: &Arc<Combined>) -> Option<Vec<Queued>> {
+    let now = Instant::now();
+    let timeout_ms = pool.conns().query_timeout_ms();
+    let mut guard = combined.state();
+    let state = &mut *guard;
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    while let Some(call) = state.queue.pop_front() {
+        if call.deadline <= now {
+            let _ = call.done.send(Err(Error::timed_out(timeout_ms)));
+            continue;
+        }
+        if let Some(k) = key(&call.params).filter(|k| state.held.contains_key(*k)) {
+            let k = k.to_string();
+            state.held_calls += 1;
+            state.held.entry(k).or_default().push_back(call);
+            continue;
+        }
+        let size = call.params.iter().map(Param::size).sum::<usize>();
+        if !batch.is_empty() && (batch.len() >= MOST_CALLS || bytes + size > MOST_BYTES) {
+            state.queue.push_front(call);
+            break;
+        }
+        bytes += size;
+        batch.push(call);
+    }
+    if batch.is_empty() {
         state.in_flight -= 1;
         return None;
     }
-    let mut bytes = 0;
-    let take = state
-        .queue
-        .iter()
-        .take(MOST_CALLS)
-        .take_while(|q| {
-            bytes += q.params.iter().map(Param::size).sum::<usize>();
-            bytes <= MOST_BYTES
-        })
-        .count()
-        .max(1);
-    Some(state.queue.drain(..take).collect())
+    Some(batch)
 }
 
 async fn drain(
@@ -134,24 +294,40 @@ async fn drain(
     mut batch: Vec<Queued>,
 ) {
     loop {
-        send_batch(&pool, &statement, &combined.statement, batch).await;
-        match next_batch(&combined) {
+        send_batch(&pool, &statement, &combined, batch).await;
+        match next_batch(&pool, &combined) {
             Some(next) => batch = next,
             None => return,
         }
     }
 }
 
-async fn send_batch(pool: &SharedPool, one: &Statement, many: &Statement, batch: Vec<Queued>) {
+async fn send_batch(
+    pool: &Arc<SharedPool>,
+    one: &Statement,
+    combined: &Arc<Combined>,
+    batch: Vec<Queued>,
+) {
+    let deadline = batch.iter().map(|q| q.deadline).min().expect("a call");
     if batch.len() == 1 {
         let q = batch.into_iter().next().expect("one call");
-        let _ = q.done.send(pool.query(one, &q.params).await);
+        match pool.query(one, &q.params, deadline).await {
+            Ok(rows) if combined.skipping.is_some() && is_busy(&rows) => {
+                hold(pool, combined, vec![q])
+            }
+            outcome => {
+                let _ = q.done.send(outcome);
+            }
+        }
         return;
     }
-    let (params, waiters): (Vec<_>, Vec<_>) = batch.into_iter().map(|q| (q.params, q.done)).unzip();
-    match pool.query(many, &Param::columns(params)).await {
+    let params: Vec<Vec<Param>> = batch.iter().map(|q| q.params.clone()).collect();
+    match pool
+        .query(&combined.statement, &Param::columns(params), deadline)
+        .await
+    {
         Ok(rows) => {
-            let mut each: Vec<Vec<Row>> = waiters.iter().map(|_| Vec::new()).collect();
+            let mut each: Vec<Vec<Row>> = batch.iter().map(|_| Vec::new()).collect();
             for Row(mut cells) in rows {
                 let Cell::Int(n) = cells.remove(0) else {
                     continue;
@@ -160,14 +336,79 @@ async fn send_batch(pool: &SharedPool, one: &Statement, many: &Statement, batch:
                     rows.push(Row(cells));
                 }
             }
-            for (done, rows) in waiters.into_iter().zip(each) {
-                let _ = done.send(Ok(rows));
+            let mut busy = Vec::new();
+            for (q, rows) in batch.into_iter().zip(each) {
+                if combined.skipping.is_some() && is_busy(&rows) {
+                    busy.push(q);
+                } else {
+                    let _ = q.done.send(Ok(rows));
+                }
             }
+            hold(pool, combined, busy);
         }
         Err(err) => {
-            for done in waiters {
-                let _ = done.send(Err(err.clone()));
+            for q in batch {
+                let _ = q.done.send(Err(err.clone()));
             }
+        }
+    }
+}
+
+/// Puts busy calls (in call order) on their keys' side paths, ahead of the calls of those
+/// keys placed there since (they came later); starts each path that was not running.
+fn hold(pool: &Arc<SharedPool>, combined: &Arc<Combined>, busy: Vec<Queued>) {
+    let mut start = Vec::new();
+    let mut state = combined.state();
+    for call in busy.into_iter().rev() {
+        let Some(k) = key(&call.params).map(str::to_string) else {
+            let _ = call.done.send(Ok(Vec::new()));
+            continue;
+        };
+        if !state.held.contains_key(&k) {
+            start.push(k.clone());
+        }
+        state.held_calls += 1;
+        state.held.entry(k).or_default().push_front(call);
+    }
+    drop(state);
+    for k in start {
+        tokio::spawn(side_path(pool.clone(), combined.clone(), k));
+    }
+}
+
+/// Sends the held calls of one key one by one with the waiting form, each by its own
+/// deadline; ends (and releases the key) once none are left.
+async fn side_path(pool: Arc<SharedPool>, combined: Arc<Combined>, k: String) {
+    let Some((_, side)) = combined.skipping.clone() else {
+        return;
+    };
+    let timeout_ms = pool.conns().query_timeout_ms();
+    loop {
+        let (params, deadline) = {
+            let state = combined.state();
+            match state.held.get(&k).and_then(VecDeque::front) {
+                Some(call) => (call.params.clone(), call.deadline),
+                None => return,
+            }
+        };
+        let outcome = if deadline <= Instant::now() {
+            Err(Error::timed_out(timeout_ms))
+        } else {
+            pool.query(&side, &params, deadline).await
+        };
+        let mut guard = combined.state();
+        let state = &mut *guard;
+        let Some(calls) = state.held.get_mut(&k) else {
+            return;
+        };
+        if let Some(call) = calls.pop_front() {
+            let _ = call.done.send(outcome);
+        }
+        let empty = calls.is_empty();
+        state.held_calls = state.held_calls.saturating_sub(1);
+        if empty {
+            state.held.remove(&k);
+            return;
         }
     }
 }

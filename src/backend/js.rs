@@ -188,10 +188,10 @@ fn read_rows(
 }
 
 fn client_failure(err: napi::Error) -> Error {
-    Error::Client {
-        message: format!("the client's query function failed: {}", err.reason),
-        sql_state: None,
-    }
+    Error::Client(format!(
+        "the client's query function failed: {}",
+        err.reason
+    ))
 }
 
 fn to_json(param: Param) -> Value {
@@ -267,12 +267,12 @@ fn rows_from_columns(statement: &Statement, by_column: Array) -> Result<Vec<Row>
                     .iter()
                     .map(|&v| {
                         if v.is_nan() {
-                            Cell::Null
+                            Ok(Cell::Null)
                         } else {
-                            Cell::Int(v as i64)
+                            checked_int(column.name, v as i64)
                         }
                     })
-                    .collect::<Vec<_>>()
+                    .collect::<Result<Vec<_>>>()?
             }
             Kind::Text => {
                 let text = by_column.get::<String>(at)?.ok_or_else(malformed)?;
@@ -338,6 +338,19 @@ fn split_joined(
     Ok(super::joined_cells(values.into_iter()))
 }
 
+/// The integers the stores read (seqs, chunk counts, row counts) are 0 to 2^31 - 1, as
+/// the schema's `INTEGER` columns: anything else is not what the client should return.
+fn checked_int(name: &str, n: i64) -> Result<Cell> {
+    if (0..=i64::from(i32::MAX)).contains(&n) {
+        Ok(Cell::Int(n))
+    } else {
+        Err(Error::MalformedResult(format!(
+            "column \"{name}\" of the client's query result holds {n}, outside 0 to {}",
+            i32::MAX
+        )))
+    }
+}
+
 fn cell(name: &str, kind: Kind, value: Unknown) -> Result<Cell> {
     let found = value.get_type()?;
     let wrong = |what: String| {
@@ -361,7 +374,7 @@ fn cell(name: &str, kind: Kind, value: Unknown) -> Result<Cell> {
             let (env, v) = raw(&value);
             let n = unsafe { f64::from_napi_value(env, v)? };
             if n.fract() == 0.0 && n.abs() < 9.0e15 {
-                Ok(Cell::Int(n as i64))
+                checked_int(name, n as i64)
             } else {
                 Err(wrong(format!("the number {n}")))
             }
@@ -369,16 +382,16 @@ fn cell(name: &str, kind: Kind, value: Unknown) -> Result<Cell> {
         (Kind::Int, ValueType::String) => {
             let (env, v) = raw(&value);
             let s = unsafe { String::from_napi_value(env, v)? };
-            s.trim()
-                .parse::<i64>()
-                .map(Cell::Int)
-                .map_err(|_| wrong(format!("the string {s:?}")))
+            match s.trim().parse::<i64>() {
+                Ok(n) => checked_int(name, n),
+                Err(_) => Err(wrong(format!("the string {s:?}"))),
+            }
         }
         (Kind::Int, ValueType::BigInt) => {
             let (env, v) = raw(&value);
             let (n, lossless) = unsafe { BigInt::from_napi_value(env, v)? }.get_i64();
             if lossless {
-                Ok(Cell::Int(n))
+                checked_int(name, n)
             } else {
                 Err(wrong("a BigInt out of range".into()))
             }
@@ -418,52 +431,79 @@ fn outcome_error(outcome: Value) -> Error {
     ))
 }
 
+/// A client's failure, classified as the Rust pool's are: by SQLSTATE when the driver
+/// gives one (`Error::from_server`), else by the driver's code: it could not connect, or
+/// it lost the connection while the statement ran. The adapter marks failures that came
+/// while it checked a connection out of the client's pool (`phase: "connect"`).
 fn failure(failed: &Value) -> Error {
     let message = failed
         .get("message")
         .and_then(Value::as_str)
         .unwrap_or("the client's query() failed")
         .to_string();
+    let code = failed.get("code").and_then(Value::as_str).unwrap_or("");
+    let at_connect = failed.get("phase").and_then(Value::as_str) == Some("connect");
+    match code {
+        "QUERY_TIMEOUT" => {
+            return Error::Timeout {
+                message,
+                sql_state: None,
+            }
+        }
+        "NO_FREE_CONNECTION" => {
+            return Error::Connection {
+                message,
+                sql_state: None,
+                retryable: true,
+            }
+        }
+        _ => {}
+    }
     // Drivers put a PostgreSQL error's SQLSTATE in `code`: five digits or upper-case
     // letters, at least one a digit (which tells it from errno codes like EPIPE).
-    let sql_state = failed
-        .get("code")
-        .and_then(Value::as_str)
-        .filter(|c| {
-            c.len() == 5
-                && c.chars()
-                    .all(|ch| ch.is_ascii_digit() || ch.is_ascii_uppercase())
-                && c.chars().any(|ch| ch.is_ascii_digit())
-        })
-        .map(str::to_string);
-    let code = failed.get("code").and_then(Value::as_str).unwrap_or("");
-    if code == "QUERY_TIMEOUT" {
-        return Error::Timeout(message);
+    let is_sql_state = code.len() == 5
+        && code
+            .chars()
+            .all(|ch| ch.is_ascii_digit() || ch.is_ascii_uppercase())
+        && code.chars().any(|ch| ch.is_ascii_digit());
+    if is_sql_state {
+        return Error::from_server(code, message, at_connect);
     }
-    // The driver lost (or never had) its connection: errno codes, postgres.js's own, and
-    // pg's message when the server closes the socket.
-    let lost = matches!(
+    // No connection was made: errno codes of connecting, postgres.js's own, and pg.Pool's
+    // exhausted pool ("timeout exceeded when trying to connect").
+    let not_connected = matches!(
         code,
         "ECONNREFUSED"
-            | "ECONNRESET"
-            | "ETIMEDOUT"
-            | "EPIPE"
             | "ENOTFOUND"
             | "EAI_AGAIN"
             | "EHOSTUNREACH"
             | "ENETUNREACH"
+            | "CONNECT_TIMEOUT"
+    ) || message.contains("timeout exceeded when trying to connect");
+    // The connection broke: errno codes, postgres.js's own, pg's "Connection terminated".
+    let lost = matches!(
+        code,
+        "ECONNRESET"
+            | "ETIMEDOUT"
+            | "EPIPE"
             | "CONNECTION_CLOSED"
             | "CONNECTION_ENDED"
             | "CONNECTION_DESTROYED"
-            | "CONNECT_TIMEOUT"
     ) || message.starts_with("Connection terminated");
-    if lost && sql_state.is_none() {
-        return Error::Connection {
-            message: format!("the client lost its connection to PostgreSQL: {message}"),
+    if not_connected || (lost && at_connect) {
+        Error::Connection {
+            message: format!("the client could not connect: {message}"),
             sql_state: None,
-        };
+            retryable: true,
+        }
+    } else if lost {
+        Error::Lost {
+            message: format!("the client's connection broke: {message}"),
+            sql_state: None,
+        }
+    } else {
+        Error::Client(message)
     }
-    Error::Client { message, sql_state }
 }
 
 #[cfg(test)]
@@ -486,6 +526,21 @@ mod tests {
         assert_eq!(err.code(), "CONNECTION_ERROR");
         let err = outcome_error(json!({ "failed": { "message": "m", "code": "EWHATEVER" } }));
         assert_eq!(err.code(), "CLIENT_ERROR");
+        let err = outcome_error(json!({ "failed": { "message": "m", "code": "57014" } }));
+        assert_eq!(err.code(), "QUERY_TIMEOUT");
+        let err = outcome_error(json!({ "failed": { "message": "m", "code": "3D000" } }));
+        assert_eq!((err.code(), err.retryable()), ("CONNECTION_ERROR", false));
+        let err = outcome_error(
+            json!({ "failed": { "message": "timeout exceeded when trying to connect" } }),
+        );
+        assert_eq!((err.code(), err.retryable()), ("CONNECTION_ERROR", true));
+        assert!(err.to_string().starts_with("could not connect"));
+        let err = outcome_error(json!({ "failed": { "message": "m", "code": "ECONNRESET" } }));
+        assert!(err.to_string().starts_with("lost the connection"));
+        let err = outcome_error(
+            json!({ "failed": { "message": "m", "code": "ECONNRESET", "phase": "connect" } }),
+        );
+        assert!(err.to_string().starts_with("could not connect"));
         let err = outcome_error(json!({ "failed": { "message": "m", "code": null } }));
         assert_eq!(err.code(), "CLIENT_ERROR");
     }

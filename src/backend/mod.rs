@@ -228,13 +228,16 @@ impl Db {
         match self.conn()? {
             // A statement with a combined form may go out together with other calls of it.
             Conn::Pool(pool) if statement.combined.is_some() => {
-                let rows = combine::run(pool, statement, params);
+                let deadline = pool.conns().deadline();
+                let rows = combine::run(pool, statement, params, deadline);
                 env.spawn_future(async move { Ok(finish(rows.await?)?) })
             }
             Conn::Pool(pool) => {
+                // The deadline runs from the call, not from when the runtime gets to it.
+                let deadline = pool.conns().deadline();
                 let statement = statement.clone();
                 env.spawn_future(async move {
-                    let rows = pool.query(&statement, &params).await?;
+                    let rows = pool.query(&statement, &params, deadline).await?;
                     Ok(finish(rows)?)
                 })
             }
@@ -249,9 +252,10 @@ impl Db {
         match self.conn().ok()? {
             Conn::Pool(pool) => {
                 let statement = statement.clone();
+                let deadline = pool.conns().deadline();
                 let (rows, started) = tokio::sync::oneshot::channel();
                 spawn(async move {
-                    let _ = rows.send(pool.query(&statement, &params).await);
+                    let _ = rows.send(pool.query(&statement, &params, deadline).await);
                 });
                 Some(Started::Pool(started))
             }
@@ -315,10 +319,10 @@ impl Db {
     /// A write to the stream committed: wake its readers in this process at once, and
     /// (with the Rust pool) in every other process through NOTIFY. Call it from where
     /// `finish` runs.
-    pub fn written(&self, table: &str, id: &str) {
-        wakeups::wake(table, id);
+    pub fn written(&self, key: &str, id: &str) {
+        wakeups::wake(key, id);
         if let Ok(Conn::Pool(pool)) = self.conn() {
-            pool.publish(table, id);
+            pool.publish(key, id);
         }
     }
 
@@ -333,13 +337,19 @@ impl Db {
         }
     }
 
-    /// Releases the connection (a pool is closed once no store uses it) and ends every
-    /// reader that waits on this store.
-    pub fn close(&self) {
-        if let Ok(mut conn) = self.conn.write() {
-            conn.take();
-        }
+    /// Releases the connection and ends every reader that waits on this store. When this
+    /// was the last store of a pool, the returned `Closing` resolves once the pool's
+    /// connections are closed.
+    pub fn close(&self) -> Option<pool::Closing> {
+        let conn = self.conn.write().ok().and_then(|mut conn| conn.take());
         self.closed.send_replace(true);
+        let Some(Conn::Pool(pool)) = conn else {
+            return None;
+        };
+        // In-flight calls hold the pool too; it closes once the last of them is done.
+        let closing = pool.release_store().then(|| pool.closing());
+        drop(pool);
+        closing
     }
 
     pub fn is_closed(&self) -> bool {
@@ -353,13 +363,26 @@ impl Db {
     }
 }
 
+/// Closes a store's connection now; the promise resolves once a pool no other store uses
+/// has closed its connections (in-flight calls end within their deadline; a few seconds
+/// at most).
+pub fn close<'env>(env: &'env Env, db: &Db) -> napi::Result<PromiseRaw<'env, ()>> {
+    let closing = db.close();
+    env.spawn_future(async move {
+        if let Some(closing) = closing {
+            closing.closed(std::time::Duration::from_secs(5)).await;
+        }
+        Ok(())
+    })
+}
+
 /// Pool settings for a store built from a connection string.
 #[napi(object)]
 #[derive(Default)]
 pub struct PoolOptions {
-    /// Most connections the pool opens (default 10). Stores created with the same
-    /// connection string and pool options in one process share one pool.
-    pub pool_size: Option<u32>,
+    /// Most connections the pool opens, 1 to 1000 (default 10). Stores created with the
+    /// same connection string and pool options in one process share one pool.
+    pub pool_size: Option<f64>,
     /// How long opening a connection may take, in ms (default 10000).
     pub connect_timeout_ms: Option<f64>,
     /// How long one statement may take, waiting for a free connection included, in ms
@@ -371,12 +394,12 @@ impl PoolOptions {
     fn settings(self) -> Result<pool::PoolSettings> {
         let size = match self.pool_size {
             None => 10,
-            Some(0) => {
-                return Err(Error::InvalidOption(
-                    "option \"poolSize\" must be a whole number of at least 1".into(),
-                ))
+            Some(n) if n.fract() == 0.0 && (1.0..=1000.0).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(Error::InvalidOption(format!(
+                    "option \"poolSize\" must be a whole number from 1 to 1000, got {n}"
+                )))
             }
-            Some(n) => n as usize,
         };
         Ok(pool::PoolSettings {
             size,
@@ -386,13 +409,13 @@ impl PoolOptions {
     }
 }
 
-/// A time limit option: whole milliseconds, more than 0, at most a day.
+/// A time limit option: a whole number of milliseconds from 1 to a day.
 pub fn positive_ms(option: &str, value: Option<f64>, default: u64) -> Result<u64> {
     match value {
         None => Ok(default),
-        Some(v) if (1.0..=86_400_000.0).contains(&v) => Ok(v.round() as u64),
+        Some(v) if v.fract() == 0.0 && (1.0..=86_400_000.0).contains(&v) => Ok(v as u64),
         Some(v) => Err(Error::InvalidOption(format!(
-            "option \"{option}\" must be a number of milliseconds from 1 to 86400000, got {v}"
+            "option \"{option}\" must be a whole number of milliseconds from 1 to 86400000, got {v}"
         ))),
     }
 }
@@ -424,10 +447,10 @@ impl NativeBackend {
             .run(env, &Statement::plain(sql), Vec::new(), |_| Ok(()))
     }
 
-    /// Lets go of the connection (a pool closes once no store uses it).
+    /// Lets go of the connection; resolves once a pool no other store uses is closed.
     #[napi]
-    pub fn close(&self) {
-        self.db.close();
+    pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        close(env, &self.db)
     }
 
     /// A backend over a JS client: `makeAdapter(settle, queryTimeoutMs)` returns the

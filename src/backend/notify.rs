@@ -21,24 +21,35 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::sql::NOTIFY_CHANNEL as CHANNEL;
+use super::pool::Conns;
+use super::Param;
+use crate::sql::{Statement, NOTIFY_CHANNEL as CHANNEL};
 use crate::wakeups;
+
 /// Keep payloads well under PostgreSQL's 8,000-byte limit.
 const MAX_PAYLOAD: usize = 7_500;
+/// Most streams queued for the next notification. Beyond it a write goes unannounced:
+/// readers in other processes then find it through their shared check (`sweep.rs`).
+const MOST_QUEUED: usize = 100_000;
+/// The listener's probe is sent again, with back-off up to this, until it comes back.
+const PROBE_AGAIN_AT_MOST: Duration = Duration::from_secs(30);
+
+fn notify_statement() -> Statement {
+    Statement::plain("SELECT pg_notify($1::text, $2::text)".into())
+}
 
 type Key = (String, String);
 
 pub struct Notifier {
-    pool: Pool,
+    conns: Conns,
     config: Config,
     tls: MakeRustlsConnect,
-    queue: OnceLock<mpsc::UnboundedSender<Key>>,
+    queue: OnceLock<mpsc::Sender<Key>>,
     listener: Mutex<Option<JoinHandle<()>>>,
     /// The listener is up and has received its own probe.
     listening: Arc<AtomicBool>,
@@ -58,9 +69,9 @@ impl Drop for Notifier {
 }
 
 impl Notifier {
-    pub fn new(pool: Pool, config: Config, tls: MakeRustlsConnect) -> Self {
+    pub fn new(conns: Conns, config: Config, tls: MakeRustlsConnect) -> Self {
         Notifier {
-            pool,
+            conns,
             config,
             tls,
             queue: OnceLock::new(),
@@ -72,11 +83,11 @@ impl Notifier {
     /// Queues a notification that the stream was written. Call from the tokio runtime.
     pub fn publish(&self, table: &str, id: &str) {
         let queue = self.queue.get_or_init(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(publish_batches(self.pool.clone(), rx));
+            let (tx, rx) = mpsc::channel(MOST_QUEUED);
+            tokio::spawn(publish_batches(self.conns.clone(), rx));
             tx
         });
-        let _ = queue.send((table.to_string(), id.to_string()));
+        let _ = queue.try_send((table.to_string(), id.to_string()));
     }
 
     /// Starts the listener connection unless it runs. Call from the tokio runtime.
@@ -88,7 +99,7 @@ impl Notifier {
         *listener = Some(tokio::spawn(listen_forever(
             self.config.clone(),
             self.tls.clone(),
-            self.pool.clone(),
+            self.conns.clone(),
             self.listening.clone(),
         )));
     }
@@ -99,22 +110,25 @@ impl Notifier {
     }
 }
 
-/// Sends what has queued up, as few notifications as fit, until the pool goes.
-async fn publish_batches(pool: Pool, mut queue: mpsc::UnboundedReceiver<Key>) {
+/// Sends what has queued up, as few notifications as fit, until the pool goes. Each
+/// within `queryTimeoutMs`; a failure loses nothing but time (readers in other processes
+/// fall back to their shared check).
+async fn publish_batches(conns: Conns, mut queue: mpsc::Receiver<Key>) {
+    let statement = notify_statement();
     while let Some(first) = queue.recv().await {
         let mut streams = HashSet::from([first]);
         while let Ok(more) = queue.try_recv() {
             streams.insert(more);
         }
         for payload in payloads(streams) {
-            let Ok(client) = pool.get().await else {
-                break; // the database is away: readers fall back to polling
-            };
-            let sent = async {
-                let statement = client.prepare_cached("SELECT pg_notify($1, $2)").await?;
-                client.execute(&statement, &[&CHANNEL, &payload]).await
-            };
-            let _ = sent.await;
+            let params = [Param::Text(CHANNEL.into()), Param::Text(payload)];
+            if conns
+                .query(&statement, &params, conns.deadline())
+                .await
+                .is_err()
+            {
+                break; // the database is away
+            }
         }
     }
 }
@@ -188,13 +202,13 @@ fn deliver(payload: &str) -> Heard {
 }
 
 /// LISTENs on a connection of its own; when it is lost, connects again with back-off.
-async fn listen_forever(config: Config, tls: MakeRustlsConnect, pool: Pool, up: Arc<AtomicBool>) {
+async fn listen_forever(config: Config, tls: MakeRustlsConnect, conns: Conns, up: Arc<AtomicBool>) {
     // Probe numbers, unique in the process (its pools share the channel).
     static PROBES: AtomicU64 = AtomicU64::new(0);
     let mut backoff = Duration::from_millis(50);
     loop {
         let probe = PROBES.fetch_add(1, Ordering::Relaxed);
-        let listened = listen_once(&config, tls.clone(), &pool, &up, probe).await;
+        let listened = listen_once(&config, tls.clone(), &conns, &up, probe).await;
         up.store(false, Ordering::Release);
         if listened {
             backoff = Duration::from_millis(50);
@@ -208,10 +222,11 @@ async fn listen_forever(config: Config, tls: MakeRustlsConnect, pool: Pool, up: 
 async fn listen_once(
     config: &Config,
     tls: MakeRustlsConnect,
-    pool: &Pool,
-    up: &AtomicBool,
+    conns: &Conns,
+    up: &Arc<AtomicBool>,
     probe: u64,
 ) -> bool {
+    let heard = up.clone();
     let Ok((client, mut connection)) = config.connect(tls).await else {
         return false;
     };
@@ -221,7 +236,7 @@ async fn listen_once(
         while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
             if let AsyncMessage::Notification(notification) = message {
                 if deliver(notification.payload()) == Heard::Probe(probe) {
-                    up.store(true, Ordering::Release);
+                    heard.store(true, Ordering::Release);
                 }
             }
         }
@@ -245,15 +260,25 @@ async fn listen_once(
         p: Some(probe),
     })
     .unwrap_or_default();
-    let pool = pool.clone();
-    tokio::spawn(async move {
-        if let Ok(client) = pool.get().await {
-            let _ = client
-                .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
-                .await;
+    // The probe goes through the pool; until it comes back it is sent again, with
+    // back-off (a lost probe, or the database away for a moment, must not leave this
+    // process polling for the listener's whole life).
+    let (conns, up) = (conns.clone(), up.clone());
+    let prober = tokio::spawn(async move {
+        let statement = notify_statement();
+        let mut wait = Duration::from_secs(1);
+        while !up.load(Ordering::Acquire) {
+            let params = [Param::Text(CHANNEL.into()), Param::Text(payload.clone())];
+            let _ = conns.query(&statement, &params, conns.deadline()).await;
+            let until = tokio::time::Instant::now() + wait;
+            while !up.load(Ordering::Acquire) && tokio::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            wait = (wait * 2).min(PROBE_AGAIN_AT_MOST);
         }
     });
     pump.await;
+    prober.abort();
     true
 }
 

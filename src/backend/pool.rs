@@ -1,21 +1,44 @@
 //! The Rust backend: a deadpool-postgres pool per connection string, shared by every
 //! store in the process, with a cache of prepared statements on each connection, and its
 //! LISTEN/NOTIFY wake-ups (`notify.rs`).
+//!
+//! The pool heals: a connection whose statement timed out or broke is never used again
+//! (a timed-out statement is also cancelled on the server), every idle connection is
+//! dropped at such a failure (the network that broke one has likely broken the others),
+//! a connection idle for a while is checked before reuse, and TCP keepalive notices a
+//! dead peer in seconds, not hours.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Hook, HookError, Manager, ManagerConfig, Object, Pool, QueueMode, RecyclingMethod, Runtime,
+};
+use tokio::time::{timeout_at, Instant};
 use tokio_postgres::types::ToSql;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::conninfo::ConnInfo;
 use super::notify::Notifier;
 use super::sweep::{Sweeper, Waiter, Waiting};
 use super::tls::Tls;
 use super::{joined_cells, Cell, Param, Row};
-use crate::error::{timed_out, Error, Result};
+use crate::error::{Error, Result};
 use crate::sql::{Kind, Statement};
+
+/// A pooled connection idle for this long is checked with an empty query before reuse.
+const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
+/// Most time that check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// TCP keepalive: first probe after this much silence, then every `KEEPALIVE_INTERVAL`,
+/// giving up after `KEEPALIVE_RETRIES`; unacknowledged data gives up after
+/// `TCP_USER_TIMEOUT`. Applied unless the connection string sets them.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_RETRIES: u32 = 3;
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How a pool is set up: its size and its time limits, in ms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,17 +48,27 @@ pub struct PoolSettings {
     pub query_timeout_ms: u64,
 }
 
-pub struct SharedPool {
+/// The pool's connections and how statements run on them: cheap to clone, shared with
+/// the shared check (`sweep.rs`) and the notifier (`notify.rs`).
+#[derive(Clone)]
+pub struct Conns {
     pool: Pool,
+    tls: MakeRustlsConnect,
     size: usize,
     query_timeout: Duration,
+}
+
+pub struct SharedPool {
+    /// Stores using the pool and not closed.
+    stores: std::sync::atomic::AtomicUsize,
+    conns: Conns,
     sweeper: Sweeper,
     notifier: Notifier,
 }
 
 impl Drop for SharedPool {
     fn drop(&mut self) {
-        self.pool.close();
+        self.conns.pool.close();
     }
 }
 
@@ -48,6 +81,7 @@ pub fn shared(url: &str, settings: PoolSettings) -> Result<Arc<SharedPool>> {
     let mut pools = POOLS.lock().map_err(|_| Error::Closed)?;
     let key = (url.to_string(), settings);
     if let Some(pool) = pools.get(&key).and_then(Weak::upgrade) {
+        pool.stores.fetch_add(1, Ordering::AcqRel);
         return Ok(pool);
     }
     pools.retain(|_, pool| pool.strong_count() > 0);
@@ -76,6 +110,18 @@ impl SharedPool {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_millis(connect_timeout_ms));
         }
+        // A dead peer (a NAT or load balancer that dropped the flow, a failed-over
+        // server) is noticed in seconds; the default keepalive starts after two hours.
+        if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+            config
+                .keepalives(true)
+                .keepalives_idle(KEEPALIVE_IDLE)
+                .keepalives_interval(KEEPALIVE_INTERVAL)
+                .keepalives_retries(KEEPALIVE_RETRIES);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
         // The server gives up on a statement at the same limit, so a slow one does not
         // keep working (and holding locks) after the caller was told it timed out.
         let statement_timeout = format!("-c statement_timeout={query_timeout_ms}");
@@ -101,34 +147,56 @@ impl SharedPool {
             .wait_timeout(Some(Duration::from_millis(query_timeout_ms)))
             .create_timeout(Some(Duration::from_millis(connect_timeout_ms + 5_000)))
             .recycle_timeout(Some(Duration::from_secs(5)))
+            .pre_recycle(Hook::async_fn(|client, metrics| {
+                Box::pin(async move {
+                    if metrics.last_used() < CHECK_IDLE_AFTER {
+                        return Ok(());
+                    }
+                    // Idle for a while: make sure the other end is still there.
+                    match tokio::time::timeout(CHECK_TIMEOUT, client.simple_query("")).await {
+                        Ok(Ok(_)) => Ok(()),
+                        _ => Err(HookError::message("an idle connection did not answer")),
+                    }
+                })
+            }))
             .build()
             .map_err(|e| Error::InvalidArgument(format!("could not build the pool: {e}")))?;
-        Ok(SharedPool {
+        let conns = Conns {
+            pool,
+            tls: connector.clone(),
             size,
             query_timeout: Duration::from_millis(query_timeout_ms),
+        };
+        Ok(SharedPool {
+            stores: 1.into(),
             sweeper: Sweeper::default(),
-            notifier: Notifier::new(pool.clone(), config, connector),
-            pool,
+            notifier: Notifier::new(conns.clone(), config, connector),
+            conns,
         })
     }
 
-    /// The most connections the pool opens.
-    pub fn size(&self) -> usize {
-        self.size
+    /// A store let go of the pool: true if it was the last.
+    pub fn release_store(&self) -> bool {
+        self.stores.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    pub fn conns(&self) -> &Conns {
+        &self.conns
     }
 
     /// Tells readers in every process that the stream was written (see `notify.rs`).
-    pub fn publish(&self, table: &str, id: &str) {
-        self.notifier.publish(table, id);
+    pub fn publish(&self, key: &str, id: &str) {
+        self.notifier.publish(key, id);
     }
 
-    /// Runs one statement, within the pool's query timeout (waiting for a connection
-    /// included).
-    pub async fn query(&self, statement: &Statement, params: &[Param]) -> Result<Vec<Row>> {
-        match tokio::time::timeout(self.query_timeout, query(&self.pool, statement, params)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(timed_out(self.query_timeout.as_millis() as u64)),
-        }
+    /// Runs one statement by `deadline` (waiting for a connection included).
+    pub async fn query(
+        &self,
+        statement: &Statement,
+        params: &[Param],
+        deadline: Instant,
+    ) -> Result<Vec<Row>> {
+        self.conns.query(statement, params, deadline).await
     }
 
     /// Registers a waiting reader with the pool's shared check (see `sweep.rs`), and makes
@@ -138,13 +206,126 @@ impl SharedPool {
             self.notifier.listen();
         }
         self.sweeper
-            .add(&self.pool, self.notifier.listening(), waiter)
+            .add(&self.conns, self.notifier.listening(), waiter)
+    }
+
+    /// What `close()` waits for once the last store let go of this pool: its in-flight
+    /// calls done (the pool and its listener close with the last of them) and its
+    /// connections gone. Later stores of the same connection string get a new pool.
+    pub fn closing(self: &Arc<Self>) -> Closing {
+        if let Ok(mut pools) = POOLS.lock() {
+            pools.retain(|_, pool| !std::ptr::eq(pool.as_ptr(), Arc::as_ptr(self)));
+        }
+        Closing {
+            shared: Arc::downgrade(self),
+            pool: self.conns.pool.clone(),
+        }
     }
 }
 
-/// Runs one statement on a pooled connection, prepared once per connection.
-pub async fn query(pool: &Pool, statement: &Statement, params: &[Param]) -> Result<Vec<Row>> {
-    let client = pool.get().await?;
+/// The remains of a pool being closed.
+pub struct Closing {
+    shared: Weak<SharedPool>,
+    pool: Pool,
+}
+
+impl Closing {
+    /// Resolves once the pool is closed and all its connections with it, or after `most`.
+    pub async fn closed(self, most: Duration) {
+        let _ = tokio::time::timeout(most, async {
+            while self.shared.strong_count() > 0 || self.pool.status().size > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+    }
+}
+
+impl Conns {
+    /// The most connections the pool opens.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The deadline of a call made now.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.query_timeout
+    }
+
+    pub fn query_timeout_ms(&self) -> u64 {
+        self.query_timeout.as_millis() as u64
+    }
+
+    /// A connection by `deadline`.
+    async fn connection(&self, deadline: Instant) -> Result<Object> {
+        match timeout_at(deadline, self.pool.get()).await {
+            Ok(Ok(client)) => Ok(client),
+            Ok(Err(deadpool_postgres::PoolError::Backend(e))) => Err(Error::from_connect(e)),
+            Ok(Err(deadpool_postgres::PoolError::Closed)) => Err(Error::Closed),
+            Ok(Err(deadpool_postgres::PoolError::Timeout(_))) | Err(_) => {
+                let status = self.pool.status();
+                Err(if status.size >= status.max_size {
+                    Error::no_free_connection(self.query_timeout_ms())
+                } else {
+                    Error::Connection {
+                        message: format!(
+                            "opening a connection took longer than queryTimeoutMs ({} ms); \
+                             is PostgreSQL reachable?",
+                            self.query_timeout_ms()
+                        ),
+                        sql_state: None,
+                        retryable: true,
+                    }
+                })
+            }
+            Ok(Err(other)) => Err(Error::Connection {
+                message: other.to_string(),
+                sql_state: None,
+                retryable: true,
+            }),
+        }
+    }
+
+    /// Runs one statement on a pooled connection (prepared once per connection) by
+    /// `deadline`. A connection on which the statement timed out or broke is dropped, and
+    /// a timed-out statement is cancelled on the server.
+    pub async fn query(
+        &self,
+        statement: &Statement,
+        params: &[Param],
+        deadline: Instant,
+    ) -> Result<Vec<Row>> {
+        let client = self.connection(deadline).await?;
+        let outcome = match timeout_at(deadline, run(&client, statement, params)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Error::timed_out(self.query_timeout_ms())),
+        };
+        if let Err(err) = &outcome {
+            if err.spoils_connection() {
+                self.discard(client, err.sql_state().is_none());
+            }
+        }
+        outcome
+    }
+
+    /// Drops a connection that must not be used again; `cancel`: a statement on it may
+    /// still run, so the server is asked to cancel it. Idle connections go too: the
+    /// network that broke this one has likely broken them.
+    fn discard(&self, client: Object, cancel: bool) {
+        if cancel {
+            let token = client.cancel_token();
+            let tls = self.tls.clone();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(CHECK_TIMEOUT * 5, token.cancel_query(tls)).await;
+            });
+        }
+        drop(Object::take(client));
+        self.pool.retain(|_, _| false);
+    }
+}
+
+/// Runs one statement on a connection and reads its rows.
+async fn run(client: &Object, statement: &Statement, params: &[Param]) -> Result<Vec<Row>> {
     let prepared = client.prepare_cached(&statement.text).await?;
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_sql).collect();
     let rows = client.query(&prepared, &refs).await?;

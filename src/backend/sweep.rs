@@ -17,10 +17,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
 use serde_json::json;
 
-use super::{pool, Param};
+use super::pool::Conns;
+use super::Param;
 use crate::sql::Statement;
 use crate::wakeups;
 
@@ -72,7 +72,7 @@ impl Drop for Waiting {
 impl Sweeper {
     /// Adds a waiting reader; starts the check task unless it runs. Call from the tokio
     /// runtime.
-    pub fn add(&self, pool: &Pool, listening: Arc<AtomicBool>, waiter: Waiter) -> Waiting {
+    pub fn add(&self, conns: &Conns, listening: Arc<AtomicBool>, waiter: Waiter) -> Waiting {
         let mut waiters = lock(&self.waiters);
         waiters.next += 1;
         let key = waiters.next;
@@ -81,7 +81,7 @@ impl Sweeper {
             waiters.running = true;
             tokio::spawn(check_while_waited(
                 self.waiters.clone(),
-                pool.clone(),
+                conns.clone(),
                 listening,
             ));
         }
@@ -93,7 +93,11 @@ impl Sweeper {
 }
 
 /// The check loop: ends when no reader waits.
-async fn check_while_waited(waiters: Arc<Mutex<Waiters>>, pool: Pool, listening: Arc<AtomicBool>) {
+async fn check_while_waited(
+    waiters: Arc<Mutex<Waiters>>,
+    conns: Conns,
+    listening: Arc<AtomicBool>,
+) {
     loop {
         let tick = {
             let mut w = lock(&waiters);
@@ -131,7 +135,8 @@ async fn check_while_waited(waiters: Arc<Mutex<Waiters>>, pool: Pool, listening:
                 .map(|(id, after)| json!({ "id": id, "after": after }))
                 .collect();
             let params = [Param::Text(serde_json::Value::from(list).to_string())];
-            match pool::query(&pool, &statement, &params).await {
+            // Within `queryTimeoutMs`, like every statement.
+            match conns.query(&statement, &params, conns.deadline()).await {
                 Ok(rows) => {
                     for mut row in rows {
                         if let Some(id) = row.take_text(0) {
@@ -139,9 +144,9 @@ async fn check_while_waited(waiters: Arc<Mutex<Waiters>>, pool: Pool, listening:
                         }
                     }
                 }
-                // The database is away: the readers keep waiting, and the check runs
-                // again next tick.
-                Err(err) if err.code() == "CONNECTION_ERROR" => {}
+                // The database is away or slow: the readers keep waiting, and the check
+                // runs again next tick.
+                Err(err) if err.retryable() => {}
                 // Anything else (a table gone, say): the readers look for themselves, so
                 // that they see the error.
                 Err(_) => {
