@@ -557,7 +557,6 @@ function wrapNeon(sql) {
 // ---------------------------------------------------------------------------- stores
 
 /** What both stores share: the native store, cleanup, close. */
-const NATIVE = Symbol("native");
 
 class Store {
   #native;
@@ -567,19 +566,20 @@ class Store {
     this.#native = construct(() => new Native(backendFor(client, opts), opts));
   }
 
-  get [NATIVE]() {
-    if (!(#native in this)) {
+  /** The native store behind `store`; a clear error when `store` is not one (a wrong `this`). */
+  static native(store) {
+    if (store === null || typeof store !== "object" || !(#native in store)) {
       throw invalid(
         "a store method was called on an object that is not a store (was it taken off its " +
           "store, as in `const { append } = store`? bind it, or call it on the store)",
       );
     }
-    return this.#native;
+    return store.#native;
   }
 
   /** Removes expired rows; resolves how many streams (or conversations) went. */
   cleanup() {
-    return run(() => this[NATIVE].cleanup());
+    return run(() => native(this).cleanup());
   }
 
   /**
@@ -587,13 +587,15 @@ class Store {
    * no other store uses has closed its connections.
    */
   close() {
-    return run(() => this[NATIVE].close());
+    return run(() => native(this).close());
   }
 
   get closed() {
-    return this[NATIVE].closed;
+    return native(this).closed;
   }
 }
+
+const native = (store) => Store.native(store);
 
 if (typeof Symbol.asyncDispose === "symbol") {
   Store.prototype[Symbol.asyncDispose] = Store.prototype.close;
@@ -607,16 +609,16 @@ class PostgresStreamStore extends Store {
   }
 
   create(id) {
-    return run(() => this[NATIVE].create(text("stream id", id)));
+    return run(() => native(this).create(text("stream id", id)));
   }
 
   append(id, chunk) {
-    return run(() => this[NATIVE].append(text("stream id", id), text("chunk", chunk)));
+    return run(() => native(this).append(text("stream id", id), text("chunk", chunk)));
   }
 
   async *readFrom(id, afterSeq) {
-    const reader = await run(() => this[NATIVE].reader(text("stream id", id), seqArgument(afterSeq)));
-    const retryFor = this[NATIVE].retryReadsForMs;
+    const reader = await run(() => native(this).reader(text("stream id", id), seqArgument(afterSeq)));
+    const retryFor = native(this).retryReadsForMs;
     const fetch = () => {
       const page = run(() => reader.nextPage());
       page.catch(() => {}); // awaited below, unless the reader is left first
@@ -662,21 +664,21 @@ class PostgresStreamStore extends Store {
   }
 
   async getStatus(id) {
-    const status = await run(() => this[NATIVE].getStatus(text("stream id", id)));
+    const status = await run(() => native(this).getStatus(text("stream id", id)));
     if (status === null) return null;
     return { state: status.state, error: status.error ?? undefined, totalChunks: status.totalChunks };
   }
 
   stop(id) {
-    return run(() => this[NATIVE].stop(text("stream id", id)));
+    return run(() => native(this).stop(text("stream id", id)));
   }
 
   complete(id) {
-    return run(() => this[NATIVE].complete(text("stream id", id)));
+    return run(() => native(this).complete(text("stream id", id)));
   }
 
   fail(id, error) {
-    return run(() => this[NATIVE].fail(text("stream id", id), text("error", error)));
+    return run(() => native(this).fail(text("stream id", id), text("error", error)));
   }
 }
 
@@ -717,22 +719,22 @@ class PostgresConversationStore extends Store {
       if (typeof json !== "string") {
         throw invalid(`chat.toJSON() must return a string (ChatHistory's JSON), got ${describe(json)}`);
       }
-      return this[NATIVE].saveJSON(text("sessionId", sessionId), text("chat.toJSON()", json));
+      return native(this).saveJSON(text("sessionId", sessionId), text("chat.toJSON()", json));
     });
   }
 
   /** The stored JSON of an unexpired session, or null. */
   loadJSON(sessionId) {
-    return run(() => this[NATIVE].loadJSON(text("sessionId", sessionId)));
+    return run(() => native(this).loadJSON(text("sessionId", sessionId)));
   }
 
   /** Stores a history's JSON text as it is. */
   saveJSON(sessionId, json) {
-    return run(() => this[NATIVE].saveJSON(text("sessionId", sessionId), text("json", json)));
+    return run(() => native(this).saveJSON(text("sessionId", sessionId), text("json", json)));
   }
 
   delete(sessionId) {
-    return run(() => this[NATIVE].delete(text("sessionId", sessionId)));
+    return run(() => native(this).delete(text("sessionId", sessionId)));
   }
 }
 

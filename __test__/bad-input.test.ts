@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PostgresConversationStore, PostgresStreamStore, type PostgresClient } from "../index.js";
+import { PostgresConversationStore, PostgresStoreError, PostgresStreamStore, type PostgresClient } from "../index.js";
 import { startThrowaway, type Throwaway } from "../scripts/throwaway-postgres.mjs";
 import { DATABASE_URL, adminPool, collect, freshSchema, streamDdl, uid } from "./helpers.js";
 
@@ -115,6 +115,21 @@ const badOptions: Array<[string, string, () => unknown]> = [
   ["poolSize 0", "INVALID_OPTION", () => new PostgresStreamStore(DATABASE_URL, { poolSize: 0 })],
   ["queryTimeoutMs 0", "INVALID_OPTION", () => new PostgresStreamStore(jsPool, { queryTimeoutMs: 0 })],
   ["connectTimeoutMs -1", "INVALID_OPTION", () => new PostgresStreamStore(DATABASE_URL, { connectTimeoutMs: -1 })],
+  // Numbers out of range, and options of the wrong type, with either kind of client.
+  ...[
+    ["connection string", () => DATABASE_URL as string | PostgresClient] as const,
+    ["pg.Pool", () => jsPool as string | PostgresClient] as const,
+  ].flatMap(([over, client]): Array<[string, string, () => unknown]> => [
+    [`poolSize -1 (${over})`, "INVALID_OPTION", () => new PostgresStreamStore(client(), { poolSize: -1 })],
+    [`poolSize 1e9 (${over})`, "INVALID_OPTION", () => new PostgresStreamStore(client(), { poolSize: 1e9 })],
+    [`poolSize 1.5 (${over})`, "INVALID_OPTION", () => new PostgresConversationStore(client(), { poolSize: 1.5 })],
+    [`poolSize '10' (${over})`, "INVALID_OPTION", () => new PostgresStreamStore(client(), { poolSize: any("10") })],
+    [`queryTimeoutMs 2.5 (${over})`, "INVALID_OPTION", () => new PostgresStreamStore(client(), { queryTimeoutMs: 2.5 })],
+    [`ttlMs '5' (${over})`, "INVALID_OPTION", () => new PostgresStreamStore(client(), { ttlMs: any("5") })],
+    [`listen 'yes' (${over})`, "INVALID_OPTION", () => new PostgresStreamStore(client(), { listen: any("yes") })],
+    [`chunksTable 42 (${over})`, "INVALID_OPTION", () => new PostgresStreamStore(client(), { chunksTable: any(42) })],
+    [`table {} (${over})`, "INVALID_OPTION", () => new PostgresConversationStore(client(), { table: any({}) })],
+  ]),
   ["options 'fast'", "INVALID_ARGUMENT", () => new PostgresStreamStore(DATABASE_URL, any("fast"))],
   ["client 42", "INVALID_ARGUMENT", () => new PostgresStreamStore(any(42))],
   ["client {} (no query)", "INVALID_ARGUMENT", () => new PostgresConversationStore(any({}))],
@@ -163,8 +178,17 @@ describe.each([
 });
 
 describe("bad options and clients", () => {
-  it.each(badOptions)("%s: %s at construction", (_name, code, make) => {
+  it.each(badOptions)("%s: %s at construction", (name, code, make) => {
     expect(make).toThrow(expect.objectContaining({ code }));
+    let thrown: unknown;
+    try {
+      make();
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(PostgresStoreError);
+    // An option's error names the option (never a napi status such as NumberExpected).
+    if (code === "INVALID_OPTION") expect((thrown as Error).message).toContain(`"${name.split(" ")[0]}"`);
   });
 });
 

@@ -296,6 +296,11 @@ impl Conns {
         deadline: Instant,
     ) -> Result<Vec<Row>> {
         let client = self.connection(deadline).await?;
+        // Too little time left to hear back: not sent at all, so it certainly did not
+        // take effect (rather than sent and maybe committed after the caller gave up).
+        if deadline.saturating_duration_since(Instant::now()) < self.query_timeout / 20 {
+            return Err(Error::timed_out(self.query_timeout_ms()));
+        }
         let outcome = match timeout_at(deadline, run(&client, statement, params)).await {
             Ok(outcome) => outcome,
             Err(_) => Err(Error::timed_out(self.query_timeout_ms())),
