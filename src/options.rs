@@ -103,9 +103,9 @@ fn millis(option: &str, value: Option<f64>, default: i64) -> Result<i64> {
     const MAX: f64 = 10.0 * 365.0 * 24.0 * 3600.0 * 1000.0;
     match value {
         None => Ok(default),
-        Some(v) if v.is_finite() && (0.0..=MAX).contains(&v) => Ok(v.round() as i64),
+        Some(v) if v.fract() == 0.0 && (0.0..=MAX).contains(&v) => Ok(v as i64),
         Some(v) => Err(Error::InvalidOption(format!(
-            "option \"{option}\" must be a number of milliseconds from 0 to {MAX}, got {v}"
+            "option \"{option}\" must be a whole number of milliseconds from 0 to {MAX}, got {v}"
         ))),
     }
 }
@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn bad_durations_are_refused() {
-        for bad in [-1.0, f64::NAN, f64::INFINITY, 1e300] {
+        for bad in [-1.0, f64::NAN, f64::INFINITY, 1e300, 2.5] {
             let err = StreamSettings::new(StreamStoreOptions {
                 ttl_ms: Some(bad),
                 ..Default::default()
