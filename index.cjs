@@ -140,14 +140,14 @@ function settleRows(result) {
   return { malformed: what === "an object" ? "an object without a rows array" : what };
 }
 
-function timeoutFailure(ms) {
+function timeoutFailure(ms, phase) {
   return {
     failed: {
       message:
         `the call did not finish within queryTimeoutMs (${ms} ms); the database may be ` +
-        "overloaded or unreachable, or the client stuck. Retry later; an append that timed out may " +
-        "or may not have been stored (getStatus() tells its chunk count)",
+        "overloaded or unreachable, or the client stuck. Retry later",
       code: "QUERY_TIMEOUT",
+      phase,
     },
   };
 }
@@ -194,11 +194,15 @@ function adapt(client, settle, timeoutMs) {
   const byIndex = isPg(client);
   const send = byIndex ? preparedPg() : (sql, params) => client.query(sql, params);
   const checkout = isPgPool(client);
-  const query = (sql, params, ticket, byColumn, queued = Promise.resolve()) =>
+  const query = (sql, params, ticket, byColumn, withinMs, queued) =>
     new Promise((resolve, reject) => {
-      // Settles once: with the outcome, or when the call has taken `timeoutMs`.
+      // Settles once: with the outcome, or when the call has taken its time
+      // (`withinMs` when the store asks for less than `queryTimeoutMs`).
+      const limit = withinMs == null ? timeoutMs : Math.max(1, Math.min(withinMs, timeoutMs));
       let done = false;
-      let phase = checkout ? "connect" : "query";
+      // Where the call is: "queued" (behind a one-connection client's other calls),
+      // "connect" (checking out a pg.Pool client) or "query" (sent).
+      let phase = queued ? "queued" : checkout ? "connect" : "query";
       let conn; // the pg.Pool client this call checked out
       const finish = (settleNow) => {
         if (done) return;
@@ -216,7 +220,7 @@ function adapt(client, settle, timeoutMs) {
           finish(() => settle(ticket, noConnectionFailure(timeoutMs, exhausted)));
           return;
         }
-        finish(() => settle(ticket, timeoutFailure(timeoutMs)));
+        finish(() => settle(ticket, timeoutFailure(timeoutMs, phase)));
         if (conn) {
           // The statement may still run: cancel it on the server, and never reuse the client.
           cancelPg(conn);
@@ -225,7 +229,7 @@ function adapt(client, settle, timeoutMs) {
           // The network that broke this connection has likely broken the idle ones too.
           checkIdle(client, timeoutMs);
         }
-      }, timeoutMs);
+      }, limit);
       timer.unref?.();
       const failed = (err) => {
         if (conn) {
@@ -238,7 +242,7 @@ function adapt(client, settle, timeoutMs) {
       let pending;
       try {
         pending = checkout
-          ? queued.then(() => client.connect()).then((c) => {
+          ? client.connect().then((c) => {
               if (done) {
                 c.release(); // the deadline passed while it was checked out: unused
                 return new Promise(() => {});
@@ -247,8 +251,9 @@ function adapt(client, settle, timeoutMs) {
               phase = "query";
               return send(sql, params, byColumn != null, c);
             })
-          : queued.then(() => {
+          : (queued ?? Promise.resolve()).then(() => {
               if (done) return new Promise(() => {});
+              phase = "query";
               return send(sql, params, byColumn != null, client);
             });
       } catch (err) {
@@ -277,7 +282,7 @@ function adapt(client, settle, timeoutMs) {
   // when it is made, its time in this queue included.
   let tail = Promise.resolve();
   let waiting = 0;
-  return (sql, params, ticket, byColumn) => {
+  return (sql, params, ticket, byColumn, withinMs) => {
     if (waiting >= MOST_QUEUED) {
       return Promise.resolve(
         settle(ticket, {
@@ -290,7 +295,7 @@ function adapt(client, settle, timeoutMs) {
       );
     }
     waiting++;
-    const result = query(sql, params, ticket, byColumn, tail);
+    const result = query(sql, params, ticket, byColumn, withinMs, tail);
     tail = result.then(
       () => waiting--,
       () => waiting--,

@@ -61,10 +61,13 @@ pub enum Error {
     #[error("{0}")]
     MalformedResult(String),
     /// A call did not finish within `queryTimeoutMs`, or the server stopped it (57014).
+    /// `sent`: its statement had gone to the server (and may yet take effect, unless the
+    /// server itself stopped it).
     #[error("{message}")]
     Timeout {
         message: String,
         sql_state: Option<String>,
+        sent: bool,
     },
     /// A queue of the store is full: the database is not keeping up with the calls.
     #[error("{0}")]
@@ -93,15 +96,29 @@ impl Error {
         Error::InvalidArgument(message.to_string())
     }
 
-    /// A call that ran out of its `queryTimeoutMs` on this side.
+    /// A call that ran out of its `queryTimeoutMs` on this side while its statement was
+    /// with the server.
     pub fn timed_out(ms: u64) -> Self {
         Error::Timeout {
             message: format!(
                 "the call did not finish within queryTimeoutMs ({ms} ms); the database may be \
-                 overloaded or unreachable. Retry later; an append that timed out may or may \
-                 not have been stored (getStatus() tells its chunk count)"
+                 overloaded or unreachable. Retry later"
             ),
             sql_state: None,
+            sent: true,
+        }
+    }
+
+    /// A call that ran out of its `queryTimeoutMs` before its statement was sent: it
+    /// certainly took no effect.
+    pub fn timed_out_unsent(ms: u64) -> Self {
+        Error::Timeout {
+            message: format!(
+                "the call did not finish within queryTimeoutMs ({ms} ms) and was never sent; \
+                 the database may be overloaded or unreachable. Retry later"
+            ),
+            sql_state: None,
+            sent: false,
         }
     }
 
@@ -129,6 +146,7 @@ impl Error {
                      effect. Retry later"
                 ),
                 sql_state,
+                sent: true,
             };
         }
         if refused_for_good(state) {
@@ -212,6 +230,21 @@ impl Error {
         matches!(self, Error::Lost { .. } | Error::Timeout { .. })
     }
 
+    /// Whether the statement may have taken effect although the call failed: the
+    /// connection broke while it ran, or this side stopped waiting for it. An append
+    /// settles that itself (`index.cjs`); nothing else needs to.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            Error::Lost { .. }
+                | Error::Timeout {
+                    sql_state: None,
+                    sent: true,
+                    ..
+                }
+        )
+    }
+
     /// The JSON that crosses into JS (see the module's doc).
     fn to_json(&self) -> String {
         let mut out = serde_json::json!({
@@ -219,6 +252,9 @@ impl Error {
             "message": self.to_string(),
             "retryable": self.retryable(),
         });
+        if self.outcome_unknown() {
+            out["unknown"] = true.into();
+        }
         if let Some(state) = self.sql_state() {
             out["sqlState"] = state.into();
         }
@@ -369,6 +405,11 @@ mod tests {
         assert!(refused.to_string().starts_with("could not connect"));
         assert!(Error::timed_out(5).to_string().contains("5 ms"));
         assert!(Error::timed_out(5).spoils_connection());
+        assert!(Error::timed_out(5).outcome_unknown());
+        assert!(!Error::timed_out_unsent(5).outcome_unknown());
+        assert!(!Error::from_server("57014", "m".into(), false).outcome_unknown());
+        assert!(lost.outcome_unknown());
+        assert!(crossed(lost)["unknown"] == true);
         assert!(!Error::StreamNotActive("x".into()).spoils_connection());
     }
 }

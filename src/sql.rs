@@ -133,6 +133,7 @@ pub struct StreamSql {
     pub append: Statement,
     pub waiting: Statement,
     pub status: Statement,
+    pub lookup: Statement,
     pub finish: Statement,
     pub read_page: Statement,
     pub cleanup: Statement,
@@ -143,12 +144,16 @@ const SEQ: Column = Column {
     kind: Kind::Int,
 };
 
-/// The append that waits for a status row locked elsewhere.
+/// The append that waits for a status row locked elsewhere. `$4`, when not NULL, is the
+/// seq the chunk must take: the append then happens only if the stream has exactly
+/// `$4 - 1` chunks, so it can never land anywhere else, nor twice (see `appendAt` in
+/// `index.cjs`).
 fn append_waiting(chunks: &str, status: &str) -> String {
     format!(
         "WITH s AS (UPDATE {status} SET total_chunks = total_chunks + 1, \
          expires_at = $3::bigint \
-         WHERE id = $1::text AND state = 'active' RETURNING total_chunks) \
+         WHERE id = $1::text AND state = 'active' \
+         AND ($4::int IS NULL OR total_chunks = $4::int - 1) RETURNING total_chunks) \
          INSERT INTO {chunks} (id, seq, data) SELECT $1::text, total_chunks, $2::text \
          FROM s RETURNING seq"
     )
@@ -186,7 +191,8 @@ impl StreamSql {
                     "WITH l AS (SELECT id FROM {status} WHERE id = $1::text AND state = 'active' \
                      FOR UPDATE SKIP LOCKED), \
                      s AS (UPDATE {status} st SET total_chunks = st.total_chunks + 1, \
-                     expires_at = $3::bigint FROM l WHERE st.id = l.id RETURNING st.total_chunks), \
+                     expires_at = $3::bigint FROM l WHERE st.id = l.id \
+                     AND ($4::int IS NULL OR st.total_chunks = $4::int - 1) RETURNING st.total_chunks), \
                      ins AS (INSERT INTO {chunks} (id, seq, data) SELECT $1::text, total_chunks, \
                      $2::text FROM s RETURNING seq) \
                      SELECT seq FROM ins UNION ALL SELECT NULL::int FROM {status} \
@@ -198,14 +204,17 @@ impl StreamSql {
                 // never deadlock; rows locked elsewhere are skipped (those calls answer
                 // "busy": seq NULL). A call without a row: that stream was not active.
                     format!(
-                        "WITH input AS (SELECT id, data, expires, ord FROM unnest($1::text[], \
-                         $2::text[], $3::bigint[]) WITH ORDINALITY AS i(id, data, expires, ord)), \
+                        "WITH input AS (SELECT id, data, expires, expected, ord FROM unnest($1::text[], \
+                         $2::text[], $3::bigint[], $4::int[]) \
+                         WITH ORDINALITY AS i(id, data, expires, expected, ord)), \
                          locked AS (SELECT st.id FROM {status} st WHERE st.id = ANY($1::text[]) \
                          AND st.state = 'active' ORDER BY st.id FOR UPDATE SKIP LOCKED), \
-                         counts AS (SELECT input.id, count(*)::int AS n, max(expires) AS expires \
+                         counts AS (SELECT input.id, count(*)::int AS n, max(expires) AS expires, \
+                         min(expected) AS expected \
                          FROM input JOIN locked USING (id) GROUP BY input.id), \
                          s AS (UPDATE {status} st SET total_chunks = st.total_chunks + counts.n, \
                          expires_at = counts.expires FROM counts WHERE st.id = counts.id \
+                         AND (counts.expected IS NULL OR st.total_chunks = counts.expected - 1) \
                          RETURNING st.id, st.total_chunks - counts.n AS base), \
                          numbered AS (SELECT input.ord, input.id, input.data, (s.base + row_number() \
                          OVER (PARTITION BY input.id ORDER BY input.ord))::int AS seq \
@@ -239,6 +248,22 @@ impl StreamSql {
                     Column { name: "state", kind: Kind::Text },
                     Column { name: "error", kind: Kind::Text },
                     Column { name: "total_chunks", kind: Kind::Int },
+                ],
+            ),
+            // What settles an append whose outcome was unknown: the stream's state and
+            // count, and the chunks at the seq it was to take ($2) and the one before it.
+            lookup: Statement::new(
+                format!(
+                    "SELECT state, total_chunks, \
+                     (SELECT data FROM {chunks} WHERE id = $1::text AND seq = $2::int) AS at, \
+                     (SELECT data FROM {chunks} WHERE id = $1::text AND seq = $2::int - 1) AS before \
+                     FROM {status} WHERE id = $1::text"
+                ),
+                &[
+                    Column { name: "state", kind: Kind::Text },
+                    Column { name: "total_chunks", kind: Kind::Int },
+                    Column { name: "at", kind: Kind::Text },
+                    Column { name: "before", kind: Kind::Text },
                 ],
             ),
             // stop / complete / fail: only an active stream changes; its ttl starts now.

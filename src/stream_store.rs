@@ -30,6 +30,15 @@ pub struct DurableStreamStatus {
     pub total_chunks: u32,
 }
 
+/// See `NativeStreamStore::lookup`.
+#[napi(object)]
+pub struct AppendLookup {
+    pub state: String,
+    pub total_chunks: u32,
+    pub at: Option<String>,
+    pub before: Option<String>,
+}
+
 #[napi]
 pub struct NativeStreamStore {
     shared: Arc<StreamShared>,
@@ -68,24 +77,35 @@ impl NativeStreamStore {
         })
     }
 
-    /// Resolves the chunk's seq: 1 for the first chunk, gapless after that.
+    /// Resolves the chunk's seq: 1 for the first chunk, gapless after that. With `at`,
+    /// the chunk is stored only as seq `at` (the stream must have `at - 1` chunks), else
+    /// the call rejects with STREAM_NOT_ACTIVE; with `withinMs`, the call's deadline is
+    /// that much from now (at most `queryTimeoutMs`). `index.cjs` builds exactly-once
+    /// appends on these two (see `appendAt` there).
     #[napi]
     pub fn append<'env>(
         &self,
         env: &'env Env,
         id: String,
         chunk: String,
+        at: Option<u32>,
+        within_ms: Option<f64>,
     ) -> napi::Result<PromiseRaw<'env, u32>> {
         check_id("stream id", &id)?;
         check_text("chunk", &chunk)?;
         let s = &self.shared;
+        let at = at.map(|at| at.min(i32::MAX as u32) as i32);
         let params = vec![
             Param::Text(id.clone()),
             Param::Text(chunk),
             Param::BigInt(now_ms() + s.settings.ttl_ms),
+            Param::OptInt(at),
         ];
+        let within = within_ms
+            .filter(|ms| ms.is_finite())
+            .map(|ms| std::time::Duration::from_millis(ms.max(1.0) as u64));
         let shared = s.clone();
-        s.db.run(env, &s.sql.append, params, move |rows| {
+        s.db.run_within(env, &s.sql.append, params, within, move |rows| {
             let seq = match rows.first() {
                 None => return Err(Error::StreamNotActive(id)),
                 Some(row) => row.int(0).ok_or_else(|| missing(&shared.sql.append, 0))?,
@@ -119,6 +139,37 @@ impl NativeStreamStore {
                 }))
             },
         )
+    }
+
+    /// What settles an append whose outcome was unknown: the stream's state and chunk
+    /// count, and the texts of its chunks at `seq` and `seq - 1`; `null` when the stream
+    /// does not exist.
+    #[napi]
+    pub fn lookup<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        seq: u32,
+        within_ms: Option<f64>,
+    ) -> napi::Result<PromiseRaw<'env, Option<AppendLookup>>> {
+        check_id("stream id", &id)?;
+        let s = &self.shared;
+        let statement = s.sql.lookup.clone();
+        let within = within_ms
+            .filter(|ms| ms.is_finite())
+            .map(|ms| std::time::Duration::from_millis(ms.max(1.0) as u64));
+        let params = vec![Param::Text(id), Param::Int(seq.min(i32::MAX as u32) as i32)];
+        s.db.run_within(env, &s.sql.lookup, params, within, move |mut rows| {
+            let Some(row) = rows.first_mut() else {
+                return Ok(None);
+            };
+            Ok(Some(AppendLookup {
+                state: row.take_text(0).ok_or_else(|| missing(&statement, 0))?,
+                total_chunks: row.int(1).ok_or_else(|| missing(&statement, 1))? as u32,
+                at: row.take_text(2),
+                before: row.take_text(3),
+            }))
+        })
     }
 
     #[napi]

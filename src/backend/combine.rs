@@ -217,14 +217,14 @@ async fn wait(
             let state = &mut *guard;
             if let Some(at) = state.queue.iter().position(|q| q.ticket == ticket) {
                 state.queue.remove(at);
-                return Err(Error::timed_out(pool.conns().query_timeout_ms()));
+                return Err(Error::timed_out_unsent(pool.conns().query_timeout_ms()));
             }
             for calls in state.held.values_mut() {
                 // The first call of a side path may be running; the others have not gone.
                 if let Some(at) = calls.iter().skip(1).position(|q| q.ticket == ticket) {
                     calls.remove(at + 1);
                     state.held_calls -= 1;
-                    return Err(Error::timed_out(pool.conns().query_timeout_ms()));
+                    return Err(Error::timed_out_unsent(pool.conns().query_timeout_ms()));
                 }
             }
         }
@@ -263,7 +263,7 @@ fn next_batch(pool: &Arc<SharedPool>, combined: &Arc<Combined>) -> Option<Vec<Qu
     let mut bytes = 0;
     while let Some(call) = state.queue.pop_front() {
         if call.deadline <= now {
-            let _ = call.done.send(Err(Error::timed_out(timeout_ms)));
+            let _ = call.done.send(Err(Error::timed_out_unsent(timeout_ms)));
             continue;
         }
         if let Some(k) = key(&call.params).filter(|k| state.held.contains_key(*k)) {
@@ -392,7 +392,7 @@ async fn side_path(pool: Arc<SharedPool>, combined: Arc<Combined>, k: String) {
             }
         };
         let outcome = if deadline <= Instant::now() {
-            Err(Error::timed_out(timeout_ms))
+            Err(Error::timed_out_unsent(timeout_ms))
         } else {
             pool.query(&side, &params, deadline).await
         };

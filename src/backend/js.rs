@@ -22,7 +22,7 @@ use super::{Cell, Param, Row};
 use crate::error::{Error, Result};
 use crate::sql::{Kind, Statement};
 
-type Args = FnArgs<(String, Vec<Value>, u32, Option<String>)>;
+type Args = FnArgs<(String, Vec<Value>, u32, Option<String>, Option<f64>)>;
 
 /// `(settle) => (sql, params, ticket, columns) => Promise<unknown>`, as `index.js` makes it.
 pub type MakeAdapter<'f> = Function<
@@ -107,7 +107,8 @@ impl JsQuery {
             done(read_rows(env, &columns, outcome, by_column));
             unsafe { <()>::to_napi_value(env.raw(), ()) }
         });
-        self.call(env, statement, params, finisher).map(|_| ())
+        self.call(env, statement, params, None, finisher)
+            .map(|_| ())
     }
 
     pub fn run<'env, T, F>(
@@ -115,6 +116,7 @@ impl JsQuery {
         env: &'env Env,
         statement: &Statement,
         params: Vec<Param>,
+        within: Option<std::time::Duration>,
         finish: F,
     ) -> napi::Result<PromiseRaw<'env, T>>
     where
@@ -126,7 +128,7 @@ impl JsQuery {
             let value = finish(read_rows(env, &columns, outcome, by_column)?)?;
             unsafe { T::to_napi_value(env.raw(), value) }
         });
-        let returned = self.call(env, statement, params, finisher)?;
+        let returned = self.call(env, statement, params, within, finisher)?;
         // SAFETY: a live value of this env; the adapter always returns a promise.
         unsafe { PromiseRaw::<T>::from_napi_value(env.raw(), returned) }
     }
@@ -137,6 +139,7 @@ impl JsQuery {
         env: &Env,
         statement: &Statement,
         params: Vec<Param>,
+        within: Option<std::time::Duration>,
         finisher: Finisher,
     ) -> napi::Result<sys::napi_value> {
         let ticket = {
@@ -162,6 +165,7 @@ impl JsQuery {
                 params,
                 ticket,
                 by_column,
+                within.map(|w| w.as_millis() as f64),
             )))
         });
         match called {
@@ -199,6 +203,8 @@ fn to_json(param: Param) -> Value {
         Param::Text(s) | Param::OptText(Some(s)) => Value::String(s),
         Param::OptText(None) => Value::Null,
         Param::Int(v) => v.into(),
+        Param::OptInt(v) => v.map_or(Value::Null, Value::from),
+        Param::OptIntArray(v) => v.into_iter().map(|v| v.map_or(Value::Null, Value::from)).collect(),
         Param::BigInt(v) => v.into(),
         Param::TextArray(v) => v.into(),
         Param::OptTextArray(v) => v.into(),
@@ -448,6 +454,11 @@ fn failure(failed: &Value) -> Error {
             return Error::Timeout {
                 message,
                 sql_state: None,
+                // Still queued or waiting for a connection: never sent.
+                sent: !matches!(
+                    failed.get("phase").and_then(Value::as_str),
+                    Some("queued" | "connect")
+                ),
             }
         }
         "NO_FREE_CONNECTION" => {

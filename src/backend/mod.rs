@@ -39,10 +39,12 @@ pub enum Param {
     Text(String),
     OptText(Option<String>),
     Int(i32),
+    OptInt(Option<i32>),
     BigInt(i64),
     TextArray(Vec<String>),
     OptTextArray(Vec<Option<String>>),
     IntArray(Vec<i32>),
+    OptIntArray(Vec<Option<i32>>),
     BigIntArray(Vec<i64>),
 }
 
@@ -67,6 +69,7 @@ impl Param {
                     Param::Text(_) => Param::TextArray(Vec::with_capacity(sets.len())),
                     Param::OptText(_) => Param::OptTextArray(Vec::with_capacity(sets.len())),
                     Param::Int(_) => Param::IntArray(Vec::with_capacity(sets.len())),
+                    Param::OptInt(_) => Param::OptIntArray(Vec::with_capacity(sets.len())),
                     _ => Param::BigIntArray(Vec::with_capacity(sets.len())),
                 })
                 .collect(),
@@ -77,6 +80,7 @@ impl Param {
                     (Param::TextArray(c), Param::Text(v)) => c.push(v),
                     (Param::OptTextArray(c), Param::OptText(v)) => c.push(v),
                     (Param::IntArray(c), Param::Int(v)) => c.push(v),
+                    (Param::OptIntArray(c), Param::OptInt(v)) => c.push(v),
                     (Param::BigIntArray(c), Param::BigInt(v)) => c.push(v),
                     _ => {}
                 }
@@ -225,23 +229,39 @@ impl Db {
         T: ToNapiValue + Send + 'static,
         F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
     {
+        self.run_within(env, statement, params, None, finish)
+    }
+
+    /// `run`, by a deadline `within` from now instead of `queryTimeoutMs` (at most that).
+    pub fn run_within<'env, T, F>(
+        &self,
+        env: &'env Env,
+        statement: &Statement,
+        params: Vec<Param>,
+        within: Option<std::time::Duration>,
+        finish: F,
+    ) -> napi::Result<PromiseRaw<'env, T>>
+    where
+        T: ToNapiValue + Send + 'static,
+        F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
+    {
         match self.conn()? {
             // A statement with a combined form may go out together with other calls of it.
             Conn::Pool(pool) if statement.combined.is_some() => {
-                let deadline = pool.conns().deadline();
+                let deadline = pool.conns().deadline_within(within);
                 let rows = combine::run(pool, statement, params, deadline);
                 env.spawn_future(async move { Ok(finish(rows.await?)?) })
             }
             Conn::Pool(pool) => {
                 // The deadline runs from the call, not from when the runtime gets to it.
-                let deadline = pool.conns().deadline();
+                let deadline = pool.conns().deadline_within(within);
                 let statement = statement.clone();
                 env.spawn_future(async move {
                     let rows = pool.query(&statement, &params, deadline).await?;
                     Ok(finish(rows)?)
                 })
             }
-            Conn::Js(js) => js.run(env, statement, params, finish),
+            Conn::Js(js) => js.run(env, statement, params, within, finish),
         }
     }
 
@@ -459,7 +479,7 @@ impl NativeBackend {
     /// `queryTimeoutMs`. Held by a reference that never keeps the process alive.
     #[napi(
         factory,
-        ts_args_type = "makeAdapter: (settle: (ticket: number, outcome: unknown, columns?: unknown[]) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string | null) => Promise<unknown>, options?: PoolOptions"
+        ts_args_type = "makeAdapter: (settle: (ticket: number, outcome: unknown, columns?: unknown[]) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string | null, withinMs: number | null) => Promise<unknown>, options?: PoolOptions"
     )]
     pub fn from_query(
         env: &Env,

@@ -252,6 +252,11 @@ impl Conns {
         Instant::now() + self.query_timeout
     }
 
+    /// The deadline of a call made now that must be done `within` (at most the pool's).
+    pub fn deadline_within(&self, within: Option<Duration>) -> Instant {
+        Instant::now() + within.map_or(self.query_timeout, |w| w.min(self.query_timeout))
+    }
+
     pub fn query_timeout_ms(&self) -> u64 {
         self.query_timeout.as_millis() as u64
     }
@@ -299,7 +304,7 @@ impl Conns {
         // Too little time left to hear back: not sent at all, so it certainly did not
         // take effect (rather than sent and maybe committed after the caller gave up).
         if deadline.saturating_duration_since(Instant::now()) < self.query_timeout / 20 {
-            return Err(Error::timed_out(self.query_timeout_ms()));
+            return Err(Error::timed_out_unsent(self.query_timeout_ms()));
         }
         let outcome = match timeout_at(deadline, run(&client, statement, params)).await {
             Ok(outcome) => outcome,
@@ -374,6 +379,8 @@ fn as_sql(param: &Param) -> &(dyn ToSql + Sync) {
         Param::Text(v) => v,
         Param::OptText(v) => v,
         Param::Int(v) => v,
+        Param::OptInt(v) => v,
+        Param::OptIntArray(v) => v,
         Param::BigInt(v) => v,
         Param::TextArray(v) => v,
         Param::OptTextArray(v) => v,
