@@ -9,33 +9,106 @@ const { NativeBackend, NativeStreamStore, NativeConversationStore, schemaStateme
 
 /**
  * The native addon: from this package's folder when built from source, else from the
- * platform package npm installed (`@aibind-rs/postgres-<platform>`). Without either, an
- * error that says which platform this is, which have prebuilt binaries, and how to build.
+ * platform package npm installed (`@aibind-rs/postgres-<platform>`). It is required
+ * through `nodeRequire()`, which bundlers do not follow: a bundled copy of this file
+ * neither drags the `.node` file into a bundle nor fails the build on it, and instead
+ * says here how to leave the package to Node. Each failure has a code:
+ * BUNDLED, UNSUPPORTED_PLATFORM, MISSING_PLATFORM_PACKAGE, NATIVE_LOAD_FAILED.
  */
 function loadBinding() {
+  const load = nodeRequire();
+  if (load === null) throw bundledError("its index.cjs is not running from its own file");
   try {
-    return require("./binding.cjs");
+    return load("./binding.cjs");
   } catch (cause) {
-    const { platform, arch } = process;
-    const libc = platform === "linux" ? (process.report?.getReport?.().header?.glibcVersionRuntime ? "-gnu" : "-musl") : "";
-    const here = `${platform}-${arch}${libc}${platform === "win32" ? "-msvc" : ""}`;
-    const supported = ["linux-x64-gnu", "linux-arm64-gnu", "linux-x64-musl", "linux-arm64-musl", "darwin-x64", "darwin-arm64", "win32-x64-msvc"];
-    const err = new Error(
-      (supported.includes(here)
-        ? `@aibind-rs/postgres could not load its native addon for ${here}: the optional dependency ` +
-          `@aibind-rs/postgres-${here} is missing (installed with --omit=optional, or the lockfile was ` +
-          `made on another platform). Reinstall with \`npm install\` on this machine.`
-        : `@aibind-rs/postgres has no prebuilt binary for ${here}.`) +
-        ` Prebuilt binaries exist for: ${supported.join(", ")}.` +
-        " To build it from source instead (the package ships its Rust source): install Rust " +
-        "(https://rustup.rs), then in node_modules/@aibind-rs/postgres run " +
-        "`npx @napi-rs/cli@3 build --platform --release --js binding.cjs --dts binding.d.ts`. " +
-        `Cause: ${cause?.message ?? cause}`,
-    );
-    err.code = "UNSUPPORTED_PLATFORM";
-    err.cause = cause;
-    throw err;
+    throw bindingError(cause);
   }
+}
+
+/**
+ * A require anchored at this file, made with `createRequire` (or this module's own
+ * `module.require` on a Node without `process.getBuiltinModule`): nothing a bundler
+ * follows. Null when this file is not itself on disk (bundled into a chunk, or turned
+ * into ESM).
+ */
+function nodeRequire() {
+  try {
+    if (typeof __filename !== "string" || !/[\\/]index\.cjs$/.test(__filename)) return null;
+    const builtin = typeof process.getBuiltinModule === "function" ? process.getBuiltinModule("node:module") : undefined;
+    if (builtin) return builtin.createRequire(__filename);
+    const requireFrom = (mod, id) => mod.require(id);
+    return typeof module === "object" && typeof module?.require === "function" ? (id) => requireFrom(module, id) : null;
+  } catch {
+    return null;
+  }
+}
+
+function loadError(code, message, cause) {
+  const err = new Error(message);
+  err.code = code;
+  if (cause !== undefined) err.cause = cause;
+  return err;
+}
+
+function bundledError(detail, cause) {
+  return loadError(
+    "BUNDLED",
+    `@aibind-rs/postgres was bundled or transformed by a build tool (${detail}), so it cannot load its ` +
+      "native addon: Node must load the package from node_modules. Leave it unbundled: " +
+      `Next.js: \`serverExternalPackages: ["@aibind-rs/postgres"]\` in next.config; ` +
+      `Vite (SvelteKit, Nuxt, ...): \`ssr: { external: ["@aibind-rs/postgres"] }\` in the Vite config; ` +
+      `SvelteKit's adapter-node bundles devDependencies: install it into "dependencies" ` +
+      `(\`npm install @aibind-rs/postgres\`, not -D). Edge runtimes cannot load native addons: use the Node.js runtime.`,
+    cause,
+  );
+}
+
+/** Every message of an error and its chain of causes. */
+function messages(err) {
+  const out = [];
+  for (let e = err, n = 0; e != null && n < 50; e = e.cause, n++) out.push(String(e?.message ?? e));
+  return out;
+}
+
+function bindingError(cause) {
+  const { platform, arch } = process;
+  const libc = platform === "linux" ? (process.report?.getReport?.().header?.glibcVersionRuntime ? "-gnu" : "-musl") : "";
+  const here = `${platform}-${arch}${libc}${platform === "win32" ? "-msvc" : ""}`;
+  const supported = ["linux-x64-gnu", "linux-arm64-gnu", "linux-x64-musl", "linux-arm64-musl", "darwin-x64", "darwin-arm64", "win32-x64-msvc"];
+  const fromSource =
+    ` Prebuilt binaries exist for: ${supported.join(", ")}.` +
+    " To build it from source instead (the package ships its Rust source): install Rust " +
+    `(https://rustup.rs), then in node_modules/@aibind-rs/postgres run ` +
+    "`npx @napi-rs/cli@3 build --platform --release --js binding.cjs --dts binding.d.ts`.";
+  const all = messages(cause);
+  // binding.cjs always ships next to index.cjs: not found, this is not the package's folder.
+  if (all.length === 1 && /^Cannot find module '\.\/binding\.cjs'/.test(all[0])) {
+    return bundledError("./binding.cjs is not next to this file", cause);
+  }
+  const tried = all.slice(1).map((m) => m.split("\n")[0]); // what binding.cjs tried, in turn
+  const causeText = ` Cause: ${tried.length > 0 ? tried.join("; ") : all[0]}`;
+  // A `.node` file read as JavaScript: a bundler or a module runner handled binding.cjs.
+  const parsed = all.find((m) => /Unexpected character|Invalid or unexpected token|Module parse failed|Could not dynamically require/.test(m));
+  if (parsed) return bundledError(parsed.split("\n")[0], cause);
+  if (!supported.includes(here)) {
+    return loadError("UNSUPPORTED_PLATFORM", `@aibind-rs/postgres has no prebuilt binary for ${here}.${fromSource}${causeText}`, cause);
+  }
+  // binding.cjs tried this folder's addon, then the platform package: both not found.
+  if (tried.length > 0 && tried.every((m) => /^Cannot find module /.test(m))) {
+    return loadError(
+      "MISSING_PLATFORM_PACKAGE",
+      `@aibind-rs/postgres could not load its native addon for ${here}: the optional dependency ` +
+        `@aibind-rs/postgres-${here} is not installed (installed with --omit=optional, or the lockfile was ` +
+        `made on another platform). Reinstall with \`npm install\` on this machine.${fromSource}${causeText}`,
+      cause,
+    );
+  }
+  const reason = tried.find((m) => !/^Cannot find module /.test(m)) ?? all[0].split("\n")[0];
+  return loadError(
+    "NATIVE_LOAD_FAILED",
+    `@aibind-rs/postgres could not load its native addon for ${here}: ${reason}`,
+    cause,
+  );
 }
 
 // ---------------------------------------------------------------------------- errors
@@ -314,7 +387,22 @@ function isSingleConnection(client) {
   return typeof client.connectionParameters === "object" && typeof client.totalCount !== "number";
 }
 
+/** undefined, null or "": what `process.env.DATABASE_URL` is where it is not set. */
+function isMissing(client) {
+  return client === undefined || client === null || client === "";
+}
+
+function missingClient() {
+  return invalid(
+    "no connection string or client was given (got undefined, null or an empty string): is " +
+      "DATABASE_URL unset? A store may be created without one, as frameworks do while building " +
+      "(DATABASE_URL is often unset at build time), but each call needs a PostgreSQL connection " +
+      "string or a client with query(sql, params) (a pg.Pool or pg.Client, wrapPostgresJs(sql), wrapNeon(sql))",
+  );
+}
+
 function backendFor(client, options) {
+  if (isMissing(client)) throw missingClient();
   if (client instanceof URL) client = client.href;
   if (typeof client === "string") return NativeBackend.connect(client, options);
   if (client !== null && typeof client === "object" && typeof client.query === "function") {
@@ -377,28 +465,41 @@ const NATIVE = Symbol("native");
 
 class Store {
   #native;
+  #closed = false;
 
   constructor(Native, client, options) {
     const opts = nativeOptions(options);
+    if (isMissing(client)) {
+      // Frameworks import route modules while building, often with DATABASE_URL unset:
+      // construct anyway (options are still checked now), fail on first use.
+      const unused = construct(() => NativeBackend.fromQuery(() => () => Promise.reject(missingClient()), opts));
+      construct(() => new Native(unused, opts)).close();
+      unused.close();
+      return; // no #native: every call rejects, saying no client was given
+    }
     this.#native = construct(() => new Native(backendFor(client, opts), opts));
   }
 
   get [NATIVE]() {
+    if (this.#native === undefined) {
+      throw this.#closed ? storeError("STORE_CLOSED", "this store has been closed; create a new store to keep going") : missingClient();
+    }
     return this.#native;
   }
 
   /** Removes expired rows; resolves how many streams (or conversations) went. */
   cleanup() {
-    return run(() => this.#native.cleanup());
+    return run(() => this[NATIVE].cleanup());
   }
 
   /** Releases the store's connection (a shared pool closes with its last store) and ends its waiting readers. */
   async close() {
-    this.#native.close();
+    this.#closed = true;
+    this.#native?.close();
   }
 
   get closed() {
-    return this.#native.closed;
+    return this.#native?.closed ?? this.#closed;
   }
 }
 
@@ -490,10 +591,13 @@ class PostgresStreamStore extends Store {
 // --------------------------------------------------------------------- conversations
 
 let core;
+const CORE = "@aibind/core";
 
 /** `ChatHistory` from the optional peer @aibind/core, imported on first use. */
 async function chatHistoryClass() {
-  core ??= import("@aibind/core").catch((err) => {
+  // A variable specifier and ignore comments: bundlers leave this import to Node instead
+  // of failing the build when the optional peer is not installed.
+  core ??= import(/* webpackIgnore: true */ /* turbopackIgnore: true */ /* @vite-ignore */ CORE).catch((err) => {
     core = undefined;
     throw storeError(
       "MISSING_PEER_DEPENDENCY",
