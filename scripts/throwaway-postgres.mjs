@@ -135,6 +135,53 @@ function hydrateSymlinks(postgresBinary) {
 }
 
 /**
+ * Windows: postgres.exe refuses to start from an administrator's process (CI runners),
+ * pg_ctl drops those rights first; so there the server runs through pg_ctl.
+ * AIBIND_PG_CTL=1 does the same elsewhere (to test this path on Linux).
+ */
+function viaPgCtl() {
+  return process.platform === "win32" || process.env.AIBIND_PG_CTL === "1";
+}
+
+function startWithPgCtl({ bin, data, port, flags, ids, logFile }) {
+  const pgCtl = join(bin, "pg_ctl");
+  const options = [...flags, "-p", String(port)].map((f) => (/[\s"]/.test(f) ? `"${f.replaceAll('"', '\\"')}"` : f)).join(" ");
+  const ctl = (args) => execFileSync(pgCtl, args, { ...ids, stdio: ["ignore", "ignore", "pipe"] });
+  let running = false;
+  return {
+    start() {
+      ctl(["start", "-D", data, "-l", logFile, "-o", options, "-W"]);
+      running = true;
+    },
+    stop() {
+      if (!running) return;
+      running = false;
+      try {
+        ctl(["stop", "-D", data, "-m", "fast", "-w", "-t", "30"]);
+      } catch (err) {
+        if (!/does not exist|not running/i.test(String(err.stderr))) throw err;
+      }
+    },
+    killNow() {
+      if (!running) return;
+      running = false;
+      try {
+        ctl(["stop", "-D", data, "-m", "immediate", "-w"]);
+      } catch {
+        // already gone
+      }
+    },
+    log: () => {
+      try {
+        return readFileSync(logFile, "utf8").slice(-4000);
+      } catch {
+        return "";
+      }
+    },
+  };
+}
+
+/**
  * Starts a server. `settings`: extra postgresql.conf settings; `hba`: the whole
  * pg_hba.conf (default: trust on 127.0.0.1); `files`: files to write into the data
  * directory first (certificates, keys), readable by the server only.
@@ -179,6 +226,27 @@ export async function startThrowaway({ settings: extra = {}, hba, files = {}, ma
     let log = "";
     const killNow = () => child?.kill("SIGKILL");
     process.on("exit", killNow);
+    if (viaPgCtl()) {
+      const ctl = startWithPgCtl({ bin, data, port, flags, ids, logFile: join(data, "server.log") });
+      process.off("exit", killNow);
+      process.on("exit", ctl.killNow);
+      const launch = async () => {
+        ctl.start();
+        await waitUntilReady(`${url}/postgres`, { exitCode: null, signalCode: null }, ctl.log, ssl);
+      };
+      const stop = async () => {
+        ctl.stop();
+        process.off("exit", ctl.killNow);
+        remove();
+      };
+      try {
+        await launch();
+      } catch (err) {
+        await stop();
+        throw err;
+      }
+      return { url: `${url}/aibind_test`, stop, halt: async () => ctl.stop(), resume: launch };
+    }
     /** Starts the server process on the data directory and waits until it answers. */
     const launch = async () => {
       child = spawn(join(bin, "postgres"), ["-D", data, "-p", String(port), ...flags], { ...ids, stdio: ["ignore", "ignore", "pipe"] });
