@@ -35,7 +35,7 @@ describe("loading the addon", () => {
   const copy = (files: Record<string, string> = {}) => {
     const dir = join(mkdtempSync(join(tmpdir(), "aibind-load-")), "node_modules", "@aibind-rs", "postgres");
     mkdirSync(dir, { recursive: true });
-    for (const file of ["index.cjs", "binding.cjs", "package.json"]) copyFileSync(join(root, file), join(dir, file));
+    for (const file of ["index.cjs", "load-addon.cjs", "binding.cjs", "package.json"]) copyFileSync(join(root, file), join(dir, file));
     for (const [file, content] of Object.entries(files)) writeFileSync(join(dir, file), content);
     return dir;
   };
@@ -61,11 +61,11 @@ describe("loading the addon", () => {
   });
 
   it("BUNDLED, naming the fix, when the entry is not running as itself (bundled or transformed)", async () => {
-    // A bundler's chunk: the entry's code runs under another file name, with a module
+    // A bundler's chunk: the loader's code runs under another file name, with a module
     // object that has no require of its own.
     const dir = copy();
-    const source = readFileSync(join(dir, "index.cjs"), "utf8");
-    writeFileSync(join(dir, "chunk-1234.js"), `(function (module, exports, require) {\n${source}\n})({ exports: {} }, {}, require);`);
+    const source = readFileSync(join(dir, "load-addon.cjs"), "utf8");
+    writeFileSync(join(dir, "chunk-1234.js"), `const m = { exports: {} };\n(function (module, exports, require) {\n${source}\n})(m, m.exports, require);\nm.exports();`);
     const err = await load([join(dir, "chunk-1234.js")]);
     expect(err.code).toBe("BUNDLED");
     for (const fix of ['serverExternalPackages: ["@aibind-rs/postgres"]', 'ssr: { external: ["@aibind-rs/postgres"] }', '"dependencies"']) {
