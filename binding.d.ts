@@ -30,7 +30,7 @@ export declare class NativeBackend {
    * it through `settle(ticket, outcome, columns?)` (see `index.js`), giving up after
    * `queryTimeoutMs`. Held by a reference that never keeps the process alive.
    */
-  static fromQuery(makeAdapter: (settle: (ticket: number, outcome: unknown, columns?: unknown[]) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string | null) => Promise<unknown>, options?: PoolOptions): NativeBackend
+  static fromQuery(makeAdapter: (settle: (ticket: number, outcome: unknown, columns?: unknown[]) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string | null, withinMs: number | null) => Promise<unknown>, options?: PoolOptions): NativeBackend
 }
 
 export declare class NativeConversationStore {
@@ -71,9 +71,21 @@ export declare class NativeStreamReader {
 export declare class NativeStreamStore {
   constructor(backend: NativeBackend, options?: StreamStoreOptions | undefined | null)
   create(id: string): Promise<undefined>
-  /** Resolves the chunk's seq: 1 for the first chunk, gapless after that. */
-  append(id: string, chunk: string): Promise<number>
+  /**
+   * Resolves the chunk's seq: 1 for the first chunk, gapless after that. With `at`,
+   * the chunk is stored only as seq `at` (the stream must have `at - 1` chunks), else
+   * the call rejects with STREAM_NOT_ACTIVE; with `withinMs`, the call's deadline is
+   * that much from now (at most `queryTimeoutMs`). `index.cjs` builds exactly-once
+   * appends on these two (see `appendAt` there).
+   */
+  append(id: string, chunk: string, at?: number | undefined | null, withinMs?: number | undefined | null): Promise<number>
   getStatus(id: string): Promise<DurableStreamStatus | undefined | null>
+  /**
+   * What settles an append whose outcome was unknown: the stream's state and chunk
+   * count, and the texts of its chunks at `seq` and `seq - 1`; `null` when the stream
+   * does not exist.
+   */
+  lookup(id: string, seq: number, withinMs?: number | undefined | null): Promise<AppendLookup | undefined | null>
   stop(id: string): Promise<undefined>
   complete(id: string): Promise<undefined>
   fail(id: string, error: string): Promise<undefined>
@@ -94,6 +106,14 @@ export declare class NativeStreamStore {
   /** `retryReadsForMs`, for `readFrom` in `index.js`. */
   get retryReadsForMs(): number
   get closed(): boolean
+}
+
+/** See `NativeStreamStore::lookup`. */
+export interface AppendLookup {
+  state: string
+  totalChunks: number
+  at?: string
+  before?: string
 }
 
 /** Options of `PostgresConversationStore` (as in `@aibind/postgres`). */

@@ -5,38 +5,8 @@
 // and turning native errors into plain `Error`s with `code` (and `sqlState`).
 "use strict";
 
-const { NativeBackend, NativeStreamStore, NativeConversationStore, schemaStatements } = loadBinding();
-
-/**
- * The native addon: from this package's folder when built from source, else from the
- * platform package npm installed (`@aibind-rs/postgres-<platform>`). Without either, an
- * error that says which platform this is, which have prebuilt binaries, and how to build.
- */
-function loadBinding() {
-  try {
-    return require("./binding.cjs");
-  } catch (cause) {
-    const { platform, arch } = process;
-    const libc = platform === "linux" ? (process.report?.getReport?.().header?.glibcVersionRuntime ? "-gnu" : "-musl") : "";
-    const here = `${platform}-${arch}${libc}${platform === "win32" ? "-msvc" : ""}`;
-    const supported = ["linux-x64-gnu", "linux-arm64-gnu", "linux-x64-musl", "linux-arm64-musl", "darwin-x64", "darwin-arm64", "win32-x64-msvc"];
-    const err = new Error(
-      (supported.includes(here)
-        ? `@aibind-rs/postgres could not load its native addon for ${here}: the optional dependency ` +
-          `@aibind-rs/postgres-${here} is missing (installed with --omit=optional, or the lockfile was ` +
-          `made on another platform). Reinstall with \`npm install\` on this machine.`
-        : `@aibind-rs/postgres has no prebuilt binary for ${here}.`) +
-        ` Prebuilt binaries exist for: ${supported.join(", ")}.` +
-        " To build it from source instead (the package ships its Rust source): install Rust " +
-        "(https://rustup.rs), then in node_modules/@aibind-rs/postgres run " +
-        "`npx @napi-rs/cli@3 build --platform --release --js binding.cjs --dts binding.d.ts`. " +
-        `Cause: ${cause?.message ?? cause}`,
-    );
-    err.code = "UNSUPPORTED_PLATFORM";
-    err.cause = cause;
-    throw err;
-  }
-}
+// The native addon, loaded where bundlers cannot follow (load-addon.cjs).
+const { NativeBackend, NativeStreamStore, NativeConversationStore, schemaStatements } = require("./load-addon.cjs")();
 
 // ---------------------------------------------------------------------------- errors
 
@@ -481,7 +451,22 @@ function isSingleConnection(client) {
   return typeof client.connectionParameters === "object" && typeof client.totalCount !== "number";
 }
 
+/** undefined, null or "": what `process.env.DATABASE_URL` is where it is not set. */
+function isMissing(client) {
+  return client === undefined || client === null || client === "";
+}
+
+function missingClient() {
+  return invalid(
+    "no connection string or client was given (got undefined, null or an empty string): is " +
+      "DATABASE_URL unset? A store may be created without one, as frameworks do while building " +
+      "(DATABASE_URL is often unset at build time), but each call needs a PostgreSQL connection " +
+      "string or a client with query(sql, params) (a pg.Pool or pg.Client, wrapPostgresJs(sql), wrapNeon(sql))",
+  );
+}
+
 function backendFor(client, options) {
+  if (isMissing(client)) throw missingClient();
   if (client instanceof URL) client = client.href;
   if (typeof client === "string") return NativeBackend.connect(client, options);
   if (client !== null && typeof client === "object" && typeof client.query === "function") {
@@ -565,19 +550,34 @@ function wrapNeon(sql) {
 
 class Store {
   #native;
+  #closed = false;
 
   constructor(Native, client, options) {
     const opts = nativeOptions(options);
+    if (isMissing(client)) {
+      // Frameworks import route modules while building, often with DATABASE_URL unset:
+      // construct anyway (options are still checked now), fail on first use.
+      const unused = construct(() => NativeBackend.fromQuery(() => () => Promise.reject(missingClient()), opts));
+      construct(() => new Native(unused, opts)).close();
+      unused.close();
+      return; // no #native: every call rejects, saying no client was given
+    }
     this.#native = construct(() => new Native(backendFor(client, opts), opts));
   }
 
-  /** The native store behind `store`; a clear error when `store` is not one (a wrong `this`). */
+  /**
+   * The native store behind `store`; a clear error when `store` is not one (a wrong
+   * `this`), when it was made without a client, or once it is closed.
+   */
   static native(store) {
     if (store === null || typeof store !== "object" || !(#native in store)) {
       throw invalid(
         "a store method was called on an object that is not a store (was it taken off its " +
           "store, as in `const { append } = store`? bind it, or call it on the store)",
       );
+    }
+    if (store.#native === undefined) {
+      throw store.#closed ? storeError("STORE_CLOSED", "this store has been closed; create a new store to keep going") : missingClient();
     }
     return store.#native;
   }
@@ -591,12 +591,15 @@ class Store {
    * Releases the store's connection and ends its waiting readers; resolves once a pool
    * no other store uses has closed its connections.
    */
-  close() {
-    return run(() => native(this).close());
+  async close() {
+    if (this === null || typeof this !== "object" || !(#native in this)) Store.native(this); // a wrong `this`
+    this.#closed = true;
+    await run(async () => this.#native?.close());
   }
 
   get closed() {
-    return native(this).closed;
+    if (this === null || typeof this !== "object" || !(#native in this)) Store.native(this); // a wrong `this`
+    return this.#native?.closed ?? this.#closed;
   }
 }
 
@@ -690,10 +693,13 @@ class PostgresStreamStore extends Store {
 // --------------------------------------------------------------------- conversations
 
 let core;
+const CORE = "@aibind/core";
 
 /** `ChatHistory` from the optional peer @aibind/core, imported on first use. */
 async function chatHistoryClass() {
-  core ??= import("@aibind/core").catch((err) => {
+  // A variable specifier and ignore comments: bundlers leave this import to Node instead
+  // of failing the build when the optional peer is not installed.
+  core ??= import(/* webpackIgnore: true */ /* turbopackIgnore: true */ /* @vite-ignore */ CORE).catch((err) => {
     core = undefined;
     throw storeError(
       "MISSING_PEER_DEPENDENCY",

@@ -115,8 +115,15 @@ export declare class PostgresStoreError extends Error {
 /** A client, or a PostgreSQL connection string for a Rust pool that needs no JS driver. */
 export type PostgresClientOrUrl = PostgresClient | string | URL;
 
+/**
+ * What a store accepts: a client or connection string, or none yet (`undefined`, `null`,
+ * `""`: an unset `process.env.DATABASE_URL` while a framework builds). Without one the
+ * store is still created, and every call rejects with INVALID_ARGUMENT saying so.
+ */
+export type MaybePostgresClientOrUrl = PostgresClientOrUrl | undefined | null;
+
 export declare class PostgresStreamStore {
-  constructor(client: PostgresClientOrUrl, options?: PostgresStreamStoreOptions);
+  constructor(client: MaybePostgresClientOrUrl, options?: PostgresStreamStoreOptions);
   /** Rejects with `Stream "<id>" already exists` (code STREAM_EXISTS) when the id is taken. */
   create(id: string): Promise<void>;
   /** Resolves the chunk's seq (1-based, gapless); rejects with `Stream "<id>" not found or not active`. */
@@ -135,7 +142,7 @@ export declare class PostgresStreamStore {
 }
 
 export declare class PostgresConversationStore {
-  constructor(client: PostgresClientOrUrl, options?: PostgresConversationStoreOptions);
+  constructor(client: MaybePostgresClientOrUrl, options?: PostgresConversationStoreOptions);
   /** The saved history, or a new empty one; needs @aibind/core installed. */
   load(sessionId: string): Promise<ChatHistory<ConversationMessage>>;
   /** Stores `chat.toJSON()`. */

@@ -216,7 +216,7 @@ describe("database errors through the Rust pool", () => {
 
 describe("constructor input", () => {
   it("refuses clients that are neither a connection string nor a { query } object", () => {
-    for (const bad of [undefined, null, 42, {}, { query: "not a function" }]) {
+    for (const bad of [42, {}, { query: "not a function" }, [], true]) {
       expect(() => new PostgresStreamStore(bad as unknown as string)).toThrow(
         expect.objectContaining({ code: "INVALID_ARGUMENT", message: expect.stringMatching(/connection string or an object with a query/) }),
       );

@@ -1,7 +1,7 @@
 // Loading the addon where no binary fits: the import fails with a message that names the
 // platform, the ones with prebuilt binaries, and how to build from source.
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,5 +25,61 @@ describe("a platform without a prebuilt binary", () => {
     }
     expect(err.message).toMatch(/rustup\.rs/);
     expect(err.message).toMatch(/napi-rs\/cli@3 build --platform --release/);
+  });
+});
+
+// The loader's other failures, each with its own code. A copy of the package's entry
+// files in a scratch folder stands for an installed package.
+describe("loading the addon", () => {
+  const root = fileURLToPath(new URL("..", import.meta.url));
+  const copy = (files: Record<string, string> = {}) => {
+    const dir = join(mkdtempSync(join(tmpdir(), "aibind-load-")), "node_modules", "@aibind-rs", "postgres");
+    mkdirSync(dir, { recursive: true });
+    for (const file of ["index.cjs", "load-addon.cjs", "binding.cjs", "package.json"]) copyFileSync(join(root, file), join(dir, file));
+    for (const [file, content] of Object.entries(files)) writeFileSync(join(dir, file), content);
+    return dir;
+  };
+  const load = async (args: string[]) => {
+    const script = `try { require(process.argv[1]); console.log("loaded"); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`;
+    const { stdout } = await run(process.execPath, [...args.slice(0, -1), "-e", script, args.at(-1) as string]);
+    return stdout.trim() === "loaded" ? { code: "loaded", message: "" } : (JSON.parse(stdout) as { code: string; message: string });
+  };
+  const here = `${process.platform}-${process.arch}${process.platform === "linux" ? "-gnu" : ""}`;
+
+  it("MISSING_PLATFORM_PACKAGE when neither the built addon nor the platform package is there", async () => {
+    const err = await load([join(copy(), "index.cjs")]);
+    expect(err.code).toBe("MISSING_PLATFORM_PACKAGE");
+    expect(err.message).toContain(`@aibind-rs/postgres-${here} is not installed`);
+    expect(err.message).toMatch(/Cannot find module '@aibind-rs\/postgres-/);
+    expect(err.message).not.toMatch(/serverExternalPackages/);
+  });
+
+  it("NATIVE_LOAD_FAILED, with the cause, when the addon is there but is no addon", async () => {
+    const err = await load([join(copy({ [`aibind-postgres.${here}.node`]: "not an ELF file" }), "index.cjs")]);
+    expect(err.code).toBe("NATIVE_LOAD_FAILED");
+    expect(err.message).toMatch(new RegExp(`could not load its native addon for ${here}: .*(invalid ELF header|too short|not a valid)`, "i"));
+  });
+
+  it("BUNDLED, naming the fix, when the entry is not running as itself (bundled or transformed)", async () => {
+    // A bundler's chunk: the loader's code runs under another file name, with a module
+    // object that has no require of its own.
+    const dir = copy();
+    const source = readFileSync(join(dir, "load-addon.cjs"), "utf8");
+    writeFileSync(join(dir, "chunk-1234.js"), `const m = { exports: {} };\n(function (module, exports, require) {\n${source}\n})(m, m.exports, require);\nm.exports();`);
+    const err = await load([join(dir, "chunk-1234.js")]);
+    expect(err.code).toBe("BUNDLED");
+    for (const fix of ['serverExternalPackages: ["@aibind-rs/postgres"]', 'ssr: { external: ["@aibind-rs/postgres"] }', '"dependencies"']) {
+      expect(err.message).toContain(fix);
+    }
+    expect(err.message).not.toContain("@aibind/core");
+    expect(err.message).not.toMatch(/Reinstall/);
+  });
+
+  it("BUNDLED when a module runner read the .node file as JavaScript", async () => {
+    // What a bundler's or module runner's require of a .node file throws.
+    const dir = copy({ "binding.cjs": "throw new SyntaxError(\"Unexpected character '\\\\u{7f}'\");" });
+    const err = await load([join(dir, "index.cjs")]);
+    expect(err.code).toBe("BUNDLED");
+    expect(err.message).toMatch(/Unexpected character/);
   });
 });

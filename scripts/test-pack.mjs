@@ -1,28 +1,22 @@
 #!/usr/bin/env node
-// `npm run test:pack`: what a user gets from npm, proved here. Packs the main package and
+// `npm run test:pack`: what a user gets from npm, proved here. Packs the main package (as
+// staged for publishing: no scripts, the platform packages as optional dependencies) and
 // the linux-x64-gnu platform package (with the addon built in release mode) with `npm
-// pack`, installs both into a fresh throwaway app with --ignore-scripts and no Rust
-// toolchain on its PATH, then from that app: imports the package from ESM and from
+// pack`, installs both into a fresh throwaway app with no Rust toolchain on its PATH
+// (and checks npm found no install script to warn about), then from that app: imports the package from ESM and from
 // CommonJS, migrates a schema and runs a stream end to end (append, live read, replay)
 // and a conversation. A second app gets the main package alone: its import must fail with
 // a message naming the platform, the supported ones and how to build from source.
 // Needs DATABASE_URL (the npm script provides a throwaway PostgreSQL).
-import { execFileSync } from "node:child_process";
-import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
+import { packTarballs, platform } from "./pack.mjs";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
 const url = process.env.DATABASE_URL;
 if (!url) throw new Error("DATABASE_URL is not set: run `npm run test:pack`");
-const platform = "linux-x64-gnu";
-if (`${process.platform}-${process.arch}` !== "linux-x64") {
-  throw new Error(`test:pack packs the ${platform} package; this is ${process.platform}-${process.arch}`);
-}
-const addon = join(root, `aibind-postgres.${platform}.node`);
-if (!existsSync(addon)) throw new Error(`${addon} is missing: run \`npm run build\` first`);
 
 const work = mkdtempSync(join(tmpdir(), "aibind-pack-"));
 const step = (what) => console.log(`test:pack: ${what}`);
@@ -34,25 +28,26 @@ const appEnv = { ...process.env, PATH: path, npm_config_ignore_scripts: "true", 
 const sh = (cmd, args, cwd, env = appEnv) => execFileSync(cmd, args, { cwd, env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 
 try {
-  step("packing the main package");
-  const main = join(work, sh("npm", ["pack", "--ignore-scripts", "--pack-destination", work], root, process.env).trim().split("\n").pop());
-  const mainVersion = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version;
+  step(`packing the main package (staged) and @aibind-rs/postgres-${platform} with the release addon`);
+  const { main, platformTgz, version: mainVersion } = packTarballs(work);
 
-  step(`packing @aibind-rs/postgres-${platform} with the release addon`);
-  const platformDir = join(work, platform);
-  cpSync(join(root, "npm", platform), platformDir, { recursive: true });
-  copyFileSync(addon, join(platformDir, `aibind-postgres.${platform}.node`));
-  const platformPkg = JSON.parse(readFileSync(join(platformDir, "package.json"), "utf8"));
-  if (platformPkg.version !== mainVersion) throw new Error(`npm/${platform} is at ${platformPkg.version}, the package at ${mainVersion}: run \`napi version\``);
-  const platformTgz = join(work, sh("npm", ["pack", "--pack-destination", work], platformDir, process.env).trim().split("\n").pop());
+  step("the published manifest: no scripts, every platform package as an optional dependency");
+  const manifest = JSON.parse(sh("tar", ["xzfO", main, "package/package.json"], work));
+  if (manifest.scripts !== undefined) throw new Error(`the packed package.json carries scripts: ${JSON.stringify(manifest.scripts)}`);
+  if (manifest.devDependencies !== undefined || manifest.allowScripts !== undefined) throw new Error("the packed package.json carries dev-only fields");
+  const platforms = ["darwin-arm64", "darwin-x64", "linux-arm64-gnu", "linux-arm64-musl", "linux-x64-gnu", "linux-x64-musl", "win32-x64-msvc"];
+  const wantOptional = Object.fromEntries(platforms.map((p) => [`@aibind-rs/postgres-${p}`, mainVersion]));
+  if (JSON.stringify(manifest.optionalDependencies) !== JSON.stringify(wantOptional)) {
+    throw new Error(`optionalDependencies: ${JSON.stringify(manifest.optionalDependencies)}, expected ${JSON.stringify(wantOptional)}`);
+  }
 
   const files = sh("tar", ["tzf", main], work).split("\n");
-  for (const needed of ["package/index.js", "package/index.cjs", "package/index.d.ts", "package/binding.cjs", "package/cli.mjs"]) {
+  for (const needed of ["package/index.js", "package/index.cjs", "package/load-addon.cjs", "package/index.d.ts", "package/binding.cjs", "package/cli.mjs"]) {
     if (!files.includes(needed)) throw new Error(`the main package lacks ${needed}`);
   }
   if (files.some((f) => f.endsWith(".node"))) throw new Error("the main package must not carry an addon");
 
-  step("installing both into a fresh app (--ignore-scripts, no Rust on PATH)");
+  step("installing both into a fresh app as a user does (no Rust on PATH, no install-script warning)");
   for (const tool of ["cargo", "rustc"]) {
     try {
       sh("which", [tool], work);
@@ -64,7 +59,12 @@ try {
   const app = join(work, "app");
   execFileSync("mkdir", ["-p", app]);
   writeFileSync(join(app, "package.json"), JSON.stringify({ name: "pack-test-app", private: true, version: "1.0.0" }));
-  sh("npm", ["install", "--ignore-scripts", "--no-audit", "--no-fund", main, platformTgz], app);
+  // As a user installs (scripts allowed): npm must find no install script to warn about.
+  const installed0 = spawnSync("npm", ["install", "--no-audit", "--no-fund", main, platformTgz], { cwd: app, env: { ...appEnv, npm_config_ignore_scripts: "false" }, encoding: "utf8" });
+  if (installed0.status !== 0) throw new Error(`npm install failed: ${installed0.stderr}`);
+  if (/install-scripts|allowScripts|install script/i.test(installed0.stdout + installed0.stderr)) {
+    throw new Error(`installing the tarball warned about install scripts:\n${installed0.stderr}`);
+  }
   const installed = readdirSync(join(app, "node_modules", "@aibind-rs")).sort();
   if (installed.join() !== ["postgres", `postgres-${platform}`].join()) throw new Error(`installed: ${installed}`);
 
@@ -123,7 +123,7 @@ try {
   } catch (err) {
     message = err.stderr;
   }
-  for (const needed of ["UNSUPPORTED_PLATFORM", platform, "darwin-arm64", "win32-x64-msvc", "rustup.rs", "napi-rs/cli"]) {
+  for (const needed of ["MISSING_PLATFORM_PACKAGE", `@aibind-rs/postgres-${platform} is not installed`, "darwin-arm64", "win32-x64-msvc", "rustup.rs", "napi-rs/cli"]) {
     if (!message.includes(needed)) throw new Error(`the import error lacks "${needed}": ${message}`);
   }
 
@@ -132,7 +132,7 @@ try {
   await admin.connect();
   await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   await admin.end();
-  console.log("test:pack: OK (main + platform package from npm pack, no Rust, ESM + CommonJS + command, clear error without the binary)");
+  console.log("test:pack: OK (staged main + platform package from npm pack, clean manifest, no install-script warning, no Rust, ESM + CommonJS + command, clear error without the binary)");
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

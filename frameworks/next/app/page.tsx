@@ -1,0 +1,3 @@
+export default function Home() {
+  return <p>POST /api/stream, then read GET /api/stream/[id] as server-sent events.</p>;
+}

@@ -1,0 +1,21 @@
+import { json } from "@sveltejs/kit";
+import { generate } from "$lib/server/model";
+import { store } from "$lib/server/stores";
+import type { RequestHandler } from "./$types";
+
+// POST { prompt }: starts a stream, answers its id at once, and keeps writing the
+// model's tokens to PostgreSQL after the response; GET /api/stream/<id> reads them.
+export const POST: RequestHandler = async ({ request }) => {
+  const { prompt } = (await request.json()) as { prompt: string };
+  const id = crypto.randomUUID();
+  await store.create(id);
+  void (async () => {
+    try {
+      for await (const token of generate(prompt)) await store.append(id, token);
+      await store.complete(id);
+    } catch (err) {
+      await store.fail(id, String(err)).catch(() => {});
+    }
+  })();
+  return json({ id });
+};
