@@ -75,10 +75,11 @@ export declare class NativeStreamStore {
    * Resolves the chunk's seq: 1 for the first chunk, gapless after that. With `at`,
    * the chunk is stored only as seq `at` (the stream must have `at - 1` chunks), else
    * the call rejects with STREAM_NOT_ACTIVE; with `withinMs`, the call's deadline is
-   * that much from now (at most `queryTimeoutMs`). `index.cjs` builds exactly-once
+   * that much from now (at most `queryTimeoutMs`); `alone`: never combined with other
+   * calls (and so never queued behind them). `index.cjs` builds exactly-once
    * appends on these two (see `appendAt` there).
    */
-  append(id: string, chunk: string, at?: number | undefined | null, withinMs?: number | undefined | null): Promise<number>
+  append(id: string, chunk: string, at?: number | undefined | null, withinMs?: number | undefined | null, alone?: boolean | undefined | null): Promise<number>
   getStatus(id: string): Promise<DurableStreamStatus | undefined | null>
   /**
    * What settles an append whose outcome was unknown: the stream's state and chunk
@@ -97,6 +98,12 @@ export declare class NativeStreamStore {
   cleanup(): Promise<number>
   /** A reader of the chunks after `afterSeq`, for `readFrom`. */
   reader(id: string, after: number): NativeStreamReader
+  /**
+   * What `stopSignal(id)` waits with: a reader past every chunk, woken only when the
+   * stream finishes (here, through NOTIFY, or the shared check); its `nextPage()`
+   * resolves `null` once the stream is not active.
+   */
+  stopWatcher(id: string): NativeStreamReader
   /**
    * Releases the store's connection (a shared pool closes with its last store) and ends
    * every reader that is waiting for chunks.

@@ -10,48 +10,8 @@ const { NativeBackend, NativeStreamStore, NativeConversationStore, schemaStateme
 
 // ---------------------------------------------------------------------------- errors
 
-/**
- * Every error this package raises: `code` (stable), `retryable` (the same call may
- * succeed later as it is), `sqlState` when PostgreSQL reported it, `cause` when another
- * error led to it. Native errors are classified in Rust (src/error.rs) and cross as a
- * unit separator followed by JSON; here they only become instances of this class.
- */
-class PostgresStoreError extends Error {
-  constructor(code, message, { sqlState, retryable = false, cause } = {}) {
-    super(message, cause === undefined ? undefined : { cause });
-    this.name = "PostgresStoreError";
-    this.code = code;
-    if (sqlState) this.sqlState = sqlState;
-    this.retryable = retryable;
-  }
-}
-
-const MARK = "\u001f";
-
-function storeError(code, message, sqlState) {
-  return new PostgresStoreError(code, message, { sqlState });
-}
-
-/** A native error (`MARK` + JSON) as a PostgresStoreError; anything else as it is. */
-function translate(err) {
-  if (err instanceof Error && typeof err.message === "string" && err.message.startsWith(MARK)) {
-    try {
-      const { code, message, sqlState, retryable } = JSON.parse(err.message.slice(1));
-      return new PostgresStoreError(code, message, { sqlState, retryable });
-    } catch {
-      return err;
-    }
-  }
-  return err;
-}
-
-async function run(call) {
-  try {
-    return await call();
-  } catch (err) {
-    throw translate(err);
-  }
-}
+const { PostgresStoreError, storeError, translate, run } = require("./lib/errors.cjs");
+const { Appends } = require("./lib/appends.cjs");
 
 function describe(value) {
   if (value === null || value === undefined) return String(value);
@@ -190,15 +150,26 @@ function adapt(client, settle, timeoutMs) {
           finish(() => settle(ticket, noConnectionFailure(timeoutMs, exhausted)));
           return;
         }
-        finish(() => settle(ticket, timeoutFailure(timeoutMs, phase)));
-        if (conn) {
-          // The statement may still run: cancel it on the server, and never reuse the client.
-          cancelPg(conn);
-          conn.release(new Error("aibind-rs: the query timed out; the client is destroyed"));
-          conn = undefined;
-          // The network that broke this connection has likely broken the idle ones too.
-          checkIdle(client, timeoutMs);
+        const running = phase === "query" ? conn ?? (isSingleConnection(client) ? client : undefined) : undefined;
+        if (running === undefined) {
+          finish(() => settle(ticket, timeoutFailure(timeoutMs, phase)));
+          return;
         }
+        // Out of time with a pg statement running: ask the server to cancel it, and give it
+        // a moment (a twentieth of the limit) to end. Then its outcome is certain: cancelled
+        // (57014), or done after all. Only a connection that does not answer even then (a
+        // dead network) leaves it unknown; a checked-out client is then destroyed.
+        cancelPg(running);
+        const grace = setTimeout(() => {
+          finish(() => settle(ticket, timeoutFailure(timeoutMs, phase)));
+          if (conn) {
+            conn.release(new Error("aibind-rs: the query timed out; the client is destroyed"));
+            conn = undefined;
+            // The network that broke this connection has likely broken the idle ones too.
+            checkIdle(client, timeoutMs);
+          }
+        }, Math.max(1, Math.floor(timeoutMs / 20)));
+        grace.unref?.();
       }, limit);
       timer.unref?.();
       const failed = (err) => {
@@ -213,6 +184,7 @@ function adapt(client, settle, timeoutMs) {
       try {
         pending = checkout
           ? client.connect().then((c) => {
+              quiet(c);
               if (done) {
                 c.release(); // the deadline passed while it was checked out: unused
                 return new Promise(() => {});
@@ -274,6 +246,21 @@ function adapt(client, settle, timeoutMs) {
   };
 }
 
+/** Clients given a listener for their 'error' events. */
+const quieted = new WeakSet();
+
+/**
+ * A pg client checked out of the caller's pool emits 'error' when its connection breaks
+ * while no query of it runs (pg-pool listens only while the client is idle in the pool);
+ * with no listener that would end the process. The failure reaches the caller through
+ * the query or the next checkout instead.
+ */
+function quiet(c) {
+  if (quieted.has(c)) return;
+  quieted.add(c);
+  c.on?.("error", () => {});
+}
+
 /** Pools whose idle clients are being checked. */
 const checking = new WeakSet();
 
@@ -290,6 +277,7 @@ function checkIdle(pool, timeoutMs) {
     pool.connect().then(
       (c) =>
         new Promise((resolve) => {
+          quiet(c);
           let settled = false;
           const timer = setTimeout(() => {
             settled = true;
@@ -612,16 +600,74 @@ if (typeof Symbol.asyncDispose === "symbol") {
 // --------------------------------------------------------------------------- streams
 
 class PostgresStreamStore extends Store {
+  #appends;
+  #pollIntervalMs;
+  /** @type {Map<string, AbortController>} */
+  #stopSignals = new Map();
+
   constructor(client, options) {
     super(NativeStreamStore, client, options);
+    const opts = nativeOptions(options);
+    this.#appends = new Appends(() => native(this), opts.queryTimeoutMs ?? 30_000);
+    this.#pollIntervalMs = opts.pollIntervalMs ?? 100;
   }
 
   create(id) {
-    return run(() => native(this).create(text("stream id", id)));
+    return run(async () => {
+      await native(this).create(text("stream id", id));
+      this.#appends.created(id);
+    });
   }
 
+  /**
+   * Resolves the seq the chunk was stored at, exactly once; rejects only when it was not
+   * stored and never will be, or with APPEND_OUTCOME_UNKNOWN (see lib/appends.cjs).
+   */
   append(id, chunk) {
-    return run(() => native(this).append(text("stream id", id), text("chunk", chunk)));
+    return run(() => {
+      native(this);
+      return this.#appends.append(text("stream id", id), text("chunk", chunk));
+    });
+  }
+
+  /**
+   * An AbortSignal that aborts when the stream leaves `active` (stop, complete, fail,
+   * removed) through any store in any process: pass it to the model call so a Stop
+   * reaches the producer at once. In-process wake-ups and NOTIFY feed it; JS clients
+   * also look every `pollIntervalMs`. One signal per stream and store.
+   */
+  stopSignal(id) {
+    native(this);
+    text("stream id", id);
+    const known = this.#stopSignals.get(id);
+    if (known) return known.signal;
+    const controller = new AbortController();
+    this.#stopSignals.set(id, controller);
+    this.#watchStop(id, controller);
+    return controller.signal;
+  }
+
+  async #watchStop(id, controller) {
+    try {
+      for (;;) {
+        try {
+          const reader = await run(() => native(this).stopWatcher(id));
+          try {
+            while ((await run(() => reader.nextPage())) !== null) await reader.pause();
+          } finally {
+            reader.release();
+          }
+          break;
+        } catch (err) {
+          if (this.closed) return; // a closed store can no longer tell: it does not abort
+          await sleep(this.#pollIntervalMs);
+        }
+      }
+      if (this.closed) return;
+      controller.abort(new PostgresStoreError("STREAM_NOT_ACTIVE", `Stream "${id}" not found or not active`));
+    } finally {
+      this.#stopSignals.delete(id);
+    }
   }
 
   async *readFrom(id, afterSeq) {

@@ -95,6 +95,7 @@ export type PostgresStoreErrorCode =
   | "MALFORMED_RESULT"
   | "QUERY_TIMEOUT"
   | "OVERLOADED"
+  | "APPEND_OUTCOME_UNKNOWN"
   | "MISSING_PEER_DEPENDENCY";
 
 /** Every error this package raises is an instance of this class. */
@@ -126,8 +127,20 @@ export declare class PostgresStreamStore {
   constructor(client: MaybePostgresClientOrUrl, options?: PostgresStreamStoreOptions);
   /** Rejects with `Stream "<id>" already exists` (code STREAM_EXISTS) when the id is taken. */
   create(id: string): Promise<void>;
-  /** Resolves the chunk's seq (1-based, gapless); rejects with `Stream "<id>" not found or not active`. */
+  /**
+   * Resolves the chunk's seq (1-based, gapless) once it is stored, exactly once, at that
+   * seq. Rejects only when it is not stored and never will be (`Stream "<id>" not found
+   * or not active`, also when the stream was re-created since this store wrote to it),
+   * or with APPEND_OUTCOME_UNKNOWN when the database could not be reached in time to
+   * find out: appending the same chunk again is then safe. A stream's appends through
+   * one store are stored in call order.
+   */
   append(id: string, chunk: string): Promise<number>;
+  /**
+   * Aborts when the stream leaves `active` (stop, complete, fail, removed) through any
+   * store in any process: pass it to the model call (`streamText({ abortSignal })`).
+   */
+  stopSignal(id: string): AbortSignal;
   /** Every chunk with seq > afterSeq, in order; waits while the stream is active. */
   readFrom(id: string, afterSeq: number): AsyncGenerator<StreamChunk, void, undefined>;
   getStatus(id: string): Promise<DurableStreamStatus | null>;

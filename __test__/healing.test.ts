@@ -259,11 +259,12 @@ describe("one error model on both backends", () => {
         const id = uid("cancel");
         await store.create(id);
         const lock = await lockStream(id);
-        const append = store.append(id, "x");
-        append.catch(() => {});
-        await eventually(async () => (await admin.query("SELECT pg_cancel_backend(pid) AS c FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%total_chunks%'")).rows.some((r) => r.c));
+        // complete() waits for the lock (an append would settle itself: see exactly-once).
+        const call = store.complete(id);
+        call.catch(() => {});
+        await eventually(async () => (await admin.query("SELECT pg_cancel_backend(pid) AS c FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%SET state%'")).rows.some((r) => r.c));
         await lock.release();
-        return append;
+        return call;
       },
     },
     {
@@ -276,11 +277,11 @@ describe("one error model on both backends", () => {
         const id = uid("terminate");
         await store.create(id);
         const lock = await lockStream(id);
-        const append = store.append(id, "x");
-        append.catch(() => {});
-        await eventually(async () => (await admin.query("SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%total_chunks%'")).rows.some((r) => r.t));
+        const call = store.complete(id);
+        call.catch(() => {});
+        await eventually(async () => (await admin.query("SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%SET state%'")).rows.some((r) => r.t));
         await lock.release();
-        return append;
+        return call;
       },
     },
   ];

@@ -114,12 +114,31 @@ interface StreamModel {
   state: "active" | "done" | "stopped" | "error";
   error?: string;
   chunks: string[];
+  /** Which creation of the id this is. */
+  generation: number;
+}
+
+/**
+ * What one store knows of one stream it created or appended to (lib/appends.cjs): the
+ * seq its next chunk must take, the seq and text of the last chunk it stored, and
+ * whether it saw a later generation (it then never appends to the stream again).
+ */
+interface WriterModel {
+  next: number;
+  lastSeq: number;
+  last?: string;
+  fenced: boolean;
 }
 
 interface World {
   prefix: string;
   streams: Map<string, StreamModel>;
+  /** Per store (its index), per stream id. */
+  writers: Array<Map<string, WriterModel>>;
+  generations: number;
 }
+
+const RECREATED = "it was re-created since this store wrote to it";
 
 const full = (w: World, key: string) => `${w.prefix}-${key}`;
 
@@ -148,10 +167,34 @@ class Create implements fc.AsyncCommand<World, Driver[]> {
     if (w.streams.has(id)) expectError(o, "STREAM_EXISTS", `Stream "${id}" already exists`, this.toString());
     else {
       expectOk(o, this.toString());
-      w.streams.set(id, { state: "active", chunks: [] });
+      w.streams.set(id, { state: "active", chunks: [], generation: ++w.generations });
+      w.writers[this.via].set(id, { next: 1, lastSeq: 0, fenced: false });
     }
   }
   toString = () => `create(${this.key}) via ${this.via}`;
+}
+
+/**
+ * What an append through store `via` does, by the store's rule (lib/appends.cjs): the
+ * seq it takes, or that it is refused as a later generation ("re-created").
+ */
+function appendOutcome(w: World, via: number, id: string, s: StreamModel): { seq: number } | { recreated: true } {
+  const writer = w.writers[via].get(id);
+  const n = s.chunks.length;
+  if (writer === undefined) return { seq: n + 1 };
+  if (writer.fenced) return { recreated: true };
+  if (n === writer.next - 1) return { seq: n + 1 };
+  if (n < writer.next - 1) return { recreated: true };
+  // Further along than this store expects: another store appended, or a later generation
+  // with another text where this store wrote last.
+  if (writer.lastSeq === writer.next - 1 && writer.last !== undefined && s.chunks[writer.lastSeq - 1] !== writer.last) {
+    return { recreated: true };
+  }
+  return { seq: n + 1 };
+}
+
+function stored(w: World, via: number, id: string, seq: number, data: string) {
+  w.writers[via].set(id, { next: seq + 1, lastSeq: seq, last: data, fenced: false });
 }
 
 class Append implements fc.AsyncCommand<World, Driver[]> {
@@ -162,19 +205,39 @@ class Append implements fc.AsyncCommand<World, Driver[]> {
     const o = await d[this.via].call("append", id, this.data);
     const s = w.streams.get(id);
     if (s?.state !== "active") {
-      expectError(o, "STREAM_NOT_ACTIVE", `Stream "${id}" not found or not active`, this.toString());
+      // Refused: plainly, or as a later generation when this store wrote an earlier one.
+      expect(o.ok, this.toString()).toBe(false);
+      if (!o.ok) {
+        expect(o.code, this.toString()).toBe("STREAM_NOT_ACTIVE");
+        expect([`Stream "${id}" not found or not active`, `Stream "${id}" not found or not active (${RECREATED})`]).toContain(o.message);
+        if (o.message.includes(RECREATED)) w.writers[this.via].get(id)!.fenced = true;
+      }
+      return;
+    }
+    const outcome = appendOutcome(w, this.via, id, s);
+    if ("recreated" in outcome) {
+      expectError(o, "STREAM_NOT_ACTIVE", `Stream "${id}" not found or not active (${RECREATED})`, this.toString());
+      w.writers[this.via].get(id)!.fenced = true;
       return;
     }
     s.chunks.push(this.data);
     expect(expectOk(o, this.toString()), this.toString()).toBe(s.chunks.length);
+    stored(w, this.via, id, s.chunks.length, this.data);
   }
   toString = () => `append(${this.key}, ${JSON.stringify(this.data)}) via ${this.via}`;
 }
 
-/** Appends at once through every store: each gets a distinct seq, together gapless. */
+/**
+ * Appends at once through every store: each gets a distinct seq, together gapless. Only
+ * on a stream that no store knows from an earlier generation (those are fenced).
+ */
 class Burst implements fc.AsyncCommand<World, Driver[]> {
   constructor(readonly key: string, readonly count: number) {}
-  check = (w: Readonly<World>) => w.streams.get(full(w as World, this.key))?.state === "active";
+  check = (w: Readonly<World>) => {
+    const id = full(w as World, this.key);
+    const s = w.streams.get(id);
+    return s?.state === "active" && w.writers.every((_, via) => !("recreated" in appendOutcome(w as World, via, id, s)));
+  };
   async run(w: World, d: Driver[]) {
     const id = full(w, this.key);
     const s = w.streams.get(id)!;
@@ -185,6 +248,11 @@ class Burst implements fc.AsyncCommand<World, Driver[]> {
     expect([...seqs].sort((x, y) => x - y), this.toString()).toEqual(Array.from({ length: this.count }, (_, i) => from + i));
     const bySeq = new Map(seqs.map((seq, i) => [seq, data[i]]));
     for (let seq = from; seq < from + this.count; seq++) s.chunks.push(bySeq.get(seq)!);
+    // Each store's appends went in its call order: its last call took its highest seq.
+    d.forEach((_, via) => {
+      const mine = seqs.flatMap((seq, i) => (i % d.length === via ? [seq] : []));
+      if (mine.length > 0) stored(w, via, id, Math.max(...mine), bySeq.get(Math.max(...mine))!);
+    });
   }
   toString = () => `burst(${this.key}, ${this.count})`;
 }
@@ -272,7 +340,12 @@ describe("the stores against an in-memory model", () => {
     let run = 0;
     await fc.assert(
       fc.asyncProperty(fc.commands(commands, { maxCommands: 60, size: "max" }), async (cmds) => {
-        const world: World = { prefix: `m${process.pid}-${run++}-${Date.now()}`, streams: new Map() };
+        const world: World = {
+          prefix: `m${process.pid}-${run++}-${Date.now()}`,
+          streams: new Map(),
+          writers: drivers.map(() => new Map()),
+          generations: 0,
+        };
         // Earlier runs' finished streams go first, so each cleanup counts this run's alone.
         await new Promise((resolve) => setTimeout(resolve, 2));
         expectOk(await drivers[0].call("cleanup"), "cleanup before the run");

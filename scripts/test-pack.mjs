@@ -42,7 +42,7 @@ try {
   }
 
   const files = sh("tar", ["tzf", main], work).split("\n");
-  for (const needed of ["package/index.js", "package/index.cjs", "package/load-addon.cjs", "package/index.d.ts", "package/binding.cjs", "package/cli.mjs"]) {
+  for (const needed of ["package/index.js", "package/index.cjs", "package/load-addon.cjs", "package/lib/errors.cjs", "package/lib/appends.cjs", "package/index.d.ts", "package/binding.cjs", "package/cli.mjs"]) {
     if (!files.includes(needed)) throw new Error(`the main package lacks ${needed}`);
   }
   if (files.some((f) => f.endsWith(".node"))) throw new Error("the main package must not carry an addon");

@@ -227,7 +227,14 @@ impl Error {
     /// Whether the connection that gave this error must not be used again: it broke, or
     /// a statement on it may still be running.
     pub fn spoils_connection(&self) -> bool {
-        matches!(self, Error::Lost { .. } | Error::Timeout { .. })
+        matches!(
+            self,
+            Error::Lost { .. }
+                | Error::Timeout {
+                    sql_state: None,
+                    ..
+                }
+        )
     }
 
     /// Whether the statement may have taken effect although the call failed: the

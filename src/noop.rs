@@ -1,12 +1,12 @@
 //! Only in `cargo test --features noop`, the napi-rs way of unit-testing without Node:
-//! napi-derive then generates no conversions, so the two result types the stores hand to
+//! napi-derive then generates no conversions, so the result types the stores hand to
 //! JS get stand-ins that are never called (the unit tests touch no JS).
 
 use napi::bindgen_prelude::ToNapiValue;
 use napi::sys::{napi_env, napi_value};
 
 use crate::reader::StreamPage;
-use crate::stream_store::DurableStreamStatus;
+use crate::stream_store::{AppendLookup, DurableStreamStatus};
 
 macro_rules! never_converted {
     ($($ty:ty),*) => {$(
@@ -18,4 +18,4 @@ macro_rules! never_converted {
     )*};
 }
 
-never_converted!(StreamPage, DurableStreamStatus);
+never_converted!(StreamPage, DurableStreamStatus, AppendLookup);

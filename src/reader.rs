@@ -66,6 +66,8 @@ struct ReaderInner {
     /// With the Rust pool: the page after the one in flight, already asked for (it is
     /// used if the page in flight ends where this one starts), and where it starts.
     ahead: Mutex<Option<(i32, Started)>>,
+    /// The key its wake-ups come under: the status table's, or its finishes' alone.
+    key: String,
 }
 
 #[napi]
@@ -75,6 +77,12 @@ pub struct NativeStreamReader {
 
 impl NativeStreamReader {
     pub fn new(shared: Arc<StreamShared>, id: String, after: i32) -> Self {
+        let key = shared.settings.wake_key.clone();
+        Self::with_key(shared, id, after, key)
+    }
+
+    /// A reader woken under `key` (see `sql::finish_key`).
+    pub fn with_key(shared: Arc<StreamShared>, id: String, after: i32, key: String) -> Self {
         NativeStreamReader {
             inner: Arc::new(ReaderInner {
                 cursor: Mutex::new(Cursor {
@@ -82,10 +90,8 @@ impl NativeStreamReader {
                     ..Cursor::default()
                 }),
                 released: watch::Sender::new(false),
-                wake: tokio::sync::Mutex::new(Some(wakeups::subscribe(
-                    &shared.settings.wake_key,
-                    &id,
-                ))),
+                wake: tokio::sync::Mutex::new(Some(wakeups::subscribe(&key, &id))),
+                key,
                 shared,
                 id,
                 ahead: Mutex::new(None),
@@ -260,7 +266,7 @@ impl NativeStreamReader {
             let waiting = inner.shared.db.wait(
                 Waiter {
                     statement: inner.shared.sql.waiting.clone(),
-                    status_table: settings.wake_key.clone(),
+                    status_table: inner.key.clone(),
                     id: inner.id.clone(),
                     after: inner.cursor().after,
                     poll_interval: settings.poll_interval,

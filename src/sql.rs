@@ -105,6 +105,12 @@ pub fn wake_key(table: &str) -> String {
     }
 }
 
+/// The key of a stream's finishes alone (stop, complete, fail), under which stop signals
+/// wait: they are not woken by appends.
+pub fn finish_key(wake_key: &str) -> String {
+    format!("{wake_key}#finished")
+}
+
 /// Checks a table-name option: `name` or `schema.name`, each part a plain SQL identifier
 /// (a letter or `_`, then letters, digits, `_` or `$`, at most 63 bytes).
 pub fn table_name(option: &str, value: &str) -> Result<String> {
@@ -131,6 +137,9 @@ pub fn table_name(option: &str, value: &str) -> Result<String> {
 pub struct StreamSql {
     pub create: Statement,
     pub append: Statement,
+    /// `append`'s waiting form, never combined: an attempt that settles an unknown
+    /// outcome goes alone, not behind other calls.
+    pub append_alone: Statement,
     pub waiting: Statement,
     pub status: Statement,
     pub lookup: Statement,
@@ -181,6 +190,7 @@ impl StreamSql {
             // is what lets `cleanup` tell an abandoned stream from a live one. This form
             // waits for a status row locked elsewhere; JS clients use it, and so does the
             // Rust pool for a stream whose row it found locked.
+            append_alone: Statement::new(append_waiting(chunks, status), &[SEQ]),
             append: Statement::new(append_waiting(chunks, status), &[SEQ])
                 // The Rust pool's lane: the same, but a status row locked elsewhere is
                 // skipped, so one held-up stream cannot stall the appends to all others. It
@@ -274,7 +284,7 @@ impl StreamSql {
                 format!(
                     "WITH u AS (UPDATE {status} SET state = $2::text, error = $3::text, \
                      expires_at = $4::bigint WHERE id = $1::text AND state = 'active' RETURNING id) \
-                     SELECT pg_notify('{NOTIFY_CHANNEL}', json_build_object('o', $5::text, \
+                     SELECT pg_notify('{NOTIFY_CHANNEL}', json_build_object('o', $5::text, 'f', 1, \
                      's', json_build_array(json_build_array('{key}', id)))::text) FROM u"
                 ),
                 &[],

@@ -80,7 +80,8 @@ impl NativeStreamStore {
     /// Resolves the chunk's seq: 1 for the first chunk, gapless after that. With `at`,
     /// the chunk is stored only as seq `at` (the stream must have `at - 1` chunks), else
     /// the call rejects with STREAM_NOT_ACTIVE; with `withinMs`, the call's deadline is
-    /// that much from now (at most `queryTimeoutMs`). `index.cjs` builds exactly-once
+    /// that much from now (at most `queryTimeoutMs`); `alone`: never combined with other
+    /// calls (and so never queued behind them). `index.cjs` builds exactly-once
     /// appends on these two (see `appendAt` there).
     #[napi]
     pub fn append<'env>(
@@ -90,6 +91,7 @@ impl NativeStreamStore {
         chunk: String,
         at: Option<u32>,
         within_ms: Option<f64>,
+        alone: Option<bool>,
     ) -> napi::Result<PromiseRaw<'env, u32>> {
         check_id("stream id", &id)?;
         check_text("chunk", &chunk)?;
@@ -105,7 +107,12 @@ impl NativeStreamStore {
             .filter(|ms| ms.is_finite())
             .map(|ms| std::time::Duration::from_millis(ms.max(1.0) as u64));
         let shared = s.clone();
-        s.db.run_within(env, &s.sql.append, params, within, move |rows| {
+        let statement = if alone == Some(true) {
+            &s.sql.append_alone
+        } else {
+            &s.sql.append
+        };
+        s.db.run_within(env, statement, params, within, move |rows| {
             let seq = match rows.first() {
                 None => return Err(Error::StreamNotActive(id)),
                 Some(row) => row.int(0).ok_or_else(|| missing(&shared.sql.append, 0))?,
@@ -223,6 +230,24 @@ impl NativeStreamStore {
         ))
     }
 
+    /// What `stopSignal(id)` waits with: a reader past every chunk, woken only when the
+    /// stream finishes (here, through NOTIFY, or the shared check); its `nextPage()`
+    /// resolves `null` once the stream is not active.
+    #[napi]
+    pub fn stop_watcher(&self, id: String) -> napi::Result<NativeStreamReader> {
+        check_id("stream id", &id)?;
+        if self.shared.db.is_closed() {
+            return Err(Error::Closed.into());
+        }
+        let key = crate::sql::finish_key(&self.shared.settings.wake_key);
+        Ok(NativeStreamReader::with_key(
+            self.shared.clone(),
+            id,
+            i32::MAX,
+            key,
+        ))
+    }
+
     /// Releases the store's connection (a shared pool closes with its last store) and ends
     /// every reader that is waiting for chunks.
     /// Resolves once a pool no other store uses has closed its connections.
@@ -265,6 +290,7 @@ impl NativeStreamStore {
         // Other processes hear of it from the statement's own NOTIFY.
         s.db.run(env, &s.sql.finish, params, move |_| {
             wakeups::wake(&shared.settings.wake_key, &id);
+            wakeups::wake(&crate::sql::finish_key(&shared.settings.wake_key), &id);
             Ok(())
         })
     }

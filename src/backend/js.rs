@@ -204,7 +204,10 @@ fn to_json(param: Param) -> Value {
         Param::OptText(None) => Value::Null,
         Param::Int(v) => v.into(),
         Param::OptInt(v) => v.map_or(Value::Null, Value::from),
-        Param::OptIntArray(v) => v.into_iter().map(|v| v.map_or(Value::Null, Value::from)).collect(),
+        Param::OptIntArray(v) => v
+            .into_iter()
+            .map(|v| v.map_or(Value::Null, Value::from))
+            .collect(),
         Param::BigInt(v) => v.into(),
         Param::TextArray(v) => v.into(),
         Param::OptTextArray(v) => v.into(),
@@ -459,7 +462,7 @@ fn failure(failed: &Value) -> Error {
                     failed.get("phase").and_then(Value::as_str),
                     Some("queued" | "connect")
                 ),
-            }
+            };
         }
         "NO_FREE_CONNECTION" => {
             return Error::Connection {

@@ -142,6 +142,9 @@ struct Payload<'a> {
     /// A listener's probe of its own connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     p: Option<u64>,
+    /// The streams finished (stop, complete, fail): stop signals wake too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    f: Option<u8>,
 }
 
 /// Payloads naming every stream, each under the size limit.
@@ -152,6 +155,7 @@ fn payloads(streams: HashSet<Key>) -> Vec<String> {
             o: origin.into(),
             s,
             p: None,
+            f: None,
         })
         .unwrap_or_default()
     };
@@ -193,6 +197,9 @@ fn deliver(payload: &str) -> Heard {
         Ok(payload) => {
             for (table, id) in payload.s {
                 wakeups::wake(&table, &id);
+                if payload.f.is_some() {
+                    wakeups::wake(&crate::sql::finish_key(&table), &id);
+                }
             }
         }
         // Not ours, or cut: waking everyone costs a query each, never a chunk.
@@ -258,6 +265,7 @@ async fn listen_once(
         o: wakeups::origin().into(),
         s: Vec::new(),
         p: Some(probe),
+        f: None,
     })
     .unwrap_or_default();
     // The probe goes through the pool; until it comes back it is sent again, with
@@ -326,5 +334,18 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), reader.written())
             .await
             .expect("another process's write wakes it");
+    }
+
+    #[tokio::test]
+    async fn a_finish_wakes_stop_signals_and_a_write_does_not() {
+        let mut stop = wakeups::subscribe(&crate::sql::finish_key("t"), "stopping");
+        stop.mark_seen();
+        deliver(r#"{"o":"another process","s":[["t","stopping"]]}"#);
+        let woken = tokio::time::timeout(Duration::from_millis(50), stop.written()).await;
+        assert!(woken.is_err(), "an append does not wake a stop signal");
+        deliver(r#"{"o":"another process","f":1,"s":[["t","stopping"]]}"#);
+        tokio::time::timeout(Duration::from_secs(1), stop.written())
+            .await
+            .expect("a finish wakes it");
     }
 }

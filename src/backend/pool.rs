@@ -306,16 +306,45 @@ impl Conns {
         if deadline.saturating_duration_since(Instant::now()) < self.query_timeout / 20 {
             return Err(Error::timed_out_unsent(self.query_timeout_ms()));
         }
-        let outcome = match timeout_at(deadline, run(&client, statement, params)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(Error::timed_out(self.query_timeout_ms())),
-        };
+        let outcome = self.run_by(&client, statement, params, deadline).await;
         if let Err(err) = &outcome {
             if err.spoils_connection() {
-                self.discard(client, err.sql_state().is_none());
+                self.discard(client, matches!(err, Error::Lost { .. }));
             }
         }
         outcome
+    }
+
+    /// Runs the statement on `client` by `deadline`, then settles it (see below).
+    async fn run_by(
+        &self,
+        client: &Object,
+        statement: &Statement,
+        params: &[Param],
+        deadline: Instant,
+    ) -> Result<Vec<Row>> {
+        let running = run(client, statement, params);
+        tokio::pin!(running);
+        match timeout_at(deadline, &mut running).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                // Out of time: ask the server to cancel the statement, and give it a
+                // moment (a twentieth of the limit) to end. Then its outcome is certain:
+                // cancelled (57014), or done after all. Only a connection that does not
+                // answer even then (a dead network) leaves it unknown, and is dropped.
+                let cancel = client.cancel_token();
+                let tls = self.tls.clone();
+                let settled = tokio::time::timeout(self.query_timeout / 20, async {
+                    let _ = cancel.cancel_query(tls).await;
+                    (&mut running).await
+                })
+                .await;
+                match settled {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(Error::timed_out(self.query_timeout_ms())),
+                }
+            }
+        }
     }
 
     /// Drops a connection that must not be used again; `cancel`: a statement on it may

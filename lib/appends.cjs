@@ -1,0 +1,195 @@
+// Exactly-once appends, with the original's tables and no schema change.
+//
+// The store knows, for each stream it writes, the seq its next chunk must take. Every
+// append is sent *conditional* on that seq (`native.append(id, chunk, at)`: stored only
+// if the stream has exactly `at - 1` chunks, so it can land nowhere else and never
+// twice). A stream's appends through one store go one at a time, in call order.
+//
+// When an attempt's outcome is unknown (the connection broke, or this side stopped
+// waiting), the store settles it itself, within the call's `queryTimeoutMs`: it sends
+// the same conditional append again (an attempt that certainly failed for a passing
+// reason, such as a deadline met in a queue, is simply tried again too). Exactly one of the two can ever take seq `at`:
+//   - the retry stores it: the first attempt can no longer land (the count moved);
+//   - the retry is refused: `lookup` reads the chunk at `at`; if it is this chunk, the
+//     first attempt landed. If the stream moved on without it, it never will.
+// So `append` resolves only when the chunk is stored once, at the seq it returns, and
+// rejects only when it is not stored and never will be, except with
+// APPEND_OUTCOME_UNKNOWN (the database could not be reached to settle it in time).
+// Appending the same chunk again after that is safe: it is stored once.
+//
+// Fencing: a store that wrote a stream never appends into a later generation of it
+// (after cleanup and `create` again elsewhere): a count that went backwards, or another
+// text at the seq this store last wrote, rejects with STREAM_NOT_ACTIVE ("re-created").
+//
+// Two producers on one stream: each still gets distinct, gapless seqs and its own call
+// order; when the other producer took the expected seq, the append goes after it.
+"use strict";
+
+const { PostgresStoreError, translate, outcomeUnknown } = require("./errors.cjs");
+
+/** The share of the call's time the first attempt gets; the rest settles an unknown outcome. */
+const FIRST_ATTEMPT = 0.5;
+/** Streams a store remembers; the least recently written are forgotten beyond it. */
+const MOST_STREAMS = 10_000;
+
+const noop = () => {};
+
+function notActive(id, why) {
+  const message = `Stream "${id}" not found or not active` + (why ? ` (${why})` : "");
+  return new PostgresStoreError("STREAM_NOT_ACTIVE", message);
+}
+
+function unknown(id, at, cause) {
+  return new PostgresStoreError(
+    "APPEND_OUTCOME_UNKNOWN",
+    `could not find out within queryTimeoutMs whether the chunk for stream "${id}" was stored ` +
+      `(as seq ${at}): the database could not be reached. Append the same chunk again when it ` +
+      "can: it will be stored once",
+    { retryable: true, cause },
+  );
+}
+
+function timedOut(ms) {
+  return new PostgresStoreError(
+    "QUERY_TIMEOUT",
+    `the call did not finish within queryTimeoutMs (${ms} ms) and was never sent; the database ` +
+      "may be overloaded or unreachable. Retry later",
+    { retryable: true },
+  );
+}
+
+/** What a store knows of one stream it writes. */
+class Writer {
+  /** The seq the next chunk must take; undefined until known. */
+  next = undefined;
+  /** The seq and text of the last chunk this store stored, for fencing. */
+  lastSeq = 0;
+  last = undefined;
+  /** A later generation was seen: this store appends no more to it. */
+  fenced = false;
+  /** The chunk whose append ended APPEND_OUTCOME_UNKNOWN, and the seq it may hold. */
+  pending = undefined;
+  /** The stream's appends, one at a time. */
+  tail = Promise.resolve();
+}
+
+class Appends {
+  #native;
+  #timeoutMs;
+  /** @type {Map<string, Writer>} */
+  #writers = new Map();
+
+  /** `native()` gives the native store (it throws for a closed or clientless one). */
+  constructor(native, timeoutMs) {
+    this.#native = native;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** The stream was created through this store: its first chunk is seq 1. */
+  created(id) {
+    const writer = new Writer();
+    writer.next = 1;
+    this.#remember(id, writer);
+  }
+
+  /** Resolves the seq the chunk was stored at, exactly once. */
+  append(id, chunk) {
+    const deadline = Date.now() + this.#timeoutMs;
+    const writer = this.#writer(id);
+    const turn = writer.tail.then(() => this.#appendNow(id, chunk, writer, deadline));
+    writer.tail = turn.then(noop, noop);
+    return turn;
+  }
+
+  #writer(id) {
+    let writer = this.#writers.get(id);
+    if (writer === undefined) writer = new Writer();
+    this.#remember(id, writer);
+    return writer;
+  }
+
+  #remember(id, writer) {
+    // Most recently written last, so the first entry is the one to forget.
+    this.#writers.delete(id);
+    this.#writers.set(id, writer);
+    if (this.#writers.size > MOST_STREAMS) this.#writers.delete(this.#writers.keys().next().value);
+  }
+
+  async #call(make) {
+    try {
+      return { value: await make() };
+    } catch (err) {
+      return { error: translate(err) };
+    }
+  }
+
+  async #appendNow(id, chunk, writer, deadline) {
+    const native = this.#native();
+    const left = () => deadline - Date.now();
+    if (writer.fenced) throw notActive(id, "it was re-created since this store wrote to it");
+    if (left() <= 0) throw timedOut(this.#timeoutMs);
+    if (writer.next === undefined) {
+      // A stream this store did not create: learn where it stands, once.
+      const { value, error } = await this.#call(() => native.lookup(id, 1, left()));
+      if (error) throw error;
+      if (value === null || value.state !== "active") throw notActive(id);
+      writer.next = value.totalChunks + 1;
+    }
+    let at = writer.next;
+    // An attempt whose outcome is unknown was sent (by this call, or by an earlier call
+    // of the same chunk that ended APPEND_OUTCOME_UNKNOWN).
+    let mayHaveLanded = writer.pending?.at === at && writer.pending.chunk === chunk;
+    writer.pending = undefined;
+    let lastError;
+    for (let attempt = 0; left() > 0; attempt++) {
+      const within = attempt === 0 ? Math.max(1, Math.floor(left() * FIRST_ATTEMPT)) : left();
+      // Later attempts go alone, on a connection of their own, not behind other calls.
+      const alone = attempt > 0;
+      const { value: seq, error } = await this.#call(() => native.append(id, chunk, at, within, alone));
+      if (error === undefined) return this.#stored(writer, seq, chunk);
+      if (error.code !== "STREAM_NOT_ACTIVE") {
+        // Nothing of this chunk can have landed and trying again cannot help: say so.
+        if (!mayHaveLanded && !outcomeUnknown(error) && !error.retryable) throw error;
+        mayHaveLanded ||= outcomeUnknown(error);
+        lastError = error;
+        continue;
+      }
+      // Refused: the stream is not active, or its count is not `at - 1`. Look.
+      const looked = await this.#call(() => native.lookup(id, at, left()));
+      if (looked.error) {
+        lastError = looked.error;
+        continue;
+      }
+      const look = looked.value;
+      if (look === null) throw notActive(id);
+      if (mayHaveLanded && look.totalChunks >= at && look.at === chunk) return this.#stored(writer, at, chunk);
+      if (look.totalChunks < at - 1 || (writer.lastSeq === at - 1 && writer.last !== undefined && look.before !== writer.last)) {
+        // The count went backwards, or another text stands where this store wrote: a
+        // later generation of the stream. Never append into it.
+        writer.fenced = true;
+        throw notActive(id, "it was re-created since this store wrote to it");
+      }
+      if (look.state !== "active") throw notActive(id);
+      if (look.totalChunks >= at) {
+        // Another producer took `at`; this chunk goes after its chunks.
+        at = look.totalChunks + 1;
+        writer.lastSeq = 0;
+        writer.last = undefined;
+      }
+    }
+    if (!mayHaveLanded) throw lastError ?? timedOut(this.#timeoutMs);
+    // The chunk may still be stored at `at`, and nowhere else: the next append finds out.
+    writer.next = at;
+    writer.pending = { at, chunk };
+    throw unknown(id, at, lastError);
+  }
+
+  #stored(writer, seq, chunk) {
+    writer.next = seq + 1;
+    writer.lastSeq = seq;
+    writer.last = chunk;
+    return seq;
+  }
+}
+
+module.exports = { Appends };

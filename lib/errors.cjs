@@ -1,0 +1,58 @@
+// Errors: every error the package raises is a PostgresStoreError. Native errors are
+// classified in Rust (src/error.rs) and cross as a unit separator followed by JSON
+// `{code, message, sqlState?, retryable, unknown?}`; here they only become instances.
+"use strict";
+
+/**
+ * `code` (stable), `retryable` (the same call may succeed later as it is), `sqlState`
+ * when PostgreSQL reported it, `cause` when another error led to it.
+ */
+class PostgresStoreError extends Error {
+  constructor(code, message, { sqlState, retryable = false, cause } = {}) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = "PostgresStoreError";
+    this.code = code;
+    if (sqlState) this.sqlState = sqlState;
+    this.retryable = retryable;
+  }
+}
+
+const MARK = "\u001f";
+
+/** Errors whose statement may have taken effect although the call failed (internal). */
+const unknownOutcome = new WeakSet();
+
+function storeError(code, message, sqlState) {
+  return new PostgresStoreError(code, message, { sqlState });
+}
+
+/** A native error (`MARK` + JSON) as a PostgresStoreError; anything else as it is. */
+function translate(err) {
+  if (err instanceof Error && typeof err.message === "string" && err.message.startsWith(MARK)) {
+    try {
+      const { code, message, sqlState, retryable, unknown } = JSON.parse(err.message.slice(1));
+      const translated = new PostgresStoreError(code, message, { sqlState, retryable });
+      if (unknown) unknownOutcome.add(translated);
+      return translated;
+    } catch {
+      return err;
+    }
+  }
+  return err;
+}
+
+/** Whether the failed call's statement may still have taken effect. */
+function outcomeUnknown(err) {
+  return unknownOutcome.has(err);
+}
+
+/** Runs `call`, turning native errors into PostgresStoreErrors. */
+async function run(call) {
+  try {
+    return await call();
+  } catch (err) {
+    throw translate(err);
+  }
+}
+
+module.exports = { PostgresStoreError, storeError, translate, outcomeUnknown, run };
