@@ -312,12 +312,17 @@ function checkIdle(pool, timeoutMs) {
  */
 function cancelPg(conn) {
   try {
-    if (!conn.activeQuery || typeof conn.constructor !== "function") return;
+    // (pg's own Client#cancel reads the deprecated activeQuery, which warns.)
+    const running = typeof conn._getActiveQuery === "function" ? conn._getActiveQuery() : conn._activeQuery;
+    if (!running || typeof conn.constructor !== "function" || !conn.processID) return;
     const canceller = new conn.constructor(conn.connectionParameters);
-    canceller.connection?.on?.("error", () => {});
-    canceller.connection?.stream?.on?.("error", () => {});
-    canceller.cancel(conn, conn.activeQuery);
-    const end = setTimeout(() => canceller.connection?.stream?.destroy?.(), 5_000);
+    const con = canceller.connection;
+    con.on("error", () => {});
+    con.on("connect", () => con.cancel(conn.processID, conn.secretKey));
+    const { host, port } = canceller;
+    if (typeof host === "string" && host.startsWith("/")) con.connect(`${host}/.s.PGSQL.${port}`);
+    else con.connect(port, host);
+    const end = setTimeout(() => con.stream?.destroy?.(), 5_000);
     end.unref?.();
   } catch {
     // nothing more can be done: the client is destroyed anyway

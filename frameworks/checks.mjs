@@ -51,3 +51,31 @@ export async function checkStreams(name, a, b) {
   expectEvents(`${name}: Last-Event-ID 40 wins over ?after=10`, await readEvents(`${a.base}${path}?after=10`, { "last-event-id": "40" }), 40, words);
   console.log(`test:frameworks: ${name}: live ${ra.events.length} + ${rb.events.length} chunks over ${spread(ra).toFixed(0)}/${spread(rb).toFixed(0)} ms, joined live, resumed by Last-Event-ID and ?after=`);
 }
+
+/**
+ * Stop pressed while the model writes: DELETE on server B stops the stream that server A
+ * produces; A's producer is aborted by its stopSignal, and readers on both servers end
+ * at once, after the last chunk written.
+ */
+export async function checkStop(name, a, b) {
+  const words = Array.from({ length: 400 }, (_, i) => `s${i + 1}`); // 8 s at 20 ms a token
+  const posted = await fetch(`${a.base}/api/stream`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ prompt: words.join(" ") }) });
+  const { id } = await posted.json();
+  const path = `/api/stream/${id}`;
+  const readers = [readEvents(`${a.base}${path}`), readEvents(`${b.base}${path}`)];
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  const stopped = performance.now();
+  const deleted = await fetch(`${b.base}${path}`, { method: "DELETE" });
+  if (deleted.status !== 204) throw new Error(`${name}: DELETE answered ${deleted.status}`);
+  const [ra, rb] = await Promise.all(readers);
+  const ended = performance.now() - stopped;
+  const count = ra.events.length;
+  if (count === 0 || count >= words.length) throw new Error(`${name}: stop: ${count} chunks, not a stream stopped midway`);
+  if (JSON.stringify(ra.events.map((e) => e.id)) !== JSON.stringify(rb.events.map((e) => e.id))) throw new Error(`${name}: stop: the two servers' readers saw different chunks`);
+  if (ended > 2_000) throw new Error(`${name}: stop: the readers ended ${ended.toFixed(0)} ms after DELETE`);
+  // Nothing is written after the stop: the producer was aborted, not left to run.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const again = await readEvents(`${a.base}${path}`);
+  if (again.events.length !== count) throw new Error(`${name}: stop: ${again.events.length - count} chunks written after the stop`);
+  console.log(`test:frameworks: ${name}: DELETE on the other server stopped the stream after ${count} chunks; readers on both ended ${ended.toFixed(0)} ms later`);
+}

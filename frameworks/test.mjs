@@ -14,7 +14,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { migrate } from "../index.js";
 import { packTarballs } from "../scripts/pack.mjs";
-import { checkStreams } from "./checks.mjs";
+import { checkStop, checkStreams } from "./checks.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const url = process.env.DATABASE_URL;
@@ -81,6 +81,7 @@ try {
   step("SvelteKit: two servers (node build), streams over SSE");
   servers.push(await serve(process.execPath, ["build"], kit, 4311), await serve(process.execPath, ["build"], kit, 4312));
   await checkStreams("SvelteKit", servers[0], servers[1]);
+  await checkStop("SvelteKit", servers[0], servers[1]);
   for (const s of servers.splice(0)) s.stop();
 
   step("SvelteKit: the package in devDependencies (adapter-node bundles it)");
@@ -111,6 +112,7 @@ try {
   servers.push(await serve(process.execPath, [nextBin, "start", "-p", "4321", "-H", "127.0.0.1"], next, 4321));
   servers.push(await serve(process.execPath, [nextBin, "start", "-p", "4322", "-H", "127.0.0.1"], next, 4322));
   await checkStreams("Next.js", servers[0], servers[1]);
+  await checkStop("Next.js", servers[0], servers[1]);
   for (const s of servers.splice(0)) s.stop();
 
   step("Next.js: next build without serverExternalPackages");

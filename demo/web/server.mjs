@@ -21,8 +21,15 @@ const store = new PostgresStreamStore(url);
 const TOKEN_MS = Number(process.env.TOKEN_MS ?? 80);
 
 async function generate(id, prompt) {
+  // Aborts the moment the stream is stopped, by this server or any other: a model call
+  // given it (`streamText({ abortSignal })`) stops, and its bill with it.
+  const signal = store.stopSignal(id);
   for (const token of answerFor(prompt)) {
-    await new Promise((resolve) => setTimeout(resolve, TOKEN_MS));
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, TOKEN_MS);
+      signal.addEventListener("abort", () => resolve(clearTimeout(timer)), { once: true });
+    });
+    if (signal.aborted) return; // stopped by a user
     try {
       await store.append(id, token);
     } catch (err) {

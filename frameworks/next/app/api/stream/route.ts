@@ -9,10 +9,13 @@ export async function POST(request: Request) {
   const { prompt } = (await request.json()) as { prompt: string };
   const id = crypto.randomUUID();
   await store.create(id);
+  // Aborts when the stream is stopped, on whichever server the stop request lands:
+  // pass it to the model call (with the AI SDK: `streamText({ ..., abortSignal })`).
+  const signal = store.stopSignal(id);
   void (async () => {
     try {
-      for await (const token of generate(prompt)) await store.append(id, token);
-      await store.complete(id);
+      for await (const token of generate(prompt, signal)) await store.append(id, token);
+      if (!signal.aborted) await store.complete(id);
     } catch (err) {
       await store.fail(id, String(err)).catch(() => {});
     }

@@ -21,3 +21,10 @@ export async function GET(request: Request, { params }: { params: Promise<{ id: 
   });
   return new Response(body, { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } });
 }
+
+// DELETE: stops the stream (a user pressed Stop): its producer's stopSignal aborts, here
+// or on another server, and every reader ends after the last chunk.
+export async function DELETE(_request: Request, { params }: { params: Promise<{ id: string }> }) {
+  await store.stop((await params).id);
+  return new Response(null, { status: 204 });
+}

@@ -18,3 +18,10 @@ export const GET: RequestHandler = ({ params, request, url }) => {
   });
   return new Response(body, { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } });
 };
+
+// DELETE: stops the stream (a user pressed Stop): its producer's stopSignal aborts, here
+// or on another server, and every reader ends after the last chunk.
+export const DELETE: RequestHandler = async ({ params }) => {
+  await store.stop(params.id);
+  return new Response(null, { status: 204 });
+};
