@@ -81,6 +81,52 @@ async function liveTail(mode) {
   return { p50Ms: +median(lags).toFixed(2), p99Ms: +quantile(lags, 0.99).toFixed(2) };
 }
 
+/** One producer, as DurableStream does: 1,000 appends to one stream, each awaited. */
+async function oneProducer(mode) {
+  const t = await freshTables();
+  const store = mode.streams(t);
+  await store.create("one");
+  const start = performance.now();
+  for (let i = 0; i < 1000; i++) await store.append("one", `token ${i} `);
+  const seconds = (performance.now() - start) / 1000;
+  await store.close?.();
+  await t.drop();
+  return { chunksPerSecond: Math.round(1000 / seconds) };
+}
+
+/**
+ * stop() in another process → the producer's stopSignal here aborts: 30 streams, one at
+ * a time, the stop sent to a child process over a pipe. (The original has no stop signal:
+ * its producer hears of a stop at its next append.)
+ */
+async function stopAcross(mode) {
+  if (!mode.stopSignals) return undefined;
+  const t = await freshTables();
+  const store = mode.streams(t);
+  const stopper = spawn(process.execPath, [new URL("./child.mjs", import.meta.url).pathname, "stopper", mode.key, JSON.stringify(t), "-", "0"], {
+    env: { ...process.env, DATABASE_URL: url },
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  await new Promise((resolve) => stopper.stdout.once("data", resolve)); // "ready"
+  const lags = [];
+  for (let i = 0; i < 30; i++) {
+    const id = `stop${i}`;
+    await store.create(id);
+    const signal = store.stopSignal(id);
+    await store.append(id, "token");
+    await sleep(50); // the producer waits for its model
+    const aborted = new Promise((resolve) => signal.addEventListener("abort", () => resolve(performance.now()), { once: true }));
+    const sent = performance.now();
+    stopper.stdin.write(`${id}\n`);
+    lags.push((await aborted) - sent);
+  }
+  stopper.stdin.end();
+  await new Promise((resolve) => stopper.on("exit", resolve));
+  await store.close?.();
+  await t.drop();
+  return { p50Ms: +median(lags).toFixed(2), p99Ms: +quantile(lags, 0.99).toFixed(2) };
+}
+
 /** A writer in another process (its own store, same mode) appends 100 chunks 20 ms
  *  apart, each carrying the wall-clock time it was sent; a live reader here notes the lag. */
 async function liveTailAcross(mode) {
@@ -221,6 +267,7 @@ async function conversations(mode) {
 // [label, measure, show, value, higher is better, rounds]
 const figures = [
   ["append throughput (50 streams x 200 appends)", appendThroughput, (r) => `${r.chunksPerSecond} chunks/s`, (r) => r.chunksPerSecond, true, 3],
+  ["one producer, 1,000 awaited appends to one stream", oneProducer, (r) => `${r.chunksPerSecond} chunks/s`, (r) => r.chunksPerSecond, true, 3],
   ["live tail, same process", liveTail, (r) => `p50 ${r.p50Ms} / p99 ${r.p99Ms} ms`, (r) => r.p50Ms, false, 3],
   ["live tail, across processes", liveTailAcross, (r) => `p50 ${r.p50Ms} / p99 ${r.p99Ms} ms`, (r) => r.p50Ms, false, 3],
   ["replay 10,000 chunks", replay, (r) => `${r.medianMs} ms`, (r) => r.medianMs, false, 3],
@@ -274,6 +321,24 @@ for (const [label, measure, show, value, higherIsBetter, ROUNDS] of figures) {
   results.figures[label] = measured;
   table.push(row);
   console.error(`measured: ${label}`);
+}
+
+// stop → abort has no baseline to compare with: measured for the modes that have it.
+if (!only || "stop in another process -> stopSignal aborts".includes(only)) {
+  const stops = {};
+  for (const mode of modes) {
+    const rounds = [];
+    for (let round = 0; round < 3; round++) {
+      const r = await stopAcross(mode);
+      if (r) rounds.push(r);
+    }
+    if (rounds.length) stops[mode.key] = rounds.sort((a, b) => a.p50Ms - b.p50Ms)[1];
+  }
+  results.figures["stop in another process -> stopSignal aborts"] = stops;
+  const row = { figure: "stop in another process -> stopSignal aborts" };
+  for (const mode of modes) row[mode.key] = stops[mode.key] ? `p50 ${stops[mode.key].p50Ms} / p99 ${stops[mode.key].p99Ms} ms` : "(none: at its next append)";
+  table.push(row);
+  console.error("measured: stop signal");
 }
 
 console.log(`\n${results.machine}; Node ${results.node}; PostgreSQL ${results.postgres}`);

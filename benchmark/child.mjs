@@ -3,6 +3,8 @@
 //     apart (each chunk is the wall-clock time it was sent), then completes the stream
 //   node child.mjs idle <mode> <tables JSON> <id prefix> <count>   opens a reader on each
 //     of `count` streams, prints "ready" and waits until it is killed
+//   node child.mjs stopper <mode> <tables JSON> - 0    stops each stream whose id comes on
+//     stdin (a line each), after printing "ready"
 //   node child.mjs replay <mode> <tables JSON> <id>           reads the stream through and
 //     prints {"chunks", "rssGrowthMb"}: the peak resident memory it took over the start
 import { makeModes, wallMs } from "./modes.mjs";
@@ -26,6 +28,11 @@ if (task === "write") {
   await sleep(500);
   console.log("ready");
   await new Promise(() => {}); // until killed
+} else if (task === "stopper") {
+  // Stops each stream whose id arrives on stdin, one line each.
+  const { createInterface } = await import("node:readline");
+  console.log("ready");
+  for await (const line of createInterface({ input: process.stdin })) if (line) await store.stop(line);
 } else if (task === "replay") {
   global.gc?.();
   const before = process.resourceUsage().maxRSS;
