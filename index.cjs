@@ -226,15 +226,14 @@ function adapt(client, settle, timeoutMs) {
   let waiting = 0;
   return (sql, params, ticket, byColumn, withinMs) => {
     if (waiting >= MOST_QUEUED) {
-      return Promise.resolve(
-        settle(ticket, {
-          failed: {
-            message: `${MOST_QUEUED} calls are already waiting for this client's one connection; ` +
-              "it is not keeping up. Retry later, or pass a pg.Pool",
-            code: "OVERLOADED",
-          },
-        }),
-      );
+      const failed = {
+        message:
+          `${MOST_QUEUED} calls are already waiting for this client's one connection; it is not ` +
+          "keeping up. Retry later, or pass a pg.Pool",
+        code: "OVERLOADED",
+      };
+      // settle() throws the call's error: as a rejection, like every other outcome.
+      return new Promise((resolve) => resolve(settle(ticket, { failed })));
     }
     waiting++;
     const result = query(sql, params, ticket, byColumn, withinMs, tail);

@@ -199,6 +199,27 @@ describe("deadlines under queueing", () => {
   });
 });
 
+describe("bounded queues", () => {
+  it("a pg.Client store refuses calls beyond 20,000 waiting with OVERLOADED, at once", async () => {
+    const client = new pg.Client({ connectionString: DATABASE_URL });
+    await client.connect();
+    const store = new PostgresStreamStore(client, { ...tables.stream, queryTimeoutMs: 2_000 });
+    const id = uid("overload");
+    await store.create(id);
+    const lock = await lockStream(id);
+    const stuck = store.complete(id); // holds the one connection, waiting for the lock
+    stuck.catch(() => {});
+    const waiting = Array.from({ length: 20_000 }, () => store.getStatus(id));
+    for (const call of waiting) call.catch(() => {});
+    const err = await rejection(store.getStatus(id));
+    expect([err instanceof PostgresStoreError, err.code, err.retryable]).toEqual([true, "OVERLOADED", true]);
+    await lock.release();
+    await Promise.allSettled([stuck, ...waiting]);
+    expect(await store.getStatus(id)).toMatchObject({ state: "done" });
+    await client.end();
+  }, 20_000);
+});
+
 describe("one error model on both backends", () => {
   const pools: pg.Pool[] = [];
   afterAll(async () => {

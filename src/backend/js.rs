@@ -464,6 +464,7 @@ fn failure(failed: &Value) -> Error {
                 ),
             };
         }
+        "OVERLOADED" => return Error::Overloaded(message),
         "NO_FREE_CONNECTION" => {
             return Error::Connection {
                 message,
@@ -540,6 +541,8 @@ mod tests {
         assert_eq!(err.code(), "CONNECTION_ERROR");
         let err = outcome_error(json!({ "failed": { "message": "m", "code": "EWHATEVER" } }));
         assert_eq!(err.code(), "CLIENT_ERROR");
+        let err = outcome_error(json!({ "failed": { "message": "m", "code": "OVERLOADED" } }));
+        assert_eq!((err.code(), err.retryable()), ("OVERLOADED", true));
         let err = outcome_error(json!({ "failed": { "message": "m", "code": "57014" } }));
         assert_eq!(err.code(), "QUERY_TIMEOUT");
         let err = outcome_error(json!({ "failed": { "message": "m", "code": "3D000" } }));
