@@ -5,6 +5,8 @@
 // file. Errors are plain Errors with a `code` (this runs before index.cjs's own helpers).
 "use strict";
 
+const { PostgresStoreError } = require("./lib/errors.cjs");
+
 module.exports = loadBinding;
 
 /**
@@ -44,10 +46,7 @@ function nodeRequire() {
 }
 
 function loadError(code, message, cause) {
-  const err = new Error(message);
-  err.code = code;
-  if (cause !== undefined) err.cause = cause;
-  return err;
+  return new PostgresStoreError(code, message, { cause });
 }
 
 function bundledError(detail, cause) {

@@ -34,15 +34,19 @@ describe("loading the addon", () => {
   const root = fileURLToPath(new URL("..", import.meta.url));
   const copy = (files: Record<string, string> = {}) => {
     const dir = join(mkdtempSync(join(tmpdir(), "aibind-load-")), "node_modules", "@aibind-rs", "postgres");
-    mkdirSync(dir, { recursive: true });
-    for (const file of ["index.cjs", "load-addon.cjs", "binding.cjs", "package.json"]) copyFileSync(join(root, file), join(dir, file));
+    mkdirSync(join(dir, "lib"), { recursive: true });
+    for (const file of ["index.cjs", "load-addon.cjs", "binding.cjs", "package.json", "lib/errors.cjs", "lib/appends.cjs"]) {
+      copyFileSync(join(root, file), join(dir, file));
+    }
     for (const [file, content] of Object.entries(files)) writeFileSync(join(dir, file), content);
     return dir;
   };
   const load = async (args: string[]) => {
-    const script = `try { require(process.argv[1]); console.log("loaded"); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`;
+    const script = `try { require(process.argv[1]); console.log("loaded"); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, name: e.name })); }`;
     const { stdout } = await run(process.execPath, [...args.slice(0, -1), "-e", script, args.at(-1) as string]);
-    return stdout.trim() === "loaded" ? { code: "loaded", message: "" } : (JSON.parse(stdout) as { code: string; message: string });
+    const err = stdout.trim() === "loaded" ? { code: "loaded", message: "", name: "" } : (JSON.parse(stdout) as { code: string; message: string; name: string });
+    if (err.code !== "loaded") expect(err.name).toBe("PostgresStoreError");
+    return err;
   };
   const here = `${process.platform}-${process.arch}${process.platform === "linux" ? "-gnu" : ""}`;
 
