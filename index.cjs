@@ -124,11 +124,17 @@ function adapt(client, settle, timeoutMs) {
   const byIndex = isPg(client);
   const send = byIndex ? preparedPg() : (sql, params) => client.query(sql, params);
   const checkout = isPgPool(client);
-  const query = (sql, params, ticket, byColumn, withinMs, queued) =>
+  // `queued`: what this call waits for on a one-connection client (the previous call off
+  // the wire); `offWire()`: called once this call's statement is done on the connection,
+  // or certain never to be sent.
+  const query = (sql, params, ticket, byColumn, withinMs, queued, offWire) =>
     new Promise((resolve, reject) => {
       // Settles once: with the outcome, or when the call has taken its time
       // (`withinMs` when the store asks for less than `queryTimeoutMs`).
       const limit = withinMs == null ? timeoutMs : Math.max(1, Math.min(withinMs, timeoutMs));
+      // The last tenth (at least 100 ms, or half when short) is kept to settle a pg
+      // statement still running then (see the timer).
+      const settleMs = isPg(client) ? Math.max(Math.floor(limit / 10), Math.min(100, Math.floor(limit / 2))) : 0;
       let done = false;
       // Where the call is: "queued" (behind a one-connection client's other calls),
       // "connect" (checking out a pg.Pool client) or "query" (sent).
@@ -151,15 +157,16 @@ function adapt(client, settle, timeoutMs) {
           return;
         }
         const running = phase === "query" ? conn ?? (isSingleConnection(client) ? client : undefined) : undefined;
-        if (running === undefined) {
+        if (running === undefined || !isRunning(running, statement)) {
           finish(() => settle(ticket, timeoutFailure(timeoutMs, phase)));
           return;
         }
-        // Out of time with a pg statement running: ask the server to cancel it, and give it
-        // a moment (a twentieth of the limit) to end. Then its outcome is certain: cancelled
-        // (57014), or done after all. Only a connection that does not answer even then (a
-        // dead network) leaves it unknown; a checked-out client is then destroyed.
-        cancelPg(running);
+        // Nearly out of time with a pg statement running: ask the server to cancel it, and
+        // await its own answer for the time kept for that (`settleMs`). Then its outcome is
+        // certain: cancelled (57014), or done after all. Only a connection that does not
+        // answer even then (a dead network) leaves it unknown; a checked-out client is then
+        // destroyed.
+        cancelPg(running, statement);
         const grace = setTimeout(() => {
           finish(() => settle(ticket, timeoutFailure(timeoutMs, phase)));
           if (conn) {
@@ -168,9 +175,9 @@ function adapt(client, settle, timeoutMs) {
             // The network that broke this connection has likely broken the idle ones too.
             checkIdle(client, timeoutMs);
           }
-        }, Math.max(1, Math.floor(timeoutMs / 20)));
+        }, settleMs);
         grace.unref?.();
-      }, limit);
+      }, limit - settleMs);
       timer.unref?.();
       const failed = (err) => {
         if (conn) {
@@ -181,6 +188,12 @@ function adapt(client, settle, timeoutMs) {
         finish(() => settle(ticket, settleFailure(err, phase)));
       };
       let pending;
+      let statement; // pg's query object of this call, once sent
+      const sendOn = (target) => {
+        const sent = send(sql, params, byColumn != null, target);
+        statement = lastQuery(target);
+        return sent;
+      };
       try {
         pending = checkout
           ? client.connect().then((c) => {
@@ -191,17 +204,25 @@ function adapt(client, settle, timeoutMs) {
               }
               conn = c;
               phase = "query";
-              return send(sql, params, byColumn != null, c);
+              return sendOn(c);
             })
           : (queued ?? Promise.resolve()).then(() => {
-              if (done) return new Promise(() => {});
+              if (done) {
+                offWire?.(); // never sent
+                return new Promise(() => {});
+              }
               phase = "query";
-              return send(sql, params, byColumn != null, client);
+              return sendOn(client);
             });
       } catch (err) {
+        offWire?.();
         queueMicrotask(() => failed(err));
         return;
       }
+      Promise.resolve(pending).then(
+        () => offWire?.(),
+        () => offWire?.(),
+      );
       Promise.resolve(pending).then(
         (result) => {
           if (conn) {
@@ -222,6 +243,9 @@ function adapt(client, settle, timeoutMs) {
   // One connection runs one query at a time: queue them here rather than lean on pg's
   // own queue, which pg deprecates for concurrent calls. Each call's deadline runs from
   // when it is made, its time in this queue included.
+  // A call goes on the wire once the one before is off it (done on the connection, not
+  // merely timed out here), so a call never waits in pg's own queue and the statement a
+  // timed-out call cancels is its own.
   let tail = Promise.resolve();
   let waiting = 0;
   return (sql, params, ticket, byColumn, withinMs) => {
@@ -236,11 +260,10 @@ function adapt(client, settle, timeoutMs) {
       return new Promise((resolve) => resolve(settle(ticket, { failed })));
     }
     waiting++;
-    const result = query(sql, params, ticket, byColumn, withinMs, tail);
-    tail = result.then(
-      () => waiting--,
-      () => waiting--,
-    );
+    let offWire;
+    const wire = new Promise((resolve) => (offWire = resolve));
+    const result = query(sql, params, ticket, byColumn, withinMs, tail, offWire);
+    tail = wire.then(() => waiting--);
     return result;
   };
 }
@@ -305,15 +328,36 @@ function checkIdle(pool, timeoutMs) {
   Promise.all(checks).finally(() => checking.delete(pool));
 }
 
+/** The query a pg client runs now (pg's own `activeQuery` getter is deprecated and warns). */
+function activeQuery(conn) {
+  return typeof conn?._getActiveQuery === "function" ? conn._getActiveQuery() : conn?._activeQuery;
+}
+
 /**
- * Asks the server to cancel what `conn` (a pg client) is running, over a connection of
- * its own, as libpq's PQcancel does. Best effort: errors are swallowed.
+ * The query pg made for the call just sent on `conn`: the last in its queue, or the one it
+ * runs (pg keeps the previous query active until ReadyForQuery, after it rejected).
  */
-function cancelPg(conn) {
+function lastQuery(conn) {
+  const queue = conn?._queryQueue;
+  return Array.isArray(queue) && queue.length > 0 ? queue[queue.length - 1] : activeQuery(conn);
+}
+
+/**
+ * Whether `statement` (a query object pg made for one of our calls) is still with `conn`:
+ * running, or about to run once the one before it is done.
+ */
+function isRunning(conn, statement) {
+  if (statement == null) return false;
+  return activeQuery(conn) === statement || (Array.isArray(conn._queryQueue) && conn._queryQueue.includes(statement));
+}
+
+/**
+ * Asks the server to cancel `statement`, which `conn` (a pg client) is running, over a
+ * connection of its own, as libpq's PQcancel does. Best effort: errors are swallowed.
+ */
+function cancelPg(conn, statement) {
   try {
-    // (pg's own Client#cancel reads the deprecated activeQuery, which warns.)
-    const running = typeof conn._getActiveQuery === "function" ? conn._getActiveQuery() : conn._activeQuery;
-    if (!running || typeof conn.constructor !== "function" || !conn.processID) return;
+    if (activeQuery(conn) !== statement || statement == null || typeof conn.constructor !== "function" || !conn.processID) return;
     const canceller = new conn.constructor(conn.connectionParameters);
     const con = canceller.connection;
     con.on("error", () => {});

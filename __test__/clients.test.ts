@@ -59,7 +59,7 @@ describe("time limits", () => {
   });
 
   it("a statement the server holds up (a lock) is stopped at queryTimeoutMs, not stored, and the store goes on", async () => {
-    const store = new PostgresStreamStore(DATABASE_URL, { ...tables.stream, queryTimeoutMs: 300 });
+    const store = new PostgresStreamStore(DATABASE_URL, { ...tables.stream, queryTimeoutMs: 1_000 });
     const id = uid();
     await store.create(id);
     const locker = await admin.connect();

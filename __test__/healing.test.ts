@@ -387,7 +387,7 @@ describe("close() and connections", () => {
 
   it("a pg.Pool store that timed out still lets pool.end() resolve", async () => {
     const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
-    const store = new PostgresStreamStore(pool, { ...tables.stream, queryTimeoutMs: 300 });
+    const store = new PostgresStreamStore(pool, { ...tables.stream, queryTimeoutMs: 1_000 });
     const id = uid("end");
     await store.create(id);
     const lock = await lockStream(id);

@@ -27,8 +27,20 @@
 
 const { PostgresStoreError, translate, outcomeUnknown } = require("./errors.cjs");
 
-/** The share of the call's time the first attempt gets; the rest settles an unknown outcome. */
-const FIRST_ATTEMPT = 0.5;
+/**
+ * The share of the call's time the first attempt gets, and the second; the rest settles
+ * an unknown outcome (each attempt keeps the last tenth of its own time to settle a
+ * statement still running, see `src/backend/pool.rs`).
+ */
+const FIRST_ATTEMPT = 1 / 3;
+const SECOND_ATTEMPT = 1 / 2;
+/**
+ * No attempt is started with less time than this left (or a quarter of queryTimeoutMs,
+ * if less) unless one may have landed: a statement cut that short could not be settled
+ * (cancelled, and its answer awaited), and would turn a certain failure into an unknown
+ * one. The call then fails with a certain QUERY_TIMEOUT instead.
+ */
+const SHORTEST_ATTEMPT_MS = 150;
 /** Streams a store remembers; the least recently written are forgotten beyond it. */
 const MOST_STREAMS = 10_000;
 
@@ -142,7 +154,9 @@ class Appends {
     writer.pending = undefined;
     let lastError;
     for (let attempt = 0; left() > 0; attempt++) {
-      const within = attempt === 0 ? Math.max(1, Math.floor(left() * FIRST_ATTEMPT)) : left();
+      if (!mayHaveLanded && left() < Math.min(SHORTEST_ATTEMPT_MS, this.#timeoutMs / 4)) break;
+      const share = attempt === 0 ? FIRST_ATTEMPT : attempt === 1 ? SECOND_ATTEMPT : 1;
+      const within = Math.max(1, Math.floor(left() * share));
       // Later attempts go alone, on a connection of their own, not behind other calls.
       const alone = attempt > 0;
       const { value: seq, error } = await this.#call(() => native.append(id, chunk, at, within, alone));

@@ -323,18 +323,21 @@ impl Conns {
         params: &[Param],
         deadline: Instant,
     ) -> Result<Vec<Row>> {
+        // The last tenth of the time (at least 100 ms, or half of it when it is short) is
+        // kept to settle a statement still running then: the server is asked to cancel
+        // it, and its own answer is awaited until the deadline. Then its outcome is
+        // certain: cancelled (57014), or done after all. Only a connection that does not
+        // answer even then (a dead network) leaves it unknown, and is dropped.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let settle = (left / 10).max((left / 2).min(Duration::from_millis(100)));
         let running = run(client, statement, params);
         tokio::pin!(running);
-        match timeout_at(deadline, &mut running).await {
+        match timeout_at(deadline - settle, &mut running).await {
             Ok(outcome) => outcome,
             Err(_) => {
-                // Out of time: ask the server to cancel the statement, and give it a
-                // moment (a twentieth of the limit) to end. Then its outcome is certain:
-                // cancelled (57014), or done after all. Only a connection that does not
-                // answer even then (a dead network) leaves it unknown, and is dropped.
                 let cancel = client.cancel_token();
                 let tls = self.tls.clone();
-                let settled = tokio::time::timeout(self.query_timeout / 20, async {
+                let settled = timeout_at(deadline, async {
                     let _ = cancel.cancel_query(tls).await;
                     (&mut running).await
                 })
