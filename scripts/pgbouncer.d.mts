@@ -3,6 +3,8 @@ export interface PgBouncer {
   /** The target URL with PgBouncer's host and port. */
   url: string;
   port: number;
+  /** PgBouncer's admin console (SHOW CLIENTS, ...), as the target's user. */
+  adminUrl: string;
   mode: "transaction" | "session";
   /** Stops PgBouncer and removes its files. */
   stop(): Promise<void>;

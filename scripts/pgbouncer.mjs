@@ -79,6 +79,7 @@ export async function startPgBouncer({ target, mode = "transaction", settings = 
     default_pool_size: "20",
     logfile: join(dir, "pgbouncer.log"),
     pidfile: "",
+    admin_users: user,
     ...settings,
   };
   const ini =
@@ -120,6 +121,9 @@ export async function startPgBouncer({ target, mode = "transaction", settings = 
   const url = new URL(target);
   url.hostname = "127.0.0.1";
   url.port = String(port);
+  const admin = new URL(url.href);
+  admin.pathname = "/pgbouncer";
+  admin.search = "";
   const { readFileSync } = await import("node:fs");
-  return { url: url.href, port, mode, stop, log: () => readFileSync(config.logfile, "utf8") };
+  return { url: url.href, adminUrl: admin.href, port, mode, stop, log: () => readFileSync(config.logfile, "utf8") };
 }
