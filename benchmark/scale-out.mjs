@@ -82,12 +82,14 @@ if (o.child) {
     return { proc, result, ready };
   };
   let most = 0, listening = 0, sampling = true;
+  const timeline = [];
   const sampler = (async () => {
     while (sampling) {
       const { rows } = await admin.query(
         "SELECT count(*)::int AS n, count(*) FILTER (WHERE query LIKE 'LISTEN%')::int AS l FROM pg_stat_activity WHERE backend_type = 'client backend'",
       );
       most = Math.max(most, rows[0].n);
+      if (process.env.SCALE_DEBUG) timeline.push(`${Date.now() % 100000}:${rows[0].n}/${rows[0].l}`);
       listening = Math.max(listening, rows[0].l);
       await sleep(50);
     }
@@ -127,6 +129,10 @@ if (o.child) {
   };
   console.log(JSON.stringify(row));
   if (errors.length) console.log("first errors:", errors.slice(0, 3));
+  if (process.env.SCALE_DEBUG) {
+    console.log(timeline.join(" "));
+    console.log(results.map((r) => `${r.stats.size}/${r.stats.connectionsRefused}`).join(" "));
+  }
   await admin.end();
   await server.stop();
 }

@@ -24,16 +24,16 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Config;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::budget::{self, Budget, GROW_AFTER};
+use super::budget::{self, Budget, Grow, GROW_AFTER};
 use super::conninfo::ConnInfo;
 use super::notify::Notifier;
-use super::pooler::{type_of, Mode, Pooler};
+use super::pooler::{type_of, Mode, Pooler, SPARE};
 use super::stats::{read, BackendStats, Counters};
 use super::sweep::{Sweeper, Waiter, Waiting};
 use super::tls::Tls;
 use super::{joined_cells, Cell, Param, Row};
 use crate::error::{Error, Result};
-use crate::sql::{Kind, Statement};
+use crate::sql::{Column, Kind, Statement};
 
 /// A pooled connection idle for this long is checked with an empty query before reuse.
 const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
@@ -151,12 +151,10 @@ impl SharedPool {
                     let (mode, budget) = (mode.clone(), budget.clone());
                     Box::pin(async move {
                         match mode.set_up(client).await {
-                            // Few slots left on the server: the pool stops growing a while.
-                            Ok(Some(spare)) if spare <= 0 => {
-                                budget.hold(0, false);
+                            Ok(spare) => {
+                                budget.opened(spare);
                                 Ok(())
                             }
-                            Ok(_) => Ok(()),
                             Err(e) => Err(HookError::Backend(e)),
                         }
                     })
@@ -350,7 +348,8 @@ impl Conns {
         self.reap_idle();
         let budget = &self.budget;
         let _waiting = budget::Waiting::new(&budget.waiting);
-        let mut backoff = Duration::from_millis(25);
+        // The last refusal, reported if the deadline passes without a connection.
+        let mut refusal = None;
         loop {
             let status = self.pool.status();
             let open = status.available > 0 || budget.may_open(status.size);
@@ -363,17 +362,23 @@ impl Conns {
                 if opening {
                     budget.opening.fetch_sub(1, Ordering::AcqRel);
                 }
-                let refused = match got {
+                match got {
                     Ok(Ok(client)) => return Ok(client),
                     Ok(Err(PoolError::Backend(e)))
                     | Ok(Err(PoolError::PostCreateHook(HookError::Backend(e)))) => {
                         if !full(&e) {
                             return Err(Error::from_connect(e));
                         }
-                        e
+                        // The server is full: wait for a connection the pool has, or
+                        // (holding none) try again after a back-off, by the deadline.
+                        budget.refused(self.pool.status().size);
+                        refusal = Some(e);
+                        continue;
                     }
                     Ok(Err(PoolError::Closed)) => return Err(Error::Closed),
-                    Ok(Err(PoolError::Timeout(_))) | Err(_) => return Err(self.no_connection()),
+                    Ok(Err(PoolError::Timeout(_))) | Err(_) => {
+                        return Err(self.no_connection(refusal))
+                    }
                     Ok(Err(other)) => {
                         return Err(Error::Connection {
                             message: other.to_string(),
@@ -381,30 +386,25 @@ impl Conns {
                             retryable: true,
                         })
                     }
-                };
-                // The server is full: wait for a connection the pool has; holding none,
-                // try again with back-off, all by the deadline.
-                let held = self.pool.status().size;
-                budget.hold(held, true);
-                if held == 0 {
-                    if Instant::now() + backoff >= deadline {
-                        return Err(Error::from_connect(refused));
-                    }
-                    sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
-                continue;
             }
             tokio::select! {
                 _ = budget.returned.notified() => {}
-                _ = sleep(GROW_AFTER) => budget.waited(),
-                _ = sleep_until(deadline) => return Err(self.no_connection()),
+                _ = sleep(GROW_AFTER) => {
+                    if budget.waited() == Grow::Measure {
+                        self.measure_spare();
+                    }
+                }
+                _ = sleep_until(deadline) => return Err(self.no_connection(refusal)),
             }
         }
     }
 
-    fn no_connection(&self) -> Error {
+    fn no_connection(&self, refusal: Option<tokio_postgres::Error>) -> Error {
         let status = self.pool.status();
+        if let (0, Some(refusal)) = (status.size, refusal) {
+            return Error::from_connect(refusal);
+        }
         if status.size > 0 {
             Error::no_free_connection(self.query_timeout_ms())
         } else {
@@ -418,6 +418,33 @@ impl Conns {
                 retryable: true,
             }
         }
+    }
+
+    /// Measures, in the background, how many connections the server can spare (through
+    /// the pool, like any statement): the pool grows only on a fresh measure.
+    fn measure_spare(&self) {
+        static COLUMNS: [Column; 1] = [Column {
+            name: "spare",
+            kind: Kind::Int,
+        }];
+        if !self.budget.start_measuring() {
+            return;
+        }
+        let conns = self.clone();
+        tokio::spawn(async move {
+            let statement = Statement {
+                text: format!("SELECT ({SPARE})::int AS spare").into(),
+                columns: &COLUMNS,
+                joined: None,
+                combined: None,
+            };
+            if let Ok(rows) = conns.query(&statement, &[], conns.deadline()).await {
+                if let Some(spare) = rows.first().and_then(|row| row.int(0)) {
+                    conns.budget.measured(spare);
+                }
+            }
+            conns.budget.done_measuring();
+        });
     }
 
     /// Starts the task that closes connections idle for `idleTimeoutMs`, unless it runs.

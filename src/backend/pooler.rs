@@ -59,7 +59,7 @@ impl Pooler {
 
 /// Connections the server can spare beyond its reserved slots and a tenth of
 /// `max_connections` kept free (for other clients, and against races between processes).
-const SPARE: &str = "(SELECT current_setting('max_connections')::int - count(*) \
+pub const SPARE: &str = "(SELECT current_setting('max_connections')::int - count(*) \
     - current_setting('superuser_reserved_connections')::int \
     - coalesce(current_setting('reserved_connections', true)::int, 0) \
     - greatest(2, current_setting('max_connections')::int / 10) \
