@@ -361,6 +361,11 @@ impl Db {
         *self.closed.borrow()
     }
 
+    /// Whether waiting readers join a shared check (the Rust pool) rather than poll.
+    pub fn shares_checks(&self) -> bool {
+        matches!(self.conn(), Ok(Conn::Pool(_)))
+    }
+
     /// What `store.stats()` reports (a closed store: nothing open).
     pub fn stats(&self) -> BackendStats {
         match self.conn() {
