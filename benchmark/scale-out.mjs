@@ -55,7 +55,11 @@ if (o.child) {
     await new Promise((resolve) => process.once("message", resolve));
     for (let c = 0; c < C; c++) {
       const started = Date.now();
-      await Promise.all(ids.map((id) => store.append(id, String(Date.now())).catch(failed)));
+      await Promise.all(ids.map(async (id) => {
+        const sent = Date.now();
+        await store.append(id, String(sent)).catch(failed);
+        (out.appendMs ??= []).push(Date.now() - sent);
+      }));
       await sleep(Math.max(0, G - (Date.now() - started)));
     }
     await Promise.all(ids.map((id) => store.complete(id).catch(failed)));
@@ -120,12 +124,15 @@ if (o.child) {
     }
   }
   latencies.sort((a, b) => a - b);
+  const appendMs = (results.at(-1).appendMs ?? []).sort((a, b) => a - b);
   const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
   const row = {
     processes: P, readersPerProcess: R, maxConnections: Number(o["max-connections"]),
     chunksExpected: P * R * C, delivered, missing, outOfOrderOrRepeated: wrong,
     failedCalls: errors.length, refused53300: refused, mostConnections: most, listenConnections: listening,
-    p50ms: pct(50), p99ms: pct(99), maxMs: latencies.at(-1), seconds: Number(seconds.toFixed(1)),
+    p50ms: pct(50), p99ms: pct(99), maxMs: latencies.at(-1),
+    appendP50ms: appendMs[Math.floor(appendMs.length / 2)], appendP99ms: appendMs[Math.floor(appendMs.length * 0.99)],
+    seconds: Number(seconds.toFixed(1)),
   };
   console.log(JSON.stringify(row));
   if (errors.length) console.log("first errors:", errors.slice(0, 3));

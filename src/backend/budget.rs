@@ -182,7 +182,9 @@ impl Budget {
         let floor = (open + self.opening.load(Ordering::Acquire)).max(1);
         let _ = self
             .cap
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cap| Some(cap.min(floor)));
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cap| {
+                Some(cap.min(floor))
+            });
     }
 
     pub fn cap(&self) -> usize {
@@ -214,7 +216,10 @@ mod tests {
     fn grows_one_at_a_time_on_a_fresh_measure_and_holds_back_when_refused() {
         let budget = Budget::new(3);
         assert!(budget.may_open(0));
-        assert!(!budget.may_open(1), "one connection until a call has waited");
+        assert!(
+            !budget.may_open(1),
+            "one connection until a call has waited"
+        );
         std::thread::sleep(GROW_AFTER);
         assert_eq!(budget.waited(), Grow::Measure, "no measure yet");
         budget.measured(100);

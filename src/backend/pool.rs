@@ -351,6 +351,10 @@ impl Conns {
         // The last refusal, reported if the deadline passes without a connection.
         let mut refusal = None;
         loop {
+            // Registered before looking, so that a connection given back meanwhile wakes it.
+            let returned = budget.returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
             let status = self.pool.status();
             let open = status.available > 0 || budget.may_open(status.size);
             if open {
@@ -389,7 +393,7 @@ impl Conns {
                 }
             }
             tokio::select! {
-                _ = budget.returned.notified() => {}
+                _ = returned => {}
                 _ = sleep(GROW_AFTER) => {
                     if budget.waited() == Grow::Measure {
                         self.measure_spare();
