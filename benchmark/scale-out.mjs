@@ -26,6 +26,7 @@ const { values: o } = parseArgs({
     gap: { type: "string", default: "50" },
     "max-connections": { type: "string", default: "100" },
     package: { type: "string", default: fileURLToPath(new URL("../index.js", import.meta.url)) },
+    limit: { type: "string", default: "60" },
     child: { type: "string" },
   },
 });
@@ -37,11 +38,23 @@ if (o.child) {
   const { PostgresStreamStore } = await import(o.package);
   const ids = JSON.parse(process.env.IDS);
   const store = new PostgresStreamStore(process.env.URL);
-  const out = { errors: [] };
+  const out = { errors: [], read: [] };
+  // Past --limit seconds a child reports what it has (an old version may never finish).
+  const report = async () => {
+    out.stats = store.stats?.() ?? {};
+    process.send(out);
+    process.disconnect();
+    setTimeout(() => process.exit(0), 200).unref();
+  };
+  setTimeout(() => {
+    out.errors.push("TIMED_OUT the run did not finish within --limit");
+    report();
+  }, Number(o.limit) * 1000).unref();
   const failed = (err) => out.errors.push(`${err.code} ${err.sqlState ?? ""} ${err.message}`.slice(0, 300));
   if (o.child === "read") {
     const readers = Array.from({ length: R }, async (_, i) => {
       const got = [];
+      out.read.push(got);
       try {
         for await (const { seq, data } of store.readFrom(ids[i % S], 0)) got.push([seq, Date.now() - Number(data)]);
       } catch (err) {
@@ -50,7 +63,7 @@ if (o.child) {
       return got;
     });
     process.send("ready");
-    out.read = await Promise.all(readers);
+    await Promise.all(readers);
   } else {
     await new Promise((resolve) => process.once("message", resolve));
     for (let c = 0; c < C; c++) {
@@ -64,10 +77,8 @@ if (o.child) {
     }
     await Promise.all(ids.map((id) => store.complete(id).catch(failed)));
   }
-  out.stats = store.stats?.() ?? {};
   await store.close();
-  process.send(out);
-  process.disconnect();
+  await report();
 } else {
   const server = await startThrowaway({ settings: { max_connections: o["max-connections"] } });
   const admin = new pg.Client(server.url);
@@ -79,7 +90,7 @@ if (o.child) {
   for (const id of ids) await admin.query("INSERT INTO aibind_stream_status (id, expires_at) VALUES ($1, $2)", [id, Date.now() + 3_600_000]);
   const self = fileURLToPath(import.meta.url);
   const child = (role) => {
-    const args = [self, "--child", role, "--readers", String(R), "--streams", String(S), "--chunks", String(C), "--gap", String(G), "--package", o.package];
+    const args = [self, "--child", role, "--readers", String(R), "--streams", String(S), "--chunks", String(C), "--gap", String(G), "--package", o.package, "--limit", o.limit];
     const proc = spawn(process.execPath, args, { env: { ...process.env, URL: server.url, IDS: JSON.stringify(ids) }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
     const result = new Promise((resolve) => proc.on("message", (m) => m !== "ready" && resolve(m)));
     const ready = new Promise((resolve) => proc.on("message", (m) => m === "ready" && resolve()));
@@ -135,7 +146,7 @@ if (o.child) {
     seconds: Number(seconds.toFixed(1)),
   };
   console.log(JSON.stringify(row));
-  if (errors.length) console.log("first errors:", errors.slice(0, 3));
+  if (errors.length) console.log("first errors:", [...new Set(errors.map((e) => e.slice(0, 160)))].slice(0, 4));
   if (process.env.SCALE_DEBUG) {
     console.log(timeline.join(" "));
     console.log(results.map((r) => `${r.stats.size}/${r.stats.connectionsRefused}`).join(" "));
