@@ -40,7 +40,13 @@ if (o.child) {
   const store = new PostgresStreamStore(process.env.URL);
   const out = { errors: [], read: [] };
   // Past --limit seconds a child reports what it has (an old version may never finish).
+  // A server keeps its event loop alive; so does this child until it has reported.
+  const alive = setInterval(() => {}, 1000);
+  let reported = false;
   const report = async () => {
+    if (reported) return;
+    reported = true;
+    clearInterval(alive);
     out.stats = store.stats?.() ?? {};
     process.send(out);
     process.disconnect();
@@ -92,7 +98,10 @@ if (o.child) {
   const child = (role) => {
     const args = [self, "--child", role, "--readers", String(R), "--streams", String(S), "--chunks", String(C), "--gap", String(G), "--package", o.package, "--limit", o.limit];
     const proc = spawn(process.execPath, args, { env: { ...process.env, URL: server.url, IDS: JSON.stringify(ids) }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    const result = new Promise((resolve) => proc.on("message", (m) => m !== "ready" && resolve(m)));
+    const result = new Promise((resolve) => {
+      proc.on("message", (m) => m !== "ready" && resolve(m));
+      proc.on("exit", (code, signal) => resolve({ errors: [`EXITED ${code ?? signal} before reporting`], read: [], stats: {} }));
+    });
     const ready = new Promise((resolve) => proc.on("message", (m) => m === "ready" && resolve()));
     return { proc, result, ready };
   };
