@@ -22,6 +22,8 @@ export declare class NativeBackend {
   static connect(url: string, options?: PoolOptions | undefined | null): NativeBackend
   /** Runs one statement whose rows do not matter (the schema's DDL, for `migrate`). */
   execute(sql: string): Promise<undefined>
+  /** The pool, the listener and the readers now (see `BackendStats`). */
+  stats(): BackendStats
   /** Lets go of the connection; resolves once a pool no other store uses is closed. */
   close(): Promise<undefined>
   /**
@@ -123,6 +125,43 @@ export interface AppendLookup {
   before?: string
 }
 
+/**
+ * A snapshot of a store's connection (`store.stats()`). With a JS client only
+ * `backend` and `readersWaiting` say anything: the client's pool is its own.
+ */
+export interface BackendStats {
+  /** "rust-pool" (a connection string) or "js-client". */
+  backend: string
+  /**
+   * How statements run: "none", "session", "transaction", "auto" (not known yet),
+   * "none (detected)" or "transaction (detected)" (see `pooler`).
+   */
+  pooler?: string
+  /** Most connections the pool opens (`poolSize`). */
+  maxSize?: number
+  /** Connections open now (in use and idle), and those being opened. */
+  size?: number
+  inUse?: number
+  idle?: number
+  opening?: number
+  /** Calls waiting for a connection. */
+  waiting?: number
+  /** Connections the pool may hold right now (it grows on demand up to `maxSize`). */
+  allowed?: number
+  /**
+   * The LISTEN connection: "off", "connecting", "confirmed" (its probe came back) or
+   * "deaf-polling" (it did not: closed, readers poll, tried again later).
+   */
+  listener: string
+  /** Readers waiting for chunks (in the pool's shared check; with a JS client, none). */
+  readersWaiting: number
+  statementsSent?: number
+  notificationsSent?: number
+  notificationsReceived?: number
+  /** Connection attempts the server refused as full (53300); the calls waited instead. */
+  connectionsRefused?: number
+}
+
 /** Options of `PostgresConversationStore` (as in `@aibind/postgres`). */
 export interface ConversationStoreOptions {
   /** Conversations table (default "aibind_conversations"); `name` or `schema.name`. */
@@ -141,17 +180,36 @@ export interface DurableStreamStatus {
 /** Pool settings for a store built from a connection string. */
 export interface PoolOptions {
   /**
-   * Most connections the pool opens, 1 to 1000 (default 10). Stores created with the
-   * same connection string and pool options in one process share one pool.
+   * Most connections the pool opens, 1 to 1000 (default 10). It opens them on demand
+   * (one more only when a call has waited for a busy one) and closes idle ones. Stores
+   * created with the same connection string and pool options in one process share one
+   * pool.
    */
   poolSize?: number
   /** How long opening a connection may take, in ms (default 10000). */
   connectTimeoutMs?: number
   /**
    * How long one statement may take, waiting for a free connection included, in ms
-   * (default 30000); the server is told the same limit (`statement_timeout`).
+   * (default 30000); the server is told the same limit (`statement_timeout`, set per
+   * connection, or per statement behind a transaction pooler).
    */
   queryTimeoutMs?: number
+  /**
+   * How long a pooled connection may stay idle before it is closed, in ms (default
+   * 10000, as pg.Pool); 0 keeps idle connections open.
+   */
+  idleTimeoutMs?: number
+  /**
+   * What sits between this process and PostgreSQL: "auto" (default: found out per
+   * connection), "transaction" (PgBouncer or Supavisor in transaction mode: unnamed
+   * statements, nothing that outlives a transaction), "session" or "none".
+   */
+  pooler?: string
+  /**
+   * A connection string used only for LISTEN (a direct host, when the main one goes
+   * through a pooler that cannot deliver notifications). Default: the main one.
+   */
+  listenUrl?: string
 }
 
 /** The table names to make the schema for (the stores' defaults when left out). */

@@ -528,12 +528,16 @@ const OPTION_TYPES = {
   poolSize: "number",
   connectTimeoutMs: "number",
   queryTimeoutMs: "number",
+  idleTimeoutMs: "number",
+  pooler: "string",
+  listenUrl: "string",
   listen: "boolean",
 };
 
 function nativeOptions(options) {
   if (options === undefined || options === null) return {};
   if (typeof options !== "object") throw invalid(`options must be an object, got ${describe(options)}`);
+  if (options.listenUrl instanceof URL) options = { ...options, listenUrl: options.listenUrl.href };
   for (const [name, type] of Object.entries(OPTION_TYPES)) {
     const value = options[name];
     if (value !== undefined && value !== null && typeof value !== type) {
@@ -587,6 +591,7 @@ function wrapNeon(sql) {
 class Store {
   #native;
   #closed = false;
+  #backend;
 
   constructor(Native, client, options) {
     const opts = nativeOptions(options);
@@ -598,7 +603,34 @@ class Store {
       unused.close();
       return; // no #native: every call rejects, saying no client was given
     }
-    this.#native = construct(() => new Native(backendFor(client, opts), opts));
+    this.#native = construct(() => {
+      this.#backend = backendFor(client, opts);
+      return new Native(this.#backend, opts);
+    });
+  }
+
+  /** The pool, the listener, waiting readers and counters now (null where not known). */
+  stats() {
+    native(this);
+    const s = this.#backend.stats();
+    const or = (v) => (v === undefined ? null : v);
+    return {
+      backend: s.backend,
+      pooler: or(s.pooler),
+      maxSize: or(s.maxSize),
+      size: or(s.size),
+      inUse: or(s.inUse),
+      idle: or(s.idle),
+      opening: or(s.opening),
+      waiting: or(s.waiting),
+      allowed: or(s.allowed),
+      listener: s.listener,
+      readersWaiting: s.readersWaiting,
+      statementsSent: or(s.statementsSent),
+      notificationsSent: or(s.notificationsSent),
+      notificationsReceived: or(s.notificationsReceived),
+      connectionsRefused: or(s.connectionsRefused),
+    };
   }
 
   /**

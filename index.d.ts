@@ -41,9 +41,56 @@ export interface PostgresPoolOptions {
    * 86400000): waiting in a queue and for a free connection included. Then it rejects with
    * `QUERY_TIMEOUT` (or `CONNECTION_ERROR` when no connection was free); the statement is
    * cancelled and its connection dropped. With a connection string the server is told the
-   * same limit (`statement_timeout`).
+   * same limit (`statement_timeout`: set once per connection, or per statement with
+   * `SET LOCAL` behind a transaction pooler).
    */
   queryTimeoutMs?: number;
+  /**
+   * How long a connection of the Rust pool may stay idle before it is closed, in ms
+   * (default 10000, as pg.Pool; 0 keeps idle connections).
+   */
+  idleTimeoutMs?: number;
+  /**
+   * What sits between the Rust pool and PostgreSQL (default "auto": found out on each new
+   * connection, and at the first lost named statement). "transaction": PgBouncer,
+   * Supavisor (Supabase port 6543) or Neon's -pooler host in transaction mode; statements
+   * go unnamed, each in a transaction of its own. "session" / "none": statements are
+   * prepared once per connection.
+   */
+  pooler?: "auto" | "transaction" | "session" | "none";
+  /**
+   * A connection string used only for the LISTEN connection (a direct host, when the main
+   * one goes through a transaction pooler, which cannot deliver notifications). Default:
+   * the main connection string.
+   */
+  listenUrl?: string | URL;
+}
+
+/** What `store.stats()` reports. Pool fields are null with a JS client (its pool is its own). */
+export interface PostgresStoreStats {
+  backend: "rust-pool" | "js-client";
+  /** "none", "session", "transaction", "auto" (not known yet), "none (detected)", "transaction (detected)". */
+  pooler: string | null;
+  /** `poolSize`. */
+  maxSize: number | null;
+  /** Connections open (in use + idle). */
+  size: number | null;
+  inUse: number | null;
+  idle: number | null;
+  /** Connections being opened. */
+  opening: number | null;
+  /** Calls waiting for a connection. */
+  waiting: number | null;
+  /** Connections the pool may hold right now (it grows on demand up to `maxSize`). */
+  allowed: number | null;
+  listener: "off" | "connecting" | "confirmed" | "deaf-polling";
+  /** Readers of this pool waiting for chunks. */
+  readersWaiting: number;
+  statementsSent: number | null;
+  notificationsSent: number | null;
+  notificationsReceived: number | null;
+  /** Connection attempts the server refused as full (53300); the calls waited instead. */
+  connectionsRefused: number | null;
 }
 
 export interface PostgresStreamStoreOptions extends PostgresPoolOptions {
@@ -151,6 +198,8 @@ export declare class PostgresStreamStore {
   cleanup(): Promise<number>;
   /** Releases the store's connection (a shared pool closes with its last store) and ends waiting readers. */
   close(): Promise<void>;
+  /** The pool, the listener, waiting readers and counters now. */
+  stats(): PostgresStoreStats;
   readonly closed: boolean;
 }
 
@@ -168,6 +217,8 @@ export declare class PostgresConversationStore {
   /** Removes expired conversations; resolves how many went. */
   cleanup(): Promise<number>;
   close(): Promise<void>;
+  /** The pool and counters now. */
+  stats(): PostgresStoreStats;
   readonly closed: boolean;
 }
 

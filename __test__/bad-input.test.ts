@@ -115,6 +115,10 @@ const badOptions: Array<[string, string, () => unknown]> = [
   ["poolSize 0", "INVALID_OPTION", () => new PostgresStreamStore(DATABASE_URL, { poolSize: 0 })],
   ["queryTimeoutMs 0", "INVALID_OPTION", () => new PostgresStreamStore(jsPool, { queryTimeoutMs: 0 })],
   ["connectTimeoutMs -1", "INVALID_OPTION", () => new PostgresStreamStore(DATABASE_URL, { connectTimeoutMs: -1 })],
+  ["idleTimeoutMs -1", "INVALID_OPTION", () => new PostgresStreamStore(DATABASE_URL, { idleTimeoutMs: -1 })],
+  ["pooler 'statement'", "INVALID_OPTION", () => new PostgresStreamStore(DATABASE_URL, { pooler: any("statement") })],
+  ["listenUrl 42", "INVALID_OPTION", () => new PostgresStreamStore(DATABASE_URL, { listenUrl: any(42) })],
+  ["listenUrl 'not a url'", "INVALID_ARGUMENT", () => new PostgresStreamStore(DATABASE_URL, { listenUrl: "not a url" })],
   // Numbers out of range, and options of the wrong type, with either kind of client.
   ...[
     ["connection string", () => DATABASE_URL as string | PostgresClient] as const,

@@ -91,6 +91,25 @@ fn refused_for_good(state: &str) -> bool {
     state.starts_with("28") || state == SqlState::INVALID_CATALOG_NAME.code()
 }
 
+/// A session refused for a reason of configuration that a pooler reports (as 08P01,
+/// which otherwise means a connection that broke): the fix, if so.
+fn misconfigured(state: &str, message: &str) -> Option<&'static str> {
+    if state != SqlState::PROTOCOL_VIOLATION.code() {
+        return None;
+    }
+    if message.contains("unsupported startup parameter") {
+        return Some(
+            "a pooler in between refuses a startup parameter: take `options` (and any other \
+             server setting) out of the connection string, or list it in the pooler's \
+             ignore_startup_parameters; queryTimeoutMs reaches the server without it",
+        );
+    }
+    if message.contains("no such database") || message.contains("no such user") {
+        return Some("the pooler does not know this database or user: check its configuration");
+    }
+    None
+}
+
 impl Error {
     pub fn invalid_argument(message: impl fmt::Display) -> Self {
         Error::InvalidArgument(message.to_string())
@@ -152,6 +171,13 @@ impl Error {
         if refused_for_good(state) {
             return Error::Connection {
                 message: format!("{message} (check the user, password and database name)"),
+                sql_state,
+                retryable: false,
+            };
+        }
+        if let Some(fix) = at_connect.then(|| misconfigured(state, &message)).flatten() {
+            return Error::Connection {
+                message: format!("{message} ({fix})"),
                 sql_state,
                 retryable: false,
             };
@@ -401,6 +427,20 @@ mod tests {
                 assert_eq!(err.sql_state(), Some(state));
             }
         }
+    }
+
+    #[test]
+    fn a_refused_startup_parameter_is_not_retryable_and_names_the_fix() {
+        let err = Error::from_server(
+            "08P01",
+            "unsupported startup parameter: options".into(),
+            true,
+        );
+        assert_eq!(err.code(), "CONNECTION_ERROR");
+        assert!(!err.retryable());
+        assert!(err.to_string().contains("ignore_startup_parameters"));
+        let broke = Error::from_server("08P01", "server closed the connection".into(), true);
+        assert!(broke.retryable());
     }
 
     #[test]

@@ -43,6 +43,8 @@ struct Cursor {
     large_next: bool,
     /// The stream's chunk count, as of the last page.
     total: i64,
+    /// The last page brought chunks up to the stream's count while it was active.
+    caught_up: bool,
 }
 
 impl Cursor {
@@ -125,6 +127,7 @@ impl ReaderInner {
             .ok_or_else(|| missing(sql, 1))?;
         let active = state == "active";
         cursor.total = total;
+        cursor.caught_up = false;
         let mut chunks = Vec::with_capacity(rows.len());
         for row in &rows {
             let Some(seq) = row.int(0) else { continue };
@@ -174,6 +177,7 @@ impl ReaderInner {
         // nothing more to give.
         let read_all = i64::from(cursor.after) >= total;
         cursor.more_now = !read_all;
+        cursor.caught_up = active && read_all && !seqs.is_empty();
         if !active && read_all {
             cursor.finished = true;
             if seqs.is_empty() {
@@ -223,6 +227,20 @@ impl NativeStreamReader {
         // Writes from here on wake the next pause(), even while this query is in flight.
         if let Ok(mut wake) = inner.wake.try_lock() {
             if let Some(subscription) = wake.as_mut() {
+                // The last page read the stream up to its count and no write has come
+                // since it was asked for: nothing to look for (with the Rust pool, the
+                // shared check covers writers that do not notify while it waits).
+                let caught_up = std::mem::take(&mut inner.cursor().caught_up);
+                if caught_up && !subscription.unseen() && inner.shared.db.shares_checks() {
+                    return PromiseRaw::resolve(
+                        env,
+                        Some(StreamPage {
+                            seqs: Uint32Array::new(Vec::new()),
+                            text: String::new(),
+                            ends: Uint32Array::new(Vec::new()),
+                        }),
+                    );
+                }
                 subscription.mark_seen();
             }
         }

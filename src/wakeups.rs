@@ -54,6 +54,11 @@ impl Subscription {
         self.receiver.borrow_and_update();
     }
 
+    /// Whether a write not yet marked seen happened.
+    pub fn unseen(&self) -> bool {
+        self.receiver.has_changed().unwrap_or(true)
+    }
+
     /// Resolves at the first write not yet marked seen (at once if there is one).
     pub async fn written(&mut self) {
         // The sender lives in `self`, so `changed()` cannot fail.

@@ -5,13 +5,18 @@
 //! a `pg.Pool`, a wrapped postgres.js or Neon client, or any `{ query }` object). The
 //! stores never know which.
 
+mod budget;
 pub mod combine;
 mod conninfo;
 mod js;
 mod notify;
 mod pool;
+mod pooler;
+mod stats;
 mod sweep;
 mod tls;
+
+pub use stats::BackendStats;
 
 pub use sweep::{Waiter, Waiting};
 
@@ -376,6 +381,19 @@ impl Db {
         *self.closed.borrow()
     }
 
+    /// Whether waiting readers join a shared check (the Rust pool) rather than poll.
+    pub fn shares_checks(&self) -> bool {
+        matches!(self.conn(), Ok(Conn::Pool(_)))
+    }
+
+    /// What `store.stats()` reports (a closed store: nothing open).
+    pub fn stats(&self) -> BackendStats {
+        match self.conn() {
+            Ok(Conn::Pool(pool)) => pool.stats(),
+            _ => BackendStats::js_client(),
+        }
+    }
+
     /// Resolves once `close()` has been called.
     pub async fn until_closed(&self) {
         let mut rx = self.closed.subscribe();
@@ -400,14 +418,27 @@ pub fn close<'env>(env: &'env Env, db: &Db) -> napi::Result<PromiseRaw<'env, ()>
 #[napi(object)]
 #[derive(Default)]
 pub struct PoolOptions {
-    /// Most connections the pool opens, 1 to 1000 (default 10). Stores created with the
-    /// same connection string and pool options in one process share one pool.
+    /// Most connections the pool opens, 1 to 1000 (default 10). It opens them on demand
+    /// (one more only when a call has waited for a busy one) and closes idle ones. Stores
+    /// created with the same connection string and pool options in one process share one
+    /// pool.
     pub pool_size: Option<f64>,
     /// How long opening a connection may take, in ms (default 10000).
     pub connect_timeout_ms: Option<f64>,
     /// How long one statement may take, waiting for a free connection included, in ms
-    /// (default 30000); the server is told the same limit (`statement_timeout`).
+    /// (default 30000); the server is told the same limit (`statement_timeout`, set per
+    /// connection, or per statement behind a transaction pooler).
     pub query_timeout_ms: Option<f64>,
+    /// How long a pooled connection may stay idle before it is closed, in ms (default
+    /// 10000, as pg.Pool); 0 keeps idle connections open.
+    pub idle_timeout_ms: Option<f64>,
+    /// What sits between this process and PostgreSQL: "auto" (default: found out per
+    /// connection), "transaction" (PgBouncer or Supavisor in transaction mode: unnamed
+    /// statements, nothing that outlives a transaction), "session" or "none".
+    pub pooler: Option<String>,
+    /// A connection string used only for LISTEN (a direct host, when the main one goes
+    /// through a pooler that cannot deliver notifications). Default: the main one.
+    pub listen_url: Option<String>,
 }
 
 impl PoolOptions {
@@ -421,10 +452,17 @@ impl PoolOptions {
                 )))
             }
         };
+        let idle_timeout_ms = match self.idle_timeout_ms {
+            Some(0.0) => 0,
+            other => positive_ms("idleTimeoutMs", other, 10_000)?,
+        };
         Ok(pool::PoolSettings {
             size,
             connect_timeout_ms: positive_ms("connectTimeoutMs", self.connect_timeout_ms, 10_000)?,
             query_timeout_ms: positive_ms("queryTimeoutMs", self.query_timeout_ms, 30_000)?,
+            idle_timeout_ms,
+            pooler: pooler::Pooler::parse(self.pooler.as_deref())?,
+            listen_url: self.listen_url,
         })
     }
 }
@@ -465,6 +503,12 @@ impl NativeBackend {
     pub fn execute<'env>(&self, env: &'env Env, sql: String) -> napi::Result<PromiseRaw<'env, ()>> {
         self.db
             .run(env, &Statement::plain(sql), Vec::new(), |_| Ok(()))
+    }
+
+    /// The pool, the listener and the readers now (see `BackendStats`).
+    #[napi]
+    pub fn stats(&self) -> BackendStats {
+        self.db.stats()
     }
 
     /// Lets go of the connection; resolves once a pool no other store uses is closed.

@@ -13,11 +13,15 @@
 //!   woken to catch up from its own cursor: nothing missed, nothing repeated.
 //! - **Proving it.** Right after LISTEN the listener sends itself a probe through the
 //!   pool. Only once the probe comes back does the process count on notifications (and
-//!   the check of waiting readers slows down, `sweep.rs`): behind a pooler that accepts
-//!   LISTEN but never delivers (PgBouncer in transaction mode), readers keep polling.
+//!   the check of waiting readers slows down, `sweep.rs`). Behind a pooler that accepts
+//!   LISTEN but never delivers (PgBouncer in transaction mode) the probe does not come
+//!   back within `DEAF_AFTER`: the listener UNLISTENs and closes its connection, readers
+//!   poll (`deaf-polling`), and it tries again after a back-off of `DEAF_RETRY` doubling
+//!   up to `DEAF_RETRY_AT_MOST`. The `listenUrl` option gives it a direct connection
+//!   string of its own (the pool may go through a pooler; LISTEN cannot).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -27,6 +31,7 @@ use tokio_postgres::{AsyncMessage, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::pool::Conns;
+use super::stats::Counters;
 use super::Param;
 use crate::sql::{Statement, NOTIFY_CHANNEL as CHANNEL};
 use crate::wakeups;
@@ -36,8 +41,19 @@ const MAX_PAYLOAD: usize = 7_500;
 /// Most streams queued for the next notification. Beyond it a write goes unannounced:
 /// readers in other processes then find it through their shared check (`sweep.rs`).
 const MOST_QUEUED: usize = 100_000;
-/// The listener's probe is sent again, with back-off up to this, until it comes back.
-const PROBE_AGAIN_AT_MOST: Duration = Duration::from_secs(30);
+/// The listener's probe is sent again after this, doubling, until it comes back...
+const PROBE_AGAIN: Duration = Duration::from_millis(500);
+/// ...or until this has passed since LISTEN: then the listener is deaf.
+const DEAF_AFTER: Duration = Duration::from_secs(3);
+/// A deaf listener tries again after this, doubling up to `DEAF_RETRY_AT_MOST`.
+const DEAF_RETRY: Duration = Duration::from_secs(30);
+const DEAF_RETRY_AT_MOST: Duration = Duration::from_secs(600);
+
+/// The listener's state, as `stats()` reports it.
+const OFF: u8 = 0;
+const CONNECTING: u8 = 1;
+const CONFIRMED: u8 = 2;
+const DEAF: u8 = 3;
 
 fn notify_statement() -> Statement {
     Statement::plain("SELECT pg_notify($1::text, $2::text)".into())
@@ -53,6 +69,7 @@ pub struct Notifier {
     listener: Mutex<Option<JoinHandle<()>>>,
     /// The listener is up and has received its own probe.
     listening: Arc<AtomicBool>,
+    state: Arc<AtomicU8>,
 }
 
 impl Drop for Notifier {
@@ -77,6 +94,17 @@ impl Notifier {
             queue: OnceLock::new(),
             listener: Mutex::new(None),
             listening: Arc::default(),
+            state: Arc::new(AtomicU8::new(OFF)),
+        }
+    }
+
+    /// "off", "connecting", "confirmed" or "deaf-polling".
+    pub fn state(&self) -> &'static str {
+        match self.state.load(Ordering::Acquire) {
+            CONNECTING => "connecting",
+            CONFIRMED => "confirmed",
+            DEAF => "deaf-polling",
+            _ => "off",
         }
     }
 
@@ -101,6 +129,7 @@ impl Notifier {
             self.tls.clone(),
             self.conns.clone(),
             self.listening.clone(),
+            self.state.clone(),
         )));
     }
 
@@ -122,6 +151,7 @@ async fn publish_batches(conns: Conns, mut queue: mpsc::Receiver<Key>) {
         }
         for payload in payloads(streams) {
             let params = [Param::Text(CHANNEL.into()), Param::Text(payload)];
+            Counters::add(&conns.counters.notifications_sent);
             if conns
                 .query(&statement, &params, conns.deadline())
                 .await
@@ -208,40 +238,77 @@ fn deliver(payload: &str) -> Heard {
     Heard::Writes
 }
 
-/// LISTENs on a connection of its own; when it is lost, connects again with back-off.
-async fn listen_forever(config: Config, tls: MakeRustlsConnect, conns: Conns, up: Arc<AtomicBool>) {
+/// How a listening connection ended.
+#[derive(Debug, PartialEq)]
+enum Ended {
+    /// It never got to LISTEN.
+    NotListening,
+    /// It listened, then was lost.
+    Lost,
+    /// Its probe never came back: it was closed.
+    Deaf,
+}
+
+/// LISTENs on a connection of its own; when it is lost, connects again with back-off;
+/// when it is deaf, closes it and tries again much later.
+async fn listen_forever(
+    config: Config,
+    tls: MakeRustlsConnect,
+    conns: Conns,
+    up: Arc<AtomicBool>,
+    state: Arc<AtomicU8>,
+) {
     // Probe numbers, unique in the process (its pools share the channel).
     static PROBES: AtomicU64 = AtomicU64::new(0);
     let mut backoff = Duration::from_millis(50);
+    let mut deaf_backoff = DEAF_RETRY;
     loop {
         let probe = PROBES.fetch_add(1, Ordering::Relaxed);
-        let listened = listen_once(&config, tls.clone(), &conns, &up, probe).await;
+        if state.load(Ordering::Acquire) != DEAF {
+            state.store(CONNECTING, Ordering::Release);
+        }
+        let ended = listen_once(&config, tls.clone(), &conns, &up, &state, probe).await;
         up.store(false, Ordering::Release);
-        if listened {
-            backoff = Duration::from_millis(50);
+        match ended {
+            Ended::Deaf => {
+                state.store(DEAF, Ordering::Release);
+                // Readers poll meanwhile: wake them so they look now.
+                wakeups::wake_all();
+                tokio::time::sleep(deaf_backoff).await;
+                deaf_backoff = (deaf_backoff * 2).min(DEAF_RETRY_AT_MOST);
+                continue;
+            }
+            Ended::Lost => backoff = Duration::from_millis(50),
+            Ended::NotListening => {}
+        }
+        if state.load(Ordering::Acquire) != DEAF {
+            state.store(CONNECTING, Ordering::Release);
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
-/// One listening connection, until it ends. True if it got as far as listening.
+/// One listening connection, until it ends.
 async fn listen_once(
     config: &Config,
     tls: MakeRustlsConnect,
     conns: &Conns,
     up: &Arc<AtomicBool>,
+    state: &Arc<AtomicU8>,
     probe: u64,
-) -> bool {
+) -> Ended {
     let heard = up.clone();
     let Ok((client, mut connection)) = config.connect(tls).await else {
-        return false;
+        return Ended::NotListening;
     };
+    let counters = conns.counters.clone();
     // The connection's messages are pumped in this same task, so aborting the task
     // (the pool went away) closes the connection.
     let pump = async move {
         while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
             if let AsyncMessage::Notification(notification) = message {
+                Counters::add(&counters.notifications_received);
                 if deliver(notification.payload()) == Heard::Probe(probe) {
                     heard.store(true, Ordering::Release);
                 }
@@ -254,10 +321,10 @@ async fn listen_once(
     tokio::select! {
         listened = listen => {
             if listened.is_err() {
-                return false;
+                return Ended::NotListening;
             }
         }
-        _ = &mut pump => return false,
+        _ = &mut pump => return Ended::NotListening,
     }
     // Whatever was written while no one listened: every reader looks again.
     wakeups::wake_all();
@@ -269,25 +336,53 @@ async fn listen_once(
     })
     .unwrap_or_default();
     // The probe goes through the pool; until it comes back it is sent again, with
-    // back-off (a lost probe, or the database away for a moment, must not leave this
-    // process polling for the listener's whole life).
-    let (conns, up) = (conns.clone(), up.clone());
-    let prober = tokio::spawn(async move {
-        let statement = notify_statement();
-        let mut wait = Duration::from_secs(1);
-        while !up.load(Ordering::Acquire) {
-            let params = [Param::Text(CHANNEL.into()), Param::Text(payload.clone())];
-            let _ = conns.query(&statement, &params, conns.deadline()).await;
-            let until = tokio::time::Instant::now() + wait;
-            while !up.load(Ordering::Acquire) && tokio::time::Instant::now() < until {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+    // back-off (a probe lost, or the database away a moment), for `DEAF_AFTER`.
+    let prober = {
+        let (conns, up, state) = (conns.clone(), up.clone(), state.clone());
+        async move {
+            let statement = notify_statement();
+            let deaf_at = tokio::time::Instant::now() + DEAF_AFTER;
+            let mut wait = PROBE_AGAIN;
+            loop {
+                let params = [Param::Text(CHANNEL.into()), Param::Text(payload.clone())];
+                Counters::add(&conns.counters.notifications_sent);
+                let _ = conns.query(&statement, &params, conns.deadline()).await;
+                let until = (tokio::time::Instant::now() + wait).min(deaf_at);
+                while !up.load(Ordering::Acquire) && tokio::time::Instant::now() < until {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                if up.load(Ordering::Acquire) {
+                    state.store(CONFIRMED, Ordering::Release);
+                    // Listening: nothing more to do until the connection ends.
+                    return std::future::pending::<()>().await;
+                }
+                if tokio::time::Instant::now() >= deaf_at {
+                    return;
+                }
+                wait *= 2;
             }
-            wait = (wait * 2).min(PROBE_AGAIN_AT_MOST);
         }
-    });
-    pump.await;
-    prober.abort();
-    true
+    };
+    tokio::select! {
+        _ = &mut pump => Ended::Lost,
+        _ = prober => {
+            // Deaf: stop listening and close the connection (a pooler would otherwise
+            // keep a server connection that receives what it cannot pass on).
+            let unlisten = client.batch_execute("UNLISTEN *");
+            let ended = tokio::time::timeout(Duration::from_secs(1), async {
+                tokio::select! {
+                    _ = unlisten => false,
+                    _ = &mut pump => true,
+                }
+            })
+            .await;
+            drop(client);
+            if ended != Ok(true) {
+                let _ = tokio::time::timeout(Duration::from_secs(1), &mut pump).await;
+            }
+            Ended::Deaf
+        }
+    }
 }
 
 #[cfg(test)]

@@ -70,6 +70,11 @@ impl Drop for Waiting {
 }
 
 impl Sweeper {
+    /// Readers waiting now.
+    pub fn len(&self) -> usize {
+        lock(&self.waiters).all.len()
+    }
+
     /// Adds a waiting reader; starts the check task unless it runs. Call from the tokio
     /// runtime.
     pub fn add(&self, conns: &Conns, listening: Arc<AtomicBool>, waiter: Waiter) -> Waiting {
