@@ -101,6 +101,10 @@ describe.each(modes)("behind PgBouncer in %s mode", (mode) => {
           // Told apart without configuration: the pooler answered the startup itself.
           expect(streams.stats().pooler).toBe("transaction (detected)");
           expect(streams.stats().statementsSent).toBeGreaterThan(10);
+          expect(streams.stats().size).toBeGreaterThan(0);
+        } else {
+          // A JS client's pool is its own.
+          expect(streams.stats()).toMatchObject({ backend: "js-client", size: null, listener: "off" });
         }
       } finally {
         await streams.close();
