@@ -66,9 +66,9 @@ impl Statement {
         self
     }
 
-    /// A combined form whose statements skip rows locked elsewhere (answering such a call
-    /// with one NULL cell: "busy"), and `side`, the form that waits for the lock, which
-    /// such calls take instead (see `backend/combine.rs`).
+    /// A combined form whose statements skip rows locked elsewhere (a call they do not
+    /// store gets no row), and the form that waits for the lock, which such calls take
+    /// instead (see `backend/combine.rs`).
     ///
     /// `one` is the lane's form of a single call; this statement itself (which waits) is
     /// the side path's.
@@ -193,26 +193,24 @@ impl StreamSql {
             append_alone: Statement::new(append_waiting(chunks, status), &[SEQ]),
             append: Statement::new(append_waiting(chunks, status), &[SEQ])
                 // The Rust pool's lane: the same, but a status row locked elsewhere is
-                // skipped, so one held-up stream cannot stall the appends to all others. It
-                // answers a row whose seq is NULL ("busy") for a stream that is active
-                // but locked, and no row for a missing or finished one.
+                // skipped, so one held-up stream cannot stall the appends to all others.
+                // No row back: locked elsewhere, or missing, finished or not at $4 - 1;
+                // the waiting form (the side path) then tells which.
                 .combined_skipping_locked(
                 format!(
                     "WITH l AS (SELECT id FROM {status} WHERE id = $1::text AND state = 'active' \
                      FOR UPDATE SKIP LOCKED), \
                      s AS (UPDATE {status} st SET total_chunks = st.total_chunks + 1, \
                      expires_at = $3::bigint FROM l WHERE st.id = l.id \
-                     AND ($4::int IS NULL OR st.total_chunks = $4::int - 1) RETURNING st.total_chunks), \
-                     ins AS (INSERT INTO {chunks} (id, seq, data) SELECT $1::text, total_chunks, \
-                     $2::text FROM s RETURNING seq) \
-                     SELECT seq FROM ins UNION ALL SELECT NULL::int FROM {status} \
-                     WHERE id = $1::text AND state = 'active' AND NOT EXISTS (SELECT 1 FROM l)"
+                     AND ($4::int IS NULL OR st.total_chunks = $4::int - 1) RETURNING st.total_chunks) \
+                     INSERT INTO {chunks} (id, seq, data) SELECT $1::text, total_chunks, \
+                     $2::text FROM s RETURNING seq"
                 ),
                 // Many appends (to one or many streams) in one statement: $1/$2/$3 are the
                 // ids, chunks and expiries in call order; each stream's seqs follow that
                 // order. The status rows are locked in id order first, so two of these can
-                // never deadlock; rows locked elsewhere are skipped (those calls answer
-                // "busy": seq NULL). A call without a row: that stream was not active.
+                // never deadlock; rows locked elsewhere are skipped. A call without a row
+                // goes to the side path, whose waiting form tells why.
                     format!(
                         "WITH input AS (SELECT id, data, expires, expected, ord FROM unnest($1::text[], \
                          $2::text[], $3::bigint[], $4::int[]) \
@@ -229,11 +227,8 @@ impl StreamSql {
                          numbered AS (SELECT input.ord, input.id, input.data, (s.base + row_number() \
                          OVER (PARTITION BY input.id ORDER BY input.ord))::int AS seq \
                          FROM input JOIN s USING (id)), \
-                         ins AS (INSERT INTO {chunks} (id, seq, data) SELECT id, seq, data FROM numbered), \
-                         busy AS (SELECT st.id FROM {status} st WHERE st.id = ANY($1::text[]) \
-                         AND st.state = 'active' AND st.id NOT IN (SELECT id FROM locked)) \
-                         SELECT ord::int AS ord, seq FROM numbered \
-                         UNION ALL SELECT input.ord::int, NULL::int FROM input JOIN busy USING (id)"
+                         ins AS (INSERT INTO {chunks} (id, seq, data) SELECT id, seq, data FROM numbered) \
+                         SELECT ord::int AS ord, seq FROM numbered"
                     ),
                     &[
                         Column { name: "ord", kind: Kind::Int },

@@ -15,10 +15,11 @@
 //! (`MOST_QUEUED`): beyond it a call is refused at once with `OVERLOADED`.
 //!
 //! A row another transaction holds locked never stalls the lane (appends): the lane's
-//! statements skip locked rows and answer such a call with a single NULL cell ("busy").
-//! That call, and every later call of the same key (its first parameter: the stream id),
-//! then go one by one on a side path (the waiting form in `Combined::skipping`) by their
-//! own deadlines, so the key's calls keep their order and other keys go on.
+//! statements skip locked rows, so such a call gets no row back. That call (and any call
+//! the lane did not store: the waiting form tells it apart), and every later call of the
+//! same key (its first parameter: the stream id), then go one by one on a side path (the
+//! waiting form in `Combined::skipping`) by their own deadlines, so the key's calls keep
+//! their order and other keys go on.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -233,9 +234,10 @@ async fn wait(
     outcome.await.unwrap_or(Err(Error::Closed))
 }
 
-/// Whether the lane answered "busy": one row of one NULL cell.
+/// Whether the lane did not store the call (locked elsewhere, or not storable: the side
+/// path's waiting form tells which).
 fn is_busy(rows: &[Row]) -> bool {
-    matches!(rows, [Row(cells)] if matches!(cells.as_slice(), [Cell::Null]))
+    rows.is_empty()
 }
 
 /// The lane is free again: it serves the queue, if anything waits, on a task of its own
