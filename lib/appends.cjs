@@ -81,7 +81,8 @@ class Writer {
   fenced = false;
   /** The chunk whose append ended APPEND_OUTCOME_UNKNOWN, and the seq it may hold. */
   pending = undefined;
-  /** The stream's appends, one at a time. */
+  /** The stream's appends, one at a time: how many are running or waiting, and the last. */
+  running = 0;
   tail = Promise.resolve();
 }
 
@@ -108,8 +109,16 @@ class Appends {
   append(id, chunk) {
     const deadline = Date.now() + this.#timeoutMs;
     const writer = this.#writer(id);
-    const turn = writer.tail.then(() => this.#appendNow(id, chunk, writer, deadline));
-    writer.tail = turn.then(noop, noop);
+    // The stream's previous append is still running: this one goes after it.
+    const turn =
+      writer.running > 0
+        ? writer.tail.then(() => this.#appendNow(id, chunk, writer, deadline))
+        : this.#appendNow(id, chunk, writer, deadline);
+    writer.running++;
+    writer.tail = turn.then(
+      () => void writer.running--,
+      () => void writer.running--,
+    );
     return turn;
   }
 
