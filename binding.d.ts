@@ -32,7 +32,44 @@ export declare class NativeBackend {
    * it through `settle(ticket, outcome, columns?)` (see `index.js`), giving up after
    * `queryTimeoutMs`. Held by a reference that never keeps the process alive.
    */
-  static fromQuery(makeAdapter: (settle: (ticket: number, outcome: unknown, columns?: unknown[]) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string | null, withinMs: number | null) => Promise<unknown>, options?: PoolOptions): NativeBackend
+  static fromQuery(makeAdapter: (settle: (ticket: number, outcome: unknown, columns?: unknown[]) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string | null, withinMs: number | null) => Promise<unknown>, options?: PoolOptions, clientNumber?: number): NativeBackend
+  /**
+   * JS clients: the NOTIFY payloads announcing this backend's writes since the last
+   * call, for `index.cjs` to send as `SELECT pg_notify(channel, payload)`.
+   */
+  takeNotifications(): Array<string>
+  /**
+   * JS clients: a notification heard on `index.cjs`'s LISTEN connection. Chunks it
+   * carries go to this process's readers; returns the probe number when it is one of
+   * this process's probes coming back.
+   */
+  deliver(payload: string): number | null
+  /**
+   * The payload of probe number `n`, which a listener sends itself to learn that its
+   * connection delivers.
+   */
+  probePayload(n: number): string
+  /**
+   * Every reader in the process looks in the database again (a listener (re)started:
+   * writes may have gone unheard).
+   */
+  wakeAll(): void
+  /**
+   * JS clients: `index.cjs` runs the shared check of waiting readers
+   * (`checkWaiting`), and whether its LISTEN connection has proved it delivers. Until
+   * the first call, each waiting reader polls on its own.
+   */
+  shareChecks(heard: boolean): void
+  /**
+   * JS clients: milliseconds until the next shared check is due, `null` while no
+   * reader waits.
+   */
+  get checkInMs(): number | null
+  /**
+   * JS clients: one shared check of the waiting readers (one statement per status
+   * table), which wakes those with something to read. Resolves when it is done.
+   */
+  checkWaiting(): Promise<undefined>
 }
 
 export declare class NativeConversationStore {

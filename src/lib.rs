@@ -14,6 +14,7 @@ mod reader;
 mod schema;
 mod sql;
 mod stream_store;
+mod tail;
 mod wakeups;
 
 pub use conversation_store::NativeConversationStore;

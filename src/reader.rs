@@ -18,7 +18,8 @@ use crate::backend::{missing, Param, Row, Started, Waiter};
 use crate::error::Result;
 use crate::sql::{Statement, PAGE_ROWS, SMALL_CHUNK_BYTES};
 use crate::stream_store::StreamShared;
-use crate::wakeups::{self, Subscription};
+use crate::tail::Look;
+use crate::wakeups::{self, Fetched, Hub, Subscription};
 
 /// One page of chunks, in columns: their seqs, and their texts joined into one string,
 /// chunk `i` ending at UTF-16 offset `ends[i]`. One string and two typed arrays cross into
@@ -31,7 +32,64 @@ pub struct StreamPage {
     pub ends: Uint32Array,
 }
 
+/// Builds a page: the texts joined, where each ends in UTF-16 units.
 #[derive(Default)]
+struct PageText {
+    seqs: Vec<u32>,
+    text: String,
+    ends: Vec<u32>,
+    end: u32,
+}
+
+impl PageText {
+    fn push(&mut self, seq: u32, data: &str) {
+        self.end += if data.is_ascii() {
+            data.len()
+        } else {
+            data.encode_utf16().count()
+        } as u32;
+        self.text.push_str(data);
+        self.seqs.push(seq);
+        self.ends.push(self.end);
+    }
+
+    fn page(self) -> StreamPage {
+        StreamPage {
+            seqs: Uint32Array::new(self.seqs),
+            text: self.text,
+            ends: Uint32Array::new(self.ends),
+        }
+    }
+}
+
+fn empty_page() -> StreamPage {
+    PageText::default().page()
+}
+
+/// A reader's registered fetch (`Tail::look` gave `Query`): when its page lands, the
+/// chunks at the stream's end go to the tail for the readers waiting on it; if it never
+/// lands (an error, a drop), they are told to look for themselves.
+struct FetchGuard {
+    hub: Arc<Hub>,
+    fetch: Fetched,
+    done: bool,
+}
+
+impl FetchGuard {
+    fn landed(&mut self, chunks: &[(u32, &str)], total: i64, active: bool) {
+        self.done = true;
+        self.hub.fetched(&self.fetch, chunks, total, active);
+    }
+}
+
+impl Drop for FetchGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.hub.fetch_failed(&self.fetch);
+        }
+    }
+}
+
 struct Cursor {
     /// The last seq handed out (or stepped over).
     after: i32,
@@ -43,8 +101,30 @@ struct Cursor {
     large_next: bool,
     /// The stream's chunk count, as of the last page.
     total: i64,
-    /// The last page brought chunks up to the stream's count while it was active.
-    caught_up: bool,
+    /// The version of the stream's hub when this reader's last query began: what the
+    /// tail learned after that is news to it (`tail.rs`).
+    since: u64,
+    /// The next look reads the database whatever the tail says (the first one, or a
+    /// poll came due).
+    must_look: bool,
+    /// Another reader's fetch covers this cursor: `pause()` waits for it even though
+    /// more chunks are there.
+    waiting: bool,
+}
+
+impl Default for Cursor {
+    fn default() -> Self {
+        Cursor {
+            after: 0,
+            finished: false,
+            more_now: false,
+            large_next: false,
+            total: 0,
+            since: 0,
+            must_look: true,
+            waiting: false,
+        }
+    }
 }
 
 impl Cursor {
@@ -111,8 +191,14 @@ impl ReaderInner {
         *self.released.borrow() || self.shared.db.is_closed() || self.cursor().finished
     }
 
-    /// Moves the cursor past one page's rows and returns the chunks.
-    fn take_page(&self, sql: &Statement, rows: Vec<Row>) -> Result<Option<StreamPage>> {
+    /// Moves the cursor past one page's rows and returns the chunks; a page at the end
+    /// of the stream also goes to the tail, for the readers waiting on this fetch.
+    fn take_page(
+        &self,
+        sql: &Statement,
+        rows: Vec<Row>,
+        mut fetch: Option<FetchGuard>,
+    ) -> Result<Option<StreamPage>> {
         let mut cursor = self.cursor();
         // The status row is the one without a seq, its data "<state> <total_chunks>"; none:
         // the stream does not exist (or was cleaned up).
@@ -127,7 +213,6 @@ impl ReaderInner {
             .ok_or_else(|| missing(sql, 1))?;
         let active = state == "active";
         cursor.total = total;
-        cursor.caught_up = false;
         let mut chunks = Vec::with_capacity(rows.len());
         for row in &rows {
             let Some(seq) = row.int(0) else { continue };
@@ -139,13 +224,13 @@ impl ReaderInner {
         let (until, _) = cursor.next_range();
         let large_page = cursor.large_next;
         cursor.large_next = false;
-        let mut text =
-            String::with_capacity(chunks.iter().flat_map(|(_, d)| d.map(str::len)).sum());
-        let (mut seqs, mut ends) = (
-            Vec::with_capacity(chunks.len()),
-            Vec::with_capacity(chunks.len()),
-        );
-        let mut end = 0u32;
+        let mut page = PageText {
+            text: String::with_capacity(chunks.iter().flat_map(|(_, d)| d.map(str::len)).sum()),
+            seqs: Vec::with_capacity(chunks.len()),
+            ends: Vec::with_capacity(chunks.len()),
+            end: 0,
+        };
+        let mut texts = Vec::with_capacity(if fetch.is_some() { chunks.len() } else { 0 });
         for (seq, data) in chunks {
             let Some(data) = data else {
                 // A large chunk, sent without its text: the page ends before it.
@@ -155,16 +240,13 @@ impl ReaderInner {
                 cursor.large_next = true;
                 break;
             };
-            end += if data.is_ascii() {
-                data.len()
-            } else {
-                data.encode_utf16().count()
-            } as u32;
-            text.push_str(data);
-            seqs.push(seq);
-            ends.push(end);
+            page.push(seq, data);
+            if fetch.is_some() {
+                texts.push((seq, data));
+            }
         }
-        cursor.after = match seqs.last() {
+        let from = cursor.after;
+        cursor.after = match page.seqs.last() {
             Some(&last) => last as i32,
             None if cursor.large_next => cursor.after,
             // Nothing in the range although the stream has chunks past it: a gap (rows
@@ -172,23 +254,42 @@ impl ReaderInner {
             None if total > i64::from(cursor.after) => until.min(total as i32),
             None => cursor.after,
         };
+        if let Some(fetch) = fetch.as_mut() {
+            if cursor.after == from + texts.len() as i32 {
+                fetch.landed(&texts, total, active);
+            }
+        }
         // State and count come from the same snapshot as the chunks, and appends only
         // succeed while the stream is active: a finished stream read up to its count has
         // nothing more to give.
         let read_all = i64::from(cursor.after) >= total;
         cursor.more_now = !read_all;
-        cursor.caught_up = active && read_all && !seqs.is_empty();
         if !active && read_all {
             cursor.finished = true;
-            if seqs.is_empty() {
+            if page.seqs.is_empty() {
                 return Ok(None);
             }
         }
-        Ok(Some(StreamPage {
-            seqs: Uint32Array::new(seqs),
-            text,
-            ends: Uint32Array::new(ends),
-        }))
+        Ok(Some(page.page()))
+    }
+
+    /// A page from the tail: the chunks right after the cursor, no query.
+    fn take_known(&self, chunks: Vec<(u32, Arc<str>)>, end: bool, more: bool) -> StreamPage {
+        let mut cursor = self.cursor();
+        let mut page = PageText::default();
+        for (seq, data) in &chunks {
+            page.push(*seq, data);
+        }
+        if let Some(&last) = page.seqs.last() {
+            cursor.after = last as i32;
+            cursor.total = cursor.total.max(i64::from(last));
+        }
+        cursor.large_next = false;
+        cursor.more_now = more;
+        if end {
+            cursor.finished = true;
+        }
+        page.page()
     }
 }
 
@@ -211,10 +312,19 @@ impl NativeStreamReader {
                 .take();
             return PromiseRaw::resolve(env, None);
         }
-        let (from, until, largest, total) = {
-            let cursor = inner.cursor();
+        let (from, until, largest, total, since, must_look) = {
+            let mut cursor = inner.cursor();
             let (until, largest) = cursor.next_range();
-            (cursor.after, until, largest, cursor.total)
+            let must = cursor.must_look || cursor.more_now || cursor.large_next;
+            cursor.waiting = false;
+            (
+                cursor.after,
+                until,
+                largest,
+                cursor.total,
+                cursor.since,
+                must,
+            )
         };
         let page = |from: i32, until: i32, largest: i64| {
             vec![
@@ -224,24 +334,40 @@ impl NativeStreamReader {
                 Param::BigInt(largest),
             ]
         };
-        // Writes from here on wake the next pause(), even while this query is in flight.
+        // What this process knows of the stream may spare the query (`tail.rs`). Every
+        // change from here on wakes the next pause(), even while a query is in flight.
+        let source = inner.shared.db.source();
+        let mut fetch = None;
         if let Ok(mut wake) = inner.wake.try_lock() {
             if let Some(subscription) = wake.as_mut() {
-                // The last page read the stream up to its count and no write has come
-                // since it was asked for: nothing to look for (with the Rust pool, the
-                // shared check covers writers that do not notify while it waits).
-                let caught_up = std::mem::take(&mut inner.cursor().caught_up);
-                if caught_up && !subscription.unseen() && inner.shared.db.shares_checks() {
-                    return PromiseRaw::resolve(
-                        env,
-                        Some(StreamPage {
-                            seqs: Uint32Array::new(Vec::new()),
-                            text: String::new(),
-                            ends: Uint32Array::new(Vec::new()),
-                        }),
-                    );
+                match subscription.look(source, from, since, must_look) {
+                    Look::Chunks { chunks, end, more } => {
+                        return PromiseRaw::resolve(env, Some(inner.take_known(chunks, end, more)));
+                    }
+                    Look::Finished => {
+                        inner.cursor().finished = true;
+                        return PromiseRaw::resolve(env, None);
+                    }
+                    Look::Nothing => return PromiseRaw::resolve(env, Some(empty_page())),
+                    Look::Wait => {
+                        inner.cursor().waiting = true;
+                        return PromiseRaw::resolve(env, Some(empty_page()));
+                    }
+                    Look::Query { since } => {
+                        let mut cursor = inner.cursor();
+                        cursor.since = since;
+                        cursor.must_look = false;
+                        fetch = Some(FetchGuard {
+                            hub: subscription.hub(),
+                            fetch: Fetched {
+                                source,
+                                after: from,
+                                since,
+                            },
+                            done: false,
+                        });
+                    }
                 }
-                subscription.mark_seen();
             }
         }
         let db = &inner.shared.db;
@@ -264,10 +390,23 @@ impl NativeStreamReader {
             started
         };
         let reader = inner.clone();
-        let finish = move |rows| reader.take_page(&reader.shared.sql.read_page, rows);
         match started {
-            Some(started) => db.run_started(env, started, finish),
-            None => db.run(env, sql, page(from, until, largest), finish),
+            // A page asked for earlier began before this look: it tells nothing of what
+            // was announced since, so the reader keeps its stamp and waiters look again.
+            Some(started) => {
+                if fetch.is_some() {
+                    let mut cursor = inner.cursor();
+                    cursor.since = since;
+                    cursor.must_look = true;
+                }
+                drop(fetch);
+                db.run_started(env, started, move |rows| {
+                    reader.take_page(&reader.shared.sql.read_page, rows, None)
+                })
+            }
+            None => db.run(env, sql, page(from, until, largest), move |rows| {
+                reader.take_page(&reader.shared.sql.read_page, rows, fetch)
+            }),
         }
     }
 
@@ -279,7 +418,11 @@ impl NativeStreamReader {
     pub async fn pause(&self) {
         let inner = &self.inner;
         let mut wake = inner.wake.lock().await;
-        if !inner.done() && !inner.cursor().more_now {
+        let waits = {
+            let cursor = inner.cursor();
+            !cursor.more_now || cursor.waiting
+        };
+        if !inner.done() && waits {
             let settings = &inner.shared.settings;
             let waiting = inner.shared.db.wait(
                 Waiter {
@@ -306,7 +449,8 @@ impl NativeStreamReader {
                 }
             };
             tokio::select! {
-                _ = polled => {}
+                // A poll came due: the next look reads the database.
+                _ = polled => inner.cursor().must_look = true,
                 _ = written => {}
                 _ = released.wait_for(|r| *r) => {}
                 _ = inner.shared.db.until_closed() => {}

@@ -16,7 +16,9 @@ pub const PAGE_ROWS: i32 = 2000;
 pub const SMALL_CHUNK_BYTES: i64 = 2048;
 
 /// The channel of the NOTIFY that tells listening processes a stream was written; its
-/// payload is JSON: `{"o": <the writing process>, "s": [[status table, stream id], ...]}`.
+/// payload is JSON: `{"o": <the writing process>, "s": [[status table, stream id], ...]}`,
+/// with the chunks written (`c`) and the streams finished (`e`) when they fit (see
+/// `backend/notify.rs`).
 pub const NOTIFY_CHANNEL: &str = "aibind_stream_writes";
 
 /// The kind of value a result column holds.
@@ -278,11 +280,14 @@ impl StreamSql {
             finish: Statement::new(
                 format!(
                     "WITH u AS (UPDATE {status} SET state = $2::text, error = $3::text, \
-                     expires_at = $4::bigint WHERE id = $1::text AND state = 'active' RETURNING id) \
-                     SELECT pg_notify('{NOTIFY_CHANNEL}', json_build_object('o', $5::text, 'f', 1, \
-                     's', json_build_array(json_build_array('{key}', id)))::text) FROM u"
+                     expires_at = $4::bigint WHERE id = $1::text AND state = 'active' \
+                     RETURNING id, total_chunks) \
+                     SELECT total_chunks, pg_notify('{NOTIFY_CHANNEL}', json_build_object('o', $5::text, \
+                     'f', 1, 's', json_build_array(json_build_array('{key}', id)), \
+                     'e', json_build_array(json_build_array('{key}', id, $2::text, total_chunks)))::text) \
+                     AS notified FROM u"
                 ),
-                &[],
+                &[Column { name: "total_chunks", kind: Kind::Int }],
             ),
             // One round trip per page: the stream's state and chunk count (the row whose
             // seq is NULL, its data "<state> <total_chunks>"; none: the stream does not

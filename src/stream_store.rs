@@ -69,10 +69,13 @@ impl NativeStreamStore {
             Param::Text(id.clone()),
             Param::BigInt(now_ms() + s.settings.ttl_ms),
         ];
+        let key = s.settings.wake_key.clone();
         s.db.run(env, &s.sql.create, params, move |rows| {
             if rows.is_empty() {
                 return Err(Error::StreamExists(id));
             }
+            // What this process knew of an earlier stream of that id no longer holds.
+            wakeups::created(&key, &id);
             Ok(())
         })
     }
@@ -97,6 +100,7 @@ impl NativeStreamStore {
         check_text("chunk", &chunk)?;
         let s = &self.shared;
         let at = at.map(|at| at.min(i32::MAX as u32) as i32);
+        let data: Arc<str> = Arc::from(chunk.as_str());
         let params = vec![
             Param::Text(id.clone()),
             Param::Text(chunk),
@@ -117,7 +121,9 @@ impl NativeStreamStore {
                 None => return Err(Error::StreamNotActive(id)),
                 Some(row) => row.int(0).ok_or_else(|| missing(&shared.sql.append, 0))?,
             };
-            shared.db.written(&shared.settings.wake_key, &id);
+            shared
+                .db
+                .appended(&shared.settings.wake_key, &id, seq as u32, data);
             Ok(seq as u32)
         })
     }
@@ -287,10 +293,14 @@ impl NativeStreamStore {
             Param::Text(wakeups::origin().to_string()),
         ];
         let shared = s.clone();
-        // Other processes hear of it from the statement's own NOTIFY.
-        s.db.run(env, &s.sql.finish, params, move |_| {
-            wakeups::wake(&shared.settings.wake_key, &id);
-            wakeups::wake(&crate::sql::finish_key(&shared.settings.wake_key), &id);
+        // Other processes hear of it from the statement's own NOTIFY, which carries the
+        // final count; no row back: the stream was not active, nothing changed.
+        let statement = s.sql.finish.clone();
+        s.db.run(env, &s.sql.finish, params, move |rows| {
+            if let Some(row) = rows.first() {
+                let total = row.int(0).ok_or_else(|| missing(&statement, 0))?;
+                shared.db.finished(&shared.settings.wake_key, &id, total);
+            }
             Ok(())
         })
     }

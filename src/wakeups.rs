@@ -1,18 +1,21 @@
 //! In-process wake-ups: a write through any store of this process (append, stop,
-//! complete, fail) wakes the readers of that stream at once, whatever backend either
-//! side uses. Readers still poll at `pollIntervalMs` as the fallback for writes made by
-//! other processes.
+//! complete, fail), or one another process announced (`backend/notify.rs`), wakes the
+//! readers of that stream at once, whatever backend either side uses, and hands them
+//! what was written when it is known (`tail.rs`).
 //!
-//! Each stream that has readers gets a version counter (a `watch` channel), keyed by the
-//! status table and the stream id. A reader marks the version it has seen before each
-//! query, so a write that lands while the query is in flight still wakes it: no chunk
-//! waits out a poll interval. Two tables of the same name in different databases share
-//! a key; the cost of that is a spare query, never a missed chunk.
+//! Each stream that has readers gets a `Hub`, keyed by the status table (as
+//! `sql::wake_key` spells it) and the stream id: its tail and a version counter (a
+//! `watch` channel). A reader marks the version seen each time it looks at the tail, in
+//! the same step, so a write that lands while its query is in flight still wakes it. Two
+//! tables of the same name in different databases share a hub; their chunks are told
+//! apart by their source, so that costs a spare query, never a wrong chunk.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 
 use tokio::sync::watch;
+
+use crate::tail::{Look, Source, Tail};
 
 type Key = (String, String);
 
@@ -28,9 +31,53 @@ pub fn origin() -> &'static str {
     &ORIGIN
 }
 
+/// One stream's wake-ups and what is known of its newest chunks (`tail.rs`). Every
+/// change of the tail bumps its version, which is also the wake-up counter readers
+/// watch: both change under the tail's lock, so a reader that looked at the tail and
+/// marked the version seen in one step cannot miss a change.
+pub struct Hub {
+    tail: Mutex<Tail>,
+    version: watch::Sender<u64>,
+}
+
+impl Hub {
+    /// Changes the tail and wakes the stream's readers.
+    fn change(&self, change: impl FnOnce(&mut Tail) -> u64) {
+        let mut tail = self.tail.lock().unwrap_or_else(PoisonError::into_inner);
+        let version = change(&mut tail);
+        self.version.send_replace(version);
+    }
+
+    /// See `Tail::fetched`.
+    pub fn fetched(&self, fetch: &Fetched, chunks: &[(u32, &str)], total: i64, active: bool) {
+        self.change(|tail| {
+            tail.fetched(
+                fetch.source,
+                fetch.after,
+                fetch.since,
+                chunks,
+                total,
+                active,
+            )
+        });
+    }
+
+    /// See `Tail::fetch_failed`.
+    pub fn fetch_failed(&self, fetch: &Fetched) {
+        self.change(|tail| tail.fetch_failed(fetch.after, fetch.since));
+    }
+}
+
+/// A reader's query: what it reads after, through which source, begun at which version.
+pub struct Fetched {
+    pub source: Source,
+    pub after: i32,
+    pub since: u64,
+}
+
 #[derive(Default)]
 struct Registry {
-    streams: HashMap<Key, Weak<watch::Sender<u64>>>,
+    streams: HashMap<Key, Weak<Hub>>,
     /// Size at which entries of streams no reader reads any more are swept out
     /// (doubling, so the sweeps cost O(1) per subscription).
     sweep_at: usize,
@@ -44,24 +91,33 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
 
 /// A reader's interest in one stream; dropping it ends the interest.
 pub struct Subscription {
-    _sender: Arc<watch::Sender<u64>>,
+    hub: Arc<Hub>,
     receiver: watch::Receiver<u64>,
 }
 
 impl Subscription {
-    /// Marks every write so far as seen.
+    /// What the reader does next (see `Tail::look`); every change so far counts as seen.
+    pub fn look(&mut self, source: Source, after: i32, since: u64, must_look: bool) -> Look {
+        let mut tail = self.hub.tail.lock().unwrap_or_else(PoisonError::into_inner);
+        let look = tail.look(source, after, since, must_look);
+        let _ = self.receiver.borrow_and_update();
+        drop(tail);
+        look
+    }
+
+    /// Marks every change so far as seen.
+    #[cfg(test)]
     pub fn mark_seen(&mut self) {
-        self.receiver.borrow_and_update();
+        let _ = self.receiver.borrow_and_update();
     }
 
-    /// Whether a write not yet marked seen happened.
-    pub fn unseen(&self) -> bool {
-        self.receiver.has_changed().unwrap_or(true)
+    pub fn hub(&self) -> Arc<Hub> {
+        self.hub.clone()
     }
 
-    /// Resolves at the first write not yet marked seen (at once if there is one).
+    /// Resolves at the first change not yet seen (at once if there is one).
     pub async fn written(&mut self) {
-        // The sender lives in `self`, so `changed()` cannot fail.
+        // The sender lives in `self.hub`, so `changed()` cannot fail.
         let _ = self.receiver.changed().await;
     }
 }
@@ -69,47 +125,76 @@ impl Subscription {
 pub fn subscribe(table: &str, id: &str) -> Subscription {
     let mut registry = registry();
     let key = (table.to_string(), id.to_string());
-    let sender = match registry.streams.get(&key).and_then(Weak::upgrade) {
-        Some(sender) => sender,
+    let hub = match registry.streams.get(&key).and_then(Weak::upgrade) {
+        Some(hub) => hub,
         None => {
             if registry.streams.len() >= registry.sweep_at {
-                registry
-                    .streams
-                    .retain(|_, sender| sender.strong_count() > 0);
+                registry.streams.retain(|_, hub| hub.strong_count() > 0);
                 registry.sweep_at = (registry.streams.len() * 2).max(64);
             }
-            let sender = Arc::new(watch::Sender::new(0));
-            registry.streams.insert(key, Arc::downgrade(&sender));
-            sender
+            let hub = Arc::new(Hub {
+                tail: Mutex::default(),
+                version: watch::Sender::new(0),
+            });
+            registry.streams.insert(key, Arc::downgrade(&hub));
+            hub
         }
     };
-    let receiver = sender.subscribe();
-    Subscription {
-        _sender: sender,
-        receiver,
-    }
+    let receiver = hub.version.subscribe();
+    Subscription { hub, receiver }
 }
 
-/// Wakes this process's readers of the stream, if it has any.
-pub fn wake(table: &str, id: &str) {
+/// The stream's hub, if it has readers in this process.
+fn hub(table: &str, id: &str) -> Option<Arc<Hub>> {
     let registry = registry();
     if registry.streams.is_empty() {
-        return;
+        return None;
     }
-    if let Some(sender) = registry
+    registry
         .streams
         .get(&(table.to_string(), id.to_string()))
         .and_then(Weak::upgrade)
-    {
-        sender.send_modify(|version| *version += 1);
+}
+
+/// Wakes this process's readers of the stream, if it has any: it was written, and what
+/// was written is not known here (they look in the database).
+pub fn wake(table: &str, id: &str) {
+    if let Some(hub) = hub(table, id) {
+        hub.change(Tail::unknown);
+    }
+}
+
+/// Chunk `seq` of the stream was committed: its readers at `seq - 1` take it from here.
+pub fn appended(table: &str, id: &str, source: Source, seq: u32, data: &Arc<str>) {
+    if let Some(hub) = hub(table, id) {
+        hub.change(|tail| tail.appended(source, seq, data.clone()));
+    }
+}
+
+/// The stream finished with `total` chunks: its readers there end.
+pub fn finished(table: &str, id: &str, source: Source, total: i64) {
+    if let Some(hub) = hub(table, id) {
+        hub.change(|tail| tail.finished(source, total));
+    }
+}
+
+/// The stream was made anew: nothing known of the old one holds.
+pub fn created(table: &str, id: &str) {
+    if let Some(hub) = hub(table, id) {
+        hub.change(Tail::created);
     }
 }
 
 /// Wakes every reader in this process (after a time in which writes may have gone
 /// unannounced).
 pub fn wake_all() {
-    for sender in registry().streams.values().filter_map(Weak::upgrade) {
-        sender.send_modify(|version| *version += 1);
+    let hubs: Vec<_> = registry()
+        .streams
+        .values()
+        .filter_map(Weak::upgrade)
+        .collect();
+    for hub in hubs {
+        hub.change(Tail::unknown);
     }
 }
 

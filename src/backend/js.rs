@@ -9,6 +9,7 @@
 //! and nothing allocated per call on the JS side beyond the client's own work.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use napi::bindgen_prelude::{
@@ -18,7 +19,13 @@ use napi::bindgen_prelude::{
 use napi::{sys, Env, ValueType};
 use serde_json::Value;
 
+use super::notify::{payloads, Written};
+use super::sweep::Sweeper;
 use super::{Cell, Param, Row};
+use crate::tail::Source;
+
+/// Most writes queued for `index.cjs` to announce.
+const MOST_QUEUED: usize = 100_000;
 use crate::error::{Error, Result};
 use crate::sql::{Kind, Statement};
 
@@ -61,6 +68,16 @@ impl FromNapiValue for Raw {
 pub struct JsQuery {
     query: FunctionRef<Args, Unknown<'static>>,
     pending: Arc<Mutex<Pending>>,
+    /// The client object, as `index.cjs` numbers it (`tail.rs`).
+    source: Source,
+    /// Writes to announce, until `index.cjs` takes them to send (`takeNotifications`).
+    outbox: Mutex<Vec<Written>>,
+    /// Readers waiting, for the shared check `index.cjs` runs (`checkWaiting`).
+    pub sweeper: Sweeper,
+    /// Whether `index.cjs` runs the shared check, and whether its LISTEN connection is
+    /// known to deliver.
+    pub checking: AtomicBool,
+    pub heard: AtomicBool,
 }
 
 fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
@@ -68,7 +85,12 @@ fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
 }
 
 impl JsQuery {
-    pub fn new(env: &Env, make_adapter: MakeAdapter, query_timeout_ms: f64) -> napi::Result<Self> {
+    pub fn new(
+        env: &Env,
+        make_adapter: MakeAdapter,
+        query_timeout_ms: f64,
+        source: Source,
+    ) -> napi::Result<Self> {
         let pending = Arc::new(Mutex::new(Pending::default()));
         let queries = pending.clone();
         let settle =
@@ -90,7 +112,35 @@ impl JsQuery {
         Ok(JsQuery {
             query: adapter.create_ref()?,
             pending,
+            source,
+            outbox: Mutex::default(),
+            sweeper: Sweeper::default(),
+            checking: AtomicBool::new(false),
+            heard: AtomicBool::new(false),
         })
+    }
+
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    /// Queues a write for `index.cjs` to announce (at most `MOST_QUEUED`; beyond that,
+    /// readers elsewhere find it through their shared check or poll).
+    pub fn publish(&self, written: Written) {
+        let mut outbox = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+        if outbox.len() < MOST_QUEUED {
+            outbox.push(written);
+        }
+    }
+
+    /// The payloads announcing what was written since the last call.
+    pub fn take_notifications(&self) -> Vec<String> {
+        let written =
+            std::mem::take(&mut *self.outbox.lock().unwrap_or_else(PoisonError::into_inner));
+        if written.is_empty() {
+            return Vec::new();
+        }
+        payloads(written)
     }
 
     /// Runs a statement now and hands its rows (or its error) to `done`, on the JS thread,

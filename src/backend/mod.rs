@@ -29,7 +29,9 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::sql::{Kind, Statement};
+use crate::tail::Source;
 use crate::wakeups;
+use notify::Written;
 
 pub use js::MakeAdapter;
 
@@ -201,14 +203,25 @@ fn ahead(slot: &Mutex<Ahead>) -> std::sync::MutexGuard<'_, Ahead> {
 pub struct Db {
     conn: RwLock<Option<Conn>>,
     closed: watch::Sender<bool>,
+    /// Which database what this store reads and writes comes from (`tail.rs`).
+    source: Source,
 }
 
 impl Db {
     fn new(conn: Conn) -> Arc<Self> {
+        let source = match &conn {
+            Conn::Pool(pool) => pool.source(),
+            Conn::Js(js) => js.source(),
+        };
         Arc::new(Db {
             conn: RwLock::new(Some(conn)),
             closed: watch::Sender::new(false),
+            source,
         })
+    }
+
+    pub fn source(&self) -> Source {
+        self.source
     }
 
     fn conn(&self) -> Result<Conn> {
@@ -341,14 +354,23 @@ impl Db {
         }
     }
 
-    /// A write to the stream committed: wake its readers in this process at once, and
-    /// (with the Rust pool) in every other process through NOTIFY. Call it from where
-    /// `finish` runs.
-    pub fn written(&self, key: &str, id: &str) {
-        wakeups::wake(key, id);
-        if let Ok(Conn::Pool(pool)) = self.conn() {
-            pool.publish(key, id);
+    /// Chunk `seq` of the stream committed: this process's readers at `seq - 1` take it
+    /// at once, and other processes' through the NOTIFY that carries it. Call it from
+    /// where `finish` runs.
+    pub fn appended(&self, key: &str, id: &str, seq: u32, data: Arc<str>) {
+        wakeups::appended(key, id, self.source, seq, &data);
+        match self.conn() {
+            Ok(Conn::Pool(pool)) => pool.publish(Written::chunk(key, id, seq, data)),
+            Ok(Conn::Js(js)) => js.publish(Written::chunk(key, id, seq, data)),
+            Err(_) => {}
         }
+    }
+
+    /// The stream finished with `total` chunks (its statement announced it to other
+    /// processes): this process's readers and stop signals there end.
+    pub fn finished(&self, key: &str, id: &str, total: i64) {
+        wakeups::finished(key, id, self.source, total);
+        wakeups::finished(&crate::sql::finish_key(key), id, self.source, total);
     }
 
     /// A reader waits for chunks past `after`. With the Rust pool it joins the pool's
@@ -358,6 +380,9 @@ impl Db {
     pub fn wait(&self, waiter: Waiter, listen: bool) -> Option<Waiting> {
         match self.conn() {
             Ok(Conn::Pool(pool)) => Some(pool.wait(waiter, listen)),
+            Ok(Conn::Js(js)) if js.checking.load(std::sync::atomic::Ordering::Acquire) => {
+                Some(js.sweeper.add_unchecked(waiter))
+            }
             _ => None,
         }
     }
@@ -523,20 +548,106 @@ impl NativeBackend {
     /// `queryTimeoutMs`. Held by a reference that never keeps the process alive.
     #[napi(
         factory,
-        ts_args_type = "makeAdapter: (settle: (ticket: number, outcome: unknown, columns?: unknown[]) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string | null, withinMs: number | null) => Promise<unknown>, options?: PoolOptions"
+        ts_args_type = "makeAdapter: (settle: (ticket: number, outcome: unknown, columns?: unknown[]) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string | null, withinMs: number | null) => Promise<unknown>, options?: PoolOptions, clientNumber?: number"
     )]
     pub fn from_query(
         env: &Env,
         make_adapter: MakeAdapter,
         options: Option<PoolOptions>,
+        client_number: Option<u32>,
     ) -> napi::Result<Self> {
         let settings = options.unwrap_or_default().settings()?;
+        let source = client_number.map_or_else(crate::tail::new_source, u64::from);
         Ok(NativeBackend {
             db: Db::new(Conn::Js(Arc::new(js::JsQuery::new(
                 env,
                 make_adapter,
                 settings.query_timeout_ms as f64,
+                source,
             )?))),
         })
+    }
+
+    /// JS clients: the NOTIFY payloads announcing this backend's writes since the last
+    /// call, for `index.cjs` to send as `SELECT pg_notify(channel, payload)`.
+    #[napi]
+    pub fn take_notifications(&self) -> Vec<String> {
+        match self.db.conn() {
+            Ok(Conn::Js(js)) => js.take_notifications(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// JS clients: a notification heard on `index.cjs`'s LISTEN connection. Chunks it
+    /// carries go to this process's readers; returns the probe number when it is one of
+    /// this process's probes coming back.
+    #[napi]
+    pub fn deliver(&self, payload: String) -> Option<u32> {
+        match notify::deliver(&payload, self.db.source()) {
+            notify::Heard::Probe(n) => Some(n as u32),
+            notify::Heard::Writes => None,
+        }
+    }
+
+    /// The payload of probe number `n`, which a listener sends itself to learn that its
+    /// connection delivers.
+    #[napi]
+    pub fn probe_payload(&self, n: u32) -> String {
+        notify::probe_payload(u64::from(n))
+    }
+
+    /// Every reader in the process looks in the database again (a listener (re)started:
+    /// writes may have gone unheard).
+    #[napi]
+    pub fn wake_all(&self) {
+        wakeups::wake_all();
+    }
+
+    /// JS clients: `index.cjs` runs the shared check of waiting readers
+    /// (`checkWaiting`), and whether its LISTEN connection has proved it delivers. Until
+    /// the first call, each waiting reader polls on its own.
+    #[napi]
+    pub fn share_checks(&self, heard: bool) {
+        if let Ok(Conn::Js(js)) = self.db.conn() {
+            js.checking
+                .store(true, std::sync::atomic::Ordering::Release);
+            js.heard.store(heard, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// JS clients: milliseconds until the next shared check is due, `null` while no
+    /// reader waits.
+    #[napi(getter)]
+    pub fn check_in_ms(&self) -> Option<f64> {
+        match self.db.conn() {
+            Ok(Conn::Js(js)) => js
+                .sweeper
+                .tick(js.heard.load(std::sync::atomic::Ordering::Acquire))
+                .map(|tick| tick.as_millis() as f64),
+            _ => None,
+        }
+    }
+
+    /// JS clients: one shared check of the waiting readers (one statement per status
+    /// table), which wakes those with something to read. Resolves when it is done.
+    #[napi]
+    pub fn check_waiting<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let Ok(Conn::Js(js)) = self.db.conn() else {
+            return PromiseRaw::resolve(env, ());
+        };
+        let mut checks = js.sweeper.checks();
+        let Some(last) = checks.pop() else {
+            return PromiseRaw::resolve(env, ());
+        };
+        for check in checks {
+            let (statement, params) = (check.statement.clone(), check.params.clone());
+            js.start(env, &statement, params, move |rows| check.wake(rows))?;
+        }
+        let (statement, params) = (last.statement.clone(), last.params.clone());
+        let rows = self.db.run(env, &statement, params, move |rows| {
+            last.wake(Ok(rows));
+            Ok(())
+        });
+        rows
     }
 }

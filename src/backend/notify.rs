@@ -34,6 +34,7 @@ use super::pool::Conns;
 use super::stats::Counters;
 use super::Param;
 use crate::sql::{Statement, NOTIFY_CHANNEL as CHANNEL};
+use crate::tail::Source;
 use crate::wakeups;
 
 /// Keep payloads well under PostgreSQL's 8,000-byte limit.
@@ -65,7 +66,9 @@ pub struct Notifier {
     conns: Conns,
     config: Config,
     tls: MakeRustlsConnect,
-    queue: OnceLock<mpsc::Sender<Key>>,
+    queue: OnceLock<mpsc::Sender<Written>>,
+    /// The pool's source: what its listener hears is from its database.
+    source: Source,
     listener: Mutex<Option<JoinHandle<()>>>,
     /// The listener is up and has received its own probe.
     listening: Arc<AtomicBool>,
@@ -86,8 +89,9 @@ impl Drop for Notifier {
 }
 
 impl Notifier {
-    pub fn new(conns: Conns, config: Config, tls: MakeRustlsConnect) -> Self {
+    pub fn new(conns: Conns, config: Config, tls: MakeRustlsConnect, source: Source) -> Self {
         Notifier {
+            source,
             conns,
             config,
             tls,
@@ -108,14 +112,14 @@ impl Notifier {
         }
     }
 
-    /// Queues a notification that the stream was written. Call from the tokio runtime.
-    pub fn publish(&self, table: &str, id: &str) {
+    /// Queues a notification of a write. Call from the tokio runtime.
+    pub fn publish(&self, written: Written) {
         let queue = self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::channel(MOST_QUEUED);
             tokio::spawn(publish_batches(self.conns.clone(), rx));
             tx
         });
-        let _ = queue.try_send((table.to_string(), id.to_string()));
+        let _ = queue.try_send(written);
     }
 
     /// Starts the listener connection unless it runs. Call from the tokio runtime.
@@ -130,6 +134,7 @@ impl Notifier {
             self.conns.clone(),
             self.listening.clone(),
             self.state.clone(),
+            self.source,
         )));
     }
 
@@ -142,14 +147,14 @@ impl Notifier {
 /// Sends what has queued up, as few notifications as fit, until the pool goes. Each
 /// within `queryTimeoutMs`; a failure loses nothing but time (readers in other processes
 /// fall back to their shared check).
-async fn publish_batches(conns: Conns, mut queue: mpsc::Receiver<Key>) {
+async fn publish_batches(conns: Conns, mut queue: mpsc::Receiver<Written>) {
     let statement = notify_statement();
     while let Some(first) = queue.recv().await {
-        let mut streams = HashSet::from([first]);
+        let mut written = vec![first];
         while let Ok(more) = queue.try_recv() {
-            streams.insert(more);
+            written.push(more);
         }
-        for payload in payloads(streams) {
+        for payload in payloads(written) {
             let params = [Param::Text(CHANNEL.into()), Param::Text(payload)];
             Counters::add(&conns.counters.notifications_sent);
             if conns
@@ -163,79 +168,173 @@ async fn publish_batches(conns: Conns, mut queue: mpsc::Receiver<Key>) {
     }
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
+/// A write to announce: a stream, and the chunk when it was an append.
+pub struct Written {
+    table: String,
+    id: String,
+    chunk: Option<(u32, Arc<str>)>,
+}
+
+impl Written {
+    pub fn chunk(table: &str, id: &str, seq: u32, data: Arc<str>) -> Self {
+        Written {
+            table: table.into(),
+            id: id.into(),
+            chunk: Some((seq, data)),
+        }
+    }
+}
+
+/// A notification's payload (JSON, on `sql::NOTIFY_CHANNEL`). Versions of this package
+/// before chunks were carried read only `o`, `s`, `p` and `f`; they still work with it.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
 struct Payload<'a> {
     /// The process that wrote.
     o: std::borrow::Cow<'a, str>,
-    /// The streams written: `[status table, id]`.
+    /// Every stream written: `[status table, id]`.
+    #[serde(default)]
     s: Vec<Key>,
+    /// The chunks carried: `[status table, id, seq, text]`, each stream's in seq order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    c: Vec<(String, String, u32, String)>,
+    /// Streams in `c` with more chunks written than it carries (too large to carry).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    x: Vec<Key>,
+    /// Streams that finished: `[status table, id, state, chunk count]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    e: Vec<(String, String, String, i64)>,
     /// A listener's probe of its own connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     p: Option<u64>,
-    /// The streams finished (stop, complete, fail): stop signals wake too.
+    /// The streams in `s` finished (stop, complete, fail): stop signals wake too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     f: Option<u8>,
 }
 
-/// Payloads naming every stream, each under the size limit.
-fn payloads(streams: HashSet<Key>) -> Vec<String> {
+/// A chunk whose JSON is larger than this goes by name only: its readers fetch it.
+const CARRY_AT_MOST: usize = 2_000;
+
+/// Payloads announcing every write, in order, each under the size limit: chunks small
+/// enough are carried, the rest named.
+pub fn payloads(written: impl IntoIterator<Item = Written>) -> Vec<String> {
     let origin = wakeups::origin();
-    let encode = |s: Vec<Key>| {
-        serde_json::to_string(&Payload {
-            o: origin.into(),
-            s,
-            p: None,
-            f: None,
-        })
-        .unwrap_or_default()
-    };
-    let empty = encode(Vec::new()).len();
+    let empty = serde_json::to_string(&Payload {
+        o: origin.into(),
+        ..Payload::default()
+    })
+    .unwrap_or_default()
+    .len()
+        + 16; // `,"c":[]` and `,"x":[]`
     let mut out = Vec::new();
-    let mut batch: Vec<Key> = Vec::new();
+    let mut payload = Payload {
+        o: origin.into(),
+        ..Payload::default()
+    };
+    let mut named: HashSet<Key> = HashSet::new();
     let mut size = empty;
-    for key in streams {
-        let entry = serde_json::to_string(&key).unwrap_or_default().len() + 1;
-        if !batch.is_empty() && size + entry > MAX_PAYLOAD {
-            out.push(encode(std::mem::take(&mut batch)));
+    let flush = |payload: &mut Payload, named: &mut HashSet<Key>, out: &mut Vec<String>| {
+        if !payload.s.is_empty() {
+            out.push(serde_json::to_string(&*payload).unwrap_or_default());
+        }
+        payload.s.clear();
+        payload.c.clear();
+        payload.x.clear();
+        named.clear();
+    };
+    for written in written {
+        let key: Key = (written.table, written.id);
+        let name = serde_json::to_string(&key).unwrap_or_default().len() + 1;
+        let carried = written.chunk.and_then(|(seq, data)| {
+            let entry = (key.0.clone(), key.1.clone(), seq, data.to_string());
+            let size = serde_json::to_string(&entry).unwrap_or_default().len() + 1;
+            (size <= CARRY_AT_MOST).then_some((entry, size))
+        });
+        let adds = if named.contains(&key) { 0 } else { name }
+            + carried.as_ref().map_or(name, |(_, size)| *size);
+        if size + adds > MAX_PAYLOAD && !payload.s.is_empty() {
+            flush(&mut payload, &mut named, &mut out);
             size = empty;
         }
-        size += entry;
-        batch.push(key);
+        if named.insert(key.clone()) {
+            payload.s.push(key.clone());
+            size += name;
+        }
+        match carried {
+            Some((entry, entry_size)) => {
+                payload.c.push(entry);
+                size += entry_size;
+            }
+            None => {
+                if !payload.x.contains(&key) {
+                    payload.x.push(key);
+                    size += name;
+                }
+            }
+        }
     }
-    if !batch.is_empty() {
-        out.push(encode(batch));
-    }
+    flush(&mut payload, &mut named, &mut out);
     out
 }
 
 /// What a notification was.
 #[derive(Debug, PartialEq)]
-enum Heard {
+pub enum Heard {
     /// Another process's writes (their readers are woken), or this process's own.
     Writes,
     /// A listener's probe, with its number.
     Probe(u64),
 }
 
-/// Wakes the readers of every stream a notification from another process names.
-fn deliver(payload: &str) -> Heard {
-    match serde_json::from_str::<Payload>(payload) {
-        // This process's own writes woke its readers at once.
+/// Hands the chunks a notification from another process carries to this process's
+/// readers (`source`: the pool or client it was heard through), and wakes the readers of
+/// every stream it names without carrying what was written.
+pub fn deliver(payload: &str, source: Source) -> Heard {
+    let payload = match serde_json::from_str::<Payload>(payload) {
+        // This process's own writes reached its readers at once.
         Ok(payload) if payload.o == wakeups::origin() => {
             return payload.p.map_or(Heard::Writes, Heard::Probe);
         }
-        Ok(payload) => {
-            for (table, id) in payload.s {
-                wakeups::wake(&table, &id);
-                if payload.f.is_some() {
-                    wakeups::wake(&crate::sql::finish_key(&table), &id);
-                }
-            }
-        }
+        Ok(payload) => payload,
         // Not ours, or cut: waking everyone costs a query each, never a chunk.
-        Err(_) => wakeups::wake_all(),
+        Err(_) => {
+            wakeups::wake_all();
+            return Heard::Writes;
+        }
+    };
+    let mut told: HashSet<(&str, &str)> = HashSet::new();
+    for (table, id, seq, data) in &payload.c {
+        wakeups::appended(table, id, source, *seq, &Arc::from(data.as_str()));
+        told.insert((table, id));
+    }
+    for (table, id, _state, total) in &payload.e {
+        wakeups::finished(table, id, source, *total);
+        wakeups::finished(&crate::sql::finish_key(table), id, source, *total);
+        told.insert((table, id));
+    }
+    for (table, id) in &payload.x {
+        wakeups::wake(table, id);
+    }
+    for (table, id) in &payload.s {
+        if told.contains(&(table.as_str(), id.as_str())) {
+            continue;
+        }
+        wakeups::wake(table, id);
+        if payload.f.is_some() {
+            wakeups::wake(&crate::sql::finish_key(table), id);
+        }
     }
     Heard::Writes
+}
+
+/// A probe payload: the listener that sent it knows its own connection delivers once it
+/// hears it back.
+pub fn probe_payload(probe: u64) -> String {
+    serde_json::to_string(&Payload {
+        o: wakeups::origin().into(),
+        p: Some(probe),
+        ..Payload::default()
+    })
+    .unwrap_or_default()
 }
 
 /// How a listening connection ended.
@@ -257,6 +356,7 @@ async fn listen_forever(
     conns: Conns,
     up: Arc<AtomicBool>,
     state: Arc<AtomicU8>,
+    source: Source,
 ) {
     // Probe numbers, unique in the process (its pools share the channel).
     static PROBES: AtomicU64 = AtomicU64::new(0);
@@ -267,7 +367,7 @@ async fn listen_forever(
         if state.load(Ordering::Acquire) != DEAF {
             state.store(CONNECTING, Ordering::Release);
         }
-        let ended = listen_once(&config, tls.clone(), &conns, &up, &state, probe).await;
+        let ended = listen_once(&config, tls.clone(), &conns, &up, &state, probe, source).await;
         up.store(false, Ordering::Release);
         match ended {
             Ended::Deaf => {
@@ -297,6 +397,7 @@ async fn listen_once(
     up: &Arc<AtomicBool>,
     state: &Arc<AtomicU8>,
     probe: u64,
+    source: Source,
 ) -> Ended {
     let heard = up.clone();
     let Ok((client, mut connection)) = config.connect(tls).await else {
@@ -309,7 +410,7 @@ async fn listen_once(
         while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
             if let AsyncMessage::Notification(notification) = message {
                 Counters::add(&counters.notifications_received);
-                if deliver(notification.payload()) == Heard::Probe(probe) {
+                if deliver(notification.payload(), source) == Heard::Probe(probe) {
                     heard.store(true, Ordering::Release);
                 }
             }
@@ -328,13 +429,7 @@ async fn listen_once(
     }
     // Whatever was written while no one listened: every reader looks again.
     wakeups::wake_all();
-    let payload = serde_json::to_string(&Payload {
-        o: wakeups::origin().into(),
-        s: Vec::new(),
-        p: Some(probe),
-        f: None,
-    })
-    .unwrap_or_default();
+    let payload = probe_payload(probe);
     // The probe goes through the pool; until it comes back it is sent again, with
     // back-off (a probe lost, or the database away a moment), for `DEAF_AFTER`.
     let prober = {
@@ -389,32 +484,57 @@ async fn listen_once(
 mod tests {
     use super::*;
 
-    #[test]
-    fn payloads_stay_under_the_limit_and_carry_every_stream() {
-        let streams: HashSet<Key> = (0..500)
-            .map(|i| {
-                (
-                    "app.status".to_string(),
-                    format!("stream-{i}-{}", "x".repeat(40)),
-                )
-            })
-            .collect();
-        let payloads = payloads(streams.clone());
-        assert!(payloads.len() > 1);
-        let mut seen = HashSet::new();
-        for payload in &payloads {
-            assert!(payload.len() <= MAX_PAYLOAD, "{}", payload.len());
-            seen.extend(serde_json::from_str::<Payload>(payload).unwrap().s);
-        }
-        assert_eq!(seen, streams);
+    fn chunk(table: &str, id: &str, seq: u32, data: &str) -> Written {
+        Written::chunk(table, id, seq, data.into())
     }
 
     #[test]
-    fn ids_with_any_characters_survive_the_trip() {
-        let odd: Key = ("t".into(), "line\nbreak \"quoted\" ✓ ,[]".into());
-        let payload = payloads(HashSet::from([odd.clone()])).remove(0);
+    fn payloads_stay_under_the_limit_and_carry_every_chunk_in_order() {
+        let written: Vec<_> = (0..500)
+            .map(|i| {
+                chunk(
+                    "app.status",
+                    &format!("stream-{}", i % 7),
+                    i,
+                    &format!("token {i} "),
+                )
+            })
+            .collect();
+        let payloads = payloads(written);
+        assert!(payloads.len() > 1);
+        let mut carried = Vec::new();
+        for payload in &payloads {
+            assert!(payload.len() <= MAX_PAYLOAD, "{}", payload.len());
+            let decoded = serde_json::from_str::<Payload>(payload).unwrap();
+            assert!(decoded.x.is_empty());
+            for (_, id, seq, data) in decoded.c {
+                assert!(decoded.s.contains(&("app.status".into(), id.clone())));
+                assert_eq!(data, format!("token {seq} "));
+                carried.push(seq);
+            }
+        }
+        assert_eq!(carried, (0..500).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_large_chunk_is_named_not_carried() {
+        let big = "x".repeat(CARRY_AT_MOST);
+        let payload = payloads([chunk("t", "a", 1, "small"), chunk("t", "a", 2, &big)]).remove(0);
         let decoded = serde_json::from_str::<Payload>(&payload).unwrap();
-        assert_eq!(decoded.s, vec![odd]);
+        assert_eq!(decoded.c.len(), 1);
+        assert_eq!(decoded.x, vec![("t".to_string(), "a".to_string())]);
+        let huge = "y".repeat(100_000);
+        for payload in payloads([chunk("t", "b", 1, &huge)]) {
+            assert!(payload.len() <= MAX_PAYLOAD);
+        }
+    }
+
+    #[test]
+    fn ids_and_texts_with_any_characters_survive_the_trip() {
+        let odd = "line\nbreak \"quoted\" ✓ ,[] \u{1F600}";
+        let payload = payloads([chunk("t", odd, 3, odd)]).remove(0);
+        let decoded = serde_json::from_str::<Payload>(&payload).unwrap();
+        assert_eq!(decoded.c, vec![("t".into(), odd.into(), 3, odd.into())]);
         assert_eq!(decoded.o, wakeups::origin());
     }
 
@@ -422,23 +542,60 @@ mod tests {
     async fn a_process_passes_over_its_own_notifications() {
         let mut reader = wakeups::subscribe("t", "echo");
         reader.mark_seen();
-        deliver(&payloads(HashSet::from([("t".into(), "echo".into())])).remove(0));
+        deliver(&payloads([chunk("t", "echo", 1, "a")]).remove(0), 1);
         let woken = tokio::time::timeout(Duration::from_millis(50), reader.written()).await;
-        assert!(woken.is_err(), "its own write had woken it already");
-        deliver(r#"{"o":"another process","s":[["t","echo"]]}"#);
+        assert!(woken.is_err(), "its own write had reached it already");
+        deliver(r#"{"o":"another process","s":[["t","echo"]]}"#, 1);
         tokio::time::timeout(Duration::from_secs(1), reader.written())
             .await
             .expect("another process's write wakes it");
     }
 
     #[tokio::test]
+    async fn carried_chunks_reach_the_reader_without_a_query() {
+        let mut reader = wakeups::subscribe("t", "carried");
+        let since = match reader.look(7, 0, 0, true) {
+            crate::tail::Look::Query { since } => since,
+            other => panic!("{other:?}"),
+        };
+        reader.hub().fetched(
+            &wakeups::Fetched {
+                source: 7,
+                after: 0,
+                since,
+            },
+            &[],
+            0,
+            true,
+        );
+        deliver(
+            r#"{"o":"another process","s":[["t","carried"]],"c":[["t","carried",1,"hi"]]}"#,
+            7,
+        );
+        tokio::time::timeout(Duration::from_secs(1), reader.written())
+            .await
+            .expect("woken");
+        match reader.look(7, 0, since, false) {
+            crate::tail::Look::Chunks { chunks, .. } => {
+                assert_eq!(chunks, vec![(1, Arc::from("hi"))]);
+            }
+            other => panic!("{other:?}"),
+        }
+        deliver(
+            r#"{"o":"another process","s":[["t","carried"]],"f":1,"e":[["t","carried","done",1]]}"#,
+            7,
+        );
+        assert_eq!(reader.look(7, 1, since, false), crate::tail::Look::Finished);
+    }
+
+    #[tokio::test]
     async fn a_finish_wakes_stop_signals_and_a_write_does_not() {
         let mut stop = wakeups::subscribe(&crate::sql::finish_key("t"), "stopping");
         stop.mark_seen();
-        deliver(r#"{"o":"another process","s":[["t","stopping"]]}"#);
+        deliver(r#"{"o":"another process","s":[["t","stopping"]]}"#, 1);
         let woken = tokio::time::timeout(Duration::from_millis(50), stop.written()).await;
         assert!(woken.is_err(), "an append does not wake a stop signal");
-        deliver(r#"{"o":"another process","f":1,"s":[["t","stopping"]]}"#);
+        deliver(r#"{"o":"another process","f":1,"s":[["t","stopping"]]}"#, 1);
         tokio::time::timeout(Duration::from_secs(1), stop.written())
             .await
             .expect("a finish wakes it");

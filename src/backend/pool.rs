@@ -26,7 +26,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::budget::{self, Budget, Grow, GROW_AFTER};
 use super::conninfo::ConnInfo;
-use super::notify::Notifier;
+use super::notify::{Notifier, Written};
 use super::pooler::{type_of, Mode, Pooler, SPARE};
 use super::stats::{read, BackendStats, Counters};
 use super::sweep::{Sweeper, Waiter, Waiting};
@@ -34,6 +34,7 @@ use super::tls::Tls;
 use super::{joined_cells, Cell, Param, Row};
 use crate::error::{Error, Result};
 use crate::sql::{Column, Kind, Statement};
+use crate::tail::Source;
 
 /// A pooled connection idle for this long is checked with an empty query before reuse.
 const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
@@ -83,6 +84,7 @@ pub struct SharedPool {
     conns: Conns,
     sweeper: Sweeper,
     notifier: Notifier,
+    source: Source,
 }
 
 impl Drop for SharedPool {
@@ -185,10 +187,12 @@ impl SharedPool {
             counters: Arc::default(),
             reaping: Arc::default(),
         };
+        let source = crate::tail::new_source();
         Ok(SharedPool {
             stores: 1.into(),
             sweeper: Sweeper::default(),
-            notifier: Notifier::new(conns.clone(), listen_config, listen_tls),
+            notifier: Notifier::new(conns.clone(), listen_config, listen_tls, source),
+            source,
             conns,
         })
     }
@@ -227,9 +231,14 @@ impl SharedPool {
         &self.conns
     }
 
-    /// Tells readers in every process that the stream was written (see `notify.rs`).
-    pub fn publish(&self, key: &str, id: &str) {
-        self.notifier.publish(key, id);
+    /// Tells readers in every other process of a write (see `notify.rs`).
+    pub fn publish(&self, written: Written) {
+        self.notifier.publish(written);
+    }
+
+    /// This pool's database, as the tails know it (`tail.rs`).
+    pub fn source(&self) -> Source {
+        self.source
     }
 
     /// Runs one statement by `deadline` (waiting for a connection included).

@@ -20,7 +20,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::pool::Conns;
-use super::Param;
+use super::{Param, Row};
+use crate::error::Result;
 use crate::sql::Statement;
 use crate::wakeups;
 
@@ -97,6 +98,104 @@ impl Sweeper {
     }
 }
 
+impl Sweeper {
+    /// Adds a waiting reader, for a backend that runs the check itself
+    /// (`NativeBackend::checkWaiting`, for JS clients).
+    pub fn add_unchecked(&self, waiter: Waiter) -> Waiting {
+        let mut waiters = lock(&self.waiters);
+        waiters.next += 1;
+        let key = waiters.next;
+        waiters.all.insert(key, waiter);
+        Waiting {
+            waiters: self.waiters.clone(),
+            key,
+        }
+    }
+
+    /// How long until the next check: `None` while no reader waits.
+    pub fn tick(&self, heard: bool) -> Option<Duration> {
+        tick(&lock(&self.waiters), heard)
+    }
+
+    /// The statements of one check: per status table, its statement and parameters.
+    pub fn checks(&self) -> Vec<Check> {
+        checks(&lock(&self.waiters))
+    }
+}
+
+fn tick(waiters: &Waiters, heard: bool) -> Option<Duration> {
+    waiters
+        .all
+        .values()
+        .map(|waiter| {
+            if heard && waiter.listen {
+                waiter.poll_interval.max(WHILE_LISTENING)
+            } else {
+                waiter.poll_interval
+            }
+        })
+        .min()
+}
+
+/// One status table's part of a check.
+pub struct Check {
+    pub table: String,
+    pub statement: Statement,
+    pub params: Vec<Param>,
+    /// The streams asked about.
+    pub ids: Vec<String>,
+}
+
+impl Check {
+    /// Wakes the readers of the streams the check found something for. A failed check
+    /// wakes them all, unless the database is only away or slow (then it runs again
+    /// next tick): they then look for themselves and see the error.
+    pub fn wake(&self, rows: Result<Vec<Row>>) {
+        match rows {
+            Ok(rows) => {
+                for mut row in rows {
+                    if let Some(id) = row.take_text(0) {
+                        wakeups::wake(&self.table, &id);
+                    }
+                }
+            }
+            Err(err) if err.retryable() => {}
+            Err(_) => {
+                for id in &self.ids {
+                    wakeups::wake(&self.table, id);
+                }
+            }
+        }
+    }
+}
+
+fn checks(waiters: &Waiters) -> Vec<Check> {
+    // Per status table: its statement, and each stream's lowest cursor.
+    let mut tables: BTreeMap<String, (Statement, HashMap<String, i32>)> = BTreeMap::new();
+    for waiter in waiters.all.values() {
+        let (_, streams) = tables
+            .entry(waiter.status_table.clone())
+            .or_insert_with(|| (waiter.statement.clone(), HashMap::new()));
+        let after = streams.entry(waiter.id.clone()).or_insert(waiter.after);
+        *after = (*after).min(waiter.after);
+    }
+    tables
+        .into_iter()
+        .map(|(table, (statement, streams))| {
+            let list: Vec<_> = streams
+                .iter()
+                .map(|(id, after)| json!({ "id": id, "after": after }))
+                .collect();
+            Check {
+                table,
+                statement,
+                params: vec![Param::Text(serde_json::Value::from(list).to_string())],
+                ids: streams.into_keys().collect(),
+            }
+        })
+        .collect()
+}
+
 /// The check loop: ends when no reader waits.
 async fn check_while_waited(
     waiters: Arc<Mutex<Waiters>>,
@@ -106,18 +205,7 @@ async fn check_while_waited(
     loop {
         let tick = {
             let mut w = lock(&waiters);
-            let heard = listening.load(Ordering::Acquire);
-            let tick = w
-                .all
-                .values()
-                .map(|waiter| {
-                    if heard && waiter.listen {
-                        waiter.poll_interval.max(WHILE_LISTENING)
-                    } else {
-                        waiter.poll_interval
-                    }
-                })
-                .min();
+            let tick = tick(&w, listening.load(Ordering::Acquire));
             if tick.is_none() {
                 w.running = false;
             }
@@ -125,41 +213,13 @@ async fn check_while_waited(
         };
         let Some(tick) = tick else { return };
         tokio::time::sleep(tick).await;
-        // Per status table: its statement, and each stream's lowest cursor.
-        let mut tables: BTreeMap<String, (Statement, HashMap<String, i32>)> = BTreeMap::new();
-        for waiter in lock(&waiters).all.values() {
-            let (_, streams) = tables
-                .entry(waiter.status_table.clone())
-                .or_insert_with(|| (waiter.statement.clone(), HashMap::new()));
-            let after = streams.entry(waiter.id.clone()).or_insert(waiter.after);
-            *after = (*after).min(waiter.after);
-        }
-        for (table, (statement, streams)) in tables {
-            let list: Vec<_> = streams
-                .iter()
-                .map(|(id, after)| json!({ "id": id, "after": after }))
-                .collect();
-            let params = [Param::Text(serde_json::Value::from(list).to_string())];
+        let checks = checks(&lock(&waiters));
+        for check in checks {
             // Within `queryTimeoutMs`, like every statement.
-            match conns.query(&statement, &params, conns.deadline()).await {
-                Ok(rows) => {
-                    for mut row in rows {
-                        if let Some(id) = row.take_text(0) {
-                            wakeups::wake(&table, &id);
-                        }
-                    }
-                }
-                // The database is away or slow: the readers keep waiting, and the check
-                // runs again next tick.
-                Err(err) if err.retryable() => {}
-                // Anything else (a table gone, say): the readers look for themselves, so
-                // that they see the error.
-                Err(_) => {
-                    for id in streams.keys() {
-                        wakeups::wake(&table, id);
-                    }
-                }
-            }
+            let rows = conns
+                .query(&check.statement, &check.params, conns.deadline())
+                .await;
+            check.wake(rows);
         }
     }
 }

@@ -1,0 +1,471 @@
+//! What this process knows of one stream's newest chunks, so that readers at the end of
+//! the stream take them from memory instead of each asking the database.
+//!
+//! A stream's `Tail` is fed by appends through stores of this process, by the chunks
+//! other processes' NOTIFYs carry, and by the pages readers fetch at the end of the
+//! stream. Every change stamps a version (the stream's wake-up counter, `wakeups.rs`), and
+//! a reader remembers `since`: the version at which its last query started. Anything
+//! stamped after `since` is news to it:
+//!
+//! - chunks right after its cursor: it takes them (`Look::Chunks`), no query;
+//! - the stream finished at its cursor: it ends (`Look::Finished`), no query;
+//! - a write whose text is not here (`unknown`: a wake-up without data, a gap, another
+//!   database's data): it must read the database, and readers at the same cursor share
+//!   one fetch (`Look::Query` for the first, `Look::Wait` for the others, who take the
+//!   page from here when it lands);
+//! - nothing: it is caught up (`Look::Nothing`).
+//!
+//! Seqs are gapless per stream, so a chunk at `cursor + 1` stamped after the reader's
+//! query began was committed after that query's snapshot: it is exactly the next chunk.
+//! Chunks are tagged with their `Source` (the pool or JS client that saw them, and so the
+//! database), and a reader takes only its own source's: two databases with a table of
+//! the same name never mix.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// The pool or JS client a chunk was seen through (so, its database); unique in the
+/// process.
+pub type Source = u64;
+
+/// A source for a new pool. JS clients are numbered by `index.cjs`, one number per client
+/// object, below 2^32; pools count from there.
+pub fn new_source() -> Source {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 32);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Chunks kept per stream at the most, and their bytes: enough for every reader near
+/// the end; a reader further behind reads the database.
+const MOST_CHUNKS: usize = 1024;
+const MOST_BYTES: usize = 1 << 20;
+/// A chunk larger than this is not kept (its readers read it from the database).
+pub const LARGEST_KEPT: usize = 256 << 10;
+
+struct Known {
+    seq: u32,
+    data: Arc<str>,
+    version: u64,
+}
+
+/// A fetch in flight: it reads the chunks after `after`, and began at version `started`.
+#[derive(Clone, Copy)]
+struct Fetch {
+    after: i32,
+    started: u64,
+}
+
+#[derive(Default)]
+pub struct Tail {
+    source: Source,
+    /// Consecutive seqs, oldest first; versions never decrease along it.
+    chunks: VecDeque<Known>,
+    bytes: usize,
+    /// The stream's final count, once it finished, and when that was learned.
+    finished: Option<(i64, u64)>,
+    /// The last write (at this version) whose text is not here.
+    unknown: u64,
+    fetch: Option<Fetch>,
+    /// A fetch found the stream at this count, having started at this version: a reader
+    /// at that count knows every write announced before that version.
+    checked: Option<(i64, u64)>,
+    version: u64,
+}
+
+/// What a reader at `after` should do next (see the module's doc).
+#[derive(Debug, PartialEq)]
+pub enum Look {
+    /// The chunks after the cursor, in order; `end`: the stream finished with the last.
+    Chunks {
+        chunks: Vec<(u32, Arc<str>)>,
+        end: bool,
+        more: bool,
+    },
+    Finished,
+    /// Read the database; `since` is the reader's new stamp (its query starts now).
+    Query {
+        since: u64,
+    },
+    /// Another reader's fetch covers this cursor: wait for a wake-up, then look again.
+    Wait,
+    Nothing,
+}
+
+impl Tail {
+    #[cfg(test)]
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn stamp(&mut self) -> u64 {
+        self.version += 1;
+        self.version
+    }
+
+    /// A write whose text is not here: every reader must look in the database.
+    pub fn unknown(&mut self) -> u64 {
+        self.unknown = self.stamp();
+        self.unknown
+    }
+
+    /// Chunk `seq` was committed (seen through `source`).
+    pub fn appended(&mut self, source: Source, seq: u32, data: Arc<str>) -> u64 {
+        let version = self.stamp();
+        self.push(source, seq, data, version);
+        version
+    }
+
+    fn push(&mut self, source: Source, seq: u32, data: Arc<str>, version: u64) {
+        if data.len() > LARGEST_KEPT {
+            self.reset(source);
+            self.unknown = version;
+            return;
+        }
+        let last = self.chunks.back().map(|k| k.seq);
+        match last {
+            Some(last) if source == self.source && seq <= last && self.same(seq, &data) => {
+                return; // known already
+            }
+            Some(last) if source == self.source && seq == last + 1 => {}
+            // Another database's chunks, or not the next one (a gap, or a stream made
+            // anew): start over from this one; whoever read what was here looks in the
+            // database.
+            _ => {
+                if !self.chunks.is_empty() {
+                    self.unknown = version;
+                }
+                self.reset(source);
+            }
+        }
+        self.bytes += data.len();
+        self.chunks.push_back(Known { seq, data, version });
+        while self.chunks.len() > MOST_CHUNKS || self.bytes > MOST_BYTES {
+            let Some(old) = self.chunks.pop_front() else {
+                break;
+            };
+            self.bytes -= old.data.len();
+        }
+    }
+
+    fn same(&self, seq: u32, data: &str) -> bool {
+        let first = self.chunks.front().map_or(0, |k| k.seq);
+        seq < first
+            || self
+                .chunks
+                .get((seq - first) as usize)
+                .is_some_and(|k| &*k.data == data)
+    }
+
+    /// The stream was made anew (or is gone): nothing here holds.
+    pub fn created(&mut self) -> u64 {
+        let version = self.unknown();
+        let source = self.source;
+        self.reset(source);
+        self.fetch = None;
+        version
+    }
+
+    fn reset(&mut self, source: Source) {
+        self.source = source;
+        self.chunks.clear();
+        self.bytes = 0;
+        self.finished = None;
+        self.checked = None;
+    }
+
+    /// The stream finished with `total` chunks (seen through `source`).
+    pub fn finished(&mut self, source: Source, total: i64) -> u64 {
+        let version = self.stamp();
+        if source != self.source {
+            if !self.chunks.is_empty() {
+                self.unknown = version;
+            }
+            self.reset(source);
+        }
+        self.finished = Some((total, version));
+        version
+    }
+
+    /// What a reader of `source` whose cursor is at `after`, stamped `since`, does next.
+    /// `must_look`: it needs the database whatever is here (its first page, more chunks
+    /// known to be there, a poll).
+    pub fn look(&mut self, source: Source, after: i32, since: u64, must_look: bool) -> Look {
+        let mine = source == self.source;
+        let mut since = since;
+        if mine {
+            if let Some((count, started)) = self.checked {
+                if i64::from(after) == count {
+                    since = since.max(started);
+                }
+            }
+            if let Some(chunks) = self.take(after, since) {
+                return chunks;
+            }
+            if let Some((total, version)) = self.finished {
+                if version > since && total <= i64::from(after) {
+                    return Look::Finished;
+                }
+            }
+        }
+        // News: a write whose text is not here; with another source's data here, any change.
+        let news = if mine {
+            self.unknown > since
+                || self
+                    .chunks
+                    .back()
+                    .is_some_and(|k| k.version > since && i64::from(k.seq) > i64::from(after))
+                || self
+                    .finished
+                    .is_some_and(|(total, version)| version > since && total != i64::from(after))
+        } else {
+            self.version > since
+        };
+        if !must_look && !news {
+            return Look::Nothing;
+        }
+        if let Some(fetch) = self.fetch {
+            if mine && fetch.after <= after && after - fetch.after < crate::sql::PAGE_ROWS {
+                return Look::Wait;
+            }
+        }
+        let started = self.version;
+        let empty = self.chunks.is_empty() && self.finished.is_none();
+        if self.fetch.is_none() && (mine || empty) {
+            self.source = source;
+            self.fetch = Some(Fetch { after, started });
+        }
+        Look::Query { since: started }
+    }
+
+    fn take(&self, after: i32, since: u64) -> Option<Look> {
+        let first = self.chunks.front()?.seq;
+        let from = u32::try_from(after).ok()?.checked_add(1)?;
+        if from < first {
+            return None;
+        }
+        let start = (from - first) as usize;
+        let head = self.chunks.get(start)?;
+        if head.version <= since {
+            return None;
+        }
+        let most = crate::sql::PAGE_ROWS as usize;
+        let chunks: Vec<_> = self
+            .chunks
+            .range(start..)
+            .take(most)
+            .map(|k| (k.seq, k.data.clone()))
+            .collect();
+        let last = chunks.last().map_or(0, |(seq, _)| *seq);
+        let more = self.chunks.len() > start + chunks.len();
+        let end = !more
+            && self
+                .finished
+                .is_some_and(|(total, _)| total == i64::from(last));
+        Some(Look::Chunks { chunks, end, more })
+    }
+
+    /// A fetch that began at `started` from the cursor `after` read the chunks `chunks`
+    /// (in order) and found the stream with `total` chunks, finished or not. Chunks at the
+    /// end of the stream are kept for the readers there; `leader`: the fetch was the one
+    /// registered (its waiters look again now).
+    pub fn fetched(
+        &mut self,
+        source: Source,
+        after: i32,
+        started: u64,
+        chunks: &[(u32, &str)],
+        total: i64,
+        active: bool,
+    ) -> u64 {
+        let version = self.stamp();
+        if self
+            .fetch
+            .is_some_and(|f| f.after == after && f.started == started)
+        {
+            self.fetch = None;
+        }
+        let reached_end = match chunks.last() {
+            Some((seq, _)) => i64::from(*seq) >= total,
+            None => i64::from(after) >= total,
+        };
+        if !reached_end {
+            return version;
+        }
+        if source == self.source || self.chunks.is_empty() {
+            let skip = chunks.len().saturating_sub(MOST_CHUNKS);
+            for (seq, data) in &chunks[skip..] {
+                self.push(source, *seq, Arc::from(*data), version);
+            }
+            if self.source == source {
+                self.checked = Some((total, started));
+                if !active {
+                    self.finished = Some((total, version));
+                }
+            }
+        }
+        version
+    }
+
+    /// A registered fetch failed: its waiters look for themselves.
+    pub fn fetch_failed(&mut self, after: i32, started: u64) -> u64 {
+        if self
+            .fetch
+            .is_some_and(|f| f.after == after && f.started == started)
+        {
+            self.fetch = None;
+        }
+        self.stamp()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(look: Look) -> Vec<u32> {
+        match look {
+            Look::Chunks { chunks, .. } => chunks.into_iter().map(|(seq, _)| seq).collect(),
+            other => panic!("expected chunks, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_reader_at_the_end_takes_appended_chunks_without_a_query() {
+        let mut tail = Tail::default();
+        let since = match tail.look(1, 0, 0, true) {
+            Look::Query { since } => since,
+            other => panic!("{other:?}"),
+        };
+        tail.fetched(1, 0, since, &[], 0, true);
+        assert_eq!(tail.look(1, 0, since, false), Look::Nothing);
+        tail.appended(1, 1, "a".into());
+        tail.appended(1, 2, "b".into());
+        assert_eq!(chunks(tail.look(1, 0, since, false)), vec![1, 2]);
+        assert_eq!(tail.look(1, 2, since, false), Look::Nothing);
+    }
+
+    #[test]
+    fn chunks_from_before_the_readers_query_are_not_taken() {
+        let mut tail = Tail::default();
+        tail.appended(1, 1, "old".into());
+        let since = tail.version();
+        // The reader's query saw seq 1 (or a stream made anew at 0): what was here
+        // before is not news.
+        assert_eq!(tail.look(1, 0, since, false), Look::Nothing);
+    }
+
+    #[test]
+    fn a_gap_sends_the_reader_to_the_database() {
+        let mut tail = Tail::default();
+        tail.appended(1, 5, "e".into());
+        assert!(matches!(tail.look(1, 2, 0, false), Look::Query { .. }));
+    }
+
+    #[test]
+    fn readers_at_one_cursor_share_one_fetch() {
+        let mut tail = Tail::default();
+        tail.unknown();
+        let Look::Query { since } = tail.look(1, 3, 0, false) else {
+            panic!()
+        };
+        assert_eq!(tail.look(1, 3, 0, false), Look::Wait);
+        tail.fetched(1, 3, since, &[(4, "d"), (5, "e")], 5, true);
+        assert_eq!(chunks(tail.look(1, 3, 0, false)), vec![4, 5]);
+        // At the end now, and the unknown write was covered by the fetch.
+        assert_eq!(tail.look(1, 5, 0, false), Look::Nothing);
+        // A fetch that found nothing new covers the readers at its cursor too.
+        tail.unknown();
+        let Look::Query { since } = tail.look(1, 5, 0, false) else {
+            panic!()
+        };
+        assert_eq!(tail.look(1, 5, 0, false), Look::Wait);
+        tail.fetched(1, 5, since, &[], 5, true);
+        assert_eq!(tail.look(1, 5, 0, false), Look::Nothing);
+    }
+
+    #[test]
+    fn a_failed_fetch_lets_its_waiters_query() {
+        let mut tail = Tail::default();
+        tail.unknown();
+        let Look::Query { since } = tail.look(1, 0, 0, false) else {
+            panic!()
+        };
+        assert_eq!(tail.look(1, 0, 0, false), Look::Wait);
+        tail.fetch_failed(0, since);
+        assert!(matches!(tail.look(1, 0, 0, false), Look::Query { .. }));
+    }
+
+    #[test]
+    fn a_finish_at_the_cursor_ends_the_reader() {
+        let mut tail = Tail::default();
+        tail.appended(1, 1, "a".into());
+        tail.finished(1, 1);
+        match tail.look(1, 0, 0, false) {
+            Look::Chunks { end, .. } => assert!(end),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(tail.look(1, 1, 0, false), Look::Finished);
+        // A reader behind what is kept still reads the database.
+        let mut far = Tail::default();
+        far.finished(1, 10);
+        assert!(matches!(far.look(1, 3, 0, false), Look::Query { .. }));
+    }
+
+    #[test]
+    fn another_databases_chunks_are_never_taken() {
+        let mut tail = Tail::default();
+        tail.appended(1, 1, "mine".into());
+        tail.appended(2, 2, "theirs".into());
+        // Source 1's reader at 1 must look in its own database; source 2's takes it.
+        assert!(matches!(tail.look(1, 1, 0, false), Look::Query { .. }));
+        assert_eq!(chunks(tail.look(2, 1, 0, false)), vec![2]);
+    }
+
+    #[test]
+    fn a_stream_made_anew_is_not_mistaken_for_the_old_one() {
+        let mut tail = Tail::default();
+        tail.appended(1, 1, "old".into());
+        tail.appended(1, 2, "old".into());
+        // Another process re-created the stream: its seq 1 differs.
+        tail.appended(1, 1, "new".into());
+        assert!(matches!(tail.look(1, 2, 0, false), Look::Query { .. }));
+        assert_eq!(chunks(tail.look(1, 0, 0, false)), vec![1]);
+        let mut made = Tail::default();
+        made.appended(1, 1, "old".into());
+        made.created();
+        assert!(matches!(made.look(1, 0, 0, false), Look::Query { .. }));
+    }
+
+    #[test]
+    fn a_reader_of_another_database_looks_at_every_change() {
+        let mut tail = Tail::default();
+        tail.appended(2, 1, "theirs".into());
+        let since = tail.version();
+        assert_eq!(tail.look(1, 0, since, false), Look::Nothing);
+        tail.appended(2, 2, "theirs".into());
+        assert!(matches!(tail.look(1, 0, since, false), Look::Query { .. }));
+    }
+
+    #[test]
+    fn memory_is_bounded_and_a_reader_behind_it_queries() {
+        let mut tail = Tail::default();
+        for seq in 1..=5000 {
+            tail.appended(1, seq, "x".into());
+        }
+        assert!(tail.chunks.len() <= MOST_CHUNKS);
+        assert!(matches!(tail.look(1, 10, 0, false), Look::Query { .. }));
+        assert_eq!(chunks(tail.look(1, 4998, 0, false)), vec![4999, 5000]);
+        tail.appended(1, 5001, "y".repeat(LARGEST_KEPT + 1).into());
+        assert!(matches!(tail.look(1, 5000, 0, false), Look::Query { .. }));
+    }
+
+    #[test]
+    fn a_page_that_does_not_reach_the_end_is_not_kept() {
+        let mut tail = Tail::default();
+        let Look::Query { since } = tail.look(1, 0, 0, true) else {
+            panic!()
+        };
+        tail.fetched(1, 0, since, &[(1, "a")], 3, true);
+        assert!(matches!(tail.look(1, 1, since, true), Look::Query { .. }));
+    }
+}
