@@ -532,6 +532,7 @@ const OPTION_TYPES = {
   pooler: "string",
   listenUrl: "string",
   listen: "boolean",
+  synchronousCommit: "boolean",
 };
 
 function nativeOptions(options) {

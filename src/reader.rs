@@ -213,6 +213,7 @@ impl ReaderInner {
             .ok_or_else(|| missing(sql, 1))?;
         let active = state == "active";
         cursor.total = total;
+        cursor.must_look = false;
         let mut chunks = Vec::with_capacity(rows.len());
         for row in &rows {
             let Some(seq) = row.int(0) else { continue };
@@ -354,9 +355,8 @@ impl NativeStreamReader {
                         return PromiseRaw::resolve(env, Some(empty_page()));
                     }
                     Look::Query { since } => {
-                        let mut cursor = inner.cursor();
-                        cursor.since = since;
-                        cursor.must_look = false;
+                        // `must_look` stays until a page lands: a failed query is retried.
+                        inner.cursor().since = since;
                         fetch = Some(FetchGuard {
                             hub: subscription.hub(),
                             fetch: Fetched {
@@ -395,9 +395,7 @@ impl NativeStreamReader {
             // was announced since, so the reader keeps its stamp and waiters look again.
             Some(started) => {
                 if fetch.is_some() {
-                    let mut cursor = inner.cursor();
-                    cursor.since = since;
-                    cursor.must_look = true;
+                    inner.cursor().since = since;
                 }
                 drop(fetch);
                 db.run_started(env, started, move |rows| {

@@ -159,20 +159,27 @@ const SEQ: Column = Column {
 /// seq the chunk must take: the append then happens only if the stream has exactly
 /// `$4 - 1` chunks, so it can never land anywhere else, nor twice (see `appendAt` in
 /// `index.cjs`).
-fn append_waiting(chunks: &str, status: &str) -> String {
+fn append_waiting(chunks: &str, status: &str, relaxed: &str) -> String {
     format!(
         "WITH s AS (UPDATE {status} SET total_chunks = total_chunks + 1, \
          expires_at = $3::bigint \
          WHERE id = $1::text AND state = 'active' \
          AND ($4::int IS NULL OR total_chunks = $4::int - 1) RETURNING total_chunks) \
          INSERT INTO {chunks} (id, seq, data) SELECT $1::text, total_chunks, $2::text \
-         FROM s RETURNING seq"
+         FROM s{relaxed} RETURNING seq"
     )
 }
 
+/// What joins an append's rows when `synchronousCommit: false`: the transaction's commit
+/// then does not wait for the WAL flush (a setting local to the transaction, so it holds
+/// behind a transaction pooler too, and nothing else is relaxed).
+const RELAXED: &str = ", (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed";
+
 impl StreamSql {
-    pub fn new(chunks: &str, status: &str) -> Self {
+    /// `relaxed`: appends commit without waiting for the WAL flush (`RELAXED`).
+    pub fn new(chunks: &str, status: &str, relaxed: bool) -> Self {
         let key = wake_key(status);
+        let relaxed = if relaxed { RELAXED } else { "" };
         StreamSql {
             // Atomic: of two concurrent creates of one id, exactly one inserts. Chunks an
             // earlier stream of that id left behind (the original's cleanup can orphan
@@ -192,8 +199,8 @@ impl StreamSql {
             // is what lets `cleanup` tell an abandoned stream from a live one. This form
             // waits for a status row locked elsewhere; JS clients use it, and so does the
             // Rust pool for a stream whose row it found locked.
-            append_alone: Statement::new(append_waiting(chunks, status), &[SEQ]),
-            append: Statement::new(append_waiting(chunks, status), &[SEQ])
+            append_alone: Statement::new(append_waiting(chunks, status, relaxed), &[SEQ]),
+            append: Statement::new(append_waiting(chunks, status, relaxed), &[SEQ])
                 // The Rust pool's lane: the same, but a status row locked elsewhere is
                 // skipped, so one held-up stream cannot stall the appends to all others.
                 // No row back: locked elsewhere, or missing, finished or not at $4 - 1;
@@ -206,7 +213,7 @@ impl StreamSql {
                      expires_at = $3::bigint FROM l WHERE st.id = l.id \
                      AND ($4::int IS NULL OR st.total_chunks = $4::int - 1) RETURNING st.total_chunks) \
                      INSERT INTO {chunks} (id, seq, data) SELECT $1::text, total_chunks, \
-                     $2::text FROM s RETURNING seq"
+                     $2::text FROM s{relaxed} RETURNING seq"
                 ),
                 // Many appends (to one or many streams) in one statement: $1/$2/$3 are the
                 // ids, chunks and expiries in call order; each stream's seqs follow that
@@ -229,7 +236,7 @@ impl StreamSql {
                          numbered AS (SELECT input.ord, input.id, input.data, (s.base + row_number() \
                          OVER (PARTITION BY input.id ORDER BY input.ord))::int AS seq \
                          FROM input JOIN s USING (id)), \
-                         ins AS (INSERT INTO {chunks} (id, seq, data) SELECT id, seq, data FROM numbered) \
+                         ins AS (INSERT INTO {chunks} (id, seq, data) SELECT id, seq, data FROM numbered{relaxed}) \
                          SELECT ord::int AS ord, seq FROM numbered"
                     ),
                     &[
@@ -492,10 +499,23 @@ mod tests {
 
     #[test]
     fn statements_use_the_given_tables() {
-        let s = StreamSql::new("c.chunks", "c.status");
+        let s = StreamSql::new("c.chunks", "c.status", false);
         assert!(s.append.text.contains("UPDATE c.status"));
+        assert!(!s.append.text.contains("synchronous_commit"));
         assert!(s.append.text.contains("INSERT INTO c.chunks"));
         assert!(!s.create.text.contains("aibind_"));
+        // Relaxed: every form of the append, and nothing else, commits without the flush.
+        let relaxed = StreamSql::new("c.chunks", "c.status", true);
+        let combined = relaxed.append.combined.as_ref().expect("a combined form");
+        for text in [&relaxed.append.text, &relaxed.append_alone.text]
+            .into_iter()
+            .chain([&combined.statement.text])
+            .chain(combined.skipping.iter().flat_map(|(one, side)| [&one.text, &side.text]))
+        {
+            assert!(text.contains("set_config('synchronous_commit', 'off', true)"), "{text}");
+        }
+        assert!(!relaxed.finish.text.contains("synchronous_commit"));
+        assert!(!relaxed.create.text.contains("synchronous_commit"));
         let c = ConversationSql::new("convs");
         assert!(c.save.text.contains("INSERT INTO convs"));
     }

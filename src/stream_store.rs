@@ -55,7 +55,11 @@ impl NativeStreamStore {
         Ok(NativeStreamStore {
             shared: Arc::new(StreamShared {
                 db: backend.db.clone(),
-                sql: StreamSql::new(&settings.chunks_table, &settings.status_table),
+                sql: StreamSql::new(
+                    &settings.chunks_table,
+                    &settings.status_table,
+                    settings.relaxed_appends,
+                ),
                 settings,
             }),
         })

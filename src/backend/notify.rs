@@ -56,9 +56,16 @@ const CONNECTING: u8 = 1;
 const CONFIRMED: u8 = 2;
 const DEAF: u8 = 3;
 
+/// A NOTIFY takes a transaction id, so its commit would wait for a WAL flush like any
+/// write; nothing of it needs to outlive a crash (notifications never do), so it commits
+/// without waiting.
 fn notify_statement() -> Statement {
-    Statement::plain("SELECT pg_notify($1::text, $2::text)".into())
+    Statement::plain(NOTIFY_SQL.into())
 }
+
+/// The text of the statement that sends a notification (`$1` channel, `$2` payload).
+pub const NOTIFY_SQL: &str =
+    "SELECT pg_notify($1::text, $2::text), set_config('synchronous_commit', 'off', true)";
 
 type Key = (String, String);
 
