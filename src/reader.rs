@@ -18,7 +18,7 @@ use crate::backend::{missing, Param, Row, Started, Waiter};
 use crate::error::Result;
 use crate::sql::{Statement, PAGE_ROWS, SMALL_CHUNK_BYTES};
 use crate::stream_store::StreamShared;
-use crate::tail::Look;
+use crate::tail::{Look, LARGEST_KEPT, TAIL_ROWS};
 use crate::wakeups::{self, Fetched, Hub, Subscription};
 
 /// One page of chunks, in columns: their seqs, and their texts joined into one string,
@@ -132,6 +132,10 @@ impl Cursor {
     fn next_range(&self) -> (i32, i64) {
         if self.large_next {
             (self.after.saturating_add(1), i64::MAX)
+        } else if !self.must_look && i64::from(self.after) >= self.total {
+            // At the end as last seen: what came since, texts and all (a fetch readers at
+            // this cursor share, and whose chunks they then take from the tail).
+            (self.after.saturating_add(TAIL_ROWS), LARGEST_KEPT as i64)
         } else {
             (self.after.saturating_add(PAGE_ROWS), SMALL_CHUNK_BYTES)
         }
@@ -165,14 +169,17 @@ impl NativeStreamReader {
 
     /// A reader woken under `key` (see `sql::finish_key`).
     pub fn with_key(shared: Arc<StreamShared>, id: String, after: i32, key: String) -> Self {
+        let subscription = wakeups::subscribe(&key, &id);
         NativeStreamReader {
             inner: Arc::new(ReaderInner {
                 cursor: Mutex::new(Cursor {
                     after,
+                    // What the tail knew before this reader came is not news to it.
+                    since: subscription.version(),
                     ..Cursor::default()
                 }),
                 released: watch::Sender::new(false),
-                wake: tokio::sync::Mutex::new(Some(wakeups::subscribe(&key, &id))),
+                wake: tokio::sync::Mutex::new(Some(subscription)),
                 key,
                 shared,
                 id,
@@ -200,6 +207,8 @@ impl ReaderInner {
         mut fetch: Option<FetchGuard>,
     ) -> Result<Option<StreamPage>> {
         let mut cursor = self.cursor();
+        // The range this page was asked for (before the page changes the cursor).
+        let (until, _) = cursor.next_range();
         // The status row is the one without a seq, its data "<state> <total_chunks>"; none:
         // the stream does not exist (or was cleaned up).
         let Some(status) = rows.iter().find(|row| row.int(0).is_none()) else {
@@ -222,7 +231,6 @@ impl ReaderInner {
         if !chunks.is_sorted_by_key(|(seq, _)| *seq) {
             chunks.sort_unstable_by_key(|(seq, _)| *seq);
         }
-        let (until, _) = cursor.next_range();
         let large_page = cursor.large_next;
         cursor.large_next = false;
         let mut page = PageText {
@@ -341,7 +349,10 @@ impl NativeStreamReader {
         let mut fetch = None;
         if let Ok(mut wake) = inner.wake.try_lock() {
             if let Some(subscription) = wake.as_mut() {
-                match subscription.look(source, from, since, must_look) {
+                let mut stamp = since;
+                let look = subscription.look(source, from, &mut stamp, must_look);
+                inner.cursor().since = stamp;
+                match look {
                     Look::Chunks { chunks, end, more } => {
                         return PromiseRaw::resolve(env, Some(inner.take_known(chunks, end, more)));
                     }

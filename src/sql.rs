@@ -510,9 +510,17 @@ mod tests {
         for text in [&relaxed.append.text, &relaxed.append_alone.text]
             .into_iter()
             .chain([&combined.statement.text])
-            .chain(combined.skipping.iter().flat_map(|(one, side)| [&one.text, &side.text]))
+            .chain(
+                combined
+                    .skipping
+                    .iter()
+                    .flat_map(|(one, side)| [&one.text, &side.text]),
+            )
         {
-            assert!(text.contains("set_config('synchronous_commit', 'off', true)"), "{text}");
+            assert!(
+                text.contains("set_config('synchronous_commit', 'off', true)"),
+                "{text}"
+            );
         }
         assert!(!relaxed.finish.text.contains("synchronous_commit"));
         assert!(!relaxed.create.text.contains("synchronous_commit"));

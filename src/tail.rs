@@ -41,6 +41,9 @@ const MOST_CHUNKS: usize = 1024;
 const MOST_BYTES: usize = 1 << 20;
 /// A chunk larger than this is not kept (its readers read it from the database).
 pub const LARGEST_KEPT: usize = 256 << 10;
+/// A reader at the end of the stream reads at most this many chunks a page, each with its
+/// text up to `LARGEST_KEPT` (4 MiB at the most): the page its readers share.
+pub const TAIL_ROWS: i32 = 16;
 
 struct Known {
     seq: u32,
@@ -92,11 +95,6 @@ pub enum Look {
 }
 
 impl Tail {
-    #[cfg(test)]
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-
     fn stamp(&mut self) -> u64 {
         self.version += 1;
         self.version
@@ -189,15 +187,18 @@ impl Tail {
     /// What a reader of `source` whose cursor is at `after`, stamped `since`, does next.
     /// `must_look`: it needs the database whatever is here (its first page, more chunks
     /// known to be there, a poll).
-    pub fn look(&mut self, source: Source, after: i32, since: u64, must_look: bool) -> Look {
+    /// A fetch that found the stream at the reader's cursor raises `since` to when it began.
+    pub fn look(&mut self, source: Source, after: i32, since: &mut u64, must_look: bool) -> Look {
         let mine = source == self.source;
-        let mut since = since;
         if mine {
             if let Some((count, started)) = self.checked {
                 if i64::from(after) == count {
-                    since = since.max(started);
+                    *since = (*since).max(started);
                 }
             }
+        }
+        let since = *since;
+        if mine {
             if let Some(chunks) = self.take(after, since) {
                 return chunks;
             }
@@ -223,8 +224,11 @@ impl Tail {
         if !must_look && !news {
             return Look::Nothing;
         }
+        // A reader that must read the database for itself (its first page, a poll, more
+        // chunks known to be there) does; one that only heard news waits for the fetch
+        // in flight at its cursor.
         if let Some(fetch) = self.fetch {
-            if mine && fetch.after <= after && after - fetch.after < crate::sql::PAGE_ROWS {
+            if mine && !must_look && fetch.after <= after && after - fetch.after < TAIL_ROWS {
                 return Look::Wait;
             }
         }
@@ -292,10 +296,7 @@ impl Tail {
             return version;
         }
         if source == self.source || self.chunks.is_empty() {
-            let skip = chunks.len().saturating_sub(MOST_CHUNKS);
-            for (seq, data) in &chunks[skip..] {
-                self.push(source, *seq, Arc::from(*data), version);
-            }
+            self.merge(source, chunks, version);
             if self.source == source {
                 self.checked = Some((total, started));
                 if !active {
@@ -306,6 +307,48 @@ impl Tail {
         version
     }
 
+    /// Puts a page read at the end of the stream in front of what is here: the page's
+    /// chunks, then the ones here that follow them without a gap (appended since).
+    fn merge(&mut self, source: Source, chunks: &[(u32, &str)], version: u64) {
+        let Some(&(last, _)) = chunks.last() else {
+            return;
+        };
+        let newer: Vec<Known> = if source == self.source {
+            self.chunks.drain(..).filter(|k| k.seq > last).collect()
+        } else {
+            Vec::new()
+        };
+        self.reset(source);
+        let skip = chunks.len().saturating_sub(MOST_CHUNKS);
+        for (seq, data) in &chunks[skip..] {
+            if data.len() > LARGEST_KEPT {
+                self.reset(source);
+                continue;
+            }
+            self.bytes += data.len();
+            self.chunks.push_back(Known {
+                seq: *seq,
+                data: Arc::from(*data),
+                version,
+            });
+        }
+        let mut next = last + 1;
+        for known in newer {
+            if known.seq != next || self.chunks.is_empty() {
+                break;
+            }
+            next += 1;
+            self.bytes += known.data.len();
+            self.chunks.push_back(known);
+        }
+        while self.chunks.len() > MOST_CHUNKS || self.bytes > MOST_BYTES {
+            let Some(old) = self.chunks.pop_front() else {
+                break;
+            };
+            self.bytes -= old.data.len();
+        }
+    }
+
     /// A registered fetch failed: its waiters look for themselves.
     pub fn fetch_failed(&mut self, after: i32, started: u64) -> u64 {
         if self
@@ -313,8 +356,13 @@ impl Tail {
             .is_some_and(|f| f.after == after && f.started == started)
         {
             self.fetch = None;
+            return self.unknown();
         }
         self.stamp()
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
     }
 }
 
@@ -332,16 +380,16 @@ mod tests {
     #[test]
     fn a_reader_at_the_end_takes_appended_chunks_without_a_query() {
         let mut tail = Tail::default();
-        let since = match tail.look(1, 0, 0, true) {
+        let since = match tail.look(1, 0, &mut { 0 }, true) {
             Look::Query { since } => since,
             other => panic!("{other:?}"),
         };
         tail.fetched(1, 0, since, &[], 0, true);
-        assert_eq!(tail.look(1, 0, since, false), Look::Nothing);
+        assert_eq!(tail.look(1, 0, &mut { since }, false), Look::Nothing);
         tail.appended(1, 1, "a".into());
         tail.appended(1, 2, "b".into());
-        assert_eq!(chunks(tail.look(1, 0, since, false)), vec![1, 2]);
-        assert_eq!(tail.look(1, 2, since, false), Look::Nothing);
+        assert_eq!(chunks(tail.look(1, 0, &mut { since }, false)), vec![1, 2]);
+        assert_eq!(tail.look(1, 2, &mut { since }, false), Look::Nothing);
     }
 
     #[test]
@@ -351,48 +399,59 @@ mod tests {
         let since = tail.version();
         // The reader's query saw seq 1 (or a stream made anew at 0): what was here
         // before is not news.
-        assert_eq!(tail.look(1, 0, since, false), Look::Nothing);
+        assert_eq!(tail.look(1, 0, &mut { since }, false), Look::Nothing);
     }
 
     #[test]
     fn a_gap_sends_the_reader_to_the_database() {
         let mut tail = Tail::default();
         tail.appended(1, 5, "e".into());
-        assert!(matches!(tail.look(1, 2, 0, false), Look::Query { .. }));
+        assert!(matches!(
+            tail.look(1, 2, &mut { 0 }, false),
+            Look::Query { .. }
+        ));
     }
 
     #[test]
     fn readers_at_one_cursor_share_one_fetch() {
         let mut tail = Tail::default();
         tail.unknown();
-        let Look::Query { since } = tail.look(1, 3, 0, false) else {
+        let Look::Query { since } = tail.look(1, 3, &mut { 0 }, false) else {
             panic!()
         };
-        assert_eq!(tail.look(1, 3, 0, false), Look::Wait);
+        assert_eq!(tail.look(1, 3, &mut { 0 }, false), Look::Wait);
+        // A reader that must read for itself (its first page) does not wait.
+        assert!(matches!(
+            tail.look(1, 3, &mut { 0 }, true),
+            Look::Query { .. }
+        ));
         tail.fetched(1, 3, since, &[(4, "d"), (5, "e")], 5, true);
-        assert_eq!(chunks(tail.look(1, 3, 0, false)), vec![4, 5]);
+        assert_eq!(chunks(tail.look(1, 3, &mut { 0 }, false)), vec![4, 5]);
         // At the end now, and the unknown write was covered by the fetch.
-        assert_eq!(tail.look(1, 5, 0, false), Look::Nothing);
+        assert_eq!(tail.look(1, 5, &mut { 0 }, false), Look::Nothing);
         // A fetch that found nothing new covers the readers at its cursor too.
         tail.unknown();
-        let Look::Query { since } = tail.look(1, 5, 0, false) else {
+        let Look::Query { since } = tail.look(1, 5, &mut { 0 }, false) else {
             panic!()
         };
-        assert_eq!(tail.look(1, 5, 0, false), Look::Wait);
+        assert_eq!(tail.look(1, 5, &mut { 0 }, false), Look::Wait);
         tail.fetched(1, 5, since, &[], 5, true);
-        assert_eq!(tail.look(1, 5, 0, false), Look::Nothing);
+        assert_eq!(tail.look(1, 5, &mut { 0 }, false), Look::Nothing);
     }
 
     #[test]
     fn a_failed_fetch_lets_its_waiters_query() {
         let mut tail = Tail::default();
         tail.unknown();
-        let Look::Query { since } = tail.look(1, 0, 0, false) else {
+        let Look::Query { since } = tail.look(1, 0, &mut { 0 }, false) else {
             panic!()
         };
-        assert_eq!(tail.look(1, 0, 0, false), Look::Wait);
+        assert_eq!(tail.look(1, 0, &mut { 0 }, false), Look::Wait);
         tail.fetch_failed(0, since);
-        assert!(matches!(tail.look(1, 0, 0, false), Look::Query { .. }));
+        assert!(matches!(
+            tail.look(1, 0, &mut { 0 }, false),
+            Look::Query { .. }
+        ));
     }
 
     #[test]
@@ -400,15 +459,18 @@ mod tests {
         let mut tail = Tail::default();
         tail.appended(1, 1, "a".into());
         tail.finished(1, 1);
-        match tail.look(1, 0, 0, false) {
+        match tail.look(1, 0, &mut { 0 }, false) {
             Look::Chunks { end, .. } => assert!(end),
             other => panic!("{other:?}"),
         }
-        assert_eq!(tail.look(1, 1, 0, false), Look::Finished);
+        assert_eq!(tail.look(1, 1, &mut { 0 }, false), Look::Finished);
         // A reader behind what is kept still reads the database.
         let mut far = Tail::default();
         far.finished(1, 10);
-        assert!(matches!(far.look(1, 3, 0, false), Look::Query { .. }));
+        assert!(matches!(
+            far.look(1, 3, &mut { 0 }, false),
+            Look::Query { .. }
+        ));
     }
 
     #[test]
@@ -417,8 +479,11 @@ mod tests {
         tail.appended(1, 1, "mine".into());
         tail.appended(2, 2, "theirs".into());
         // Source 1's reader at 1 must look in its own database; source 2's takes it.
-        assert!(matches!(tail.look(1, 1, 0, false), Look::Query { .. }));
-        assert_eq!(chunks(tail.look(2, 1, 0, false)), vec![2]);
+        assert!(matches!(
+            tail.look(1, 1, &mut { 0 }, false),
+            Look::Query { .. }
+        ));
+        assert_eq!(chunks(tail.look(2, 1, &mut { 0 }, false)), vec![2]);
     }
 
     #[test]
@@ -428,12 +493,18 @@ mod tests {
         tail.appended(1, 2, "old".into());
         // Another process re-created the stream: its seq 1 differs.
         tail.appended(1, 1, "new".into());
-        assert!(matches!(tail.look(1, 2, 0, false), Look::Query { .. }));
-        assert_eq!(chunks(tail.look(1, 0, 0, false)), vec![1]);
+        assert!(matches!(
+            tail.look(1, 2, &mut { 0 }, false),
+            Look::Query { .. }
+        ));
+        assert_eq!(chunks(tail.look(1, 0, &mut { 0 }, false)), vec![1]);
         let mut made = Tail::default();
         made.appended(1, 1, "old".into());
         made.created();
-        assert!(matches!(made.look(1, 0, 0, false), Look::Query { .. }));
+        assert!(matches!(
+            made.look(1, 0, &mut { 0 }, false),
+            Look::Query { .. }
+        ));
     }
 
     #[test]
@@ -441,9 +512,35 @@ mod tests {
         let mut tail = Tail::default();
         tail.appended(2, 1, "theirs".into());
         let since = tail.version();
-        assert_eq!(tail.look(1, 0, since, false), Look::Nothing);
+        assert_eq!(tail.look(1, 0, &mut { since }, false), Look::Nothing);
         tail.appended(2, 2, "theirs".into());
-        assert!(matches!(tail.look(1, 0, since, false), Look::Query { .. }));
+        assert!(matches!(
+            tail.look(1, 0, &mut { since }, false),
+            Look::Query { .. }
+        ));
+    }
+
+    #[test]
+    fn a_fetch_fills_the_gap_before_what_was_announced() {
+        let mut tail = Tail::default();
+        let Look::Query { since } = tail.look(1, 0, &mut { 0 }, true) else {
+            panic!()
+        };
+        tail.fetched(1, 0, since, &[], 0, true);
+        tail.appended(1, 1, "a".into());
+        // Chunk 2 was announced without its text: chunk 3 cannot follow 1.
+        tail.unknown();
+        tail.appended(1, 3, "c".into());
+        let Look::Query { since: fetching } = tail.look(1, 1, &mut { since }, false) else {
+            panic!()
+        };
+        assert_eq!(tail.look(1, 1, &mut { since }, false), Look::Wait);
+        tail.fetched(1, 1, fetching, &[(2, "b"), (3, "c")], 3, true);
+        tail.appended(1, 4, "d".into());
+        assert_eq!(
+            chunks(tail.look(1, 1, &mut { since }, false)),
+            vec![2, 3, 4]
+        );
     }
 
     #[test]
@@ -453,19 +550,31 @@ mod tests {
             tail.appended(1, seq, "x".into());
         }
         assert!(tail.chunks.len() <= MOST_CHUNKS);
-        assert!(matches!(tail.look(1, 10, 0, false), Look::Query { .. }));
-        assert_eq!(chunks(tail.look(1, 4998, 0, false)), vec![4999, 5000]);
+        assert!(matches!(
+            tail.look(1, 10, &mut { 0 }, false),
+            Look::Query { .. }
+        ));
+        assert_eq!(
+            chunks(tail.look(1, 4998, &mut { 0 }, false)),
+            vec![4999, 5000]
+        );
         tail.appended(1, 5001, "y".repeat(LARGEST_KEPT + 1).into());
-        assert!(matches!(tail.look(1, 5000, 0, false), Look::Query { .. }));
+        assert!(matches!(
+            tail.look(1, 5000, &mut { 0 }, false),
+            Look::Query { .. }
+        ));
     }
 
     #[test]
     fn a_page_that_does_not_reach_the_end_is_not_kept() {
         let mut tail = Tail::default();
-        let Look::Query { since } = tail.look(1, 0, 0, true) else {
+        let Look::Query { since } = tail.look(1, 0, &mut { 0 }, true) else {
             panic!()
         };
         tail.fetched(1, 0, since, &[(1, "a")], 3, true);
-        assert!(matches!(tail.look(1, 1, since, true), Look::Query { .. }));
+        assert!(matches!(
+            tail.look(1, 1, &mut { since }, true),
+            Look::Query { .. }
+        ));
     }
 }

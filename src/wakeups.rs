@@ -97,7 +97,7 @@ pub struct Subscription {
 
 impl Subscription {
     /// What the reader does next (see `Tail::look`); every change so far counts as seen.
-    pub fn look(&mut self, source: Source, after: i32, since: u64, must_look: bool) -> Look {
+    pub fn look(&mut self, source: Source, after: i32, since: &mut u64, must_look: bool) -> Look {
         let mut tail = self.hub.tail.lock().unwrap_or_else(PoisonError::into_inner);
         let look = tail.look(source, after, since, must_look);
         let _ = self.receiver.borrow_and_update();
@@ -109,6 +109,15 @@ impl Subscription {
     #[cfg(test)]
     pub fn mark_seen(&mut self) {
         let _ = self.receiver.borrow_and_update();
+    }
+
+    /// The stream's version now: what a new reader counts news from.
+    pub fn version(&self) -> u64 {
+        self.hub
+            .tail
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .version()
     }
 
     pub fn hub(&self) -> Arc<Hub> {

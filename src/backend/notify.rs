@@ -561,7 +561,7 @@ mod tests {
     #[tokio::test]
     async fn carried_chunks_reach_the_reader_without_a_query() {
         let mut reader = wakeups::subscribe("t", "carried");
-        let since = match reader.look(7, 0, 0, true) {
+        let since = match reader.look(7, 0, &mut 0, true) {
             crate::tail::Look::Query { since } => since,
             other => panic!("{other:?}"),
         };
@@ -582,7 +582,7 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), reader.written())
             .await
             .expect("woken");
-        match reader.look(7, 0, since, false) {
+        match reader.look(7, 0, &mut { since }, false) {
             crate::tail::Look::Chunks { chunks, .. } => {
                 assert_eq!(chunks, vec![(1, Arc::from("hi"))]);
             }
@@ -592,7 +592,10 @@ mod tests {
             r#"{"o":"another process","s":[["t","carried"]],"f":1,"e":[["t","carried","done",1]]}"#,
             7,
         );
-        assert_eq!(reader.look(7, 1, since, false), crate::tail::Look::Finished);
+        assert_eq!(
+            reader.look(7, 1, &mut { since }, false),
+            crate::tail::Look::Finished
+        );
     }
 
     #[tokio::test]
