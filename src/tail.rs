@@ -332,12 +332,10 @@ impl Tail {
                 version,
             });
         }
-        let mut next = last + 1;
-        for known in newer {
+        for (next, known) in (last + 1..).zip(newer) {
             if known.seq != next || self.chunks.is_empty() {
                 break;
             }
-            next += 1;
             self.bytes += known.data.len();
             self.chunks.push_back(known);
         }
