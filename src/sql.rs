@@ -155,19 +155,70 @@ const SEQ: Column = Column {
     kind: Kind::Int,
 };
 
+/// A single append's row: its seq, and (relaxed) 1 when the statement notified itself.
+const APPENDED: &[Column] = &[
+    SEQ,
+    Column {
+        name: "notified",
+        kind: Kind::Int,
+    },
+];
+
 /// The append that waits for a status row locked elsewhere. `$4`, when not NULL, is the
 /// seq the chunk must take: the append then happens only if the stream has exactly
 /// `$4 - 1` chunks, so it can never land anywhere else, nor twice (see `appendAt` in
-/// `index.cjs`).
-fn append_waiting(chunks: &str, status: &str, relaxed: &str) -> String {
+/// `index.cjs`). `tail`: what follows the insert (`Tail`).
+fn append_waiting(chunks: &str, status: &str, tail: &Tail) -> String {
+    let Tail { relaxed, returning } = tail;
     format!(
         "WITH s AS (UPDATE {status} SET total_chunks = total_chunks + 1, \
          expires_at = $3::bigint \
          WHERE id = $1::text AND state = 'active' \
-         AND ($4::int IS NULL OR total_chunks = $4::int - 1) RETURNING total_chunks) \
-         INSERT INTO {chunks} (id, seq, data) SELECT $1::text, total_chunks, $2::text \
-         FROM s{relaxed} RETURNING seq"
+         AND ($4::int IS NULL OR total_chunks = $4::int - 1) RETURNING total_chunks), \
+         ins AS (INSERT INTO {chunks} (id, seq, data) SELECT $1::text, total_chunks, $2::text \
+         FROM s{relaxed} RETURNING seq) {returning}"
     )
+}
+
+/// How a single append statement ends, by durability.
+struct Tail {
+    /// What joins the insert's rows (`RELAXED`, or nothing).
+    relaxed: &'static str,
+    /// The final SELECT of `ins`'s seq, and (relaxed) the notification of the chunk.
+    returning: String,
+}
+
+impl Tail {
+    /// Durable: the statement returns the seq; the pool announces the chunk afterwards, in
+    /// a transaction of its own (`backend/notify.rs`), so that concurrent writers never
+    /// queue on the NOTIFY lock through each other's WAL flush. Relaxed: the commit does
+    /// not wait for the flush, so the lock is held for no time that matters, and the
+    /// statement notifies itself: one transaction a chunk, and other processes hear of it
+    /// at the commit. Its payload is `backend/notify.rs`'s format (the chunk carried, or
+    /// named when its JSON is too large); `notified` is NULL when even the name would not
+    /// fit (an id of control characters), and then the pool announces it.
+    fn new(key: &str, relaxed: bool) -> Self {
+        if !relaxed {
+            return Tail {
+                relaxed: "",
+                returning: "SELECT seq, NULL::int AS notified FROM ins".into(),
+            };
+        }
+        let origin = crate::wakeups::origin();
+        let stream = format!("json_build_array(json_build_array('{key}', $1::text))");
+        Tail {
+            relaxed: RELAXED,
+            returning: format!(
+                "SELECT ins.seq, n.notified FROM ins LEFT JOIN LATERAL (\
+                 SELECT CASE WHEN pg_notify('{NOTIFY_CHANNEL}', p) IS NULL THEN 1 ELSE 1 END AS notified \
+                 FROM (SELECT CASE WHEN octet_length(c) <= 7500 THEN c ELSE x END AS p FROM (SELECT \
+                 json_build_object('o', '{origin}', 's', {stream}, 'c', \
+                 json_build_array(json_build_array('{key}', $1::text, ins.seq, $2::text)))::text AS c, \
+                 json_build_object('o', '{origin}', 's', {stream}, 'x', {stream})::text AS x) j) q \
+                 WHERE octet_length(p) <= 7900) n ON true"
+            ),
+        }
+    }
 }
 
 /// What joins an append's rows when `synchronousCommit: false`: the transaction's commit
@@ -179,7 +230,8 @@ impl StreamSql {
     /// `relaxed`: appends commit without waiting for the WAL flush (`RELAXED`).
     pub fn new(chunks: &str, status: &str, relaxed: bool) -> Self {
         let key = wake_key(status);
-        let relaxed = if relaxed { RELAXED } else { "" };
+        let tail = Tail::new(&key, relaxed);
+        let relaxed = tail.relaxed;
         StreamSql {
             // Atomic: of two concurrent creates of one id, exactly one inserts. Chunks an
             // earlier stream of that id left behind (the original's cleanup can orphan
@@ -199,8 +251,8 @@ impl StreamSql {
             // is what lets `cleanup` tell an abandoned stream from a live one. This form
             // waits for a status row locked elsewhere; JS clients use it, and so does the
             // Rust pool for a stream whose row it found locked.
-            append_alone: Statement::new(append_waiting(chunks, status, relaxed), &[SEQ]),
-            append: Statement::new(append_waiting(chunks, status, relaxed), &[SEQ])
+            append_alone: Statement::new(append_waiting(chunks, status, &tail), APPENDED),
+            append: Statement::new(append_waiting(chunks, status, &tail), APPENDED)
                 // The Rust pool's lane: the same, but a status row locked elsewhere is
                 // skipped, so one held-up stream cannot stall the appends to all others.
                 // No row back: locked elsewhere, or missing, finished or not at $4 - 1;
@@ -211,9 +263,9 @@ impl StreamSql {
                      FOR UPDATE SKIP LOCKED), \
                      s AS (UPDATE {status} st SET total_chunks = st.total_chunks + 1, \
                      expires_at = $3::bigint FROM l WHERE st.id = l.id \
-                     AND ($4::int IS NULL OR st.total_chunks = $4::int - 1) RETURNING st.total_chunks) \
-                     INSERT INTO {chunks} (id, seq, data) SELECT $1::text, total_chunks, \
-                     $2::text FROM s{relaxed} RETURNING seq"
+                     AND ($4::int IS NULL OR st.total_chunks = $4::int - 1) RETURNING st.total_chunks), \
+                     ins AS (INSERT INTO {chunks} (id, seq, data) SELECT $1::text, total_chunks, \
+                     $2::text FROM s{relaxed} RETURNING seq) {returning}", returning = tail.returning
                 ),
                 // Many appends (to one or many streams) in one statement: $1/$2/$3 are the
                 // ids, chunks and expiries in call order; each stream's seqs follow that

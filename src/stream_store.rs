@@ -121,13 +121,15 @@ impl NativeStreamStore {
             &s.sql.append
         };
         s.db.run_within(env, statement, params, within, move |rows| {
-            let seq = match rows.first() {
+            let (seq, notified) = match rows.first() {
                 None => return Err(Error::StreamNotActive(id)),
-                Some(row) => row.int(0).ok_or_else(|| missing(&shared.sql.append, 0))?,
+                Some(row) => (
+                    row.int(0).ok_or_else(|| missing(&shared.sql.append, 0))?,
+                    row.int(1).is_some(),
+                ),
             };
-            shared
-                .db
-                .appended(&shared.settings.wake_key, &id, seq as u32, data);
+            let key = &shared.settings.wake_key;
+            shared.db.appended(key, &id, seq as u32, data, notified);
             Ok(seq as u32)
         })
     }

@@ -355,14 +355,17 @@ impl Db {
     }
 
     /// Chunk `seq` of the stream committed: this process's readers at `seq - 1` take it
-    /// at once, and other processes' through the NOTIFY that carries it. Call it from
-    /// where `finish` runs.
-    pub fn appended(&self, key: &str, id: &str, seq: u32, data: Arc<str>) {
+    /// at once, and other processes' through the NOTIFY that carries it (`notified`: the
+    /// append's own statement sent it). Call it from where `finish` runs.
+    pub fn appended(&self, key: &str, id: &str, seq: u32, data: Arc<str>, notified: bool) {
         wakeups::appended(key, id, self.source, seq, &data);
+        if notified {
+            return;
+        }
         match self.conn() {
             Ok(Conn::Pool(pool)) => pool.publish(Written::chunk(key, id, seq, data)),
             Ok(Conn::Js(js)) => js.publish(Written::chunk(key, id, seq, data)),
-            Err(_) => {}
+            _ => {}
         }
     }
 
