@@ -133,12 +133,17 @@ describe.each(["pg.Pool", "postgres.js"] as const)("fan-out through %s", (kind) 
 function countingPool(url: string) {
   const counter = { statements: 0 };
   class Counting extends pg.Client {
-    query(...args: unknown[]) {
-      counter.statements++;
-      return (super.query as (...a: unknown[]) => unknown)(...args);
+    constructor(config?: string | pg.ClientConfig) {
+      super(config);
+      const self = this as unknown as { query: (...args: unknown[]) => unknown };
+      const query = self.query.bind(this);
+      self.query = (...args) => {
+        counter.statements++;
+        return query(...args);
+      };
     }
   }
-  const pool = new pg.Pool({ connectionString: url, max: 5, Client: Counting as unknown as typeof pg.Client });
+  const pool = new pg.Pool({ connectionString: url, max: 5, Client: Counting });
   return { pool, counter };
 }
 
