@@ -98,6 +98,36 @@ describe.each(["pg.Pool", "pg.Client", "postgres.js"] as const)("through %s", (k
   });
 });
 
+describe.each(["pg.Pool", "postgres.js"] as const)("stopSignal through %s", (kind) => {
+  it("aborts when another process stops the stream (the listener starts with the signal)", async () => {
+    const app = `jsl_${uid().slice(2, 12)}`;
+    const { client, end } = await makeClient(kind, app);
+    const store = new PostgresStreamStore(client, { ...tables.stream, pollIntervalMs: 60_000 });
+    try {
+      const id = uid();
+      await store.create(id);
+      const signal = store.stopSignal(id);
+      await eventually(async () => store.stats().listener === "confirmed", 8_000);
+      const aborted = new Promise<number>((resolve) => signal.addEventListener("abort", () => resolve(Date.now())));
+      const script = `
+        import { PostgresStreamStore } from ${JSON.stringify(`${root}index.js`)};
+        const store = new PostgresStreamStore(process.env.DATABASE_URL, ${JSON.stringify(tables.stream)});
+        await store.stop(${JSON.stringify(id)});
+        console.log(Date.now());
+        await store.close();
+      `;
+      const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], { env: { ...process.env, DATABASE_URL }, timeout: 20_000 });
+      const stoppedAt = Number(stdout.trim());
+      // A poll of a minute would not have seen it.
+      expect((await aborted) - stoppedAt).toBeLessThan(2_000);
+      expect((signal.reason as { code?: string }).code).toBe("STREAM_NOT_ACTIVE");
+    } finally {
+      await store.close();
+      await end();
+    }
+  });
+});
+
 describe.each(["pg.Pool", "postgres.js"] as const)("fan-out through %s", (kind) => {
   it("20 readers in another process get every chunk exactly once, in order", async () => {
     const id = uid();
