@@ -284,20 +284,14 @@ function laneOf(client) {
 }
 
 /**
- * A statement whose rows do not matter (the hub's NOTIFYs) through the caller's client:
- * on a one-connection client, in its queue like every call of the stores.
+ * A statement whose rows do not matter (the hub's NOTIFYs) through the caller's client,
+ * as the stores' calls go (`adapt`): a pg.Pool client checked out, cancelled and destroyed
+ * if it does not answer in time; a one-connection client's queue. Resolves the rows or
+ * `{ failed }` / `{ malformed }`, never rejects.
  */
-function sendThrough(client, sql, params) {
-  if (!isSingleConnection(client)) return Promise.resolve(client.query(sql, params));
-  const lane = laneOf(client);
-  lane.waiting++;
-  const sent = lane.tail.then(() => client.query(sql, params));
-  const off = sent.then(
-    () => lane.waiting--,
-    () => lane.waiting--,
-  );
-  lane.tail = off;
-  return sent;
+function sender(client, timeoutMs) {
+  const query = adapt(client, (ticket, outcome) => outcome, timeoutMs);
+  return (sql, params) => query(sql, params, 0, null, null);
 }
 
 /** Clients given a listener for their 'error' events. */
@@ -541,7 +535,7 @@ function backendFor(client, options) {
   if (client instanceof URL) client = client.href;
   if (typeof client === "string") return NativeBackend.connect(client, options);
   if (client !== null && typeof client === "object" && typeof client.query === "function") {
-    const hub = hubFor(client, (sql, params) => sendThrough(client, sql, params));
+    const hub = hubFor(client, sender(client, options?.queryTimeoutMs ?? 30_000));
     const backend = NativeBackend.fromQuery((settle, timeoutMs) => adapt(client, settle, timeoutMs), options, hub.number);
     hubOf.set(backend, { hub, token: hub.add(backend, options) });
     return backend;
