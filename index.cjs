@@ -12,6 +12,8 @@ const { NativeBackend, NativeStreamStore, NativeConversationStore, schemaStateme
 
 const { PostgresStoreError, storeError, translate, run } = require("./lib/errors.cjs");
 const { Appends } = require("./lib/appends.cjs");
+const { hubFor } = require("./lib/client-hub.cjs");
+const { POSTGRES_JS } = require("./lib/listener.cjs");
 
 function describe(value) {
   if (value === null || value === undefined) return String(value);
@@ -245,11 +247,11 @@ function adapt(client, settle, timeoutMs) {
   // when it is made, its time in this queue included.
   // A call goes on the wire once the one before is off it (done on the connection, not
   // merely timed out here), so a call never waits in pg's own queue and the statement a
-  // timed-out call cancels is its own.
-  let tail = Promise.resolve();
-  let waiting = 0;
+  // timed-out call cancels is its own. The queue is the connection's: every store on it
+  // (and the NOTIFYs of lib/client-hub.cjs) goes through it.
+  const lane = laneOf(client);
   return (sql, params, ticket, byColumn, withinMs) => {
-    if (waiting >= MOST_QUEUED) {
+    if (lane.waiting >= MOST_QUEUED) {
       const failed = {
         message:
           `${MOST_QUEUED} calls are already waiting for this client's one connection; it is not ` +
@@ -259,13 +261,37 @@ function adapt(client, settle, timeoutMs) {
       // settle() throws the call's error: as a rejection, like every other outcome.
       return new Promise((resolve) => resolve(settle(ticket, { failed })));
     }
-    waiting++;
+    lane.waiting++;
     let offWire;
     const wire = new Promise((resolve) => (offWire = resolve));
-    const result = query(sql, params, ticket, byColumn, withinMs, tail, offWire);
-    tail = wire.then(() => waiting--);
+    const result = query(sql, params, ticket, byColumn, withinMs, lane.tail, offWire);
+    lane.tail = wire.then(() => lane.waiting--);
     return result;
   };
+}
+
+/** @type {WeakMap<object, { tail: Promise<unknown>, waiting: number }>} */
+const lanes = new WeakMap();
+
+/** The queue of a one-connection client's calls (see `adapt`). */
+function laneOf(client) {
+  let lane = lanes.get(client);
+  if (lane === undefined) {
+    lane = { tail: Promise.resolve(), waiting: 0 };
+    lanes.set(client, lane);
+  }
+  return lane;
+}
+
+/**
+ * A statement whose rows do not matter (the hub's NOTIFYs) through the caller's client,
+ * as the stores' calls go (`adapt`): a pg.Pool client checked out, cancelled and destroyed
+ * if it does not answer in time; a one-connection client's queue. Resolves the rows or
+ * `{ failed }` / `{ malformed }`, never rejects.
+ */
+function sender(client, timeoutMs) {
+  const query = adapt(client, (ticket, outcome) => outcome, timeoutMs);
+  return (sql, params) => query(sql, params, 0, null, null);
 }
 
 /** Clients given a listener for their 'error' events. */
@@ -501,12 +527,18 @@ function missingClient() {
   );
 }
 
+/** A JS client's backend → its client's hub (lib/client-hub.cjs) and its place there. */
+const hubOf = new WeakMap();
+
 function backendFor(client, options) {
   if (isMissing(client)) throw missingClient();
   if (client instanceof URL) client = client.href;
   if (typeof client === "string") return NativeBackend.connect(client, options);
   if (client !== null && typeof client === "object" && typeof client.query === "function") {
-    return NativeBackend.fromQuery((settle, timeoutMs) => adapt(client, settle, timeoutMs), options);
+    const hub = hubFor(client, sender(client, options?.queryTimeoutMs ?? 30_000));
+    const backend = NativeBackend.fromQuery((settle, timeoutMs) => adapt(client, settle, timeoutMs), options, hub.number);
+    hubOf.set(backend, { hub, token: hub.add(backend, options) });
+    return backend;
   }
   throw invalid(
     "client must be a PostgreSQL connection string or an object with a query(sql, params) " +
@@ -563,11 +595,14 @@ function construct(make) {
  */
 function wrapPostgresJs(sql) {
   const prepare = sql?.options?.prepare !== false;
-  return {
+  const client = {
     async query(text, params = []) {
       return { rows: await sql.unsafe(text, params, { prepare }) };
     },
   };
+  // For the LISTEN connection (lib/listener.cjs): `sql.listen`. Hidden, not enumerable.
+  Object.defineProperty(client, POSTGRES_JS, { value: sql });
+  return client;
 }
 
 /**
@@ -593,6 +628,8 @@ class Store {
   #native;
   #closed = false;
   #backend;
+  /** A JS client's hub and this store's place there (lib/client-hub.cjs). */
+  #hub;
 
   constructor(Native, client, options) {
     const opts = nativeOptions(options);
@@ -606,8 +643,24 @@ class Store {
     }
     this.#native = construct(() => {
       this.#backend = backendFor(client, opts);
-      return new Native(this.#backend, opts);
+      this.#hub = hubOf.get(this.#backend);
+      try {
+        return new Native(this.#backend, opts);
+      } catch (err) {
+        this.#hub?.hub.remove(this.#hub.token);
+        throw err;
+      }
     });
+  }
+
+  /** An append settled: other processes hear of what was written (JS clients). */
+  static wrote(store) {
+    store.#hub?.hub.wrote();
+  }
+
+  /** A reader is about to wait: the client's listener and shared check run (JS clients). */
+  static waiting(store) {
+    if (store.#hub) store.#hub.hub.waiting(store.#hub.token);
   }
 
   /** The pool, the listener, waiting readers and counters now (null where not known). */
@@ -625,7 +678,7 @@ class Store {
       opening: or(s.opening),
       waiting: or(s.waiting),
       allowed: or(s.allowed),
-      listener: s.listener,
+      listener: this.#hub?.hub.canListen ? this.#hub.hub.listenerState : s.listener,
       readersWaiting: s.readersWaiting,
       statementsSent: or(s.statementsSent),
       notificationsSent: or(s.notificationsSent),
@@ -663,6 +716,10 @@ class Store {
   async close() {
     if (this === null || typeof this !== "object" || !(#native in this)) Store.native(this); // a wrong `this`
     this.#closed = true;
+    if (this.#hub) {
+      this.#hub.hub.remove(this.#hub.token);
+      this.#hub = undefined;
+    }
     await run(async () => this.#native?.close());
   }
 
@@ -673,6 +730,8 @@ class Store {
 }
 
 const native = (store) => Store.native(store);
+const wrote = (store) => Store.wrote(store);
+const waiting = (store) => Store.waiting(store);
 
 if (typeof Symbol.asyncDispose === "symbol") {
   Store.prototype[Symbol.asyncDispose] = Store.prototype.close;
@@ -707,7 +766,10 @@ class PostgresStreamStore extends Store {
   append(id, chunk) {
     return run(() => {
       native(this);
-      return this.#appends.append(text("stream id", id), text("chunk", chunk));
+      const appended = this.#appends.append(text("stream id", id), text("chunk", chunk));
+      const announce = () => wrote(this);
+      appended.then(announce, announce);
+      return appended;
     });
   }
 
@@ -734,7 +796,10 @@ class PostgresStreamStore extends Store {
         try {
           const reader = await run(() => native(this).stopWatcher(id));
           try {
-            while ((await run(() => reader.nextPage())) !== null) await reader.pause();
+            while ((await run(() => reader.nextPage())) !== null) {
+              waiting(this);
+              await reader.pause();
+            }
           } finally {
             reader.release();
           }
@@ -782,6 +847,7 @@ class PostgresStreamStore extends Store {
         if (page === null) return;
         const { seqs, text, ends } = page;
         if (seqs.length === 0) {
+          waiting(this);
           await reader.pause();
           next = fetch();
           continue;
@@ -907,6 +973,8 @@ async function migrate(client, options) {
   try {
     for (const sql of statements) await run(() => backend.execute(sql));
   } finally {
+    const shared = hubOf.get(backend);
+    shared?.hub.remove(shared.token);
     await backend.close();
   }
   return statements;

@@ -108,10 +108,11 @@ export interface PostgresStreamStoreOptions extends PostgresPoolOptions {
    */
   staleAfterMs?: number;
   /**
-   * With a connection string: hear other processes' writes at once over one LISTEN
-   * connection per pool (default true). Turn it off behind a pooler that cannot LISTEN
-   * (PgBouncer in transaction mode, Neon's or Supabase's pooled ports); readers then poll
-   * for other processes' writes every `pollIntervalMs`.
+   * Hear other processes' writes at once over one LISTEN connection per pool (a
+   * connection string, a pg.Pool or pg.Client, postgres.js; default true). Turn it off
+   * behind a pooler that cannot LISTEN (PgBouncer in transaction mode, Neon's or
+   * Supabase's pooled ports); readers then check for other processes' writes every
+   * `pollIntervalMs`.
    */
   listen?: boolean;
   /**

@@ -571,22 +571,8 @@ impl NativeBackend {
         })
     }
 
-    /// The statement that sends a notification: `$1` the channel (`notifyChannel`), `$2`
-    /// the payload. It commits without waiting for a WAL flush (nothing of a notification
-    /// outlives a crash anyway).
-    #[napi(getter)]
-    pub fn notify_sql(&self) -> &'static str {
-        notify::NOTIFY_SQL
-    }
-
-    /// The channel every notification of this package goes on.
-    #[napi(getter)]
-    pub fn notify_channel(&self) -> &'static str {
-        crate::sql::NOTIFY_CHANNEL
-    }
-
     /// JS clients: the NOTIFY payloads announcing this backend's writes since the last
-    /// call, for `index.cjs` to send with `notifySql`.
+    /// call, for `lib/client-hub.cjs` to send through the client.
     #[napi]
     pub fn take_notifications(&self) -> Vec<String> {
         match self.db.conn() {

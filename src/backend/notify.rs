@@ -63,8 +63,9 @@ fn notify_statement() -> Statement {
     Statement::plain(NOTIFY_SQL.into())
 }
 
-/// The text of the statement that sends a notification (`$1` channel, `$2` payload).
-pub const NOTIFY_SQL: &str =
+/// The text of the statement that sends a notification (`$1` channel, `$2` payload);
+/// `lib/client-hub.cjs` sends the same for JS clients.
+const NOTIFY_SQL: &str =
     "SELECT pg_notify($1::text, $2::text), set_config('synchronous_commit', 'off', true)";
 
 type Key = (String, String);

@@ -1,0 +1,331 @@
+// What the stores built on one JS client object share (src/backend/js.rs does the rest):
+//
+// - a number (`NativeBackend.fromQuery(..., clientNumber)`): stores on one client object
+//   share the chunks they hold in memory (src/tail.rs);
+// - publishing: after appends, the NOTIFY payloads the native backends gathered
+//   (`takeNotifications`) go out through the caller's client as one statement, one batch
+//   in flight at a time, outside the appends (their promises never wait for it; a failure
+//   only costs other processes' readers time: their shared check finds the chunks);
+// - the LISTEN connection (lib/listener.cjs), for pg and postgres.js, started when a reader
+//   first waits;
+// - the shared check of waiting readers: once it runs (`shareChecks`), a waiting reader
+//   no longer polls on its own; one statement per store and status table asks for all of
+//   them (`checkWaiting`), every `pollIntervalMs`, or once a second while the listener is
+//   confirmed.
+"use strict";
+
+const { CHANNEL, POSTGRES_JS, Listener, connectorFor } = require("./listener.cjs");
+
+// A NOTIFY takes a transaction id, so its commit would wait for a WAL flush; nothing of
+// it needs to outlive a crash (notifications never do): it commits without waiting, as
+// the Rust pool's (src/backend/notify.rs).
+const RELAXED = "set_config('synchronous_commit', 'off', true)";
+const NOTIFY_ONE = `SELECT pg_notify($1::text, $2::text), ${RELAXED}`;
+const NOTIFY_MANY = `SELECT pg_notify($1::text, p), ${RELAXED} FROM json_array_elements_text($2::json) AS p`;
+/** A check loop with no reader waiting ends after this long. */
+const LOOP_IDLE_MS = 1_000;
+/** How often an idle loop looks whether a reader has started waiting. */
+const LOOP_LOOK_MS = 50;
+
+const noop = () => {};
+
+function within(promise, ms) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`aibind-rs: no answer within ${ms} ms`)), ms);
+      timer.unref?.();
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** What identifies a client object: a postgres.js `sql` for every wrapper of it. */
+const keyOf = (client) => client?.[POSTGRES_JS] ?? client;
+
+/** @type {WeakMap<object, Hub>} */
+const hubs = new WeakMap();
+let numbers = 0;
+
+class Hub {
+  number;
+  #send;
+  #connector;
+  #listener = null;
+  /** @type {Map<object, { ref: WeakRef<object>, listen: boolean, timeoutMs: number }>} by token */
+  #backends = new Map();
+  #finalizer = new FinalizationRegistry((token) => this.#forget(token));
+  // publishing
+  #flushQueued = false;
+  #sending = false;
+  #again = false;
+  // the shared check loop
+  #looping = false;
+  #sharing = false;
+  #lastWaiting = 0;
+  #poke = noop;
+
+  /** `send(sql, params)`: a statement through the caller's client (its rows unused). */
+  constructor(number, client, send) {
+    this.number = number;
+    this.#send = send;
+    this.#connector = connectorFor(client);
+  }
+
+  /** Whether this client can LISTEN (pg, postgres.js). */
+  get canListen() {
+    return this.#connector !== null;
+  }
+
+  /** "off", "connecting", "confirmed" or "deaf-polling". */
+  get listenerState() {
+    return this.#listener?.state ?? "off";
+  }
+
+  get #heard() {
+    return this.listenerState === "confirmed";
+  }
+
+  /** A store's backend joins; resolves nothing. Returns its token for `remove`. */
+  add(backend, options) {
+    const token = {};
+    this.#backends.set(token, {
+      ref: new WeakRef(backend),
+      listen: options?.listen !== false,
+      timeoutMs: options?.queryTimeoutMs ?? 30_000,
+    });
+    this.#finalizer.register(backend, token, token);
+    if (this.#sharing) backend.shareChecks(this.#heard);
+    return token;
+  }
+
+  /** A store closed: what it wrote goes out still; the last one stops the listener. */
+  remove(token) {
+    const entry = this.#backends.get(token);
+    if (entry === undefined) return;
+    const backend = entry.ref.deref();
+    let payloads = [];
+    try {
+      payloads = backend?.takeNotifications() ?? [];
+    } catch {
+      // closed already
+    }
+    this.#backends.delete(token);
+    this.#finalizer.unregister(token);
+    if (payloads.length > 0) this.#publish(payloads, entry.timeoutMs).catch(noop);
+    this.#idle();
+  }
+
+  #forget(token) {
+    this.#backends.delete(token);
+    this.#idle();
+  }
+
+  /** No store left: the listener ends (it starts again when a reader waits). */
+  #idle() {
+    if (this.#backends.size > 0) return;
+    this.#listener?.stop();
+    this.#poke();
+  }
+
+  *#live() {
+    for (const [token, entry] of this.#backends) {
+      const backend = entry.ref.deref();
+      if (backend === undefined) this.#backends.delete(token);
+      else yield [backend, entry];
+    }
+  }
+
+  #any() {
+    for (const [backend] of this.#live()) return backend;
+    return undefined;
+  }
+
+  // ------------------------------------------------------------------ publishing
+
+  /** An append of a store on this client settled: announce what was written. */
+  wrote() {
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    setImmediate(() => {
+      this.#flushQueued = false;
+      this.#flush();
+    }).unref?.();
+  }
+
+  #flush() {
+    if (this.#sending) {
+      this.#again = true;
+      return;
+    }
+    const payloads = [];
+    let timeoutMs = 30_000;
+    for (const [backend, entry] of this.#live()) {
+      try {
+        for (const payload of backend.takeNotifications()) payloads.push(payload);
+      } catch {
+        continue;
+      }
+      timeoutMs = Math.min(timeoutMs, entry.timeoutMs);
+    }
+    if (payloads.length === 0) return;
+    this.#sending = true;
+    this.#publish(payloads, timeoutMs)
+      .catch(noop)
+      .finally(() => {
+        this.#sending = false;
+        if (this.#again) {
+          this.#again = false;
+          this.#flush();
+        }
+      });
+  }
+
+  #publish(payloads, timeoutMs) {
+    const [sql, params] =
+      payloads.length === 1 ? [NOTIFY_ONE, [CHANNEL, payloads[0]]] : [NOTIFY_MANY, [CHANNEL, JSON.stringify(payloads)]];
+    return within(Promise.resolve().then(() => this.#send(sql, params)), timeoutMs);
+  }
+
+  // --------------------------------------------------------------- waiting readers
+
+  /**
+   * A reader of `backend`'s store is about to wait (`pause()`), or a stop signal is
+   * watched: the listener runs (unless the store has `listen: false`), and so does the
+   * shared check once readers rely on it.
+   */
+  waiting(token) {
+    if (!this.canListen) return; // readers poll on their own
+    const entry = this.#backends.get(token);
+    if (entry === undefined) return;
+    this.#lastWaiting = Date.now();
+    if (entry.listen) this.#listen();
+    this.#loop();
+  }
+
+  #listen() {
+    if (this.#listener === null) {
+      this.#listener = new Listener(this.#connector, {
+        deliver: (payload) => {
+          const backend = this.#any();
+          return backend === undefined ? null : backend.deliver(payload);
+        },
+        probePayload: (n) => this.#any()?.probePayload(n) ?? "",
+        send: (payload) => {
+          const entry = this.#live().next().value;
+          return this.#publishProbe(payload, entry?.[1].timeoutMs ?? 30_000);
+        },
+        wakeAll: () => this.#any()?.wakeAll(),
+        changed: () => this.#share(),
+      });
+    }
+    this.#listener.start();
+  }
+
+  #publishProbe(payload, timeoutMs) {
+    return within(Promise.resolve().then(() => this.#send(NOTIFY_ONE, [CHANNEL, payload])), timeoutMs);
+  }
+
+  /** Every backend learns that the check is shared, and whether the listener hears. */
+  #share() {
+    if (!this.#sharing) return;
+    const heard = this.#heard;
+    for (const [backend] of this.#live()) {
+      try {
+        backend.shareChecks(heard);
+      } catch {
+        // closed
+      }
+    }
+    this.#poke();
+  }
+
+  /** Runs the shared check of every backend whose readers wait, each at its own tick. */
+  #loop() {
+    if (this.#looping) {
+      this.#poke();
+      return;
+    }
+    this.#looping = true;
+    this.#sharing = true;
+    this.#share();
+    this.#checkWhileWaited().finally(() => {
+      this.#looping = false;
+    });
+  }
+
+  async #checkWhileWaited() {
+    /** @type {Map<object, number>} when each backend's next check is due */
+    const due = new Map();
+    for (;;) {
+      const now = Date.now();
+      let next = Infinity;
+      const checks = [];
+      for (const [backend] of this.#live()) {
+        let tick = null;
+        try {
+          tick = backend.checkInMs;
+        } catch {
+          // closed
+        }
+        if (tick === null || tick === undefined) {
+          due.delete(backend);
+          continue;
+        }
+        // A shorter tick than before (the listener went deaf) pulls the check in.
+        const at = Math.min(due.get(backend) ?? Infinity, now + tick);
+        due.set(backend, at);
+        if (at <= now) checks.push(backend);
+        else next = Math.min(next, at);
+      }
+      if (checks.length > 0) {
+        // One check of each backend in flight at a time; errors are the readers' to see.
+        await Promise.all(
+          checks.map((backend) => {
+            due.delete(backend);
+            return Promise.resolve()
+              .then(() => backend.checkWaiting())
+              .catch(noop);
+          }),
+        );
+        continue;
+      }
+      if (next === Infinity) {
+        // No reader waits: look again shortly (one may be registering now), and end the
+        // loop once none has come for a while; `waiting()` starts it again.
+        if (Date.now() - this.#lastWaiting > LOOP_IDLE_MS || this.#backends.size === 0) return;
+        next = now + LOOP_LOOK_MS;
+      }
+      await this.#sleep(next - now);
+    }
+  }
+
+  #sleep(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, Math.max(0, ms));
+      timer.unref?.();
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#poke = () => {
+        this.#poke = noop;
+        done();
+      };
+    });
+  }
+}
+
+/** The hub of a client object (made on first use); `send` runs a statement through it. */
+function hubFor(client, send) {
+  const key = keyOf(client);
+  let hub = hubs.get(key);
+  if (hub === undefined) {
+    numbers = numbers + 1 >= 2 ** 32 ? 1 : numbers + 1;
+    hub = new Hub(numbers, client, send);
+    hubs.set(key, hub);
+  }
+  return hub;
+}
+
+module.exports = { hubFor };
