@@ -34,16 +34,8 @@ export declare class NativeBackend {
    */
   static fromQuery(makeAdapter: (settle: (ticket: number, outcome: unknown, columns?: unknown[]) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string | null, withinMs: number | null) => Promise<unknown>, options?: PoolOptions, clientNumber?: number): NativeBackend
   /**
-   * The statement that sends a notification: `$1` the channel (`notifyChannel`), `$2`
-   * the payload. It commits without waiting for a WAL flush (nothing of a notification
-   * outlives a crash anyway).
-   */
-  get notifySql(): string
-  /** The channel every notification of this package goes on. */
-  get notifyChannel(): string
-  /**
    * JS clients: the NOTIFY payloads announcing this backend's writes since the last
-   * call, for `index.cjs` to send with `notifySql`.
+   * call, for `lib/client-hub.cjs` to send through the client.
    */
   takeNotifications(): Array<string>
   /**
