@@ -131,6 +131,7 @@ const badOptions: Array<[string, string, () => unknown]> = [
     [`queryTimeoutMs 2.5 (${over})`, "INVALID_OPTION", () => new PostgresStreamStore(client(), { queryTimeoutMs: 2.5 })],
     [`ttlMs '5' (${over})`, "INVALID_OPTION", () => new PostgresStreamStore(client(), { ttlMs: any("5") })],
     [`listen 'yes' (${over})`, "INVALID_OPTION", () => new PostgresStreamStore(client(), { listen: any("yes") })],
+    [`synchronousCommit 'off' (${over})`, "INVALID_OPTION", () => new PostgresStreamStore(client(), { synchronousCommit: any("off") })],
     [`chunksTable 42 (${over})`, "INVALID_OPTION", () => new PostgresStreamStore(client(), { chunksTable: any(42) })],
     [`table {} (${over})`, "INVALID_OPTION", () => new PostgresConversationStore(client(), { table: any({}) })],
   ]),

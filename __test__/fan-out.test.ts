@@ -149,3 +149,34 @@ describe("readers in another process than the writer", () => {
     await store.close();
   }, 60_000);
 });
+
+describe("synchronousCommit: false", () => {
+  for (const writerKind of ["connection string", "pg.Pool"] as const) {
+    it(`${writerKind}: appends commit, announce themselves in their own statement, and reach another pool's readers`, async () => {
+      const app = `relaxed_${uid().slice(2, 12)}`;
+      const readers = new PostgresStreamStore(urlWithApp(app), { ...tables.stream, pollIntervalMs: 60_000 });
+      const pool = writerKind === "pg.Pool" ? new pg.Pool({ connectionString: DATABASE_URL, max: 4 }) : undefined;
+      const writer = new PostgresStreamStore(pool ?? urlWithApp(`${app}_w`), { ...tables.stream, synchronousCommit: false });
+      const id = uid("relaxed");
+      await writer.create(id);
+      const reading = Array.from({ length: 5 }, () => collect(readers.readFrom(id, 0)));
+      await eventually(async () => readers.stats().readersWaiting === 5 && readers.stats().listener === "confirmed");
+      const before = writer.stats().notificationsSent ?? 0;
+      for (let i = 1; i <= 50; i++) await writer.append(id, `chunk ${i}`);
+      // At once: the Rust pool combines these, and announces the combined ones apart.
+      const more = Array.from({ length: 50 }, (_, i) => writer.append(id, `chunk ${i + 51}`));
+      expect(await Promise.all(more)).toEqual(Array.from({ length: 50 }, (_, i) => i + 51));
+      await writer.complete(id);
+      for (const got of await Promise.all(reading)) expect(got).toEqual(expected(100));
+      const { rows } = await admin.query(`SELECT count(*)::int AS n, max(seq) AS top FROM ${tables.stream.chunksTable} WHERE id = $1`, [id]);
+      expect(rows[0]).toEqual({ n: 100, top: 100 });
+      if (writerKind === "connection string") {
+        // The 50 awaited appends notified in their own statements.
+        expect((writer.stats().notificationsSent ?? 0) - before).toBeLessThan(50);
+      }
+      await writer.close();
+      await readers.close();
+      await pool?.end();
+    }, 30_000);
+  }
+});
