@@ -11,6 +11,8 @@ use crate::stream_store::{AppendLookup, DurableStreamStatus};
 macro_rules! never_converted {
     ($($ty:ty),*) => {$(
         impl ToNapiValue for $ty {
+            // SAFETY: never called (nothing reaches JS in the noop build); it touches
+            // no pointer.
             unsafe fn to_napi_value(_: napi_env, _: Self) -> napi::Result<napi_value> {
                 unreachable!("the noop build never converts values to JS")
             }

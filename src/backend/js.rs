@@ -53,6 +53,8 @@ struct Pending {
 /// A JS value made by Rust code and handed back as it is.
 pub struct Raw(sys::napi_value);
 
+// SAFETY (both impls): the value is passed through untouched; napi-rs calls these with the
+// env the value belongs to, on the JS thread, while the value is live.
 impl ToNapiValue for Raw {
     unsafe fn to_napi_value(_: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
         Ok(value.0)
@@ -155,6 +157,7 @@ impl JsQuery {
         let columns = statement.clone();
         let finisher: Finisher = Box::new(move |env, outcome, by_column| {
             done(read_rows(env, &columns, outcome, by_column));
+            // SAFETY: `env` is the live env of the JS thread this settle call runs on.
             unsafe { <()>::to_napi_value(env.raw(), ()) }
         });
         self.call(env, statement, params, None, finisher)
@@ -176,6 +179,7 @@ impl JsQuery {
         let columns = statement.clone();
         let finisher: Finisher = Box::new(move |env, outcome, by_column| {
             let value = finish(read_rows(env, &columns, outcome, by_column)?)?;
+            // SAFETY: `env` is the live env of the JS thread this settle call runs on.
             unsafe { T::to_napi_value(env.raw(), value) }
         });
         let returned = self.call(env, statement, params, within, finisher)?;
@@ -272,9 +276,11 @@ fn to_json(param: Param) -> Value {
 fn rows_from_js(env: &Env, statement: &Statement, settled: Unknown) -> Result<Vec<Row>> {
     if !settled.is_array()? {
         // `{ failed }` or `{ malformed }`: small, read as JSON.
+        // SAFETY: `settled` is a live value of `env`, on its JS thread.
         let outcome = unsafe { Value::from_napi_value(env.raw(), settled.raw())? };
         return Err(outcome_error(outcome));
     }
+    // SAFETY: `settled` is a live value of `env` and was checked to be an array.
     let rows = unsafe { Array::from_napi_value(env.raw(), settled.raw())? };
     // The column names as JS strings, made once for all rows.
     let keys = statement
@@ -422,6 +428,8 @@ fn cell(name: &str, kind: Kind, value: Unknown) -> Result<Cell> {
             }
         ))
     };
+    // SAFETY (the four conversions below): each reads a live value of its own env, on the
+    // JS thread, after `found` (its `typeof`) showed it to be of the type read.
     let raw = |v: &Unknown| (v.value().env, v.raw());
     match (kind, found) {
         (_, ValueType::Undefined | ValueType::Null) => Ok(Cell::Null),
