@@ -1,4 +1,4 @@
-// The fast paths of issue 3 keep the contract: appends the Rust pool combines into one
+// The fast paths keep the contract: appends the Rust pool combines into one
 // statement, and the named statements pg clients get.
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -1,5 +1,5 @@
 //! `PostgresConversationStore`'s native half. It stores and returns the JSON text of a
-//! chat history; `index.js` turns it into `@aibind/core`'s `ChatHistory`.
+//! chat history; `index.cjs` turns it into `@aibind/core`'s `ChatHistory`.
 
 use std::sync::Arc;
 

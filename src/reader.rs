@@ -4,7 +4,7 @@
 //! missing, the reader released or the store closed), an empty page when nothing is
 //! there yet (then `pause()` waits for a write or the next poll), or the chunks.
 //!
-//! `index.js` drives it from an async generator, so `for await`, `next`/`return`/`throw`
+//! `index.cjs` drives it from an async generator, so `for await`, `next`/`return`/`throw`
 //! and `break` behave exactly as with the original's `async *readFrom`.
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,7 +23,7 @@ use crate::wakeups::{self, Fetched, Hub, Subscription};
 
 /// One page of chunks, in columns: their seqs, and their texts joined into one string,
 /// chunk `i` ending at UTF-16 offset `ends[i]`. One string and two typed arrays cross into
-/// JS for a whole page, instead of an object or a string per chunk; `index.js` slices the
+/// JS for a whole page, instead of an object or a string per chunk; `index.cjs` slices the
 /// chunks out (V8 shares the text for longer slices) and yields the objects.
 #[napi(object)]
 pub struct StreamPage {
@@ -471,7 +471,7 @@ impl NativeStreamReader {
     }
 
     /// Whether more chunks are there already: the last page did not reach the stream's
-    /// chunk count. `index.js` then asks for the next page while it yields this one.
+    /// chunk count. `index.cjs` then asks for the next page while it yields this one.
     #[napi(getter)]
     pub fn has_more(&self) -> bool {
         self.inner.cursor().more_now && !self.inner.done()

@@ -1,5 +1,5 @@
 //! The schema tooling: the DDL of both stores' tables for chosen names (`schemaSql` and
-//! `migrate` in `index.js`, and the `aibind-postgres migrate` command). The stores never
+//! `migrate` in `index.cjs`, and the `aibind-postgres migrate` command). The stores never
 //! create tables on their own, as with the original.
 
 use napi_derive::napi;

@@ -268,7 +268,7 @@ impl NativeStreamStore {
         crate::backend::close(env, &self.shared.db)
     }
 
-    /// `retryReadsForMs`, for `readFrom` in `index.js`.
+    /// `retryReadsForMs`, for `readFrom` in `index.cjs`.
     #[napi(getter)]
     pub fn retry_reads_for_ms(&self) -> f64 {
         self.shared.settings.retry_reads_for_ms as f64

@@ -1,6 +1,6 @@
 //! The JS backend: the caller's own `query(sql, params)`, called on the JS thread.
 //!
-//! `index.js` wraps the client's `query` in an adapter `(sql, params, ticket)` that
+//! `index.cjs` wraps the client's `query` in an adapter `(sql, params, ticket)` that
 //! always settles by calling `settle(ticket, outcome)`, a native function made once per
 //! backend: the outcome is the rows array, `{ failed: { message, code } }` when the
 //! client threw or rejected, or `{ malformed: "<what it got>" }` when the result was not
@@ -31,7 +31,7 @@ use crate::sql::{Kind, Statement};
 
 type Args = FnArgs<(String, Vec<Value>, u32, Option<String>, Option<f64>)>;
 
-/// `(settle) => (sql, params, ticket, columns) => Promise<unknown>`, as `index.js` makes it.
+/// `(settle) => (sql, params, ticket, columns) => Promise<unknown>`, as `index.cjs` makes it.
 pub type MakeAdapter<'f> = Function<
     'f,
     FnArgs<(Function<'f, SettleArgs, Raw>, f64)>,
@@ -316,7 +316,7 @@ fn rows_from_js(env: &Env, statement: &Statement, settled: Unknown) -> Result<Ve
         .collect()
 }
 
-/// The rows the adapter sent by column (see `columnar` in `index.js`): per column, in the
+/// The rows the adapter sent by column (see `columnar` in `index.cjs`): per column, in the
 /// statement's order, a Float64Array of integers (NaN for NULL), or a text column's values
 /// joined into one string followed by an Int32Array of their UTF-16 lengths (-1 for NULL).
 fn rows_from_columns(statement: &Statement, by_column: Array) -> Result<Vec<Row>> {

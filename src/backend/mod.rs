@@ -506,7 +506,7 @@ pub fn positive_ms(option: &str, value: Option<f64>, default: u64) -> Result<u64
     }
 }
 
-/// The database connection of one store, made by `index.js` and handed to the store's
+/// The database connection of one store, made by `index.cjs` and handed to the store's
 /// constructor.
 #[napi]
 pub struct NativeBackend {
@@ -547,7 +547,7 @@ impl NativeBackend {
 
     /// A backend over a JS client: `makeAdapter(settle, queryTimeoutMs)` returns the
     /// function `(sql, params, ticket, columns) => Promise` that runs a query and settles
-    /// it through `settle(ticket, outcome, columns?)` (see `index.js`), giving up after
+    /// it through `settle(ticket, outcome, columns?)` (see `index.cjs`), giving up after
     /// `queryTimeoutMs`. Held by a reference that never keeps the process alive.
     #[napi(
         factory,
