@@ -1,4 +1,4 @@
-// The ConversationStore contract (CONTRACT.md), run over every backend. ChatHistory comes
+// The ConversationStore contract (docs/contract.md), run over every backend. ChatHistory comes
 // from the stand-in @aibind/core in __test__/fixtures.
 import { ChatHistory } from "@aibind/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -1,4 +1,4 @@
-// The StreamStore contract (CONTRACT.md), run over every backend.
+// The StreamStore contract (docs/contract.md), run over every backend.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresStreamStore, type PostgresClient } from "../index.js";
 import { adminPool, backends, collect, freshSchema, rejection, sleep, uid } from "./helpers.js";

@@ -1,5 +1,5 @@
 // Compiled by `tsc` in types.test.ts: the public types line up with @aibind/postgres and
-// with the interfaces of @aibind/core (copied from CONTRACT.md), and with the real types
+// with the interfaces of @aibind/core (as docs/contract.md lists them), and with the real types
 // of pg, postgres.js and a Neon-shaped function.
 import type { ChatHistory, ConversationMessage } from "@aibind/core";
 import { neon } from "@neondatabase/serverless";
