@@ -16,11 +16,11 @@ process.once("exit", killAll);
 /**
  * Starts `node script ...args`. Returns { proc, waitFor(text), result(), send(line), kill() }:
  * `waitFor` resolves once a stdout line equals `text`; `result` resolves the JSON on the
- * last stdout line (null if none) once the child exited with 0. Both reject if the child
+ * last stdout line (null if it is none) once the child exited with 0. Both reject if the child
  * fails or the deadline (`timeoutMs`, from the start) passes.
  */
-export function startChild(script, args, { env = process.env, timeoutMs = 60_000, name = args[0] } = {}) {
-  const proc = spawn(process.execPath, [script, ...args], { env, stdio: ["pipe", "pipe", "pipe"] });
+export function startChild(script, args, { env = process.env, timeoutMs = 60_000, name = args[0], node = [] } = {}) {
+  const proc = spawn(process.execPath, [...node, script, ...args], { env, stdio: ["pipe", "pipe", "pipe"] });
   running.add(proc);
   let stdout = "";
   let stderr = "";
@@ -61,7 +61,7 @@ export function startChild(script, args, { env = process.env, timeoutMs = 60_000
     result: async () => {
       await exited;
       const last = stdout.trim().split("\n").pop();
-      return last ? JSON.parse(last) : null;
+      return last?.startsWith("{") ? JSON.parse(last) : null;
     },
     send: (line) => proc.stdin.write(`${line}\n`),
     kill: () => proc.kill("SIGKILL"),
