@@ -32,6 +32,12 @@ const childScript = new URL("./child.mjs", import.meta.url).pathname;
 /** A child.mjs process (see procs.mjs: a deadline, killed if the benchmark ends). */
 const child = (args, { db = url, timeoutMs = 120_000, node = [] } = {}) =>
   startChild(childScript, args, { env: { ...process.env, DATABASE_URL: db }, timeoutMs, node });
+/** `promise`, or a rejection if it has not settled within `ms`. */
+function within(ms, what, promise) {
+  let timer;
+  const late = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not come within ${ms} ms`)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
 /** Kills the children if `promise` rejects (one of them failed), and rethrows. */
 async function guard(children, promise) {
   try {
@@ -149,10 +155,7 @@ async function stopAcross(mode) {
     const aborted = new Promise((resolve) => signal.addEventListener("abort", () => resolve(performance.now()), { once: true }));
     const sent = performance.now();
     stopper.send(id);
-    const late = sleep(10_000).then(() => {
-      throw new Error(`stop ${id}: no abort within 10 s`);
-    });
-    lags.push((await guard([stopper], Promise.race([aborted, ended, late]))) - sent);
+    lags.push((await guard([stopper], within(10_000, `stop ${id}: the abort`, Promise.race([aborted, ended])))) - sent);
   }
   stopper.proc.stdin.end();
   await stopper.result();
@@ -189,11 +192,42 @@ async function serverStatements() {
 
 // A backend sends its statistics at most once a second, and an idle one within 10 s.
 const STATS_SETTLE_MS = 11_000;
+const IDLE_MS = 10_000;
 
-/** 50 readers (in a process of their own) waiting on 50 active streams for 5 s:
- *  statements per second, as the server counts them. The window opens once the readers
- *  wait and closes after their process is killed and every backend has reported. */
+/** 50 readers (in a process of their own) waiting on 50 active streams: statements per
+ *  second, as the server counts them, in the counted database (counted.mjs), where no
+ *  one else's work is counted: (a run that waits IDLE_MS, less one that is killed as soon
+ *  as its readers wait) / IDLE_MS. Each run's window opens before the process starts and
+ *  closes once its backends are gone, so the two differ only by the wait. */
 async function idleLoad(mode) {
+  const place = await countedPlace();
+  if (place.url === url) {
+    await place.done();
+    return idleLoadShared(mode);
+  }
+  const run = async (waitMs) => {
+    const prefix = `idle-${streamsMade++}-`;
+    const ids = Array.from({ length: 50 }, (_, i) => `${prefix}${i}`);
+    await place.run(`INSERT INTO ${place.tables.stream.statusTable} (id, state, total_chunks, expires_at) SELECT unnest($1::text[]), 'active', 0, $2`, [ids, Date.now() + 1e8]);
+    const { transactions } = await place.count(async () => {
+      const readers = child(["idle", mode.key, JSON.stringify(place.tables), prefix, "50"], { db: place.url, timeoutMs: 60_000 });
+      await readers.waitFor("ready");
+      await sleep(waitMs);
+      if (readers.proc.exitCode !== null) throw new Error("the idle readers' process ended early");
+      readers.kill();
+      await readers.result().catch(() => {}); // killed: it has exited
+    });
+    return transactions;
+  };
+  const waited = await run(IDLE_MS);
+  const notWaited = await run(0);
+  return { statementsPerSecond: +((waited - notWaited) / (IDLE_MS / 1000)).toFixed(1) };
+}
+
+/** idleLoad where no database can be made for counting: in the benchmark's database, whose
+ *  count also takes in whatever else uses it meanwhile. The window opens once the readers
+ *  wait and closes after their process is killed and every backend has reported. */
+async function idleLoadShared(mode) {
   const t = await freshTables();
   const ids = Array.from({ length: 50 }, (_, i) => `idle${i}`);
   await admin.query(`INSERT INTO ${t.stream.statusTable} (id, state, total_chunks, expires_at) SELECT unnest($1::text[]), 'active', 0, $2`, [ids, Date.now() + 1e8]);

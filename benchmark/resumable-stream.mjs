@@ -159,12 +159,15 @@ async function childMain([task, redisUrl, prefix, id, count, extra]) {
 export async function redisAnswers(redisUrl) {
   const client = createClient({ url: redisUrl, socket: { connectTimeout: 1000, reconnectStrategy: false } });
   client.on("error", () => {});
+  let timer;
   try {
-    await Promise.race([client.connect().then(() => client.ping()), sleep(1500).then(() => Promise.reject(new Error("no answer within 1.5 s")))]);
+    const late = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("no answer within 1.5 s")), 1500)));
+    await Promise.race([client.connect().then(() => client.ping()), late]);
     return true;
   } catch (err) {
     return `Redis at ${redisUrl}: ${err.message}`;
   } finally {
+    clearTimeout(timer);
     await client.disconnect().catch(() => {});
   }
 }
