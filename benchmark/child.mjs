@@ -51,20 +51,20 @@ async function readAll(id, expected, onChunk) {
   return problems;
 }
 
-/** Resolves once `n` readers of this store wait for chunks (as its stats tell, where
- *  they do; else after a pause), and its listener, if any, is no longer connecting. */
+/** Resolves once `n` readers of this store wait for chunks (as its stats tell, with the
+ *  Rust pool; a JS client's or the baseline's readers after a pause, in which they have
+ *  read once), and its listener, if any, is no longer connecting (at most 5 s). */
 async function readersWaiting(n) {
   const deadline = Date.now() + 5_000;
-  if (store.stats?.().backend === "rust-pool") {
-    for (;;) {
-      const s = store.stats();
-      if ((s.readersWaiting >= n && s.listener !== "connecting") || Date.now() > deadline) break;
-      await sleep(10);
-    }
-    await sleep(100);
-  } else {
-    await sleep(500); // a JS client's or the baseline's readers have read once and wait
+  const stats = () => store.stats?.();
+  const rustPool = stats()?.backend === "rust-pool";
+  if (!rustPool) await sleep(500);
+  for (;;) {
+    const s = stats();
+    if (!s || ((!rustPool || s.readersWaiting >= n) && s.listener !== "connecting") || Date.now() > deadline) break;
+    await sleep(10);
   }
+  await sleep(100);
 }
 
 if (task === "write") {
