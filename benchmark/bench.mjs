@@ -389,7 +389,10 @@ async function fanOutRun(mode, place, { readers, chunks }) {
  *   ((A - B) - (C - D)) / N: what following the stream cost beyond that.
  * All four runs go through the same child processes and statements, so what the writer,
  * the processes' start and the count itself cost cancels out. A noisy run can make a
- * difference a few transactions off (never the order of magnitude).
+ * difference a few transactions off (never the order of magnitude). A reader process's
+ * LISTEN connection counts one transaction each time it takes in a notification (see
+ * counted.mjs): part of the readers' share. (To see which statements make a count, set
+ * log_statement = 'all' on the counted database and read the server's log.)
  */
 async function fanOut(mode) {
   const place = await countedPlace();

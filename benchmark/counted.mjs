@@ -14,7 +14,9 @@
 //   - a window opens and closes when no backend is connected to this database: at that
 //     point every transaction that happened in it has been reported.
 // The count includes each child's connections being opened (a backend's start is a
-// transaction), which is part of what the workload costs the server.
+// transaction) and, on a LISTEN connection, each time it takes in notifications while idle
+// (PostgreSQL reads its notification queue inside a transaction: one per delivery, a few
+// microseconds, no WAL, but counted): both are part of what the workload costs the server.
 import pg from "pg";
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
