@@ -57,6 +57,9 @@ function noteProblems(what, mode, found) {
 
 const liveSchemas = new Set(); // dropped at the end if a failure left them
 let schemas = 0;
+/** The original package's tables, exactly as its README has apps create them (no index),
+ *  for every mode: what an app that swaps the import has; the fair ground for the
+ *  comparison. (`migrate()` adds indexes on `expires_at` that keep `cleanup` fast.) */
 async function freshTables() {
   const schema = `bench_${process.pid}_${schemas++}`;
   liveSchemas.add(schema);
