@@ -110,6 +110,8 @@ struct Cursor {
     /// Another reader's fetch covers this cursor: `pause()` waits for it even though
     /// more chunks are there.
     waiting: bool,
+    /// The reader has not read the database yet (`Tail::look`).
+    fresh: bool,
 }
 
 impl Default for Cursor {
@@ -123,6 +125,7 @@ impl Default for Cursor {
             since: 0,
             must_look: true,
             waiting: false,
+            fresh: true,
         }
     }
 }
@@ -223,6 +226,7 @@ impl ReaderInner {
         let active = state == "active";
         cursor.total = total;
         cursor.must_look = false;
+        cursor.fresh = false;
         let mut chunks = Vec::with_capacity(rows.len());
         for row in &rows {
             let Some(seq) = row.int(0) else { continue };
@@ -321,7 +325,7 @@ impl NativeStreamReader {
                 .take();
             return PromiseRaw::resolve(env, None);
         }
-        let (from, until, largest, total, since, must_look) = {
+        let (from, until, largest, total, since, must_look, fresh) = {
             let mut cursor = inner.cursor();
             let (until, largest) = cursor.next_range();
             let must = cursor.must_look || cursor.more_now || cursor.large_next;
@@ -333,6 +337,7 @@ impl NativeStreamReader {
                 cursor.total,
                 cursor.since,
                 must,
+                cursor.fresh,
             )
         };
         let page = |from: i32, until: i32, largest: i64| {
@@ -349,9 +354,20 @@ impl NativeStreamReader {
         let mut fetch = None;
         if let Ok(mut wake) = inner.wake.try_lock() {
             if let Some(subscription) = wake.as_mut() {
-                let mut stamp = since;
-                let look = subscription.look(source, from, &mut stamp, must_look);
-                inner.cursor().since = stamp;
+                let (mut stamp, mut must) = (since, must_look);
+                let look = subscription.look(source, from, &mut stamp, &mut must, fresh);
+                {
+                    let mut cursor = inner.cursor();
+                    cursor.since = stamp;
+                    if must_look && !must {
+                        // Another reader's fetch, begun after this one's stamp, found the
+                        // stream's end at this cursor: as good as its own look.
+                        cursor.must_look = false;
+                        cursor.more_now = false;
+                        cursor.large_next = false;
+                        cursor.fresh = false;
+                    }
+                }
                 match look {
                     Look::Chunks { chunks, end, more } => {
                         return PromiseRaw::resolve(env, Some(inner.take_known(chunks, end, more)));
