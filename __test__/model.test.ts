@@ -128,6 +128,8 @@ interface WriterModel {
   lastSeq: number;
   last?: string;
   fenced: boolean;
+  /** The generation of the stream this store last created or wrote. */
+  generation: number;
 }
 
 interface World {
@@ -168,7 +170,7 @@ class Create implements fc.AsyncCommand<World, Driver[]> {
     else {
       expectOk(o, this.toString());
       w.streams.set(id, { state: "active", chunks: [], generation: ++w.generations });
-      w.writers[this.via].set(id, { next: 1, lastSeq: 0, fenced: false });
+      w.writers[this.via].set(id, { next: 1, lastSeq: 0, fenced: false, generation: w.generations });
     }
   }
   toString = () => `create(${this.key}) via ${this.via}`;
@@ -194,7 +196,8 @@ function appendOutcome(w: World, via: number, id: string, s: StreamModel): { seq
 }
 
 function stored(w: World, via: number, id: string, seq: number, data: string) {
-  w.writers[via].set(id, { next: seq + 1, lastSeq: seq, last: data, fenced: false });
+  const generation = w.streams.get(id)?.generation ?? 0;
+  w.writers[via].set(id, { next: seq + 1, lastSeq: seq, last: data, fenced: false, generation });
 }
 
 class Append implements fc.AsyncCommand<World, Driver[]> {
@@ -236,7 +239,15 @@ class Burst implements fc.AsyncCommand<World, Driver[]> {
   check = (w: Readonly<World>) => {
     const id = full(w as World, this.key);
     const s = w.streams.get(id);
-    return s?.state === "active" && w.writers.every((_, via) => !("recreated" in appendOutcome(w as World, via, id, s)));
+    // Not when a store knows the stream from an earlier generation: whether it sees that
+    // depends on the order the burst's appends land in (a refused one looks it up).
+    return (
+      s?.state === "active" &&
+      w.writers.every((writers, via) => {
+        const writer = writers.get(id);
+        return !("recreated" in appendOutcome(w as World, via, id, s)) && (writer === undefined || writer.generation === s.generation);
+      })
+    );
   };
   async run(w: World, d: Driver[]) {
     const id = full(w, this.key);
