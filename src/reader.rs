@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use crate::backend::{missing, Param, Row, Started, Waiter};
 use crate::error::Result;
 use crate::sql::{Statement, PAGE_ROWS, SMALL_CHUNK_BYTES};
-use crate::stream_store::StreamShared;
+use crate::stream_shared::StreamShared;
 use crate::tail::{Look, LARGEST_KEPT, TAIL_ROWS};
 use crate::wakeups::{self, Fetched, Hub, Subscription};
 

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use crate::backend::combine::Combined;
 use crate::error::{Error, Result};
 
 /// How many chunks one page of `readFrom` holds at the most.
@@ -44,8 +43,19 @@ pub struct Statement {
     pub joined: Option<usize>,
     /// The same work for many calls at once, which the Rust pool may send instead when it
     /// is busy (`backend/combine.rs`): each parameter as an array, each row led by the
-    /// 1-based position of its call.
+    /// 1-based position of its call. Plain data: the calls waiting to go out are the
+    /// pool's (one queue per `Combined`, known by its address).
     pub combined: Option<Arc<Combined>>,
+}
+
+/// The combined forms of a statement (see `Statement::combined`).
+#[derive(Debug)]
+pub struct Combined {
+    /// Many calls at once: each parameter an array, each row led by its call's position.
+    pub statement: Statement,
+    /// For statements whose lane skips locked rows: the lane's form of a single call, and
+    /// the side path's form, which waits for the lock.
+    pub skipping: Option<(Statement, Statement)>,
 }
 
 impl Statement {
@@ -64,7 +74,10 @@ impl Statement {
     }
 
     fn combined(mut self, text: String, columns: &'static [Column]) -> Self {
-        self.combined = Some(Arc::new(Combined::new(Statement::new(text, columns), None)));
+        self.combined = Some(Arc::new(Combined {
+            statement: Statement::new(text, columns),
+            skipping: None,
+        }));
         self
     }
 
@@ -82,10 +95,10 @@ impl Statement {
     ) -> Self {
         let side = Statement::new(self.text.to_string(), self.columns);
         let one = Statement::new(one, self.columns);
-        self.combined = Some(Arc::new(Combined::new(
-            Statement::new(many, columns),
-            Some((one, side)),
-        )));
+        self.combined = Some(Arc::new(Combined {
+            statement: Statement::new(many, columns),
+            skipping: Some((one, side)),
+        }));
         self
     }
 
@@ -197,14 +210,13 @@ impl Tail {
     /// at the commit. Its payload is `backend/notify.rs`'s format (the chunk carried, or
     /// named when its JSON is too large); `notified` is NULL when even the name would not
     /// fit (an id of control characters), and then the pool announces it.
-    fn new(key: &str, relaxed: bool) -> Self {
+    fn new(key: &str, relaxed: bool, origin: &str) -> Self {
         if !relaxed {
             return Tail {
                 relaxed: "",
                 returning: "SELECT seq, NULL::int AS notified FROM ins".into(),
             };
         }
-        let origin = crate::wakeups::origin();
         let stream = format!("json_build_array(json_build_array('{key}', $1::text))");
         Tail {
             relaxed: RELAXED,
@@ -227,10 +239,11 @@ impl Tail {
 const RELAXED: &str = ", (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed";
 
 impl StreamSql {
-    /// `relaxed`: appends commit without waiting for the WAL flush (`RELAXED`).
-    pub fn new(chunks: &str, status: &str, relaxed: bool) -> Self {
+    /// `relaxed`: appends commit without waiting for the WAL flush (`RELAXED`), and
+    /// notify themselves as `origin` (this process, `wakeups::origin`).
+    pub fn new(chunks: &str, status: &str, relaxed: bool, origin: &str) -> Self {
         let key = wake_key(status);
-        let tail = Tail::new(&key, relaxed);
+        let tail = Tail::new(&key, relaxed, origin);
         let relaxed = tail.relaxed;
         StreamSql {
             // Atomic: of two concurrent creates of one id, exactly one inserts. Chunks an
@@ -551,13 +564,13 @@ mod tests {
 
     #[test]
     fn statements_use_the_given_tables() {
-        let s = StreamSql::new("c.chunks", "c.status", false);
+        let s = StreamSql::new("c.chunks", "c.status", false, "o");
         assert!(s.append.text.contains("UPDATE c.status"));
         assert!(!s.append.text.contains("synchronous_commit"));
         assert!(s.append.text.contains("INSERT INTO c.chunks"));
         assert!(!s.create.text.contains("aibind_"));
         // Relaxed: every form of the append, and nothing else, commits without the flush.
-        let relaxed = StreamSql::new("c.chunks", "c.status", true);
+        let relaxed = StreamSql::new("c.chunks", "c.status", true, "o");
         let combined = relaxed.append.combined.as_ref().expect("a combined form");
         for text in [&relaxed.append.text, &relaxed.append_alone.text]
             .into_iter()

@@ -22,15 +22,15 @@
 //! their order and other keys go on.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::pool::SharedPool;
 use super::{Cell, Param, Row};
 use crate::error::{Error, Result};
-use crate::sql::Statement;
+use crate::sql::{Combined, Statement};
 
 /// Most calls of one statement in flight before calls queue up to be combined. One: the
 /// queue grows while a statement runs and goes out whole next, which adapts the batch to
@@ -62,39 +62,68 @@ struct State {
     held_calls: usize,
 }
 
-/// The combined form of a statement, and the calls of it waiting to go out.
-pub struct Combined {
-    pub statement: Statement,
-    /// For statements whose lane skips locked rows: the lane's form of a single call, and
-    /// the side path's form, which waits for the lock.
-    pub skipping: Option<(Statement, Statement)>,
+/// What runs the statements: the pool (`pool.rs`), or a stand-in in the tests.
+pub trait Runner: Send + Sync + 'static {
+    /// Runs one statement by `deadline`.
+    fn query(
+        &self,
+        statement: &Statement,
+        params: &[Param],
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Vec<Row>>> + Send;
+    /// Most connections: a lane is only taken while there is one for it.
+    fn size(&self) -> usize;
+    /// The time limit, for the message of a call that timed out unsent.
+    fn query_timeout_ms(&self) -> u64;
+    /// The queues of the combined statements run here.
+    fn queues(&self) -> &Queues;
+}
+
+/// The calls of one combined statement waiting to go out, its lane and its side paths.
+#[derive(Default)]
+pub struct Queue {
     state: Mutex<State>,
 }
 
-impl std::fmt::Debug for Combined {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = self.state();
-        write!(
-            f,
-            "Combined({} in flight, {} queued, {} held)",
-            state.in_flight,
-            state.queue.len(),
-            state.held_calls
-        )
+impl Queue {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-impl Combined {
-    pub fn new(statement: Statement, skipping: Option<(Statement, Statement)>) -> Self {
-        Combined {
-            statement,
-            skipping,
-            state: Mutex::default(),
-        }
-    }
+/// A pool's queues, one per combined statement (a store's, known by its address: each
+/// store has its own queue, as each has its own statements). An entry goes once its
+/// statement is gone (the `Weak` keeps the address from being reused until then).
+#[derive(Default)]
+pub struct Queues(Mutex<HashMap<usize, Entry>>);
 
+/// A combined statement (while it lives) and its queue.
+type Entry = (Weak<Combined>, Arc<Queue>);
+
+impl Queues {
+    /// The queue of `combined`, made when it is first run here.
+    pub fn of(&self, combined: &Arc<Combined>) -> Arc<Queue> {
+        let mut queues = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = Arc::as_ptr(combined) as usize;
+        if let Some((_, queue)) = queues.get(&key) {
+            return queue.clone();
+        }
+        queues.retain(|_, (statement, _)| statement.strong_count() > 0);
+        let queue = Arc::new(Queue::default());
+        queues.insert(key, (Arc::downgrade(combined), queue.clone()));
+        queue
+    }
+}
+
+/// A combined statement's forms and its queue: what the functions below work on.
+struct Combining {
+    sql: Arc<Combined>,
+    queue: Arc<Queue>,
+}
+
+impl Combining {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.queue.state()
     }
 }
 
@@ -117,29 +146,33 @@ enum Place {
 /// Runs `statement` (which has a combined form) through the pool by `deadline`. The call
 /// takes its place (a lane, the queue or its key's side path) here, on the calling
 /// thread, so calls keep their order; the returned future sends it.
-pub fn run(
-    pool: Arc<SharedPool>,
+pub fn run<P: Runner>(
+    pool: Arc<P>,
     statement: &Statement,
     params: Vec<Param>,
     deadline: Instant,
 ) -> impl std::future::Future<Output = Result<Vec<Row>>> + Send + 'static {
-    let combined = statement.combined.clone().expect("a combined form");
+    let sql = statement.combined.clone().expect("a combined form");
+    let combined = Arc::new(Combining {
+        queue: pool.queues().of(&sql),
+        sql,
+    });
     // The lane's form of a single call.
-    let statement = match &combined.skipping {
+    let statement = match &combined.sql.skipping {
         Some((one, _)) => one.clone(),
         None => statement.clone(),
     };
-    let place = place(&pool, &combined, params, deadline);
+    let place = place(&*pool, &combined, params, deadline);
     async move {
         let params = match place {
             Err(err) => return Err(err),
             Ok(Place::Queued(ticket, outcome)) => {
-                return wait(&pool, &combined, ticket, outcome, deadline).await
+                return wait(&*pool, &combined, ticket, outcome, deadline).await
             }
             Ok(Place::Lane(params)) => params,
         };
         let outcome = match pool.query(&statement, &params, deadline).await {
-            Ok(rows) if combined.skipping.is_some() && is_busy(&rows) => {
+            Ok(rows) if combined.sql.skipping.is_some() && is_busy(&rows) => {
                 // Its row is locked elsewhere: it goes to the side path, and the lane on.
                 let (done, outcome) = oneshot::channel();
                 let ticket = {
@@ -155,7 +188,7 @@ pub fn run(
                 };
                 hold(&pool, &combined, vec![call]);
                 serve_queue(&pool, &statement, &combined);
-                return wait(&pool, &combined, ticket, outcome, deadline).await;
+                return wait(&*pool, &combined, ticket, outcome, deadline).await;
             }
             outcome => outcome,
         };
@@ -164,9 +197,9 @@ pub fn run(
     }
 }
 
-fn place(
-    pool: &SharedPool,
-    combined: &Combined,
+fn place<P: Runner>(
+    pool: &P,
+    combined: &Combining,
     params: Vec<Param>,
     deadline: Instant,
 ) -> Result<Place> {
@@ -178,7 +211,7 @@ fn place(
         )));
     }
     let held = key(&params).is_some_and(|k| state.held.contains_key(k));
-    if !held && state.in_flight < LANES.min(pool.conns().size()) {
+    if !held && state.in_flight < LANES.min(pool.size()) {
         state.in_flight += 1;
         return Ok(Place::Lane(params));
     }
@@ -204,9 +237,9 @@ fn place(
 /// Waits for a queued call's outcome. At its deadline a call still queued is taken out
 /// unsent: it timed out and certainly took no effect. One already sent resolves with its
 /// statement, which runs by that same deadline.
-async fn wait(
-    pool: &SharedPool,
-    combined: &Combined,
+async fn wait<P: Runner>(
+    pool: &P,
+    combined: &Combining,
     ticket: u64,
     mut outcome: oneshot::Receiver<Result<Vec<Row>>>,
     deadline: Instant,
@@ -218,14 +251,14 @@ async fn wait(
             let state = &mut *guard;
             if let Some(at) = state.queue.iter().position(|q| q.ticket == ticket) {
                 state.queue.remove(at);
-                return Err(Error::timed_out_unsent(pool.conns().query_timeout_ms()));
+                return Err(Error::timed_out_unsent(pool.query_timeout_ms()));
             }
             for calls in state.held.values_mut() {
                 // The first call of a side path may be running; the others have not gone.
                 if let Some(at) = calls.iter().skip(1).position(|q| q.ticket == ticket) {
                     calls.remove(at + 1);
                     state.held_calls -= 1;
-                    return Err(Error::timed_out_unsent(pool.conns().query_timeout_ms()));
+                    return Err(Error::timed_out_unsent(pool.query_timeout_ms()));
                 }
             }
         }
@@ -242,7 +275,7 @@ fn is_busy(rows: &[Row]) -> bool {
 
 /// The lane is free again: it serves the queue, if anything waits, on a task of its own
 /// (so the call that freed it hears back at once); else it is given back.
-fn serve_queue(pool: &Arc<SharedPool>, statement: &Statement, combined: &Arc<Combined>) {
+fn serve_queue<P: Runner>(pool: &Arc<P>, statement: &Statement, combined: &Arc<Combining>) {
     if let Some(batch) = next_batch(pool, combined) {
         tokio::spawn(drain(
             pool.clone(),
@@ -256,9 +289,9 @@ fn serve_queue(pool: &Arc<SharedPool>, statement: &Statement, combined: &Arc<Com
 /// The queued calls to send next (the lane stays in flight), or `None` (the lane is given
 /// back). Calls whose deadline passed are answered here, unsent; calls of held keys join
 /// their side path.
-fn next_batch(pool: &Arc<SharedPool>, combined: &Arc<Combined>) -> Option<Vec<Queued>> {
+fn next_batch<P: Runner>(pool: &Arc<P>, combined: &Arc<Combining>) -> Option<Vec<Queued>> {
     let now = Instant::now();
-    let timeout_ms = pool.conns().query_timeout_ms();
+    let timeout_ms = pool.query_timeout_ms();
     let mut guard = combined.state();
     let state = &mut *guard;
     let mut batch = Vec::new();
@@ -289,10 +322,10 @@ fn next_batch(pool: &Arc<SharedPool>, combined: &Arc<Combined>) -> Option<Vec<Qu
     Some(batch)
 }
 
-async fn drain(
-    pool: Arc<SharedPool>,
+async fn drain<P: Runner>(
+    pool: Arc<P>,
     statement: Statement,
-    combined: Arc<Combined>,
+    combined: Arc<Combining>,
     mut batch: Vec<Queued>,
 ) {
     loop {
@@ -304,17 +337,17 @@ async fn drain(
     }
 }
 
-async fn send_batch(
-    pool: &Arc<SharedPool>,
+async fn send_batch<P: Runner>(
+    pool: &Arc<P>,
     one: &Statement,
-    combined: &Arc<Combined>,
+    combined: &Arc<Combining>,
     batch: Vec<Queued>,
 ) {
     let deadline = batch.iter().map(|q| q.deadline).min().expect("a call");
     if batch.len() == 1 {
         let q = batch.into_iter().next().expect("one call");
         match pool.query(one, &q.params, deadline).await {
-            Ok(rows) if combined.skipping.is_some() && is_busy(&rows) => {
+            Ok(rows) if combined.sql.skipping.is_some() && is_busy(&rows) => {
                 hold(pool, combined, vec![q])
             }
             outcome => {
@@ -325,7 +358,7 @@ async fn send_batch(
     }
     let params: Vec<Vec<Param>> = batch.iter().map(|q| q.params.clone()).collect();
     match pool
-        .query(&combined.statement, &Param::columns(params), deadline)
+        .query(&combined.sql.statement, &Param::columns(params), deadline)
         .await
     {
         Ok(rows) => {
@@ -340,7 +373,7 @@ async fn send_batch(
             }
             let mut busy = Vec::new();
             for (q, rows) in batch.into_iter().zip(each) {
-                if combined.skipping.is_some() && is_busy(&rows) {
+                if combined.sql.skipping.is_some() && is_busy(&rows) {
                     busy.push(q);
                 } else {
                     let _ = q.done.send(Ok(rows));
@@ -358,7 +391,7 @@ async fn send_batch(
 
 /// Puts busy calls (in call order) on their keys' side paths, ahead of the calls of those
 /// keys placed there since (they came later); starts each path that was not running.
-fn hold(pool: &Arc<SharedPool>, combined: &Arc<Combined>, busy: Vec<Queued>) {
+fn hold<P: Runner>(pool: &Arc<P>, combined: &Arc<Combining>, busy: Vec<Queued>) {
     let mut start = Vec::new();
     let mut state = combined.state();
     for call in busy.into_iter().rev() {
@@ -380,11 +413,11 @@ fn hold(pool: &Arc<SharedPool>, combined: &Arc<Combined>, busy: Vec<Queued>) {
 
 /// Sends the held calls of one key one by one with the waiting form, each by its own
 /// deadline; ends (and releases the key) once none are left.
-async fn side_path(pool: Arc<SharedPool>, combined: Arc<Combined>, k: String) {
-    let Some((_, side)) = combined.skipping.clone() else {
+async fn side_path<P: Runner>(pool: Arc<P>, combined: Arc<Combining>, k: String) {
+    let Some((_, side)) = combined.sql.skipping.clone() else {
         return;
     };
-    let timeout_ms = pool.conns().query_timeout_ms();
+    let timeout_ms = pool.query_timeout_ms();
     loop {
         let (params, deadline) = {
             let state = combined.state();

@@ -25,6 +25,7 @@ use tokio_postgres::Config;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::budget::{self, Budget, Grow, GROW_AFTER};
+use super::combine::{Queues, Runner};
 use super::conninfo::ConnInfo;
 use super::notify::{Notifier, Written};
 use super::pooler::{type_of, Mode, Pooler, SPARE};
@@ -85,6 +86,8 @@ pub struct SharedPool {
     sweeper: Sweeper,
     notifier: Notifier,
     source: Source,
+    /// The calls of combined statements waiting to go out (`combine.rs`).
+    queues: Queues,
 }
 
 impl Drop for SharedPool {
@@ -194,6 +197,7 @@ impl SharedPool {
             notifier: Notifier::new(conns.clone(), listen_config, listen_tls, source),
             source,
             conns,
+            queues: Queues::default(),
         })
     }
 
@@ -272,6 +276,29 @@ impl SharedPool {
             shared: Arc::downgrade(self),
             pool: self.conns.pool.clone(),
         }
+    }
+}
+
+impl Runner for SharedPool {
+    fn query(
+        &self,
+        statement: &Statement,
+        params: &[Param],
+        deadline: Instant,
+    ) -> impl std::future::Future<Output = Result<Vec<Row>>> + Send {
+        self.conns.query(statement, params, deadline)
+    }
+
+    fn size(&self) -> usize {
+        self.conns.size()
+    }
+
+    fn query_timeout_ms(&self) -> u64 {
+        self.conns.query_timeout_ms()
+    }
+
+    fn queues(&self) -> &Queues {
+        &self.queues
     }
 }
 
