@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::{Cell, Param, Row};
+use crate::backend::rows::{Cell, Param, Row};
 use crate::error::{Error, Result};
 use crate::sql::{Combined, Statement};
 
