@@ -23,6 +23,8 @@ pub use check::Waiter;
 pub use db::{close, Db, Started};
 pub use js::MakeAdapter;
 pub use options::PoolOptions;
+#[cfg(test)]
+pub use rows::Cell;
 pub use rows::{missing, Param, Row};
 pub use stats::BackendStats;
 
