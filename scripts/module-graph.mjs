@@ -32,7 +32,7 @@ function modulePath(file) {
 
 const modules = new Map() // 'backend::pool' -> file
 for (const file of files(root)) {
-  if (/(^|\/)tests\.rs$/.test(file)) continue
+  if (/(^|\/)tests(\.rs$|\/)/.test(relative(root, file))) continue
   modules.set(modulePath(file).join('::'), file)
 }
 

@@ -138,3 +138,67 @@ pub fn missing(statement: &Statement, column: usize) -> Error {
         "the client's query result has no value for column \"{name}\" (expected {kind})"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_sets_become_one_array_per_parameter_in_call_order() {
+        let sets = vec![
+            vec![
+                Param::Text("a".into()),
+                Param::OptText(None),
+                Param::Int(1),
+                Param::OptInt(Some(4)),
+                Param::BigInt(10),
+            ],
+            vec![
+                Param::Text("b".into()),
+                Param::OptText(Some("x".into())),
+                Param::Int(2),
+                Param::OptInt(None),
+                Param::BigInt(20),
+            ],
+            vec![
+                Param::Text("a".into()),
+                Param::OptText(None),
+                Param::Int(3),
+                Param::OptInt(Some(6)),
+                Param::BigInt(30),
+            ],
+        ];
+        let columns = Param::columns(sets);
+        assert_eq!(columns.len(), 5);
+        assert!(matches!(&columns[0], Param::TextArray(v) if v == &["a", "b", "a"]));
+        assert!(
+            matches!(&columns[1], Param::OptTextArray(v) if v == &[None, Some("x".into()), None]),
+            "NULLs keep their places"
+        );
+        assert!(matches!(&columns[2], Param::IntArray(v) if v == &[1, 2, 3]));
+        assert!(matches!(&columns[3], Param::OptIntArray(v) if v == &[Some(4), None, Some(6)]));
+        assert!(matches!(&columns[4], Param::BigIntArray(v) if v == &[10, 20, 30]));
+    }
+
+    #[test]
+    fn an_all_null_column_and_no_sets() {
+        let sets = vec![vec![Param::OptInt(None)], vec![Param::OptInt(None)]];
+        assert!(matches!(&Param::columns(sets)[0], Param::OptIntArray(v) if v == &[None, None]));
+        assert!(Param::columns(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn a_joined_column_shares_one_string() {
+        let cells = joined_cells([Some("ab"), None, Some(""), Some("été")].into_iter());
+        let mut row = Row(cells);
+        assert_eq!(row.text(0), Some("ab"));
+        assert_eq!(row.text(1), None);
+        assert_eq!(row.text(2), Some(""));
+        assert_eq!(row.take_text(3).as_deref(), Some("été"));
+        assert_eq!(row.text(3), None, "taken");
+        let (Cell::Slice(a, ..), Cell::Slice(b, ..)) = (&row.0[0], &row.0[2]) else {
+            panic!("slices");
+        };
+        assert!(Arc::ptr_eq(a, b));
+    }
+}

@@ -20,19 +20,25 @@
 //! same key (its first parameter: the stream id), then go one by one on a side path (the
 //! waiting form in `Combined::skipping`) by their own deadlines, so the key's calls keep
 //! their order and other keys go on.
+//!
+//! `queue.rs`: the queues and the calls in them; `side.rs`: the side path.
 
-use std::collections::{HashMap, VecDeque};
-use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+mod queue;
+mod side;
+
+pub use queue::{Queues, Runner};
+
+use std::sync::Arc;
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::backend::rows::{Cell, Param, Row};
 use crate::error::{Error, Result};
-use crate::sql::{Combined, Statement};
+use crate::sql::Statement;
+use queue::{key, Combining, Queued};
+use side::hold;
 
-/// Most calls of one statement in flight before calls queue up to be combined. One: the
 /// queue grows while a statement runs and goes out whole next, which adapts the batch to
 /// the load and the round trip (measured here: 1 lane beat 2 and 4 on appends and on
 /// conversation saves and loads).
@@ -42,98 +48,6 @@ const MOST_CALLS: usize = 256;
 const MOST_BYTES: usize = 4 * 1024 * 1024;
 /// Most calls queued for one statement of one store, side paths included.
 pub const MOST_QUEUED: usize = 20_000;
-
-struct Queued {
-    /// Identifies the call, to take it out of the queue when its deadline passes.
-    ticket: u64,
-    params: Vec<Param>,
-    deadline: Instant,
-    done: oneshot::Sender<Result<Vec<Row>>>,
-}
-
-#[derive(Default)]
-struct State {
-    in_flight: usize,
-    next_ticket: u64,
-    queue: VecDeque<Queued>,
-    /// Keys whose calls go on the side path, in call order.
-    held: HashMap<String, VecDeque<Queued>>,
-    /// Calls on side paths.
-    held_calls: usize,
-}
-
-/// What runs the statements: the pool (`pool.rs`), or a stand-in in the tests.
-pub trait Runner: Send + Sync + 'static {
-    /// Runs one statement by `deadline`.
-    fn query(
-        &self,
-        statement: &Statement,
-        params: &[Param],
-        deadline: Instant,
-    ) -> impl Future<Output = Result<Vec<Row>>> + Send;
-    /// Most connections: a lane is only taken while there is one for it.
-    fn size(&self) -> usize;
-    /// The time limit, for the message of a call that timed out unsent.
-    fn query_timeout_ms(&self) -> u64;
-    /// The queues of the combined statements run here.
-    fn queues(&self) -> &Queues;
-}
-
-/// The calls of one combined statement waiting to go out, its lane and its side paths.
-#[derive(Default)]
-pub struct Queue {
-    state: Mutex<State>,
-}
-
-impl Queue {
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// A pool's queues, one per combined statement (a store's, known by its address: each
-/// store has its own queue, as each has its own statements). An entry goes once its
-/// statement is gone (the `Weak` keeps the address from being reused until then).
-#[derive(Default)]
-pub struct Queues(Mutex<HashMap<usize, Entry>>);
-
-/// A combined statement (while it lives) and its queue.
-type Entry = (Weak<Combined>, Arc<Queue>);
-
-impl Queues {
-    /// The queue of `combined`, made when it is first run here.
-    pub fn of(&self, combined: &Arc<Combined>) -> Arc<Queue> {
-        let mut queues = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = Arc::as_ptr(combined) as usize;
-        if let Some((_, queue)) = queues.get(&key) {
-            return queue.clone();
-        }
-        queues.retain(|_, (statement, _)| statement.strong_count() > 0);
-        let queue = Arc::new(Queue::default());
-        queues.insert(key, (Arc::downgrade(combined), queue.clone()));
-        queue
-    }
-}
-
-/// A combined statement's forms and its queue: what the functions below work on.
-struct Combining {
-    sql: Arc<Combined>,
-    queue: Arc<Queue>,
-}
-
-impl Combining {
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.queue.state()
-    }
-}
-
-/// The key a call is held by on the side path: its first parameter.
-fn key(params: &[Param]) -> Option<&str> {
-    match params.first() {
-        Some(Param::Text(key)) => Some(key),
-        _ => None,
-    }
-}
 
 /// How a call takes its place, decided on the calling thread so calls keep their order.
 enum Place {
@@ -267,6 +181,21 @@ async fn wait<P: Runner>(
     outcome.await.unwrap_or(Err(Error::Closed))
 }
 
+/// A combined statement's rows, back to its `calls` calls: each row is led by the
+/// 1-based position of its call, which is taken off. Rows of no call are dropped.
+fn demux(rows: Vec<Row>, calls: usize) -> Vec<Vec<Row>> {
+    let mut each: Vec<Vec<Row>> = (0..calls).map(|_| Vec::new()).collect();
+    for Row(mut cells) in rows {
+        let Cell::Int(n) = cells.remove(0) else {
+            continue;
+        };
+        if let Some(rows) = usize::try_from(n - 1).ok().and_then(|i| each.get_mut(i)) {
+            rows.push(Row(cells));
+        }
+    }
+    each
+}
+
 /// Whether the lane did not store the call (locked elsewhere, or not storable: the side
 /// path's waiting form tells which).
 fn is_busy(rows: &[Row]) -> bool {
@@ -362,15 +291,7 @@ async fn send_batch<P: Runner>(
         .await
     {
         Ok(rows) => {
-            let mut each: Vec<Vec<Row>> = batch.iter().map(|_| Vec::new()).collect();
-            for Row(mut cells) in rows {
-                let Cell::Int(n) = cells.remove(0) else {
-                    continue;
-                };
-                if let Some(rows) = each.get_mut((n - 1) as usize) {
-                    rows.push(Row(cells));
-                }
-            }
+            let each = demux(rows, batch.len());
             let mut busy = Vec::new();
             for (q, rows) in batch.into_iter().zip(each) {
                 if combined.sql.skipping.is_some() && is_busy(&rows) {
@@ -389,61 +310,5 @@ async fn send_batch<P: Runner>(
     }
 }
 
-/// Puts busy calls (in call order) on their keys' side paths, ahead of the calls of those
-/// keys placed there since (they came later); starts each path that was not running.
-fn hold<P: Runner>(pool: &Arc<P>, combined: &Arc<Combining>, busy: Vec<Queued>) {
-    let mut start = Vec::new();
-    let mut state = combined.state();
-    for call in busy.into_iter().rev() {
-        let Some(k) = key(&call.params).map(str::to_string) else {
-            let _ = call.done.send(Ok(Vec::new()));
-            continue;
-        };
-        if !state.held.contains_key(&k) {
-            start.push(k.clone());
-        }
-        state.held_calls += 1;
-        state.held.entry(k).or_default().push_front(call);
-    }
-    drop(state);
-    for k in start {
-        tokio::spawn(side_path(pool.clone(), combined.clone(), k));
-    }
-}
-
-/// Sends the held calls of one key one by one with the waiting form, each by its own
-/// deadline; ends (and releases the key) once none are left.
-async fn side_path<P: Runner>(pool: Arc<P>, combined: Arc<Combining>, k: String) {
-    let Some((_, side)) = combined.sql.skipping.clone() else {
-        return;
-    };
-    let timeout_ms = pool.query_timeout_ms();
-    loop {
-        let (params, deadline) = {
-            let state = combined.state();
-            match state.held.get(&k).and_then(VecDeque::front) {
-                Some(call) => (call.params.clone(), call.deadline),
-                None => return,
-            }
-        };
-        let outcome = if deadline <= Instant::now() {
-            Err(Error::timed_out_unsent(timeout_ms))
-        } else {
-            pool.query(&side, &params, deadline).await
-        };
-        let mut guard = combined.state();
-        let state = &mut *guard;
-        let Some(calls) = state.held.get_mut(&k) else {
-            return;
-        };
-        if let Some(call) = calls.pop_front() {
-            let _ = call.done.send(outcome);
-        }
-        let empty = calls.is_empty();
-        state.held_calls = state.held_calls.saturating_sub(1);
-        if empty {
-            state.held.remove(&k);
-            return;
-        }
-    }
-}
+#[cfg(test)]
+mod tests;
