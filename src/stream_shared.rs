@@ -1,6 +1,6 @@
 //! What a stream store shares with its readers: the store's connection (`Db`), its
 //! statements and its settings. Its own module, so that the store (`stream_store.rs`) and
-//! the reader (`reader.rs`) both depend on it and neither on the other's internals.
+//! the reader (`reader/`) both depend on it and neither on the other's internals.
 
 use std::sync::Arc;
 

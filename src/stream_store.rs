@@ -1,5 +1,5 @@
 //! `PostgresStreamStore`'s native half: create, append, status, stop/complete/fail,
-//! cleanup, and the readers of `readFrom` (in `reader.rs`).
+//! cleanup, and the readers of `readFrom` (in `reader/`).
 
 use std::sync::Arc;
 

@@ -24,9 +24,9 @@ use napi::bindgen_prelude::spawn;
 #[cfg(feature = "noop")]
 use tokio::spawn;
 
-/// What a `Db` runs its statements on.
+/// What a `Db` runs its statements on: the store's backend, one of two kinds.
 #[derive(Clone)]
-pub(super) enum Conn {
+pub(super) enum Backend {
     Pool(Arc<SharedPool>),
     Js(Arc<JsQuery>),
 }
@@ -53,20 +53,20 @@ fn ahead(slot: &Mutex<Ahead>) -> std::sync::MutexGuard<'_, Ahead> {
 
 /// A store's connection to the database: a pool it shares or a JS query function.
 pub struct Db {
-    conn: RwLock<Option<Conn>>,
+    backend: RwLock<Option<Backend>>,
     closed: watch::Sender<bool>,
     /// Which database what this store reads and writes comes from (`tail.rs`).
     source: Source,
 }
 
 impl Db {
-    pub(super) fn new(conn: Conn) -> Arc<Self> {
-        let source = match &conn {
-            Conn::Pool(pool) => pool.source(),
-            Conn::Js(js) => js.source(),
+    pub(super) fn new(backend: Backend) -> Arc<Self> {
+        let source = match &backend {
+            Backend::Pool(pool) => pool.source(),
+            Backend::Js(js) => js.source(),
         };
         Arc::new(Db {
-            conn: RwLock::new(Some(conn)),
+            backend: RwLock::new(Some(backend)),
             closed: watch::Sender::new(false),
             source,
         })
@@ -76,15 +76,15 @@ impl Db {
         self.source
     }
 
-    pub(super) fn conn(&self) -> Result<Conn> {
-        self.conn
+    pub(super) fn backend(&self) -> Result<Backend> {
+        self.backend
             .read()
             .map_err(|_| Error::Closed)?
             .clone()
             .ok_or(Error::Closed)
     }
 
-    /// Runs one statement and resolves the returned promise with what `finish` makes of
+    /// Runs one statement and resolves the returned promise with what `decode` makes of
     /// its rows. With the Rust pool the statement runs on napi's tokio runtime; with a JS
     /// client it runs right here on the JS thread (the client's `query` is JS anyway),
     /// so no thread is woken and no hop is paid.
@@ -93,13 +93,13 @@ impl Db {
         env: &'env Env,
         statement: &Statement,
         params: Vec<Param>,
-        finish: F,
+        decode: F,
     ) -> napi::Result<PromiseRaw<'env, T>>
     where
         T: ToNapiValue + Send + 'static,
         F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
     {
-        self.run_within(env, statement, params, None, finish)
+        self.run_within(env, statement, params, None, decode)
     }
 
     /// `run`, by a deadline `within` from now instead of `queryTimeoutMs` (at most that).
@@ -109,29 +109,29 @@ impl Db {
         statement: &Statement,
         params: Vec<Param>,
         within: Option<std::time::Duration>,
-        finish: F,
+        decode: F,
     ) -> napi::Result<PromiseRaw<'env, T>>
     where
         T: ToNapiValue + Send + 'static,
         F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
     {
-        match self.conn()? {
+        match self.backend()? {
             // A statement with a combined form may go out together with other calls of it.
-            Conn::Pool(pool) if statement.combined.is_some() => {
+            Backend::Pool(pool) if statement.combined.is_some() => {
                 let deadline = pool.conns().deadline_within(within);
                 let rows = combine::run(pool, statement, params, deadline);
-                env.spawn_future(async move { Ok(finish(rows.await?)?) })
+                env.spawn_future(async move { Ok(decode(rows.await?)?) })
             }
-            Conn::Pool(pool) => {
+            Backend::Pool(pool) => {
                 // The deadline runs from the call, not from when the runtime gets to it.
                 let deadline = pool.conns().deadline_within(within);
                 let statement = statement.clone();
                 env.spawn_future(async move {
                     let rows = pool.query(&statement, &params, deadline).await?;
-                    Ok(finish(rows)?)
+                    Ok(decode(rows)?)
                 })
             }
-            Conn::Js(js) => js.run(env, statement, params, within, finish),
+            Backend::Js(js) => js.run(env, statement, params, within, decode),
         }
     }
 
@@ -139,8 +139,8 @@ impl Db {
     /// (a reader's next page, asked for while the current one is read): with the Rust
     /// pool on a connection of its own, with a JS client right away through its `query`.
     pub fn start(&self, env: &Env, statement: &Statement, params: Vec<Param>) -> Option<Started> {
-        match self.conn().ok()? {
-            Conn::Pool(pool) => {
+        match self.backend().ok()? {
+            Backend::Pool(pool) => {
                 let statement = statement.clone();
                 let deadline = pool.conns().deadline();
                 let (rows, started) = tokio::sync::oneshot::channel();
@@ -149,7 +149,7 @@ impl Db {
                 });
                 Some(Started::Pool(started))
             }
-            Conn::Js(js) => {
+            Backend::Js(js) => {
                 let slot = Arc::new(Mutex::new(Ahead::Running));
                 let done = slot.clone();
                 js.start(env, statement, params, move |rows| {
@@ -173,22 +173,22 @@ impl Db {
         &self,
         env: &'env Env,
         started: Started,
-        finish: F,
+        decode: F,
     ) -> napi::Result<PromiseRaw<'env, T>>
     where
         T: ToNapiValue + Send + 'static,
         F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
     {
-        self.conn()?;
+        self.backend()?;
         match started {
             Started::Pool(rows) => env.spawn_future(async move {
                 let rows = rows.await.map_err(|_| Error::Closed)??;
-                Ok(finish(rows)?)
+                Ok(decode(rows)?)
             }),
             Started::Js(slot) => {
                 type Resolve<T> = Box<dyn FnOnce(Env) -> napi::Result<T>>;
                 let (deferred, promise) = env.create_deferred::<T, Resolve<T>>()?;
-                let deliver = move |rows: Result<Vec<Row>>| match rows.and_then(finish) {
+                let deliver = move |rows: Result<Vec<Row>>| match rows.and_then(decode) {
                     Ok(value) => deferred.resolve(Box::new(move |_| Ok(value))),
                     Err(err) => deferred.reject(err.into()),
                 };
@@ -208,15 +208,15 @@ impl Db {
 
     /// Chunk `seq` of the stream committed: this process's readers at `seq - 1` take it
     /// at once, and other processes' through the NOTIFY that carries it (`notified`: the
-    /// append's own statement sent it). Call it from where `finish` runs.
+    /// append's own statement sent it). Call it from where `decode` runs.
     pub fn appended(&self, key: &str, id: &str, seq: u32, data: Arc<str>, notified: bool) {
         wakeups::appended(key, id, self.source, seq, &data);
         if notified {
             return;
         }
-        match self.conn() {
-            Ok(Conn::Pool(pool)) => pool.publish(Written::chunk(key, id, seq, data)),
-            Ok(Conn::Js(js)) => js.publish(Written::chunk(key, id, seq, data)),
+        match self.backend() {
+            Ok(Backend::Pool(pool)) => pool.publish(Written::chunk(key, id, seq, data)),
+            Ok(Backend::Js(js)) => js.publish(Written::chunk(key, id, seq, data)),
             _ => {}
         }
     }
@@ -233,9 +233,9 @@ impl Db {
     /// something to read: the returned guard keeps it there. `None` with a JS client: the
     /// reader polls on its own. Call it from the tokio runtime.
     pub fn wait(&self, waiter: Waiter, listen: bool) -> Option<Waiting> {
-        match self.conn() {
-            Ok(Conn::Pool(pool)) => Some(pool.wait(waiter, listen)),
-            Ok(Conn::Js(js)) if js.checking.load(std::sync::atomic::Ordering::Acquire) => {
+        match self.backend() {
+            Ok(Backend::Pool(pool)) => Some(pool.wait(waiter, listen)),
+            Ok(Backend::Js(js)) if js.checking.load(std::sync::atomic::Ordering::Acquire) => {
                 Some(js.sweeper.add(waiter))
             }
             _ => None,
@@ -246,9 +246,13 @@ impl Db {
     /// was the last store of a pool, the returned `Closing` resolves once the pool's
     /// connections are closed.
     pub fn close(&self) -> Option<Closing> {
-        let conn = self.conn.write().ok().and_then(|mut conn| conn.take());
+        let backend = self
+            .backend
+            .write()
+            .ok()
+            .and_then(|mut backend| backend.take());
         self.closed.send_replace(true);
-        let Some(Conn::Pool(pool)) = conn else {
+        let Some(Backend::Pool(pool)) = backend else {
             return None;
         };
         // In-flight calls hold the pool too; it closes once the last of them is done.
@@ -263,13 +267,13 @@ impl Db {
 
     /// Whether waiting readers join a shared check (the Rust pool) rather than poll.
     pub fn shares_checks(&self) -> bool {
-        matches!(self.conn(), Ok(Conn::Pool(_)))
+        matches!(self.backend(), Ok(Backend::Pool(_)))
     }
 
     /// What `store.stats()` reports (a closed store: nothing open).
     pub fn stats(&self) -> BackendStats {
-        match self.conn() {
-            Ok(Conn::Pool(pool)) => pool.stats(),
+        match self.backend() {
+            Ok(Backend::Pool(pool)) => pool.stats(),
             _ => BackendStats::js_client(),
         }
     }

@@ -1,14 +1,18 @@
-//! The database behind a store. Names: the *backend* is this module and what JS holds of
-//! it (`NativeBackend`, below: one per store, made by `index.cjs`); `Db` (`db.rs`) is the
-//! store's connection, the one abstraction the stores talk to
-//! (`Db::run(statement, params, decode)`); behind it is either the Rust *pool* (`pool/`,
-//! when the store was given a connection string) or the caller's own JS `query` function
-//! (`js.rs`, when it was given a `pg.Pool`, a wrapped postgres.js or Neon client, or any
-//! `{ query }` object). The stores never know which.
+//! The database behind a store. One name for each thing:
 //!
-//! Shared by both: `rows.rs` (parameters, rows, cells), `check.rs` (the shared check of
-//! waiting readers), `notify.rs` (the NOTIFY payload format), `stats.rs` (`stats()`),
-//! `options.rs` (pool options).
+//! - a *backend* is what runs a store's statements, of one of two kinds (`db::Backend`):
+//!   the Rust *pool* (`pool/`, when the store was given a connection string) or a *JS
+//!   client*'s own `query` function (`js.rs`, when it was given a `pg.Pool`, a wrapped
+//!   postgres.js or Neon client, or any `{ query }` object);
+//! - `NativeBackend` (below) is the napi class `index.cjs` makes a backend with and hands
+//!   to a store's constructor;
+//! - `Db` (`db.rs`) is a store's handle on its backend, the one abstraction the stores
+//!   talk to: `Db::run(statement, params, decode)` runs a statement and `decode` turns
+//!   its rows into the method's result. The stores never know which kind runs it.
+//!
+//! Shared by both kinds: `rows.rs` (parameters, rows, cells), `check.rs` (the shared
+//! check of waiting readers), `notify.rs` (the NOTIFY payload format), `stats.rs`
+//! (`stats()`), `options.rs` (pool options).
 
 mod check;
 mod db;
@@ -36,7 +40,7 @@ use napi_derive::napi;
 
 use crate::sql::Statement;
 use crate::wakeups;
-use db::Conn;
+use db::Backend;
 
 /// The database connection of one store, made by `index.cjs` and handed to the store's
 /// constructor.
@@ -54,7 +58,7 @@ impl NativeBackend {
     pub fn connect(url: String, options: Option<PoolOptions>) -> napi::Result<Self> {
         let pool = pool::shared(&url, options.unwrap_or_default().settings()?)?;
         Ok(NativeBackend {
-            db: Db::new(Conn::Pool(pool)),
+            db: Db::new(Backend::Pool(pool)),
         })
     }
 
@@ -94,7 +98,7 @@ impl NativeBackend {
         let settings = options.unwrap_or_default().settings()?;
         let source = client_number.map_or_else(crate::tail::new_source, u64::from);
         Ok(NativeBackend {
-            db: Db::new(Conn::Js(Arc::new(js::JsQuery::new(
+            db: Db::new(Backend::Js(Arc::new(js::JsQuery::new(
                 env,
                 make_adapter,
                 settings.query_timeout_ms as f64,
@@ -107,8 +111,8 @@ impl NativeBackend {
     /// call, for `lib/client-hub.cjs` to send through the client.
     #[napi]
     pub fn take_notifications(&self) -> Vec<String> {
-        match self.db.conn() {
-            Ok(Conn::Js(js)) => js.take_notifications(),
+        match self.db.backend() {
+            Ok(Backend::Js(js)) => js.take_notifications(),
             _ => Vec::new(),
         }
     }
@@ -143,7 +147,7 @@ impl NativeBackend {
     /// the first call, each waiting reader polls on its own.
     #[napi]
     pub fn share_checks(&self, heard: bool) {
-        if let Ok(Conn::Js(js)) = self.db.conn() {
+        if let Ok(Backend::Js(js)) = self.db.backend() {
             js.checking
                 .store(true, std::sync::atomic::Ordering::Release);
             js.heard.store(heard, std::sync::atomic::Ordering::Release);
@@ -154,8 +158,8 @@ impl NativeBackend {
     /// reader waits.
     #[napi(getter)]
     pub fn check_in_ms(&self) -> Option<f64> {
-        match self.db.conn() {
-            Ok(Conn::Js(js)) => js
+        match self.db.backend() {
+            Ok(Backend::Js(js)) => js
                 .sweeper
                 .tick(js.heard.load(std::sync::atomic::Ordering::Acquire))
                 .map(|tick| tick.as_millis() as f64),
@@ -167,7 +171,7 @@ impl NativeBackend {
     /// table), which wakes those with something to read. Resolves when it is done.
     #[napi]
     pub fn check_waiting<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
-        let Ok(Conn::Js(js)) = self.db.conn() else {
+        let Ok(Backend::Js(js)) = self.db.backend() else {
             return PromiseRaw::resolve(env, ());
         };
         let mut checks = js.sweeper.checks();

@@ -25,7 +25,7 @@ pub struct Statement {
     /// page): one allocation and one conversion instead of one per row.
     pub joined: Option<usize>,
     /// The same work for many calls at once, which the Rust pool may send instead when it
-    /// is busy (`backend/combine.rs`): each parameter as an array, each row led by the
+    /// is busy (`backend/pool/combine/`): each parameter as an array, each row led by the
     /// 1-based position of its call. Plain data: the calls waiting to go out are the
     /// pool's (one queue per `Combined`, known by its address).
     pub combined: Option<Arc<Combined>>,
@@ -66,7 +66,7 @@ impl Statement {
 
     /// A combined form whose statements skip rows locked elsewhere (a call they do not
     /// store gets no row), and the form that waits for the lock, which such calls take
-    /// instead (see `backend/combine.rs`).
+    /// instead (see `backend/pool/combine/`).
     ///
     /// `one` is the lane's form of a single call; this statement itself (which waits) is
     /// the side path's.

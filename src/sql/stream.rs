@@ -72,7 +72,7 @@ struct Tail {
 
 impl Tail {
     /// Durable: the statement returns the seq; the pool announces the chunk afterwards, in
-    /// a transaction of its own (`backend/notify.rs`), so that concurrent writers never
+    /// a transaction of its own (`backend/pool/notifier.rs`), so that concurrent writers never
     /// queue on the NOTIFY lock through each other's WAL flush. Relaxed: the commit does
     /// not wait for the flush, so the lock is held for no time that matters, and the
     /// statement notifies itself: one transaction a chunk, and other processes hear of it

@@ -2,7 +2,7 @@
 //! store in the process, with a cache of prepared statements on each connection (none
 //! behind a transaction pooler: `pooler.rs`), its connection budget (`budget.rs`) and its
 //! LISTEN/NOTIFY wake-ups (`notifier.rs`). Its parts: `conns.rs` (connections and
-//! deadlines), `execute.rs` (one statement on one connection), `combine.rs` (calls combined
+//! deadlines), `execute.rs` (one statement on one connection), `combine/` (calls combined
 //! when busy), `conninfo.rs` + `tls.rs` (the connection string's sslmode and TLS).
 //!
 //! The pool heals: a connection whose statement timed out or broke is never used again
@@ -80,7 +80,7 @@ pub struct SharedPool {
     checker: Checker,
     notifier: Notifier,
     source: Source,
-    /// The calls of combined statements waiting to go out (`combine.rs`).
+    /// The calls of combined statements waiting to go out (`combine/`).
     queues: Queues,
 }
 
@@ -229,7 +229,7 @@ impl SharedPool {
         &self.conns
     }
 
-    /// Tells readers in every other process of a write (see `notify.rs`).
+    /// Tells readers in every other process of a write (see `notifier.rs`).
     pub fn publish(&self, written: Written) {
         self.notifier.publish(written);
     }
@@ -249,7 +249,7 @@ impl SharedPool {
         self.conns.query(statement, params, deadline).await
     }
 
-    /// Registers a waiting reader with the pool's shared check (see `check.rs`), and makes
+    /// Registers a waiting reader with the pool's shared check (see `backend/check.rs`), and makes
     /// sure this process hears other processes' writes if `listen`. Call it from the tokio
     /// runtime: it starts the check task unless it runs.
     pub fn wait(&self, waiter: Waiter, listen: bool) -> Waiting {

@@ -6,7 +6,7 @@
 //!   under PostgreSQL's 8,000-byte payload limit) on a pooled connection, outside the
 //!   append's transaction, so appends never wait for it and never take the global NOTIFY
 //!   lock at commit. While one notification is in flight the next batch gathers. (stop,
-//!   complete and fail notify inside their own statement: see `sql.rs`.)
+//!   complete and fail notify inside their own statement: see `sql/stream.rs`.)
 //! - **Listening.** One dedicated connection per pool (deadpool's pooled connections
 //!   cannot LISTEN), opened when a reader first waits. Each notification wakes this
 //!   process's readers of those streams (`wakeups.rs`). If the connection is lost it is
@@ -14,7 +14,7 @@
 //!   woken to catch up from its own cursor: nothing missed, nothing repeated.
 //! - **Proving it.** Right after LISTEN the listener sends itself a probe through the
 //!   pool. Only once the probe comes back does the process count on notifications (and
-//!   the check of waiting readers slows down, `sweep.rs`). Behind a pooler that accepts
+//!   the check of waiting readers slows down, `backend/check.rs`). Behind a pooler that accepts
 //!   LISTEN but never delivers (PgBouncer in transaction mode) the probe does not come
 //!   back within `DEAF_AFTER`: the listener UNLISTENs and closes its connection, readers
 //!   poll (`deaf-polling`), and it tries again after a back-off of `DEAF_RETRY` doubling
@@ -39,7 +39,7 @@ use crate::tail::Source;
 use crate::wakeups;
 
 /// Most streams queued for the next notification. Beyond it a write goes unannounced:
-/// readers in other processes then find it through their shared check (`sweep.rs`).
+/// readers in other processes then find it through their shared check (`backend/check.rs`).
 const MOST_QUEUED: usize = 100_000;
 /// The listener's probe is sent again after this, doubling, until it comes back...
 const PROBE_AGAIN: Duration = Duration::from_millis(500);

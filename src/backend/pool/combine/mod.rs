@@ -3,7 +3,7 @@
 //! A statement that has a combined form (`Statement::combined`: the same work for many
 //! parameter sets, taken as arrays, each result row led by the 1-based position of its
 //! parameter set) runs like any other while fewer than `LANES` of it are in flight. Beyond
-//! that, calls queue here, and whichever call of that statement finishes next takes the
+//! that, calls queue here, and whichever call of that statement is done next takes the
 //! whole queue out as one combined statement: one round trip and one commit for all of
 //! them. So many streams appending at once never wait behind one another for more than
 //! one statement, and under load the database does a fraction of the work per call.

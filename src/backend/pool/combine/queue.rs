@@ -31,7 +31,7 @@ pub(super) struct State {
     pub held_calls: usize,
 }
 
-/// What runs the statements: the pool (`pool.rs`), or a stand-in in the tests.
+/// What runs the statements: the pool (`pool/mod.rs`), or a stand-in in the tests.
 pub trait Runner: Send + Sync + 'static {
     /// Runs one statement by `deadline`.
     fn query(
