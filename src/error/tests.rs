@@ -1,3 +1,4 @@
+use super::crossing::MARK;
 use super::*;
 
 fn crossed(err: Error) -> serde_json::Value {
