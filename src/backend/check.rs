@@ -189,3 +189,80 @@ fn checks(waiters: &Waiters) -> Vec<Check> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::StreamSql;
+
+    fn waiter(table: &str, id: &str, after: i32, poll_ms: u64, listen: bool) -> Waiter {
+        Waiter {
+            statement: StreamSql::new("c", table, false, "o").waiting,
+            status_table: table.into(),
+            id: id.into(),
+            after,
+            poll_interval: Duration::from_millis(poll_ms),
+            listen,
+        }
+    }
+
+    #[test]
+    fn one_statement_per_table_with_each_streams_lowest_cursor() {
+        let checker = Checker::default();
+        let _a = checker.add(waiter("s1", "x", 5, 100, false));
+        let _b = checker.add(waiter("s1", "x", 3, 100, false));
+        let _c = checker.add(waiter("s1", "y", 9, 100, false));
+        let _d = checker.add(waiter("s2", "x", 1, 100, false));
+        let checks = checker.checks();
+        assert_eq!(checks.len(), 2);
+        assert_eq!(checks[0].table, "s1");
+        let Param::Text(json) = &checks[0].params[0] else {
+            panic!("a JSON text parameter");
+        };
+        let mut asked: Vec<(String, i64)> = serde_json::from_str::<Vec<serde_json::Value>>(json)
+            .unwrap()
+            .into_iter()
+            .map(|w| {
+                (
+                    w["id"].as_str().unwrap().into(),
+                    w["after"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        asked.sort();
+        assert_eq!(asked, [("x".into(), 3), ("y".into(), 9)]);
+        let mut ids = checks[0].ids.clone();
+        ids.sort();
+        assert_eq!(ids, ["x", "y"]);
+        assert!(checks[1].statement.text.contains("LEFT JOIN s2 "));
+    }
+
+    #[test]
+    fn the_tick_is_the_shortest_poll_slowed_while_notifications_arrive() {
+        let checker = Checker::default();
+        assert_eq!(checker.tick(false), None, "no reader waits");
+        let a = checker.add(waiter("s", "a", 0, 300, true));
+        let _b = checker.add(waiter("s", "b", 0, 2000, true));
+        assert_eq!(checker.tick(false), Some(Duration::from_millis(300)));
+        assert_eq!(checker.tick(true), Some(WHILE_LISTENING));
+        // A reader that does not listen keeps its own pace.
+        let _c = checker.add(waiter("s", "c", 0, 500, false));
+        assert_eq!(checker.tick(true), Some(Duration::from_millis(500)));
+        drop(a);
+        assert_eq!(checker.len(), 2);
+    }
+
+    #[test]
+    fn the_task_runs_while_readers_wait_and_starts_again_after() {
+        let checker = Checker::default();
+        let waiting = checker.add(waiter("s", "a", 0, 100, false));
+        assert!(checker.start_task());
+        assert!(!checker.start_task(), "it runs already");
+        assert_eq!(checker.next_tick(false), Some(Duration::from_millis(100)));
+        drop(waiting);
+        assert_eq!(checker.len(), 0);
+        assert_eq!(checker.next_tick(false), None, "the task ends");
+        let _again = checker.add(waiter("s", "a", 0, 100, false));
+        assert!(checker.start_task(), "a new one starts");
+    }
+}
