@@ -6,7 +6,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresConversationStore, PostgresStoreError, PostgresStreamStore, type PostgresClient } from "../index.js";
 import { startThrowaway, type Throwaway } from "../scripts/throwaway-postgres.mjs";
-import { DATABASE_URL, adminPool, collect, freshSchema, streamDdl, uid } from "./helpers.js";
+import { DATABASE_URL, adminPool, collect, freshSchema, ddl, uid } from "./helpers.js";
 
 const admin = adminPool();
 const jsPool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
@@ -22,7 +22,7 @@ beforeAll(async () => {
   const c = new pg.Client({ connectionString: passwordServer.url });
   await c.connect();
   await c.query("CREATE ROLE app LOGIN PASSWORD 'right'");
-  await c.query(streamDdl("aibind_stream_chunks", "aibind_stream_status"));
+  await c.query(ddl({}));
   await c.query("GRANT ALL ON aibind_stream_chunks, aibind_stream_status TO app");
   await c.end();
 }, 120_000);

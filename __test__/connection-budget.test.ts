@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresStreamStore } from "../index.js";
 import { startThrowaway, type Throwaway } from "../scripts/throwaway-postgres.mjs";
 import { startWorker } from "./fixtures/workers.js";
-import { eventually, sleep, streamDdl, uid } from "./helpers.js";
+import { ddl, eventually, sleep, uid } from "./helpers.js";
 
 const MAX_CONNECTIONS = 12;
 let server: Throwaway;
@@ -16,7 +16,7 @@ beforeAll(async () => {
   server = await startThrowaway({ settings: { max_connections: String(MAX_CONNECTIONS) } });
   admin = new pg.Client(server.url);
   await admin.connect();
-  await admin.query(streamDdl("aibind_stream_chunks", "aibind_stream_status"));
+  await admin.query(ddl({}));
 }, 60_000);
 
 afterAll(async () => {

@@ -4,7 +4,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresConversationStore, PostgresStoreError, PostgresStreamStore, type PostgresClient } from "../index.js";
 import { FaultProxy } from "./fixtures/fault-proxy.js";
-import { DATABASE_URL, adminPool, collect, eventually, freshSchema, rejection, sleep, uid, urlWithApp } from "./helpers.js";
+import { DATABASE_URL, adminPool, collect, ddl, eventually, freshSchema, rejection, sleep, uid, urlWithApp } from "./helpers.js";
 
 const admin = adminPool();
 let tables: Awaited<ReturnType<typeof freshSchema>>;
@@ -401,8 +401,7 @@ describe("close() and connections", () => {
 describe("wake-ups know a table however it is spelled", () => {
   it("stores that spell one status table differently wake each other's readers", async () => {
     const base = `wk_${uid().slice(2, 10).replace(/-/g, "")}`;
-    await admin.query(`CREATE TABLE public.${base}_chunks (id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (id, seq));
-      CREATE TABLE public.${base}_status (id TEXT PRIMARY KEY, state TEXT NOT NULL DEFAULT 'active', error TEXT, total_chunks INTEGER NOT NULL DEFAULT 0, expires_at BIGINT NOT NULL)`);
+    await admin.query(ddl({ chunksTable: `public.${base}_chunks`, statusTable: `public.${base}_status`, conversationsTable: `public.${base}_convs` }));
     try {
       // The readers never poll within the test: only a wake-up can deliver.
       const slow = { pollIntervalMs: 60_000, listen: false };
@@ -425,7 +424,7 @@ describe("wake-ups know a table however it is spelled", () => {
       expect(Date.now() - started).toBeLessThan(2_000);
       for (const s of [readerStore, upper, qualified]) await s.close();
     } finally {
-      await admin.query(`DROP TABLE public.${base}_chunks, public.${base}_status`);
+      await admin.query(`DROP TABLE public.${base}_chunks, public.${base}_status, public.${base}_convs`);
     }
   });
 });

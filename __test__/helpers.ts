@@ -3,7 +3,7 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import postgres from "postgres";
-import { wrapNeon, wrapPostgresJs, type PostgresClient } from "../index.js";
+import { schemaSql, wrapNeon, wrapPostgresJs, type PostgresClient } from "../index.js";
 
 export const DATABASE_URL = process.env.DATABASE_URL ?? "";
 if (!DATABASE_URL) {
@@ -90,13 +90,18 @@ export function adminPool() {
   return new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
 }
 
-export const streamDdl = (chunks: string, status: string) => `
+/** The original package's tables, exactly as its README has apps create them (no index):
+ *  for tests that check this package works on them. Everything else uses `schemaSql`. */
+export const originalStreamDdl = (chunks: string, status: string) => `
   CREATE TABLE IF NOT EXISTS ${chunks} (id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (id, seq));
   CREATE TABLE IF NOT EXISTS ${status} (id TEXT PRIMARY KEY, state TEXT NOT NULL DEFAULT 'active', error TEXT,
     total_chunks INTEGER NOT NULL DEFAULT 0, expires_at BIGINT NOT NULL);`;
 
-export const conversationDdl = (table: string) => `
+export const originalConversationDdl = (table: string) => `
   CREATE TABLE IF NOT EXISTS ${table} (session_id TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at BIGINT NOT NULL);`;
+
+/** The package's own schema (`schemaSql`, what `migrate()` runs) for these table names. */
+export const ddl = (names: { chunksTable?: string; statusTable?: string; conversationsTable?: string }) => schemaSql(names);
 
 /** A fresh schema holding the documented tables; the option names that point at them. */
 export async function freshSchema(admin: pg.Pool) {
@@ -105,7 +110,7 @@ export async function freshSchema(admin: pg.Pool) {
   const chunksTable = `${schema}.aibind_stream_chunks`;
   const statusTable = `${schema}.aibind_stream_status`;
   const table = `${schema}.aibind_conversations`;
-  await admin.query(streamDdl(chunksTable, statusTable) + conversationDdl(table));
+  await admin.query(ddl({ chunksTable, statusTable, conversationsTable: table }));
   return {
     schema,
     stream: { chunksTable, statusTable },

@@ -3,7 +3,7 @@
 // writes them) are read by the stores, and the default table names work.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresConversationStore, PostgresStreamStore, type PostgresClient } from "../index.js";
-import { adminPool, backends, collect, conversationDdl, freshSchema, streamDdl, uid } from "./helpers.js";
+import { adminPool, backends, collect, freshSchema, originalConversationDdl, originalStreamDdl, uid } from "./helpers.js";
 
 const admin = adminPool();
 let tables: Awaited<ReturnType<typeof freshSchema>>;
@@ -79,7 +79,7 @@ describe("interop", () => {
   });
 
   it("works with the default table names", async () => {
-    await admin.query(streamDdl("aibind_stream_chunks", "aibind_stream_status") + conversationDdl("aibind_conversations"));
+    await admin.query(originalStreamDdl("aibind_stream_chunks", "aibind_stream_status") + originalConversationDdl("aibind_conversations"));
     for (const o of opened) {
       const store = new PostgresStreamStore(o.client);
       const id = uid();

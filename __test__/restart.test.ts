@@ -7,7 +7,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresConversationStore, PostgresStreamStore, type PostgresClient } from "../index.js";
 import { startThrowaway, type Throwaway } from "../scripts/throwaway-postgres.mjs";
-import { eventually, rejection, streamDdl, conversationDdl, uid } from "./helpers.js";
+import { ddl, eventually, rejection, uid } from "./helpers.js";
 
 let server: Throwaway;
 const stream = { chunksTable: "aibind_stream_chunks", statusTable: "aibind_stream_status" };
@@ -24,7 +24,7 @@ async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
 
 beforeAll(async () => {
   server = await startThrowaway();
-  await admin((c) => c.query(streamDdl(stream.chunksTable, stream.statusTable) + conversationDdl("aibind_conversations")));
+  await admin((c) => c.query(ddl({ ...stream, conversationsTable: "aibind_conversations" })));
 }, 120_000);
 
 afterAll(async () => {

@@ -10,7 +10,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startThrowaway } from "../scripts/throwaway-postgres.mjs";
 import { PostgresConversationStore } from "../index.js";
-import { rejection } from "./helpers.js";
+import { ddl, rejection } from "./helpers.js";
 
 interface Issued {
   key: forge.pki.rsa.PrivateKey;
@@ -69,7 +69,7 @@ beforeAll(async () => {
   port = new URL(server.url).port;
   const admin = new pg.Client({ connectionString: server.url, ssl: { rejectUnauthorized: false } });
   await admin.connect();
-  await admin.query("CREATE TABLE aibind_conversations (session_id TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at BIGINT NOT NULL)");
+  await admin.query(ddl({}));
   await admin.end();
 }, 120_000);
 

@@ -1,6 +1,16 @@
 // A second process for the benchmark, with a store of its own in the given mode.
 //   node child.mjs write <mode> <tables JSON> <id> <count>   appends `count` chunks 20 ms
 //     apart (each chunk is the wall-clock time it was sent), then completes the stream
+//   node child.mjs tail <mode> <tables JSON> <id> <count> [readers]   opens `readers`
+//     (default 1) live readers of the stream, prints "ready" once they wait, reads it to
+//     its end and prints {"lags", "delivered", "problems"}: each chunk's lag from the
+//     wall-clock time in its data, and whatever was missing, repeated or out of order
+//     (each reader must see seqs 1..count in order)
+//   node child.mjs produce <mode> <tables JSON> <id> <count> [options JSON]   creates the
+//     stream (the store made with those options), starts one live reader of it here,
+//     appends `count` chunks one after another, each awaited, completes it and prints
+//     {"chunksPerSecond", "delivered", "problems"}; {"unsupported"} if the store refused
+//     the options (INVALID_OPTION)
 //   node child.mjs idle <mode> <tables JSON> <id prefix> <count>   opens a reader on each
 //     of `count` streams, prints "ready" and waits until it is killed
 //   node child.mjs stopper <mode> <tables JSON> - 0    stops each stream whose id comes on
@@ -8,13 +18,54 @@
 //   node child.mjs replay <mode> <tables JSON> <id>           reads the stream through and
 //     prints {"chunks", "rssGrowthMb"}: the peak resident memory it took over the start
 import { makeModes, wallMs } from "./modes.mjs";
+import { exitWithParent } from "./procs.mjs";
 
-const [task, modeKey, tablesJson, id, count] = process.argv.slice(2);
+exitWithParent();
+const [task, modeKey, tablesJson, id, count, extra] = process.argv.slice(2);
 const { modes, end } = makeModes(process.env.DATABASE_URL);
 const mode = modes.find((m) => m.key === modeKey);
 const tables = JSON.parse(tablesJson);
-const store = mode.streams(tables);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let store;
+try {
+  store = mode.streams(tables, task === "produce" && extra ? JSON.parse(extra) : {});
+} catch (err) {
+  if (err.code !== "INVALID_OPTION") throw err;
+  console.log(JSON.stringify({ unsupported: err.message }));
+  await end();
+  process.exit(0);
+}
+
+/** Reads the stream from the start; `onChunk(chunk)` for each. Resolves what went wrong:
+ *  the reader must see seqs 1..expected, each once, in order. */
+async function readAll(id, expected, onChunk) {
+  const problems = [];
+  let next = 1;
+  for await (const chunk of store.readFrom(id, 0)) {
+    onChunk(chunk);
+    if (chunk.seq !== next) problems.push(`got seq ${chunk.seq} where ${next} was due`);
+    next = chunk.seq + 1;
+  }
+  if (next !== expected + 1) problems.push(`ended after seq ${next - 1} of ${expected}`);
+  return problems;
+}
+
+/** Resolves once `n` readers of this store wait for chunks (as its stats tell, with the
+ *  Rust pool; a JS client's or the baseline's readers after a pause, in which they have
+ *  read once), and its listener, if any, is no longer connecting (at most 5 s). */
+async function readersWaiting(n) {
+  const deadline = Date.now() + 5_000;
+  const stats = () => store.stats?.();
+  const rustPool = stats()?.backend === "rust-pool";
+  if (!rustPool) await sleep(500);
+  for (;;) {
+    const s = stats();
+    if (!s || ((!rustPool || s.readersWaiting >= n) && s.listener !== "connecting") || Date.now() > deadline) break;
+    await sleep(10);
+  }
+  await sleep(100);
+}
 
 if (task === "write") {
   for (let i = 0; i < Number(count); i++) {
@@ -22,6 +73,30 @@ if (task === "write") {
     await sleep(20);
   }
   await store.complete(id);
+} else if (task === "tail") {
+  const lags = [];
+  let delivered = 0;
+  const readers = Array.from({ length: Number(extra ?? 1) }, () =>
+    readAll(id, Number(count), (chunk) => {
+      lags.push(Math.round((wallMs() - Number(chunk.data)) * 100) / 100);
+      delivered++;
+    }),
+  );
+  await readersWaiting(readers.length);
+  console.log("ready");
+  const problems = (await Promise.all(readers)).flat();
+  console.log(JSON.stringify({ lags, delivered, problems }));
+} else if (task === "produce") {
+  await store.create(id);
+  let delivered = 0;
+  const reader = readAll(id, Number(count), () => delivered++);
+  await readersWaiting(1);
+  const start = performance.now();
+  for (let i = 0; i < Number(count); i++) await store.append(id, `token ${i} `);
+  const seconds = (performance.now() - start) / 1000;
+  await store.complete(id);
+  const problems = await reader;
+  console.log(JSON.stringify({ chunksPerSecond: Math.round(Number(count) / seconds), delivered, problems }));
 } else if (task === "idle") {
   const readers = Array.from({ length: Number(count) }, (_, i) => store.readFrom(`${id}${i}`, 0)[Symbol.asyncIterator]());
   for (const reader of readers) reader.next();

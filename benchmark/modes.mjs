@@ -14,17 +14,25 @@ export const modeNames = {
 /** The modes over one database; `end()` closes the pg pool they share. */
 export function makeModes(url) {
   let pool;
+  let relaxedPool;
   // An app keeps its store, and with it the Rust pool, for as long as it runs; stores made
   // from one connection string share one pool. This one keeps the pool (and its warm
   // connections) across the benchmark's rounds, as pg.Pool is kept for the other modes.
-  const keeper = new PostgresStreamStore(url);
+  // It is made on the first use of the native mode only: a process that runs another mode
+  // (a child process of the benchmark) then has no Rust pool, no LISTEN connection and no
+  // connection of its own, as an app with only a pg.Pool has none.
+  let keeper;
+  const keep = () => (keeper ??= new PostgresStreamStore(url));
   const jsPool = () => (pool ??= new pg.Pool({ connectionString: url, max: 10 }));
+  // The original has no relaxed durability of its own: given `synchronousCommit: false`,
+  // the baseline gets it the way an app would, for its whole pool (session setting).
+  const relaxedJsPool = () => (relaxedPool ??= new pg.Pool({ connectionString: url, max: 10, options: "-c synchronous_commit=off" }));
   const modes = [
     {
       key: "native",
       stopSignals: true,
-      streams: (t, o = {}) => new PostgresStreamStore(url, { ...t.stream, ...o }),
-      conversations: (t) => new PostgresConversationStore(url, t.conversation),
+      streams: (t, o = {}) => (keep(), new PostgresStreamStore(url, { ...t.stream, ...o })),
+      conversations: (t) => (keep(), new PostgresConversationStore(url, t.conversation)),
     },
     {
       key: "js",
@@ -35,15 +43,17 @@ export function makeModes(url) {
     },
     {
       key: "baseline",
-      streams: (t, o = {}) => new BaselineStreamStore(jsPool(), { ...t.stream, ...o }),
+      streams: (t, { synchronousCommit, ...o } = {}) =>
+        new BaselineStreamStore(synchronousCommit === false ? relaxedJsPool() : jsPool(), { ...t.stream, ...o }),
       conversations: (t) => new BaselineConversationStore(jsPool(), t.conversation),
     },
   ].map((m) => ({ ...m, name: modeNames[m.key] }));
   return {
     modes,
     end: async () => {
-      await keeper.close();
+      await keeper?.close();
       await pool?.end();
+      await relaxedPool?.end();
     },
   };
 }

@@ -4,7 +4,7 @@
 // memory before and after (both after full GCs) and fails if it grew past the bound (a
 // leak of even 200 bytes per append or 2 KB per reader would). Needs --expose-gc.
 import pg from "pg";
-import { PostgresStreamStore } from "../index.js";
+import { PostgresStreamStore, migrate } from "../index.js";
 
 const url = process.env.DATABASE_URL;
 if (!url) throw new Error("DATABASE_URL is not set: run `npm run bench:soak`");
@@ -13,11 +13,9 @@ if (typeof global.gc !== "function") throw new Error("run with node --expose-gc"
 const BOUND_MB = { rss: 20, heap: 8 };
 const admin = new pg.Pool({ connectionString: url, max: 2 });
 const schema = `soak_${process.pid}`;
-await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE; CREATE SCHEMA ${schema};
-  CREATE TABLE ${schema}.aibind_stream_chunks (id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (id, seq));
-  CREATE TABLE ${schema}.aibind_stream_status (id TEXT PRIMARY KEY, state TEXT NOT NULL DEFAULT 'active', error TEXT,
-    total_chunks INTEGER NOT NULL DEFAULT 0, expires_at BIGINT NOT NULL);`);
 const tables = { chunksTable: `${schema}.aibind_stream_chunks`, statusTable: `${schema}.aibind_stream_status` };
+await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+await migrate(url, { ...tables, conversationsTable: `${schema}.aibind_conversations` });
 
 async function settled() {
   for (let i = 0; i < 4; i++) {

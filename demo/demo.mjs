@@ -5,8 +5,7 @@
 // while one reader tails it live and a late reader resumes from the middle (as a browser
 // does after a reload, with Last-Event-ID), 3. saves and reloads a conversation.
 import { ChatHistory } from "@aibind/core";
-import pg from "pg";
-import { PostgresConversationStore, PostgresStreamStore } from "../index.js";
+import { PostgresConversationStore, PostgresStreamStore, migrate } from "../index.js";
 
 const url = process.env.DATABASE_URL;
 if (!url) throw new Error("DATABASE_URL is not set: run `npm run demo`");
@@ -17,14 +16,7 @@ const log = (...args) => console.log(...args);
 
 // 1. Schema (the stores never create tables; apps run this as a migration).
 let t = performance.now();
-const admin = new pg.Client({ connectionString: url });
-await admin.connect();
-await admin.query(`
-  CREATE TABLE IF NOT EXISTS aibind_stream_chunks (id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (id, seq));
-  CREATE TABLE IF NOT EXISTS aibind_stream_status (id TEXT PRIMARY KEY, state TEXT NOT NULL DEFAULT 'active', error TEXT,
-    total_chunks INTEGER NOT NULL DEFAULT 0, expires_at BIGINT NOT NULL);
-  CREATE TABLE IF NOT EXISTS aibind_conversations (session_id TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at BIGINT NOT NULL);`);
-await admin.end();
+await migrate(url);
 log(`schema ready                         ${ms(t)}`);
 
 // 2. A resumable stream, through the Rust pool (the connection string is all it needs).

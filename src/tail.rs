@@ -187,13 +187,29 @@ impl Tail {
     /// What a reader of `source` whose cursor is at `after`, stamped `since`, does next.
     /// `must_look`: it needs the database whatever is here (its first page, more chunks
     /// known to be there, a poll).
-    /// A fetch that found the stream at the reader's cursor raises `since` to when it began.
-    pub fn look(&mut self, source: Source, after: i32, since: &mut u64, must_look: bool) -> Look {
+    /// A fetch that found the stream at the reader's cursor raises `since` to when it began;
+    /// if it began after the reader's stamp, it also stands for the reader's own look at
+    /// the database: `must_look` is cleared. `fresh`: the reader has not read the database
+    /// yet, and its stamp is when it came (a fetch begun at that very version began after
+    /// it); else its stamp is when its own last query began.
+    pub fn look(
+        &mut self,
+        source: Source,
+        after: i32,
+        since: &mut u64,
+        must_look: &mut bool,
+        fresh: bool,
+    ) -> Look {
         let mine = source == self.source;
+        let stamp = *since;
+        let after_stamp = |started: u64| started > stamp || (fresh && started == stamp);
         if mine {
             if let Some((count, started)) = self.checked {
                 if i64::from(after) == count {
-                    *since = (*since).max(started);
+                    *since = stamp.max(started);
+                    if after_stamp(started) {
+                        *must_look = false;
+                    }
                 }
             }
         }
@@ -221,14 +237,15 @@ impl Tail {
         } else {
             self.version > since
         };
-        if !must_look && !news {
+        if !*must_look && !news {
             return Look::Nothing;
         }
-        // A reader that must read the database for itself (its first page, a poll, more
-        // chunks known to be there) does; one that only heard news waits for the fetch
-        // in flight at its cursor.
+        // Readers at one cursor share the fetch in flight there. One that must read the
+        // database for itself (its first page, a poll) shares it only if it began after
+        // the reader's stamp, so that it sees everything the reader's own would.
         if let Some(fetch) = self.fetch {
-            if mine && !must_look && fetch.after <= after && after - fetch.after < TAIL_ROWS {
+            let covers = fetch.after <= after && after - fetch.after < TAIL_ROWS;
+            if mine && covers && (!*must_look || after_stamp(fetch.started)) {
                 return Look::Wait;
             }
         }

@@ -97,9 +97,16 @@ pub struct Subscription {
 
 impl Subscription {
     /// What the reader does next (see `Tail::look`); every change so far counts as seen.
-    pub fn look(&mut self, source: Source, after: i32, since: &mut u64, must_look: bool) -> Look {
+    pub fn look(
+        &mut self,
+        source: Source,
+        after: i32,
+        since: &mut u64,
+        must_look: &mut bool,
+        fresh: bool,
+    ) -> Look {
         let mut tail = self.hub.tail.lock().unwrap_or_else(PoisonError::into_inner);
-        let look = tail.look(source, after, since, must_look);
+        let look = tail.look(source, after, since, must_look, fresh);
         let _ = self.receiver.borrow_and_update();
         drop(tail);
         look

@@ -170,7 +170,7 @@ impl NativeStreamReader {
                 .take();
             return PromiseRaw::resolve(env, None);
         }
-        let (from, until, largest, total, since, must_look) = {
+        let (from, until, largest, total, since, must_look, fresh) = {
             let mut cursor = inner.cursor();
             let (until, largest) = cursor.next_range();
             let must = cursor.must_look || cursor.more_now || cursor.large_next;
@@ -182,6 +182,7 @@ impl NativeStreamReader {
                 cursor.total,
                 cursor.since,
                 must,
+                cursor.fresh,
             )
         };
         let page = |from: i32, until: i32, largest: i64| {
@@ -198,9 +199,20 @@ impl NativeStreamReader {
         let mut fetch = None;
         if let Ok(mut wake) = inner.wake.try_lock() {
             if let Some(subscription) = wake.as_mut() {
-                let mut stamp = since;
-                let look = subscription.look(source, from, &mut stamp, must_look);
-                inner.cursor().since = stamp;
+                let (mut stamp, mut must) = (since, must_look);
+                let look = subscription.look(source, from, &mut stamp, &mut must, fresh);
+                {
+                    let mut cursor = inner.cursor();
+                    cursor.since = stamp;
+                    if must_look && !must {
+                        // Another reader's fetch, begun after this one's stamp, found the
+                        // stream's end at this cursor: as good as its own look.
+                        cursor.must_look = false;
+                        cursor.more_now = false;
+                        cursor.large_next = false;
+                        cursor.fresh = false;
+                    }
+                }
                 match look {
                     Look::Chunks { chunks, end, more } => {
                         return PromiseRaw::resolve(env, Some(inner.take_known(chunks, end, more)));

@@ -78,6 +78,8 @@ pub struct Cursor {
     /// Another reader's fetch covers this cursor: `pause()` waits for it even though
     /// more chunks are there.
     pub waiting: bool,
+    /// The reader has not read the database yet (`Tail::look`).
+    pub fresh: bool,
 }
 
 impl Default for Cursor {
@@ -91,6 +93,7 @@ impl Default for Cursor {
             since: 0,
             must_look: true,
             waiting: false,
+            fresh: true,
         }
     }
 }
@@ -139,6 +142,7 @@ impl Cursor {
         let active = state == "active";
         cursor.total = total;
         cursor.must_look = false;
+        cursor.fresh = false;
         let mut chunks = Vec::with_capacity(rows.len());
         for row in rows {
             let Some(seq) = row.int(0) else { continue };

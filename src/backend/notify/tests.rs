@@ -72,7 +72,7 @@ async fn a_process_passes_over_its_own_notifications() {
 #[tokio::test]
 async fn carried_chunks_reach_the_reader_without_a_query() {
     let mut reader = wakeups::subscribe("t", "carried");
-    let since = match reader.look(7, 0, &mut 0, true) {
+    let since = match reader.look(7, 0, &mut 0, &mut true, true) {
         crate::tail::Look::Query { since } => since,
         other => panic!("{other:?}"),
     };
@@ -93,7 +93,7 @@ async fn carried_chunks_reach_the_reader_without_a_query() {
     tokio::time::timeout(Duration::from_secs(1), reader.written())
         .await
         .expect("woken");
-    match reader.look(7, 0, &mut { since }, false) {
+    match reader.look(7, 0, &mut { since }, &mut false, false) {
         crate::tail::Look::Chunks { chunks, .. } => {
             assert_eq!(chunks, vec![(1, Arc::from("hi"))]);
         }
@@ -104,7 +104,7 @@ async fn carried_chunks_reach_the_reader_without_a_query() {
         7,
     );
     assert_eq!(
-        reader.look(7, 1, &mut { since }, false),
+        reader.look(7, 1, &mut { since }, &mut false, false),
         crate::tail::Look::Finished
     );
 }

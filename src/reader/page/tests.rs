@@ -39,6 +39,7 @@ fn page_of(cursor: &mut Cursor, rows: &[Row]) -> Option<Page> {
 #[test]
 fn a_page_joins_the_texts_and_moves_the_cursor() {
     let mut cursor = at(0);
+    assert!(cursor.fresh && cursor.must_look);
     assert_eq!(cursor.next_range(), (PAGE_ROWS, SMALL_CHUNK_BYTES));
     let rows = [
         status("active", 5),
@@ -53,7 +54,7 @@ fn a_page_joins_the_texts_and_moves_the_cursor() {
     assert_eq!(cursor.after, 3);
     assert_eq!(cursor.total, 5);
     assert!(cursor.more_now, "chunks 4 and 5 are there already");
-    assert!(!cursor.finished && !cursor.must_look);
+    assert!(!cursor.finished && !cursor.must_look && !cursor.fresh);
 }
 
 #[test]
