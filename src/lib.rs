@@ -13,6 +13,7 @@ mod options;
 mod reader;
 mod schema;
 mod sql;
+mod stream_shared;
 mod stream_store;
 mod tail;
 mod wakeups;

@@ -1,5 +1,5 @@
 //! `PostgresStreamStore`'s native half: create, append, status, stop/complete/fail,
-//! cleanup, and the readers of `readFrom` (in `reader.rs`).
+//! cleanup, and the readers of `readFrom` (in `reader/`).
 
 use std::sync::Arc;
 
@@ -7,20 +7,14 @@ use napi::bindgen_prelude::{PromiseRaw, Reference};
 use napi::Env;
 use napi_derive::napi;
 
-use crate::backend::{missing, Db, NativeBackend, Param};
+use crate::backend::{missing, NativeBackend, Param};
 use crate::clock::now_ms;
 use crate::error::Error;
 use crate::options::{after_seq, check_id, check_text, StreamSettings, StreamStoreOptions};
 use crate::reader::NativeStreamReader;
 use crate::sql::StreamSql;
+use crate::stream_shared::StreamShared;
 use crate::wakeups;
-
-/// What a store's readers share with it.
-pub struct StreamShared {
-    pub db: Arc<Db>,
-    pub sql: StreamSql,
-    pub settings: StreamSettings,
-}
 
 #[napi(object)]
 pub struct DurableStreamStatus {
@@ -59,6 +53,7 @@ impl NativeStreamStore {
                     &settings.chunks_table,
                     &settings.status_table,
                     settings.relaxed_appends,
+                    wakeups::origin(),
                 ),
                 settings,
             }),

@@ -19,9 +19,9 @@ use napi::bindgen_prelude::{
 use napi::{sys, Env, ValueType};
 use serde_json::Value;
 
+use super::check::Checker as Sweeper;
 use super::notify::{payloads, Written};
-use super::sweep::Sweeper;
-use super::{Cell, Param, Row};
+use super::rows::{Cell, Param, Row};
 use crate::tail::Source;
 
 /// Most writes queued for `index.cjs` to announce.
@@ -400,7 +400,7 @@ fn split_joined(
             statement.columns[column].name
         )));
     }
-    Ok(super::joined_cells(values.into_iter()))
+    Ok(super::rows::joined_cells(values.into_iter()))
 }
 
 /// The integers the stores read (seqs, chunk counts, row counts) are 0 to 2^31 - 1, as

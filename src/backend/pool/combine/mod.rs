@@ -3,7 +3,7 @@
 //! A statement that has a combined form (`Statement::combined`: the same work for many
 //! parameter sets, taken as arrays, each result row led by the 1-based position of its
 //! parameter set) runs like any other while fewer than `LANES` of it are in flight. Beyond
-//! that, calls queue here, and whichever call of that statement finishes next takes the
+//! that, calls queue here, and whichever call of that statement is done next takes the
 //! whole queue out as one combined statement: one round trip and one commit for all of
 //! them. So many streams appending at once never wait behind one another for more than
 //! one statement, and under load the database does a fraction of the work per call.
@@ -20,19 +20,25 @@
 //! same key (its first parameter: the stream id), then go one by one on a side path (the
 //! waiting form in `Combined::skipping`) by their own deadlines, so the key's calls keep
 //! their order and other keys go on.
+//!
+//! `queue.rs`: the queues and the calls in them; `side.rs`: the side path.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+mod queue;
+mod side;
+
+pub use queue::{Queues, Runner};
+
+use std::sync::Arc;
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::pool::SharedPool;
-use super::{Cell, Param, Row};
+use crate::backend::rows::{Cell, Param, Row};
 use crate::error::{Error, Result};
 use crate::sql::Statement;
+use queue::{key, Combining, Queued};
+use side::hold;
 
-/// Most calls of one statement in flight before calls queue up to be combined. One: the
 /// queue grows while a statement runs and goes out whole next, which adapts the batch to
 /// the load and the round trip (measured here: 1 lane beat 2 and 4 on appends and on
 /// conversation saves and loads).
@@ -42,69 +48,6 @@ const MOST_CALLS: usize = 256;
 const MOST_BYTES: usize = 4 * 1024 * 1024;
 /// Most calls queued for one statement of one store, side paths included.
 pub const MOST_QUEUED: usize = 20_000;
-
-struct Queued {
-    /// Identifies the call, to take it out of the queue when its deadline passes.
-    ticket: u64,
-    params: Vec<Param>,
-    deadline: Instant,
-    done: oneshot::Sender<Result<Vec<Row>>>,
-}
-
-#[derive(Default)]
-struct State {
-    in_flight: usize,
-    next_ticket: u64,
-    queue: VecDeque<Queued>,
-    /// Keys whose calls go on the side path, in call order.
-    held: HashMap<String, VecDeque<Queued>>,
-    /// Calls on side paths.
-    held_calls: usize,
-}
-
-/// The combined form of a statement, and the calls of it waiting to go out.
-pub struct Combined {
-    pub statement: Statement,
-    /// For statements whose lane skips locked rows: the lane's form of a single call, and
-    /// the side path's form, which waits for the lock.
-    pub skipping: Option<(Statement, Statement)>,
-    state: Mutex<State>,
-}
-
-impl std::fmt::Debug for Combined {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = self.state();
-        write!(
-            f,
-            "Combined({} in flight, {} queued, {} held)",
-            state.in_flight,
-            state.queue.len(),
-            state.held_calls
-        )
-    }
-}
-
-impl Combined {
-    pub fn new(statement: Statement, skipping: Option<(Statement, Statement)>) -> Self {
-        Combined {
-            statement,
-            skipping,
-            state: Mutex::default(),
-        }
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// The key a call is held by on the side path: its first parameter.
-fn key(params: &[Param]) -> Option<&str> {
-    match params.first() {
-        Some(Param::Text(key)) => Some(key),
-        _ => None,
-    }
-}
 
 /// How a call takes its place, decided on the calling thread so calls keep their order.
 enum Place {
@@ -117,29 +60,33 @@ enum Place {
 /// Runs `statement` (which has a combined form) through the pool by `deadline`. The call
 /// takes its place (a lane, the queue or its key's side path) here, on the calling
 /// thread, so calls keep their order; the returned future sends it.
-pub fn run(
-    pool: Arc<SharedPool>,
+pub fn run<P: Runner>(
+    pool: Arc<P>,
     statement: &Statement,
     params: Vec<Param>,
     deadline: Instant,
 ) -> impl std::future::Future<Output = Result<Vec<Row>>> + Send + 'static {
-    let combined = statement.combined.clone().expect("a combined form");
+    let sql = statement.combined.clone().expect("a combined form");
+    let combined = Arc::new(Combining {
+        queue: pool.queues().of(&sql),
+        sql,
+    });
     // The lane's form of a single call.
-    let statement = match &combined.skipping {
+    let statement = match &combined.sql.skipping {
         Some((one, _)) => one.clone(),
         None => statement.clone(),
     };
-    let place = place(&pool, &combined, params, deadline);
+    let place = place(&*pool, &combined, params, deadline);
     async move {
         let params = match place {
             Err(err) => return Err(err),
             Ok(Place::Queued(ticket, outcome)) => {
-                return wait(&pool, &combined, ticket, outcome, deadline).await
+                return wait(&*pool, &combined, ticket, outcome, deadline).await
             }
             Ok(Place::Lane(params)) => params,
         };
         let outcome = match pool.query(&statement, &params, deadline).await {
-            Ok(rows) if combined.skipping.is_some() && is_busy(&rows) => {
+            Ok(rows) if combined.sql.skipping.is_some() && is_busy(&rows) => {
                 // Its row is locked elsewhere: it goes to the side path, and the lane on.
                 let (done, outcome) = oneshot::channel();
                 let ticket = {
@@ -155,7 +102,7 @@ pub fn run(
                 };
                 hold(&pool, &combined, vec![call]);
                 serve_queue(&pool, &statement, &combined);
-                return wait(&pool, &combined, ticket, outcome, deadline).await;
+                return wait(&*pool, &combined, ticket, outcome, deadline).await;
             }
             outcome => outcome,
         };
@@ -164,9 +111,9 @@ pub fn run(
     }
 }
 
-fn place(
-    pool: &SharedPool,
-    combined: &Combined,
+fn place<P: Runner>(
+    pool: &P,
+    combined: &Combining,
     params: Vec<Param>,
     deadline: Instant,
 ) -> Result<Place> {
@@ -178,7 +125,7 @@ fn place(
         )));
     }
     let held = key(&params).is_some_and(|k| state.held.contains_key(k));
-    if !held && state.in_flight < LANES.min(pool.conns().size()) {
+    if !held && state.in_flight < LANES.min(pool.size()) {
         state.in_flight += 1;
         return Ok(Place::Lane(params));
     }
@@ -204,9 +151,9 @@ fn place(
 /// Waits for a queued call's outcome. At its deadline a call still queued is taken out
 /// unsent: it timed out and certainly took no effect. One already sent resolves with its
 /// statement, which runs by that same deadline.
-async fn wait(
-    pool: &SharedPool,
-    combined: &Combined,
+async fn wait<P: Runner>(
+    pool: &P,
+    combined: &Combining,
     ticket: u64,
     mut outcome: oneshot::Receiver<Result<Vec<Row>>>,
     deadline: Instant,
@@ -218,20 +165,35 @@ async fn wait(
             let state = &mut *guard;
             if let Some(at) = state.queue.iter().position(|q| q.ticket == ticket) {
                 state.queue.remove(at);
-                return Err(Error::timed_out_unsent(pool.conns().query_timeout_ms()));
+                return Err(Error::timed_out_unsent(pool.query_timeout_ms()));
             }
             for calls in state.held.values_mut() {
                 // The first call of a side path may be running; the others have not gone.
                 if let Some(at) = calls.iter().skip(1).position(|q| q.ticket == ticket) {
                     calls.remove(at + 1);
                     state.held_calls -= 1;
-                    return Err(Error::timed_out_unsent(pool.conns().query_timeout_ms()));
+                    return Err(Error::timed_out_unsent(pool.query_timeout_ms()));
                 }
             }
         }
     }
     // Sent (or the first of its side path): its statement runs by this deadline too.
     outcome.await.unwrap_or(Err(Error::Closed))
+}
+
+/// A combined statement's rows, back to its `calls` calls: each row is led by the
+/// 1-based position of its call, which is taken off. Rows of no call are dropped.
+fn demux(rows: Vec<Row>, calls: usize) -> Vec<Vec<Row>> {
+    let mut each: Vec<Vec<Row>> = (0..calls).map(|_| Vec::new()).collect();
+    for Row(mut cells) in rows {
+        let Cell::Int(n) = cells.remove(0) else {
+            continue;
+        };
+        if let Some(rows) = usize::try_from(n - 1).ok().and_then(|i| each.get_mut(i)) {
+            rows.push(Row(cells));
+        }
+    }
+    each
 }
 
 /// Whether the lane did not store the call (locked elsewhere, or not storable: the side
@@ -242,7 +204,7 @@ fn is_busy(rows: &[Row]) -> bool {
 
 /// The lane is free again: it serves the queue, if anything waits, on a task of its own
 /// (so the call that freed it hears back at once); else it is given back.
-fn serve_queue(pool: &Arc<SharedPool>, statement: &Statement, combined: &Arc<Combined>) {
+fn serve_queue<P: Runner>(pool: &Arc<P>, statement: &Statement, combined: &Arc<Combining>) {
     if let Some(batch) = next_batch(pool, combined) {
         tokio::spawn(drain(
             pool.clone(),
@@ -256,9 +218,9 @@ fn serve_queue(pool: &Arc<SharedPool>, statement: &Statement, combined: &Arc<Com
 /// The queued calls to send next (the lane stays in flight), or `None` (the lane is given
 /// back). Calls whose deadline passed are answered here, unsent; calls of held keys join
 /// their side path.
-fn next_batch(pool: &Arc<SharedPool>, combined: &Arc<Combined>) -> Option<Vec<Queued>> {
+fn next_batch<P: Runner>(pool: &Arc<P>, combined: &Arc<Combining>) -> Option<Vec<Queued>> {
     let now = Instant::now();
-    let timeout_ms = pool.conns().query_timeout_ms();
+    let timeout_ms = pool.query_timeout_ms();
     let mut guard = combined.state();
     let state = &mut *guard;
     let mut batch = Vec::new();
@@ -289,10 +251,10 @@ fn next_batch(pool: &Arc<SharedPool>, combined: &Arc<Combined>) -> Option<Vec<Qu
     Some(batch)
 }
 
-async fn drain(
-    pool: Arc<SharedPool>,
+async fn drain<P: Runner>(
+    pool: Arc<P>,
     statement: Statement,
-    combined: Arc<Combined>,
+    combined: Arc<Combining>,
     mut batch: Vec<Queued>,
 ) {
     loop {
@@ -304,17 +266,17 @@ async fn drain(
     }
 }
 
-async fn send_batch(
-    pool: &Arc<SharedPool>,
+async fn send_batch<P: Runner>(
+    pool: &Arc<P>,
     one: &Statement,
-    combined: &Arc<Combined>,
+    combined: &Arc<Combining>,
     batch: Vec<Queued>,
 ) {
     let deadline = batch.iter().map(|q| q.deadline).min().expect("a call");
     if batch.len() == 1 {
         let q = batch.into_iter().next().expect("one call");
         match pool.query(one, &q.params, deadline).await {
-            Ok(rows) if combined.skipping.is_some() && is_busy(&rows) => {
+            Ok(rows) if combined.sql.skipping.is_some() && is_busy(&rows) => {
                 hold(pool, combined, vec![q])
             }
             outcome => {
@@ -325,22 +287,14 @@ async fn send_batch(
     }
     let params: Vec<Vec<Param>> = batch.iter().map(|q| q.params.clone()).collect();
     match pool
-        .query(&combined.statement, &Param::columns(params), deadline)
+        .query(&combined.sql.statement, &Param::columns(params), deadline)
         .await
     {
         Ok(rows) => {
-            let mut each: Vec<Vec<Row>> = batch.iter().map(|_| Vec::new()).collect();
-            for Row(mut cells) in rows {
-                let Cell::Int(n) = cells.remove(0) else {
-                    continue;
-                };
-                if let Some(rows) = each.get_mut((n - 1) as usize) {
-                    rows.push(Row(cells));
-                }
-            }
+            let each = demux(rows, batch.len());
             let mut busy = Vec::new();
             for (q, rows) in batch.into_iter().zip(each) {
-                if combined.skipping.is_some() && is_busy(&rows) {
+                if combined.sql.skipping.is_some() && is_busy(&rows) {
                     busy.push(q);
                 } else {
                     let _ = q.done.send(Ok(rows));
@@ -356,61 +310,5 @@ async fn send_batch(
     }
 }
 
-/// Puts busy calls (in call order) on their keys' side paths, ahead of the calls of those
-/// keys placed there since (they came later); starts each path that was not running.
-fn hold(pool: &Arc<SharedPool>, combined: &Arc<Combined>, busy: Vec<Queued>) {
-    let mut start = Vec::new();
-    let mut state = combined.state();
-    for call in busy.into_iter().rev() {
-        let Some(k) = key(&call.params).map(str::to_string) else {
-            let _ = call.done.send(Ok(Vec::new()));
-            continue;
-        };
-        if !state.held.contains_key(&k) {
-            start.push(k.clone());
-        }
-        state.held_calls += 1;
-        state.held.entry(k).or_default().push_front(call);
-    }
-    drop(state);
-    for k in start {
-        tokio::spawn(side_path(pool.clone(), combined.clone(), k));
-    }
-}
-
-/// Sends the held calls of one key one by one with the waiting form, each by its own
-/// deadline; ends (and releases the key) once none are left.
-async fn side_path(pool: Arc<SharedPool>, combined: Arc<Combined>, k: String) {
-    let Some((_, side)) = combined.skipping.clone() else {
-        return;
-    };
-    let timeout_ms = pool.conns().query_timeout_ms();
-    loop {
-        let (params, deadline) = {
-            let state = combined.state();
-            match state.held.get(&k).and_then(VecDeque::front) {
-                Some(call) => (call.params.clone(), call.deadline),
-                None => return,
-            }
-        };
-        let outcome = if deadline <= Instant::now() {
-            Err(Error::timed_out_unsent(timeout_ms))
-        } else {
-            pool.query(&side, &params, deadline).await
-        };
-        let mut guard = combined.state();
-        let state = &mut *guard;
-        let Some(calls) = state.held.get_mut(&k) else {
-            return;
-        };
-        if let Some(call) = calls.pop_front() {
-            let _ = call.done.send(outcome);
-        }
-        let empty = calls.is_empty();
-        state.held_calls = state.held_calls.saturating_sub(1);
-        if empty {
-            state.held.remove(&k);
-            return;
-        }
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -14,12 +14,15 @@ use napi::Env;
 use napi_derive::napi;
 use tokio::sync::watch;
 
-use crate::backend::{missing, Param, Row, Started, Waiter};
+mod page;
+
+use crate::backend::{Param, Row, Started, Waiter};
 use crate::error::Result;
 use crate::sql::{Statement, PAGE_ROWS, SMALL_CHUNK_BYTES};
-use crate::stream_store::StreamShared;
-use crate::tail::{Look, LARGEST_KEPT, TAIL_ROWS};
+use crate::stream_shared::StreamShared;
+use crate::tail::Look;
 use crate::wakeups::{self, Fetched, Hub, Subscription};
+use page::{Cursor, Page};
 
 /// One page of chunks, in columns: their seqs, and their texts joined into one string,
 /// chunk `i` ending at UTF-16 offset `ends[i]`. One string and two typed arrays cross into
@@ -32,38 +35,18 @@ pub struct StreamPage {
     pub ends: Uint32Array,
 }
 
-/// Builds a page: the texts joined, where each ends in UTF-16 units.
-#[derive(Default)]
-struct PageText {
-    seqs: Vec<u32>,
-    text: String,
-    ends: Vec<u32>,
-    end: u32,
-}
-
-impl PageText {
-    fn push(&mut self, seq: u32, data: &str) {
-        self.end += if data.is_ascii() {
-            data.len()
-        } else {
-            data.encode_utf16().count()
-        } as u32;
-        self.text.push_str(data);
-        self.seqs.push(seq);
-        self.ends.push(self.end);
-    }
-
-    fn page(self) -> StreamPage {
+impl From<Page> for StreamPage {
+    fn from(page: Page) -> Self {
         StreamPage {
-            seqs: Uint32Array::new(self.seqs),
-            text: self.text,
-            ends: Uint32Array::new(self.ends),
+            seqs: Uint32Array::new(page.seqs),
+            text: page.text,
+            ends: Uint32Array::new(page.ends),
         }
     }
 }
 
 fn empty_page() -> StreamPage {
-    PageText::default().page()
+    Page::default().into()
 }
 
 /// A reader's registered fetch (`Tail::look` gave `Query`): when its page lands, the
@@ -86,61 +69,6 @@ impl Drop for FetchGuard {
     fn drop(&mut self) {
         if !self.done {
             self.hub.fetch_failed(&self.fetch);
-        }
-    }
-}
-
-struct Cursor {
-    /// The last seq handed out (or stepped over).
-    after: i32,
-    /// Nothing more will come.
-    finished: bool,
-    /// More chunks are there already: the next look need not wait.
-    more_now: bool,
-    /// The next chunk is a large one: the next page is that chunk alone.
-    large_next: bool,
-    /// The stream's chunk count, as of the last page.
-    total: i64,
-    /// The version of the stream's hub when this reader's last query began: what the
-    /// tail learned after that is news to it (`tail.rs`).
-    since: u64,
-    /// The next look reads the database whatever the tail says (the first one, or a
-    /// poll came due).
-    must_look: bool,
-    /// Another reader's fetch covers this cursor: `pause()` waits for it even though
-    /// more chunks are there.
-    waiting: bool,
-    /// The reader has not read the database yet (`Tail::look`).
-    fresh: bool,
-}
-
-impl Default for Cursor {
-    fn default() -> Self {
-        Cursor {
-            after: 0,
-            finished: false,
-            more_now: false,
-            large_next: false,
-            total: 0,
-            since: 0,
-            must_look: true,
-            waiting: false,
-            fresh: true,
-        }
-    }
-}
-
-impl Cursor {
-    /// The next page's seq range ends here, and holds the text of chunks up to this size.
-    fn next_range(&self) -> (i32, i64) {
-        if self.large_next {
-            (self.after.saturating_add(1), i64::MAX)
-        } else if !self.must_look && i64::from(self.after) >= self.total {
-            // At the end as last seen: what came since, texts and all (a fetch readers at
-            // this cursor share, and whose chunks they then take from the tail).
-            (self.after.saturating_add(TAIL_ROWS), LARGEST_KEPT as i64)
-        } else {
-            (self.after.saturating_add(PAGE_ROWS), SMALL_CHUNK_BYTES)
         }
     }
 }
@@ -201,8 +129,8 @@ impl ReaderInner {
         *self.released.borrow() || self.shared.db.is_closed() || self.cursor().finished
     }
 
-    /// Moves the cursor past one page's rows and returns the chunks; a page at the end
-    /// of the stream also goes to the tail, for the readers waiting on this fetch.
+    /// Moves the cursor past one page's rows (`Cursor::take_page`); a page at the end of
+    /// the stream also goes to the tail, for the readers waiting on this fetch.
     fn take_page(
         &self,
         sql: &Statement,
@@ -210,99 +138,16 @@ impl ReaderInner {
         mut fetch: Option<FetchGuard>,
     ) -> Result<Option<StreamPage>> {
         let mut cursor = self.cursor();
-        // The range this page was asked for (before the page changes the cursor).
-        let (until, _) = cursor.next_range();
-        // The status row is the one without a seq, its data "<state> <total_chunks>"; none:
-        // the stream does not exist (or was cleaned up).
-        let Some(status) = rows.iter().find(|row| row.int(0).is_none()) else {
-            cursor.finished = true;
-            return Ok(None);
-        };
-        let (state, total) = status
-            .text(1)
-            .and_then(|s| s.split_once(' '))
-            .and_then(|(state, total)| Some((state, total.parse::<i64>().ok()?)))
-            .ok_or_else(|| missing(sql, 1))?;
-        let active = state == "active";
-        cursor.total = total;
-        cursor.must_look = false;
-        cursor.fresh = false;
-        let mut chunks = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let Some(seq) = row.int(0) else { continue };
-            chunks.push((seq as u32, row.text(1)));
+        let taken = cursor.take_page(sql, &rows, fetch.is_some())?;
+        if let (Some(fetch), Some((texts, total, active))) = (fetch.as_mut(), &taken.landed) {
+            fetch.landed(texts, *total, *active);
         }
-        if !chunks.is_sorted_by_key(|(seq, _)| *seq) {
-            chunks.sort_unstable_by_key(|(seq, _)| *seq);
-        }
-        let large_page = cursor.large_next;
-        cursor.large_next = false;
-        let mut page = PageText {
-            text: String::with_capacity(chunks.iter().flat_map(|(_, d)| d.map(str::len)).sum()),
-            seqs: Vec::with_capacity(chunks.len()),
-            ends: Vec::with_capacity(chunks.len()),
-            end: 0,
-        };
-        let mut texts = Vec::with_capacity(if fetch.is_some() { chunks.len() } else { 0 });
-        for (seq, data) in chunks {
-            let Some(data) = data else {
-                // A large chunk, sent without its text: the page ends before it.
-                if large_page {
-                    return Err(missing(sql, 1));
-                }
-                cursor.large_next = true;
-                break;
-            };
-            page.push(seq, data);
-            if fetch.is_some() {
-                texts.push((seq, data));
-            }
-        }
-        let from = cursor.after;
-        cursor.after = match page.seqs.last() {
-            Some(&last) => last as i32,
-            None if cursor.large_next => cursor.after,
-            // Nothing in the range although the stream has chunks past it: a gap (rows
-            // deleted by hand); step over it.
-            None if total > i64::from(cursor.after) => until.min(total as i32),
-            None => cursor.after,
-        };
-        if let Some(fetch) = fetch.as_mut() {
-            if cursor.after == from + texts.len() as i32 {
-                fetch.landed(&texts, total, active);
-            }
-        }
-        // State and count come from the same snapshot as the chunks, and appends only
-        // succeed while the stream is active: a finished stream read up to its count has
-        // nothing more to give.
-        let read_all = i64::from(cursor.after) >= total;
-        cursor.more_now = !read_all;
-        if !active && read_all {
-            cursor.finished = true;
-            if page.seqs.is_empty() {
-                return Ok(None);
-            }
-        }
-        Ok(Some(page.page()))
+        Ok(taken.page.map(StreamPage::from))
     }
 
     /// A page from the tail: the chunks right after the cursor, no query.
     fn take_known(&self, chunks: Vec<(u32, Arc<str>)>, end: bool, more: bool) -> StreamPage {
-        let mut cursor = self.cursor();
-        let mut page = PageText::default();
-        for (seq, data) in &chunks {
-            page.push(*seq, data);
-        }
-        if let Some(&last) = page.seqs.last() {
-            cursor.after = last as i32;
-            cursor.total = cursor.total.max(i64::from(last));
-        }
-        cursor.large_next = false;
-        cursor.more_now = more;
-        if end {
-            cursor.finished = true;
-        }
-        page.page()
+        self.cursor().take_known(&chunks, end, more).into()
     }
 }
 

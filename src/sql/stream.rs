@@ -1,13 +1,9 @@
-//! All SQL text of the package, and the checking of table names that goes into it.
-//!
-//! Table names are pasted into the statements unquoted, exactly as the original package
-//! does (so `My_Table` still folds to `my_table`), which is safe only because every name
-//! is checked here first: a plain or schema-qualified identifier, nothing else.
+//! The statements of `PostgresStreamStore`: create, append (its waiting, lane and
+//! combined forms), status, lookup, finish (stop / complete / fail), read a page,
+//! cleanup, and the shared check of waiting readers.
 
-use std::sync::Arc;
-
-use crate::backend::combine::Combined;
-use crate::error::{Error, Result};
+use super::statement::{Column, Kind, Statement};
+use super::tables::wake_key;
 
 /// How many chunks one page of `readFrom` holds at the most.
 pub const PAGE_ROWS: i32 = 2000;
@@ -20,120 +16,6 @@ pub const SMALL_CHUNK_BYTES: i64 = 2048;
 /// with the chunks written (`c`) and the streams finished (`e`) when they fit (see
 /// `backend/notify.rs`).
 pub const NOTIFY_CHANNEL: &str = "aibind_stream_writes";
-
-/// The kind of value a result column holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Int,
-    Text,
-}
-
-#[derive(Debug)]
-pub struct Column {
-    pub name: &'static str,
-    pub kind: Kind,
-}
-
-/// One SQL statement and the columns its rows carry, in order. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Statement {
-    pub text: Arc<str>,
-    pub columns: &'static [Column],
-    /// A text column whose values come as one string for all rows (the chunks of a
-    /// page): one allocation and one conversion instead of one per row.
-    pub joined: Option<usize>,
-    /// The same work for many calls at once, which the Rust pool may send instead when it
-    /// is busy (`backend/combine.rs`): each parameter as an array, each row led by the
-    /// 1-based position of its call.
-    pub combined: Option<Arc<Combined>>,
-}
-
-impl Statement {
-    fn new(text: String, columns: &'static [Column]) -> Self {
-        Statement {
-            text: text.into(),
-            columns,
-            joined: None,
-            combined: None,
-        }
-    }
-
-    /// A statement that returns no rows the caller reads (DDL).
-    pub fn plain(text: String) -> Self {
-        Statement::new(text, &[])
-    }
-
-    fn combined(mut self, text: String, columns: &'static [Column]) -> Self {
-        self.combined = Some(Arc::new(Combined::new(Statement::new(text, columns), None)));
-        self
-    }
-
-    /// A combined form whose statements skip rows locked elsewhere (a call they do not
-    /// store gets no row), and the form that waits for the lock, which such calls take
-    /// instead (see `backend/combine.rs`).
-    ///
-    /// `one` is the lane's form of a single call; this statement itself (which waits) is
-    /// the side path's.
-    fn combined_skipping_locked(
-        mut self,
-        one: String,
-        many: String,
-        columns: &'static [Column],
-    ) -> Self {
-        let side = Statement::new(self.text.to_string(), self.columns);
-        let one = Statement::new(one, self.columns);
-        self.combined = Some(Arc::new(Combined::new(
-            Statement::new(many, columns),
-            Some((one, side)),
-        )));
-        self
-    }
-
-    fn joined(mut self, column: usize) -> Self {
-        self.joined = Some(column);
-        self
-    }
-}
-
-/// The name wake-ups know a status table by: the one table however it is spelled.
-/// Unquoted names fold to lower case, and an unqualified one is in the default schema
-/// (`public`, with PostgreSQL's default search_path).
-pub fn wake_key(table: &str) -> String {
-    let table = table.to_ascii_lowercase();
-    if table.contains('.') {
-        table
-    } else {
-        format!("public.{table}")
-    }
-}
-
-/// The key of a stream's finishes alone (stop, complete, fail), under which stop signals
-/// wait: they are not woken by appends.
-pub fn finish_key(wake_key: &str) -> String {
-    format!("{wake_key}#finished")
-}
-
-/// Checks a table-name option: `name` or `schema.name`, each part a plain SQL identifier
-/// (a letter or `_`, then letters, digits, `_` or `$`, at most 63 bytes).
-pub fn table_name(option: &str, value: &str) -> Result<String> {
-    let parts: Vec<&str> = value.split('.').collect();
-    let ok = parts.len() <= 2
-        && parts.iter().all(|p| {
-            let mut chars = p.chars();
-            matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
-                && p.len() <= 63
-        });
-    if ok {
-        Ok(value.to_string())
-    } else {
-        Err(Error::InvalidOption(format!(
-            "option \"{option}\" must be a table name like my_table or my_schema.my_table \
-             (letters, digits and _, starting with a letter or _), got {value:?}"
-        )))
-    }
-}
-
 /// The statements of `PostgresStreamStore`, for its two tables.
 #[derive(Debug)]
 pub struct StreamSql {
@@ -190,21 +72,20 @@ struct Tail {
 
 impl Tail {
     /// Durable: the statement returns the seq; the pool announces the chunk afterwards, in
-    /// a transaction of its own (`backend/notify.rs`), so that concurrent writers never
+    /// a transaction of its own (`backend/pool/notifier.rs`), so that concurrent writers never
     /// queue on the NOTIFY lock through each other's WAL flush. Relaxed: the commit does
     /// not wait for the flush, so the lock is held for no time that matters, and the
     /// statement notifies itself: one transaction a chunk, and other processes hear of it
     /// at the commit. Its payload is `backend/notify.rs`'s format (the chunk carried, or
     /// named when its JSON is too large); `notified` is NULL when even the name would not
     /// fit (an id of control characters), and then the pool announces it.
-    fn new(key: &str, relaxed: bool) -> Self {
+    fn new(key: &str, relaxed: bool, origin: &str) -> Self {
         if !relaxed {
             return Tail {
                 relaxed: "",
                 returning: "SELECT seq, NULL::int AS notified FROM ins".into(),
             };
         }
-        let origin = crate::wakeups::origin();
         let stream = format!("json_build_array(json_build_array('{key}', $1::text))");
         Tail {
             relaxed: RELAXED,
@@ -227,10 +108,11 @@ impl Tail {
 const RELAXED: &str = ", (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed";
 
 impl StreamSql {
-    /// `relaxed`: appends commit without waiting for the WAL flush (`RELAXED`).
-    pub fn new(chunks: &str, status: &str, relaxed: bool) -> Self {
+    /// `relaxed`: appends commit without waiting for the WAL flush (`RELAXED`), and
+    /// notify themselves as `origin` (this process, `wakeups::origin`).
+    pub fn new(chunks: &str, status: &str, relaxed: bool, origin: &str) -> Self {
         let key = wake_key(status);
-        let tail = Tail::new(&key, relaxed);
+        let tail = Tail::new(&key, relaxed, origin);
         let relaxed = tail.relaxed;
         StreamSql {
             // Atomic: of two concurrent creates of one id, exactly one inserts. Chunks an
@@ -382,201 +264,5 @@ impl StreamSql {
                 &[Column { name: "removed", kind: Kind::Int }],
             ),
         }
-    }
-}
-
-/// The tables both stores need, as the original's README has them, and the indexes on
-/// `expires_at` that keep `cleanup` from reading whole tables once they are large. Each
-/// statement is idempotent (`IF NOT EXISTS`), so running them again, or on tables made
-/// by hand from the original's README, changes nothing but adds what is missing.
-pub fn schema(chunks: &str, status: &str, conversations: &str) -> Vec<String> {
-    // An index lives in its table's schema; its name is the table's, cut to fit 63 bytes.
-    let index = |table: &str| {
-        let bare = table.rsplit('.').next().unwrap_or(table);
-        format!("{}_expires_at_idx", &bare[..bare.len().min(47)])
-    };
-    // The schemas of schema-qualified names, each once, first.
-    let mut schemas: Vec<&str> = [chunks, status, conversations]
-        .iter()
-        .filter_map(|table| table.split_once('.').map(|(schema, _)| schema))
-        .collect();
-    schemas.dedup();
-    let mut statements: Vec<String> = schemas
-        .iter()
-        .map(|schema| format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-        .collect();
-    statements.extend([
-        format!(
-            "CREATE TABLE IF NOT EXISTS {chunks} (\n  id TEXT NOT NULL,\n  seq INTEGER NOT NULL,\n  \
-             data TEXT NOT NULL,\n  PRIMARY KEY (id, seq)\n)"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {status} (\n  id TEXT PRIMARY KEY,\n  \
-             state TEXT NOT NULL DEFAULT 'active',\n  error TEXT,\n  \
-             total_chunks INTEGER NOT NULL DEFAULT 0,\n  expires_at BIGINT NOT NULL\n)"
-        ),
-        format!("CREATE INDEX IF NOT EXISTS {} ON {status} (expires_at)", index(status)),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {conversations} (\n  session_id TEXT PRIMARY KEY,\n  \
-             data TEXT NOT NULL,\n  expires_at BIGINT NOT NULL\n)"
-        ),
-        format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {conversations} (expires_at)",
-            index(conversations)
-        ),
-    ]);
-    statements
-}
-
-/// The statements of `PostgresConversationStore`, for its table.
-#[derive(Debug)]
-pub struct ConversationSql {
-    pub load: Statement,
-    pub save: Statement,
-    pub delete: Statement,
-    pub cleanup: Statement,
-}
-
-impl ConversationSql {
-    pub fn new(table: &str) -> Self {
-        ConversationSql {
-            load: Statement::new(
-                format!(
-                    "SELECT data FROM {table} WHERE session_id = $1::text AND expires_at > $2::bigint"
-                ),
-                &[Column { name: "data", kind: Kind::Text }],
-            )
-            .combined(
-                format!(
-                    "SELECT i.ord::int AS ord, t.data FROM unnest($1::text[], $2::bigint[]) \
-                     WITH ORDINALITY AS i(session_id, now, ord) JOIN {table} t \
-                     ON t.session_id = i.session_id AND t.expires_at > i.now"
-                ),
-                &[
-                    Column { name: "ord", kind: Kind::Int },
-                    Column { name: "data", kind: Kind::Text },
-                ],
-            ),
-            save: Statement::new(
-                format!(
-                    "INSERT INTO {table} (session_id, data, expires_at) \
-                     VALUES ($1::text, $2::text, $3::bigint) ON CONFLICT (session_id) \
-                     DO UPDATE SET data = EXCLUDED.data, expires_at = EXCLUDED.expires_at"
-                ),
-                &[],
-            )
-            // Many saves in one statement (one commit): the last save of a session in call
-            // order wins, as it would one after another; rows go in session order, so two
-            // of these can never deadlock.
-            .combined(
-                format!(
-                    "INSERT INTO {table} (session_id, data, expires_at) \
-                     SELECT DISTINCT ON (session_id) session_id, data, expires \
-                     FROM unnest($1::text[], $2::text[], $3::bigint[]) \
-                     WITH ORDINALITY AS i(session_id, data, expires, ord) \
-                     ORDER BY session_id, ord DESC \
-                     ON CONFLICT (session_id) \
-                     DO UPDATE SET data = EXCLUDED.data, expires_at = EXCLUDED.expires_at"
-                ),
-                &[],
-            ),
-            delete: Statement::new(
-                format!("DELETE FROM {table} WHERE session_id = $1::text"),
-                &[],
-            ),
-            cleanup: Statement::new(
-                format!(
-                    "WITH gone AS (DELETE FROM {table} WHERE expires_at < $1::bigint RETURNING 1) \
-                     SELECT count(*)::int AS removed FROM gone"
-                ),
-                &[Column { name: "removed", kind: Kind::Int }],
-            ),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accepts_plain_and_schema_qualified_names() {
-        for ok in [
-            "aibind_stream_chunks",
-            "_t",
-            "app.chunks",
-            "S1.t$2",
-            "Mixed_Case",
-        ] {
-            assert_eq!(table_name("table", ok).unwrap(), ok);
-        }
-    }
-
-    #[test]
-    fn refuses_anything_else() {
-        let long = "a".repeat(64);
-        for bad in [
-            "",
-            "1abc",
-            "a.b.c",
-            "a.",
-            ".a",
-            "t; DROP TABLE x",
-            "t--",
-            "\"quoted\"",
-            "sp ace",
-            "tä",
-            long.as_str(),
-        ] {
-            let err = table_name("chunksTable", bad).unwrap_err();
-            assert_eq!(err.code(), "INVALID_OPTION", "{bad:?}");
-            assert!(err.to_string().contains("chunksTable"));
-        }
-    }
-
-    #[test]
-    fn schema_is_idempotent_and_names_indexes_in_the_tables_schema() {
-        let ddl = schema("app.chunks", "app.status", "convs");
-        assert_eq!(ddl.len(), 6);
-        assert_eq!(ddl[0], "CREATE SCHEMA IF NOT EXISTS app");
-        assert!(ddl.iter().all(|s| s.contains("IF NOT EXISTS")));
-        assert!(
-            ddl[3].starts_with("CREATE INDEX IF NOT EXISTS status_expires_at_idx ON app.status")
-        );
-        assert_eq!(schema("c", "s", "v").len(), 5);
-        let long = "t".repeat(63);
-        assert_eq!(schema("c", "s", "v").len(), 5);
-        assert!(schema("c", &long, "v")[2].contains(&format!("{}_expires_at_idx ", "t".repeat(47))));
-    }
-
-    #[test]
-    fn statements_use_the_given_tables() {
-        let s = StreamSql::new("c.chunks", "c.status", false);
-        assert!(s.append.text.contains("UPDATE c.status"));
-        assert!(!s.append.text.contains("synchronous_commit"));
-        assert!(s.append.text.contains("INSERT INTO c.chunks"));
-        assert!(!s.create.text.contains("aibind_"));
-        // Relaxed: every form of the append, and nothing else, commits without the flush.
-        let relaxed = StreamSql::new("c.chunks", "c.status", true);
-        let combined = relaxed.append.combined.as_ref().expect("a combined form");
-        for text in [&relaxed.append.text, &relaxed.append_alone.text]
-            .into_iter()
-            .chain([&combined.statement.text])
-            .chain(
-                combined
-                    .skipping
-                    .iter()
-                    .flat_map(|(one, side)| [&one.text, &side.text]),
-            )
-        {
-            assert!(
-                text.contains("set_config('synchronous_commit', 'off', true)"),
-                "{text}"
-            );
-        }
-        assert!(!relaxed.finish.text.contains("synchronous_commit"));
-        assert!(!relaxed.create.text.contains("synchronous_commit"));
-        let c = ConversationSql::new("convs");
-        assert!(c.save.text.contains("INSERT INTO convs"));
     }
 }

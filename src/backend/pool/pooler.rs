@@ -28,7 +28,7 @@ use tokio_postgres::tls::{ChannelBinding, TlsConnect, TlsStream};
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::Param;
+use crate::backend::rows::Param;
 use crate::error::{Error, Result};
 
 /// The `pooler` option.

@@ -1,26 +1,25 @@
-//! The shared check of waiting readers, for stores built from a connection string.
+//! The shared check of waiting readers (`Checker`), for both backends.
 //!
 //! A reader with nothing left to read registers here while it waits. One task per pool
-//! asks the database, in one statement per status table, which of the waited-on streams
+//! (`pool/mod.rs`; for JS clients `lib/client-hub.cjs` through `checkWaiting`) asks the
+//! database, in one statement per status table, which of the waited-on streams
 //! have chunks past the readers' cursors or have finished, and wakes those readers
 //! (`wakeups.rs`); they then fetch their own pages. So 50 idle readers cost one statement
 //! a tick, not 50.
 //!
 //! The tick is the readers' `pollIntervalMs` while this process cannot hear other
 //! processes' writes. Once the pool's LISTEN connection has proved that it receives
-//! notifications (`notify.rs`), writes through stores of this package arrive as
+//! notifications (`pool/notifier.rs`), writes through stores of this package arrive as
 //! notifications and the check only catches writers that do not notify (the original
 //! package, or JS-client stores in other processes): then it runs once a second at most.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::json;
 
-use super::pool::Conns;
-use super::{Param, Row};
+use super::rows::{Param, Row};
 use crate::error::Result;
 use crate::sql::Statement;
 use crate::wakeups;
@@ -49,8 +48,10 @@ struct Waiters {
     running: bool,
 }
 
-#[derive(Default)]
-pub struct Sweeper {
+/// The readers waiting on one pool or JS client, checked together. Cheap to clone (the
+/// pool's check task holds a clone).
+#[derive(Default, Clone)]
+pub struct Checker {
     waiters: Arc<Mutex<Waiters>>,
 }
 
@@ -70,46 +71,39 @@ impl Drop for Waiting {
     }
 }
 
-impl Sweeper {
+impl Checker {
     /// Readers waiting now.
     pub fn len(&self) -> usize {
         lock(&self.waiters).all.len()
     }
 
-    /// Adds a waiting reader; starts the check task unless it runs. Call from the tokio
-    /// runtime.
-    pub fn add(&self, conns: &Conns, listening: Arc<AtomicBool>, waiter: Waiter) -> Waiting {
+    /// Adds a waiting reader.
+    pub fn add(&self, waiter: Waiter) -> Waiting {
         let mut waiters = lock(&self.waiters);
         waiters.next += 1;
         let key = waiters.next;
         waiters.all.insert(key, waiter);
-        if !waiters.running {
-            waiters.running = true;
-            tokio::spawn(check_while_waited(
-                self.waiters.clone(),
-                conns.clone(),
-                listening,
-            ));
-        }
         Waiting {
             waiters: self.waiters.clone(),
             key,
         }
     }
-}
 
-impl Sweeper {
-    /// Adds a waiting reader, for a backend that runs the check itself
-    /// (`NativeBackend::checkWaiting`, for JS clients).
-    pub fn add_unchecked(&self, waiter: Waiter) -> Waiting {
+    /// Whether the caller is to start the check task (`pool/mod.rs`): true unless it
+    /// runs; it runs until `next_tick` finds no reader waiting.
+    pub fn start_task(&self) -> bool {
+        !std::mem::replace(&mut lock(&self.waiters).running, true)
+    }
+
+    /// For the check task: how long until the next check, or `None` (and the task ends)
+    /// when no reader waits.
+    pub fn next_tick(&self, heard: bool) -> Option<Duration> {
         let mut waiters = lock(&self.waiters);
-        waiters.next += 1;
-        let key = waiters.next;
-        waiters.all.insert(key, waiter);
-        Waiting {
-            waiters: self.waiters.clone(),
-            key,
+        let tick = tick(&waiters, heard);
+        if tick.is_none() {
+            waiters.running = false;
         }
+        tick
     }
 
     /// How long until the next check: `None` while no reader waits.
@@ -196,30 +190,79 @@ fn checks(waiters: &Waiters) -> Vec<Check> {
         .collect()
 }
 
-/// The check loop: ends when no reader waits.
-async fn check_while_waited(
-    waiters: Arc<Mutex<Waiters>>,
-    conns: Conns,
-    listening: Arc<AtomicBool>,
-) {
-    loop {
-        let tick = {
-            let mut w = lock(&waiters);
-            let tick = tick(&w, listening.load(Ordering::Acquire));
-            if tick.is_none() {
-                w.running = false;
-            }
-            tick
-        };
-        let Some(tick) = tick else { return };
-        tokio::time::sleep(tick).await;
-        let checks = checks(&lock(&waiters));
-        for check in checks {
-            // Within `queryTimeoutMs`, like every statement.
-            let rows = conns
-                .query(&check.statement, &check.params, conns.deadline())
-                .await;
-            check.wake(rows);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::StreamSql;
+
+    fn waiter(table: &str, id: &str, after: i32, poll_ms: u64, listen: bool) -> Waiter {
+        Waiter {
+            statement: StreamSql::new("c", table, false, "o").waiting,
+            status_table: table.into(),
+            id: id.into(),
+            after,
+            poll_interval: Duration::from_millis(poll_ms),
+            listen,
         }
+    }
+
+    #[test]
+    fn one_statement_per_table_with_each_streams_lowest_cursor() {
+        let checker = Checker::default();
+        let _a = checker.add(waiter("s1", "x", 5, 100, false));
+        let _b = checker.add(waiter("s1", "x", 3, 100, false));
+        let _c = checker.add(waiter("s1", "y", 9, 100, false));
+        let _d = checker.add(waiter("s2", "x", 1, 100, false));
+        let checks = checker.checks();
+        assert_eq!(checks.len(), 2);
+        assert_eq!(checks[0].table, "s1");
+        let Param::Text(json) = &checks[0].params[0] else {
+            panic!("a JSON text parameter");
+        };
+        let mut asked: Vec<(String, i64)> = serde_json::from_str::<Vec<serde_json::Value>>(json)
+            .unwrap()
+            .into_iter()
+            .map(|w| {
+                (
+                    w["id"].as_str().unwrap().into(),
+                    w["after"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        asked.sort();
+        assert_eq!(asked, [("x".into(), 3), ("y".into(), 9)]);
+        let mut ids = checks[0].ids.clone();
+        ids.sort();
+        assert_eq!(ids, ["x", "y"]);
+        assert!(checks[1].statement.text.contains("LEFT JOIN s2 "));
+    }
+
+    #[test]
+    fn the_tick_is_the_shortest_poll_slowed_while_notifications_arrive() {
+        let checker = Checker::default();
+        assert_eq!(checker.tick(false), None, "no reader waits");
+        let a = checker.add(waiter("s", "a", 0, 300, true));
+        let _b = checker.add(waiter("s", "b", 0, 2000, true));
+        assert_eq!(checker.tick(false), Some(Duration::from_millis(300)));
+        assert_eq!(checker.tick(true), Some(WHILE_LISTENING));
+        // A reader that does not listen keeps its own pace.
+        let _c = checker.add(waiter("s", "c", 0, 500, false));
+        assert_eq!(checker.tick(true), Some(Duration::from_millis(500)));
+        drop(a);
+        assert_eq!(checker.len(), 2);
+    }
+
+    #[test]
+    fn the_task_runs_while_readers_wait_and_starts_again_after() {
+        let checker = Checker::default();
+        let waiting = checker.add(waiter("s", "a", 0, 100, false));
+        assert!(checker.start_task());
+        assert!(!checker.start_task(), "it runs already");
+        assert_eq!(checker.next_tick(false), Some(Duration::from_millis(100)));
+        drop(waiting);
+        assert_eq!(checker.len(), 0);
+        assert_eq!(checker.next_tick(false), None, "the task ends");
+        let _again = checker.add(waiter("s", "a", 0, 100, false));
+        assert!(checker.start_task(), "a new one starts");
     }
 }

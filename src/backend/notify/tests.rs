@@ -1,0 +1,123 @@
+use std::time::Duration;
+
+use super::*;
+
+fn chunk(table: &str, id: &str, seq: u32, data: &str) -> Written {
+    Written::chunk(table, id, seq, data.into())
+}
+
+#[test]
+fn payloads_stay_under_the_limit_and_carry_every_chunk_in_order() {
+    let written: Vec<_> = (0..500)
+        .map(|i| {
+            chunk(
+                "app.status",
+                &format!("stream-{}", i % 7),
+                i,
+                &format!("token {i} "),
+            )
+        })
+        .collect();
+    let payloads = payloads(written);
+    assert!(payloads.len() > 1);
+    let mut carried = Vec::new();
+    for payload in &payloads {
+        assert!(payload.len() <= MAX_PAYLOAD, "{}", payload.len());
+        let decoded = serde_json::from_str::<Payload>(payload).unwrap();
+        assert!(decoded.x.is_empty());
+        for (_, id, seq, data) in decoded.c {
+            assert!(decoded.s.contains(&("app.status".into(), id.clone())));
+            assert_eq!(data, format!("token {seq} "));
+            carried.push(seq);
+        }
+    }
+    assert_eq!(carried, (0..500).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_large_chunk_is_named_not_carried() {
+    let big = "x".repeat(CARRY_AT_MOST);
+    let payload = payloads([chunk("t", "a", 1, "small"), chunk("t", "a", 2, &big)]).remove(0);
+    let decoded = serde_json::from_str::<Payload>(&payload).unwrap();
+    assert_eq!(decoded.c.len(), 1);
+    assert_eq!(decoded.x, vec![("t".to_string(), "a".to_string())]);
+    let huge = "y".repeat(100_000);
+    for payload in payloads([chunk("t", "b", 1, &huge)]) {
+        assert!(payload.len() <= MAX_PAYLOAD);
+    }
+}
+
+#[test]
+fn ids_and_texts_with_any_characters_survive_the_trip() {
+    let odd = "line\nbreak \"quoted\" ✓ ,[] \u{1F600}";
+    let payload = payloads([chunk("t", odd, 3, odd)]).remove(0);
+    let decoded = serde_json::from_str::<Payload>(&payload).unwrap();
+    assert_eq!(decoded.c, vec![("t".into(), odd.into(), 3, odd.into())]);
+    assert_eq!(decoded.o, wakeups::origin());
+}
+
+#[tokio::test]
+async fn a_process_passes_over_its_own_notifications() {
+    let mut reader = wakeups::subscribe("t", "echo");
+    reader.mark_seen();
+    deliver(&payloads([chunk("t", "echo", 1, "a")]).remove(0), 1);
+    let woken = tokio::time::timeout(Duration::from_millis(50), reader.written()).await;
+    assert!(woken.is_err(), "its own write had reached it already");
+    deliver(r#"{"o":"another process","s":[["t","echo"]]}"#, 1);
+    tokio::time::timeout(Duration::from_secs(1), reader.written())
+        .await
+        .expect("another process's write wakes it");
+}
+
+#[tokio::test]
+async fn carried_chunks_reach_the_reader_without_a_query() {
+    let mut reader = wakeups::subscribe("t", "carried");
+    let since = match reader.look(7, 0, &mut 0, &mut true, true) {
+        crate::tail::Look::Query { since } => since,
+        other => panic!("{other:?}"),
+    };
+    reader.hub().fetched(
+        &wakeups::Fetched {
+            source: 7,
+            after: 0,
+            since,
+        },
+        &[],
+        0,
+        true,
+    );
+    deliver(
+        r#"{"o":"another process","s":[["t","carried"]],"c":[["t","carried",1,"hi"]]}"#,
+        7,
+    );
+    tokio::time::timeout(Duration::from_secs(1), reader.written())
+        .await
+        .expect("woken");
+    match reader.look(7, 0, &mut { since }, &mut false, false) {
+        crate::tail::Look::Chunks { chunks, .. } => {
+            assert_eq!(chunks, vec![(1, Arc::from("hi"))]);
+        }
+        other => panic!("{other:?}"),
+    }
+    deliver(
+        r#"{"o":"another process","s":[["t","carried"]],"f":1,"e":[["t","carried","done",1]]}"#,
+        7,
+    );
+    assert_eq!(
+        reader.look(7, 1, &mut { since }, &mut false, false),
+        crate::tail::Look::Finished
+    );
+}
+
+#[tokio::test]
+async fn a_finish_wakes_stop_signals_and_a_write_does_not() {
+    let mut stop = wakeups::subscribe(&crate::sql::finish_key("t"), "stopping");
+    stop.mark_seen();
+    deliver(r#"{"o":"another process","s":[["t","stopping"]]}"#, 1);
+    let woken = tokio::time::timeout(Duration::from_millis(50), stop.written()).await;
+    assert!(woken.is_err(), "an append does not wake a stop signal");
+    deliver(r#"{"o":"another process","f":1,"s":[["t","stopping"]]}"#, 1);
+    tokio::time::timeout(Duration::from_secs(1), stop.written())
+        .await
+        .expect("a finish wakes it");
+}

@@ -1,0 +1,70 @@
+//! The pool options a store is given (`PoolOptions`, from JS) and their checks.
+
+use napi_derive::napi;
+
+use super::pool::{PoolSettings, Pooler};
+use crate::error::{Error, Result};
+
+/// Pool settings for a store built from a connection string.
+#[napi(object)]
+#[derive(Default)]
+pub struct PoolOptions {
+    /// Most connections the pool opens, 1 to 1000 (default 10). It opens them on demand
+    /// (one more only when a call has waited for a busy one) and closes idle ones. Stores
+    /// created with the same connection string and pool options in one process share one
+    /// pool.
+    pub pool_size: Option<f64>,
+    /// How long opening a connection may take, in ms (default 10000).
+    pub connect_timeout_ms: Option<f64>,
+    /// How long one statement may take, waiting for a free connection included, in ms
+    /// (default 30000); the server is told the same limit (`statement_timeout`, set per
+    /// connection, or per statement behind a transaction pooler).
+    pub query_timeout_ms: Option<f64>,
+    /// How long a pooled connection may stay idle before it is closed, in ms (default
+    /// 10000, as pg.Pool); 0 keeps idle connections open.
+    pub idle_timeout_ms: Option<f64>,
+    /// What sits between this process and PostgreSQL: "auto" (default: found out per
+    /// connection), "transaction" (PgBouncer or Supavisor in transaction mode: unnamed
+    /// statements, nothing that outlives a transaction), "session" or "none".
+    pub pooler: Option<String>,
+    /// A connection string used only for LISTEN (a direct host, when the main one goes
+    /// through a pooler that cannot deliver notifications). Default: the main one.
+    pub listen_url: Option<String>,
+}
+
+impl PoolOptions {
+    pub(super) fn settings(self) -> Result<PoolSettings> {
+        let size = match self.pool_size {
+            None => 10,
+            Some(n) if n.fract() == 0.0 && (1.0..=1000.0).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(Error::InvalidOption(format!(
+                    "option \"poolSize\" must be a whole number from 1 to 1000, got {n}"
+                )))
+            }
+        };
+        let idle_timeout_ms = match self.idle_timeout_ms {
+            Some(0.0) => 0,
+            other => positive_ms("idleTimeoutMs", other, 10_000)?,
+        };
+        Ok(PoolSettings {
+            size,
+            connect_timeout_ms: positive_ms("connectTimeoutMs", self.connect_timeout_ms, 10_000)?,
+            query_timeout_ms: positive_ms("queryTimeoutMs", self.query_timeout_ms, 30_000)?,
+            idle_timeout_ms,
+            pooler: Pooler::parse(self.pooler.as_deref())?,
+            listen_url: self.listen_url,
+        })
+    }
+}
+
+/// A time limit option: a whole number of milliseconds from 1 to a day.
+pub fn positive_ms(option: &str, value: Option<f64>, default: u64) -> Result<u64> {
+    match value {
+        None => Ok(default),
+        Some(v) if v.fract() == 0.0 && (1.0..=86_400_000.0).contains(&v) => Ok(v as u64),
+        Some(v) => Err(Error::InvalidOption(format!(
+            "option \"{option}\" must be a whole number of milliseconds from 1 to 86400000, got {v}"
+        ))),
+    }
+}

@@ -1,0 +1,317 @@
+//! Cross-process wake-ups for stores built from a connection string: LISTEN/NOTIFY (the
+//! payload format is `backend/notify.rs`'s).
+//!
+//! - **Publishing.** After an append commits, its stream is queued here; one task per
+//!   pool sends what has queued up as one `pg_notify` (a JSON list of `[table, id]`, kept
+//!   under PostgreSQL's 8,000-byte payload limit) on a pooled connection, outside the
+//!   append's transaction, so appends never wait for it and never take the global NOTIFY
+//!   lock at commit. While one notification is in flight the next batch gathers. (stop,
+//!   complete and fail notify inside their own statement: see `sql/stream.rs`.)
+//! - **Listening.** One dedicated connection per pool (deadpool's pooled connections
+//!   cannot LISTEN), opened when a reader first waits. Each notification wakes this
+//!   process's readers of those streams (`wakeups.rs`). If the connection is lost it is
+//!   opened again with back-off, and once it LISTENs again every reader in the process is
+//!   woken to catch up from its own cursor: nothing missed, nothing repeated.
+//! - **Proving it.** Right after LISTEN the listener sends itself a probe through the
+//!   pool. Only once the probe comes back does the process count on notifications (and
+//!   the check of waiting readers slows down, `backend/check.rs`). Behind a pooler that accepts
+//!   LISTEN but never delivers (PgBouncer in transaction mode) the probe does not come
+//!   back within `DEAF_AFTER`: the listener UNLISTENs and closes its connection, readers
+//!   poll (`deaf-polling`), and it tries again after a back-off of `DEAF_RETRY` doubling
+//!   up to `DEAF_RETRY_AT_MOST`. The `listenUrl` option gives it a direct connection
+//!   string of its own (the pool may go through a pooler; LISTEN cannot).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_postgres::{AsyncMessage, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::conns::Conns;
+use crate::backend::notify::{deliver, payloads, probe_payload, Heard, Written};
+use crate::backend::rows::Param;
+use crate::backend::stats::Counters;
+use crate::sql::{Statement, NOTIFY_CHANNEL as CHANNEL};
+use crate::tail::Source;
+use crate::wakeups;
+
+/// Most streams queued for the next notification. Beyond it a write goes unannounced:
+/// readers in other processes then find it through their shared check (`backend/check.rs`).
+const MOST_QUEUED: usize = 100_000;
+/// The listener's probe is sent again after this, doubling, until it comes back...
+const PROBE_AGAIN: Duration = Duration::from_millis(500);
+/// ...or until this has passed since LISTEN: then the listener is deaf.
+const DEAF_AFTER: Duration = Duration::from_secs(3);
+/// A deaf listener tries again after this, doubling up to `DEAF_RETRY_AT_MOST`.
+const DEAF_RETRY: Duration = Duration::from_secs(30);
+const DEAF_RETRY_AT_MOST: Duration = Duration::from_secs(600);
+
+/// The listener's state, as `stats()` reports it.
+const OFF: u8 = 0;
+const CONNECTING: u8 = 1;
+const CONFIRMED: u8 = 2;
+const DEAF: u8 = 3;
+
+/// A NOTIFY takes a transaction id, so its commit would wait for a WAL flush like any
+/// write; nothing of it needs to outlive a crash (notifications never do), so it commits
+/// without waiting.
+fn notify_statement() -> Statement {
+    Statement::plain(NOTIFY_SQL.into())
+}
+
+/// The text of the statement that sends a notification (`$1` channel, `$2` payload);
+/// `lib/client-hub.cjs` sends the same for JS clients.
+const NOTIFY_SQL: &str =
+    "SELECT pg_notify($1::text, $2::text), set_config('synchronous_commit', 'off', true)";
+
+pub struct Notifier {
+    conns: Conns,
+    config: Config,
+    tls: MakeRustlsConnect,
+    queue: OnceLock<mpsc::Sender<Written>>,
+    /// The pool's source: what its listener hears is from its database.
+    source: Source,
+    listener: Mutex<Option<JoinHandle<()>>>,
+    /// The listener is up and has received its own probe.
+    listening: Arc<AtomicBool>,
+    state: Arc<AtomicU8>,
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        if let Some(listener) = self
+            .listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            listener.abort();
+        }
+    }
+}
+
+impl Notifier {
+    pub fn new(conns: Conns, config: Config, tls: MakeRustlsConnect, source: Source) -> Self {
+        Notifier {
+            source,
+            conns,
+            config,
+            tls,
+            queue: OnceLock::new(),
+            listener: Mutex::new(None),
+            listening: Arc::default(),
+            state: Arc::new(AtomicU8::new(OFF)),
+        }
+    }
+
+    /// "off", "connecting", "confirmed" or "deaf-polling".
+    pub fn state(&self) -> &'static str {
+        match self.state.load(Ordering::Acquire) {
+            CONNECTING => "connecting",
+            CONFIRMED => "confirmed",
+            DEAF => "deaf-polling",
+            _ => "off",
+        }
+    }
+
+    /// Queues a notification of a write. Call from the tokio runtime.
+    pub fn publish(&self, written: Written) {
+        let queue = self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(MOST_QUEUED);
+            tokio::spawn(publish_batches(self.conns.clone(), rx));
+            tx
+        });
+        let _ = queue.try_send(written);
+    }
+
+    /// Starts the listener connection unless it runs. Call from the tokio runtime.
+    pub fn listen(&self) {
+        let mut listener = self.listener.lock().unwrap_or_else(PoisonError::into_inner);
+        if listener.as_ref().is_some_and(|task| !task.is_finished()) {
+            return;
+        }
+        *listener = Some(tokio::spawn(listen_forever(
+            self.config.clone(),
+            self.tls.clone(),
+            self.conns.clone(),
+            self.listening.clone(),
+            self.state.clone(),
+            self.source,
+        )));
+    }
+
+    /// True while notifications are known to arrive.
+    pub fn listening(&self) -> Arc<AtomicBool> {
+        self.listening.clone()
+    }
+}
+
+/// Sends what has queued up, as few notifications as fit, until the pool goes. Each
+/// within `queryTimeoutMs`; a failure loses nothing but time (readers in other processes
+/// fall back to their shared check).
+async fn publish_batches(conns: Conns, mut queue: mpsc::Receiver<Written>) {
+    let statement = notify_statement();
+    while let Some(first) = queue.recv().await {
+        let mut written = vec![first];
+        while let Ok(more) = queue.try_recv() {
+            written.push(more);
+        }
+        for payload in payloads(written) {
+            let params = [Param::Text(CHANNEL.into()), Param::Text(payload)];
+            Counters::add(&conns.counters.notifications_sent);
+            if conns
+                .query(&statement, &params, conns.deadline())
+                .await
+                .is_err()
+            {
+                break; // the database is away
+            }
+        }
+    }
+}
+
+/// How a listening connection ended.
+#[derive(Debug, PartialEq)]
+enum Ended {
+    /// It never got to LISTEN.
+    NotListening,
+    /// It listened, then was lost.
+    Lost,
+    /// Its probe never came back: it was closed.
+    Deaf,
+}
+
+/// LISTENs on a connection of its own; when it is lost, connects again with back-off;
+/// when it is deaf, closes it and tries again much later.
+async fn listen_forever(
+    config: Config,
+    tls: MakeRustlsConnect,
+    conns: Conns,
+    up: Arc<AtomicBool>,
+    state: Arc<AtomicU8>,
+    source: Source,
+) {
+    // Probe numbers, unique in the process (its pools share the channel).
+    static PROBES: AtomicU64 = AtomicU64::new(0);
+    let mut backoff = Duration::from_millis(50);
+    let mut deaf_backoff = DEAF_RETRY;
+    loop {
+        let probe = PROBES.fetch_add(1, Ordering::Relaxed);
+        if state.load(Ordering::Acquire) != DEAF {
+            state.store(CONNECTING, Ordering::Release);
+        }
+        let ended = listen_once(&config, tls.clone(), &conns, &up, &state, probe, source).await;
+        up.store(false, Ordering::Release);
+        match ended {
+            Ended::Deaf => {
+                state.store(DEAF, Ordering::Release);
+                // Readers poll meanwhile: wake them so they look now.
+                wakeups::wake_all();
+                tokio::time::sleep(deaf_backoff).await;
+                deaf_backoff = (deaf_backoff * 2).min(DEAF_RETRY_AT_MOST);
+                continue;
+            }
+            Ended::Lost => backoff = Duration::from_millis(50),
+            Ended::NotListening => {}
+        }
+        if state.load(Ordering::Acquire) != DEAF {
+            state.store(CONNECTING, Ordering::Release);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// One listening connection, until it ends.
+async fn listen_once(
+    config: &Config,
+    tls: MakeRustlsConnect,
+    conns: &Conns,
+    up: &Arc<AtomicBool>,
+    state: &Arc<AtomicU8>,
+    probe: u64,
+    source: Source,
+) -> Ended {
+    let heard = up.clone();
+    let Ok((client, mut connection)) = config.connect(tls).await else {
+        return Ended::NotListening;
+    };
+    let counters = conns.counters.clone();
+    // The connection's messages are pumped in this same task, so aborting the task
+    // (the pool went away) closes the connection.
+    let pump = async move {
+        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            if let AsyncMessage::Notification(notification) = message {
+                Counters::add(&counters.notifications_received);
+                if deliver(notification.payload(), source) == Heard::Probe(probe) {
+                    heard.store(true, Ordering::Release);
+                }
+            }
+        }
+    };
+    tokio::pin!(pump);
+    let command = format!("LISTEN {CHANNEL}");
+    let listen = client.batch_execute(&command);
+    tokio::select! {
+        listened = listen => {
+            if listened.is_err() {
+                return Ended::NotListening;
+            }
+        }
+        _ = &mut pump => return Ended::NotListening,
+    }
+    // Whatever was written while no one listened: every reader looks again.
+    wakeups::wake_all();
+    let payload = probe_payload(probe);
+    // The probe goes through the pool; until it comes back it is sent again, with
+    // back-off (a probe lost, or the database away a moment), for `DEAF_AFTER`.
+    let prober = {
+        let (conns, up, state) = (conns.clone(), up.clone(), state.clone());
+        async move {
+            let statement = notify_statement();
+            let deaf_at = tokio::time::Instant::now() + DEAF_AFTER;
+            let mut wait = PROBE_AGAIN;
+            loop {
+                let params = [Param::Text(CHANNEL.into()), Param::Text(payload.clone())];
+                Counters::add(&conns.counters.notifications_sent);
+                let _ = conns.query(&statement, &params, conns.deadline()).await;
+                let until = (tokio::time::Instant::now() + wait).min(deaf_at);
+                while !up.load(Ordering::Acquire) && tokio::time::Instant::now() < until {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                if up.load(Ordering::Acquire) {
+                    state.store(CONFIRMED, Ordering::Release);
+                    // Listening: nothing more to do until the connection ends.
+                    return std::future::pending::<()>().await;
+                }
+                if tokio::time::Instant::now() >= deaf_at {
+                    return;
+                }
+                wait *= 2;
+            }
+        }
+    };
+    tokio::select! {
+        _ = &mut pump => Ended::Lost,
+        _ = prober => {
+            // Deaf: stop listening and close the connection (a pooler would otherwise
+            // keep a server connection that receives what it cannot pass on).
+            let unlisten = client.batch_execute("UNLISTEN *");
+            let ended = tokio::time::timeout(Duration::from_secs(1), async {
+                tokio::select! {
+                    _ = unlisten => false,
+                    _ = &mut pump => true,
+                }
+            })
+            .await;
+            drop(client);
+            if ended != Ok(true) {
+                let _ = tokio::time::timeout(Duration::from_secs(1), &mut pump).await;
+            }
+            Ended::Deaf
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! All SQL text of the package, and the checking of table names that goes into it.
+//!
+//! Table names are pasted into the statements unquoted, exactly as the original package
+//! does (so `My_Table` still folds to `my_table`), which is safe only because every name
+//! is checked here first: a plain or schema-qualified identifier, nothing else.
+//!
+//! `statement.rs`: what a statement is (plain data); `tables.rs`: table names and the
+//! schema; `stream.rs` and `conversation.rs`: each store's statements.
+
+mod conversation;
+mod statement;
+mod stream;
+mod tables;
+
+pub use conversation::ConversationSql;
+pub use statement::{Column, Combined, Kind, Statement};
+pub use stream::{StreamSql, NOTIFY_CHANNEL, PAGE_ROWS, SMALL_CHUNK_BYTES};
+pub use tables::{finish_key, schema, table_name, wake_key};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,92 @@
+//! A statement as plain data: its text, the columns of its rows, and the text of its
+//! other forms (combined, the lane's single call, the side path's).
+
+use std::sync::Arc;
+
+/// The kind of value a result column holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Int,
+    Text,
+}
+
+#[derive(Debug)]
+pub struct Column {
+    pub name: &'static str,
+    pub kind: Kind,
+}
+
+/// One SQL statement and the columns its rows carry, in order. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    pub text: Arc<str>,
+    pub columns: &'static [Column],
+    /// A text column whose values come as one string for all rows (the chunks of a
+    /// page): one allocation and one conversion instead of one per row.
+    pub joined: Option<usize>,
+    /// The same work for many calls at once, which the Rust pool may send instead when it
+    /// is busy (`backend/pool/combine/`): each parameter as an array, each row led by the
+    /// 1-based position of its call. Plain data: the calls waiting to go out are the
+    /// pool's (one queue per `Combined`, known by its address).
+    pub combined: Option<Arc<Combined>>,
+}
+
+/// The combined forms of a statement (see `Statement::combined`).
+#[derive(Debug)]
+pub struct Combined {
+    /// Many calls at once: each parameter an array, each row led by its call's position.
+    pub statement: Statement,
+    /// For statements whose lane skips locked rows: the lane's form of a single call, and
+    /// the side path's form, which waits for the lock.
+    pub skipping: Option<(Statement, Statement)>,
+}
+
+impl Statement {
+    pub(super) fn new(text: String, columns: &'static [Column]) -> Self {
+        Statement {
+            text: text.into(),
+            columns,
+            joined: None,
+            combined: None,
+        }
+    }
+
+    /// A statement that returns no rows the caller reads (DDL).
+    pub fn plain(text: String) -> Self {
+        Statement::new(text, &[])
+    }
+
+    pub(super) fn combined(mut self, text: String, columns: &'static [Column]) -> Self {
+        self.combined = Some(Arc::new(Combined {
+            statement: Statement::new(text, columns),
+            skipping: None,
+        }));
+        self
+    }
+
+    /// A combined form whose statements skip rows locked elsewhere (a call they do not
+    /// store gets no row), and the form that waits for the lock, which such calls take
+    /// instead (see `backend/pool/combine/`).
+    ///
+    /// `one` is the lane's form of a single call; this statement itself (which waits) is
+    /// the side path's.
+    pub(super) fn combined_skipping_locked(
+        mut self,
+        one: String,
+        many: String,
+        columns: &'static [Column],
+    ) -> Self {
+        let side = Statement::new(self.text.to_string(), self.columns);
+        let one = Statement::new(one, self.columns);
+        self.combined = Some(Arc::new(Combined {
+            statement: Statement::new(many, columns),
+            skipping: Some((one, side)),
+        }));
+        self
+    }
+
+    pub(super) fn joined(mut self, column: usize) -> Self {
+        self.joined = Some(column);
+        self
+    }
+}
