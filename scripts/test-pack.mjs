@@ -42,7 +42,9 @@ try {
   }
 
   const files = sh("tar", ["tzf", main], work).split("\n");
-  for (const needed of ["package/index.js", "package/index.cjs", "package/load-addon.cjs", "package/lib/errors.cjs", "package/lib/appends.cjs", "package/index.d.ts", "package/binding.cjs", "package/cli.mjs"]) {
+  // Every module under lib/ (index.cjs requires them).
+  const lib = readdirSync(new URL("../lib", import.meta.url)).map((f) => `package/lib/${f}`);
+  for (const needed of ["package/index.js", "package/index.cjs", "package/load-addon.cjs", "package/index.d.ts", "package/binding.cjs", "package/cli.mjs", ...lib]) {
     if (!files.includes(needed)) throw new Error(`the main package lacks ${needed}`);
   }
   if (files.some((f) => f.endsWith(".node"))) throw new Error("the main package must not carry an addon");

@@ -1,0 +1,331 @@
+// The JS-client driver: a caller's `{ query }` (a pg.Pool or pg.Client, wrapPostgresJs(sql),
+// wrapNeon(sql), any PostgresClient) as the native backend calls it (src/backend/js.rs).
+"use strict";
+
+const { describe } = require("./options.cjs");
+const { POSTGRES_JS } = require("./listener.cjs");
+const { isPg, isPgPool, isSingleConnection, preparedPg, quiet, checkIdle, lastQuery, isRunning, cancelPg } = require("./pg.cjs");
+
+const isObject = (row) => row !== null && typeof row === "object";
+
+function settleRows(result) {
+  if (result !== null && typeof result === "object" && Array.isArray(result.rows)) {
+    return result.rows;
+  }
+  const what = describe(result);
+  return { malformed: what === "an object" ? "an object without a rows array" : what };
+}
+
+function timeoutFailure(ms, phase) {
+  return {
+    failed: {
+      message:
+        `the call did not finish within queryTimeoutMs (${ms} ms); the database may be ` +
+        "overloaded or unreachable, or the client stuck. Retry later",
+      code: "QUERY_TIMEOUT",
+      phase,
+    },
+  };
+}
+
+/** The deadline passed while the call waited for a connection of the client's pool. */
+function noConnectionFailure(ms, exhausted) {
+  return {
+    failed: {
+      message: exhausted
+        ? `no connection of the client's pool was free within queryTimeoutMs (${ms} ms); the pool ` +
+          "is exhausted (raise its max, or the database is slow)"
+        : `opening a connection took longer than queryTimeoutMs (${ms} ms); is PostgreSQL reachable?`,
+      code: "NO_FREE_CONNECTION",
+    },
+  };
+}
+
+function settleFailure(err, phase) {
+  return {
+    failed: {
+      message: err instanceof Error ? err.message : String(err),
+      code: err !== null && typeof err === "object" && typeof err.code === "string" ? err.code : null,
+      phase,
+    },
+  };
+}
+
+/** Most calls a one-connection client (a pg.Client) may have waiting; beyond, OVERLOADED. */
+const MOST_QUEUED = 20_000;
+
+/**
+ * The caller's `query` as the native backend calls it: `(sql, params, ticket)`, always
+ * settling through `settle(ticket, outcome)` with the rows, `{ failed }` or
+ * `{ malformed }`; what `settle` returns (or throws) is what the method resolves (or
+ * rejects) with. The call's `queryTimeoutMs` runs from the moment it is made, waiting for
+ * a connection or in the queue of a one-connection client included.
+ *
+ * A `pg.Pool` runs each query on a client it checks out itself, so that a query that
+ * timed out can be cancelled on the server and its client destroyed (`release(err)`),
+ * never reused: the pool then heals, and `pool.end()` still resolves.
+ */
+function adapt(client, settle, timeoutMs) {
+  // pg gives a page's rows as arrays (cheaper to build and to read): `byIndex`.
+  const byIndex = isPg(client);
+  const send = byIndex ? preparedPg() : (sql, params) => client.query(sql, params);
+  const checkout = isPgPool(client);
+  // `queued`: what this call waits for on a one-connection client (the previous call off
+  // the wire); `offWire()`: called once this call's statement is done on the connection,
+  // or certain never to be sent.
+  const query = (sql, params, ticket, byColumn, withinMs, queued, offWire) =>
+    new Promise((resolve, reject) => {
+      // Settles once: with the outcome, or when the call has taken its time
+      // (`withinMs` when the store asks for less than `queryTimeoutMs`).
+      const limit = withinMs == null ? timeoutMs : Math.max(1, Math.min(withinMs, timeoutMs));
+      // The last tenth (at least 100 ms, or half when short) is kept to settle a pg
+      // statement still running then (see the timer).
+      const settleMs = isPg(client) ? Math.max(Math.floor(limit / 10), Math.min(100, Math.floor(limit / 2))) : 0;
+      let done = false;
+      // Where the call is: "queued" (behind a one-connection client's other calls),
+      // "connect" (checking out a pg.Pool client) or "query" (sent).
+      let phase = queued ? "queued" : checkout ? "connect" : "query";
+      let conn; // the pg.Pool client this call checked out
+      const finish = (settleNow) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        try {
+          resolve(settleNow());
+        } catch (err) {
+          reject(err);
+        }
+      };
+      const timer = setTimeout(() => {
+        if (phase === "connect") {
+          const exhausted = client.totalCount >= (client.options?.max ?? 10);
+          finish(() => settle(ticket, noConnectionFailure(timeoutMs, exhausted)));
+          return;
+        }
+        const running = phase === "query" ? conn ?? (isSingleConnection(client) ? client : undefined) : undefined;
+        if (running === undefined || !isRunning(running, statement)) {
+          finish(() => settle(ticket, timeoutFailure(timeoutMs, phase)));
+          return;
+        }
+        // Nearly out of time with a pg statement running: ask the server to cancel it, and
+        // await its own answer for the time kept for that (`settleMs`). Then its outcome is
+        // certain: cancelled (57014), or done after all. Only a connection that does not
+        // answer even then (a dead network) leaves it unknown; a checked-out client is then
+        // destroyed.
+        cancelPg(running, statement);
+        const grace = setTimeout(() => {
+          finish(() => settle(ticket, timeoutFailure(timeoutMs, phase)));
+          if (conn) {
+            conn.release(new Error("aibind-rs: the query timed out; the client is destroyed"));
+            conn = undefined;
+            // The network that broke this connection has likely broken the idle ones too.
+            checkIdle(client, timeoutMs);
+          }
+        }, settleMs);
+        grace.unref?.();
+      }, limit - settleMs);
+      timer.unref?.();
+      const failed = (err) => {
+        if (conn) {
+          // A client whose connection broke is destroyed, not given back.
+          conn.release(err instanceof Error ? err : new Error(String(err)));
+          conn = undefined;
+        }
+        finish(() => settle(ticket, settleFailure(err, phase)));
+      };
+      let pending;
+      let statement; // pg's query object of this call, once sent
+      const sendOn = (target) => {
+        const sent = send(sql, params, byColumn != null, target);
+        statement = lastQuery(target);
+        return sent;
+      };
+      try {
+        pending = checkout
+          ? client.connect().then((c) => {
+              quiet(c);
+              if (done) {
+                c.release(); // the deadline passed while it was checked out: unused
+                return new Promise(() => {});
+              }
+              conn = c;
+              phase = "query";
+              return sendOn(c);
+            })
+          : (queued ?? Promise.resolve()).then(() => {
+              if (done) {
+                offWire?.(); // never sent
+                return new Promise(() => {});
+              }
+              phase = "query";
+              return sendOn(client);
+            });
+      } catch (err) {
+        offWire?.();
+        queueMicrotask(() => failed(err));
+        return;
+      }
+      Promise.resolve(pending).then(
+        () => offWire?.(),
+        () => offWire?.(),
+      );
+      Promise.resolve(pending).then(
+        (result) => {
+          if (conn) {
+            conn.release();
+            conn = undefined;
+          }
+          finish(() => {
+            const rows = settleRows(result);
+            if (byColumn == null || !Array.isArray(rows)) return settle(ticket, rows);
+            const columns = rows.every(isObject) ? columnar(rows, byColumn, byIndex) : undefined;
+            return settle(ticket, columns || !byIndex ? rows : asObjects(rows, byColumn), columns);
+          });
+        },
+        failed,
+      );
+    });
+  if (!isSingleConnection(client)) return query;
+  // One connection runs one query at a time: queue them here rather than lean on pg's
+  // own queue, which pg deprecates for concurrent calls. Each call's deadline runs from
+  // when it is made, its time in this queue included.
+  // A call goes on the wire once the one before is off it (done on the connection, not
+  // merely timed out here), so a call never waits in pg's own queue and the statement a
+  // timed-out call cancels is its own. The queue is the connection's: every store on it
+  // (and the NOTIFYs of lib/client-hub.cjs) goes through it.
+  const lane = laneOf(client);
+  return (sql, params, ticket, byColumn, withinMs) => {
+    if (lane.waiting >= MOST_QUEUED) {
+      const failed = {
+        message:
+          `${MOST_QUEUED} calls are already waiting for this client's one connection; it is not ` +
+          "keeping up. Retry later, or pass a pg.Pool",
+        code: "OVERLOADED",
+      };
+      // settle() throws the call's error: as a rejection, like every other outcome.
+      return new Promise((resolve) => resolve(settle(ticket, { failed })));
+    }
+    lane.waiting++;
+    let offWire;
+    const wire = new Promise((resolve) => (offWire = resolve));
+    const result = query(sql, params, ticket, byColumn, withinMs, lane.tail, offWire);
+    lane.tail = wire.then(() => lane.waiting--);
+    return result;
+  };
+}
+
+/** @type {WeakMap<object, { tail: Promise<unknown>, waiting: number }>} */
+const lanes = new WeakMap();
+
+/** The queue of a one-connection client's calls (see `adapt`). */
+function laneOf(client) {
+  let lane = lanes.get(client);
+  if (lane === undefined) {
+    lane = { tail: Promise.resolve(), waiting: 0 };
+    lanes.set(client, lane);
+  }
+  return lane;
+}
+
+/**
+ * A statement whose rows do not matter (the hub's NOTIFYs) through the caller's client,
+ * as the stores' calls go (`adapt`): a pg.Pool client checked out, cancelled and destroyed
+ * if it does not answer in time; a one-connection client's queue. Resolves the rows or
+ * `{ failed }` / `{ malformed }`, never rejects.
+ */
+function sender(client, timeoutMs) {
+  const query = adapt(client, (ticket, outcome) => outcome, timeoutMs);
+  return (sql, params) => query(sql, params, 0, null, null);
+}
+
+/**
+ * Many rows (a page of chunks) by column, as the native side asks with `spec`
+ * ("name:i,name:t,..."): per integer column a Float64Array (NaN for NULL), per text column
+ * the values joined into one string and an Int32Array of their lengths (-1 for NULL). A
+ * handful of values cross into Rust instead of several per row. Anything unexpected
+ * (a value of the wrong type) gives `undefined`: the rows are then read one by one, and
+ * the problem reported there.
+ */
+const specs = new Map();
+function parseSpec(spec) {
+  let columns = specs.get(spec);
+  if (columns === undefined) {
+    columns = spec.split(",").map((c, index) => ({ name: c.slice(0, -2), index, int: c.endsWith(":i") }));
+    specs.set(spec, columns);
+  }
+  return columns;
+}
+
+/** Rows that came as arrays (pg's rowMode "array"), as the objects row-by-row reading expects. */
+function asObjects(rows, spec) {
+  const columns = parseSpec(spec);
+  return rows.map((row) => Object.fromEntries(columns.map((c) => [c.name, row?.[c.index]])));
+}
+
+function columnar(rows, spec, byIndex) {
+  const out = [];
+  const n = rows.length;
+  for (const { name, index, int } of parseSpec(spec)) {
+    const key = byIndex ? index : name;
+    if (int) {
+      const values = new Float64Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = rows[i]?.[key];
+        if (v === null || v === undefined) values[i] = NaN;
+        else if (typeof v === "number" && Number.isInteger(v)) values[i] = v;
+        else if (typeof v === "bigint" || (typeof v === "string" && v.trim() !== "" && Number.isInteger(Number(v)))) {
+          values[i] = Number(v);
+        }
+        else return undefined;
+      }
+      out.push(values);
+    } else {
+      const lengths = new Int32Array(n);
+      let text = "";
+      for (let i = 0; i < n; i++) {
+        const v = rows[i]?.[key];
+        if (typeof v === "string") {
+          text += v;
+          lengths[i] = v.length;
+        } else if (v === null || v === undefined) lengths[i] = -1;
+        else return undefined;
+      }
+      out.push(text, lengths);
+    }
+  }
+  return out;
+}
+
+/**
+ * A postgres.js `sql` instance as a PostgresClient. Statements are prepared (and cached
+ * by postgres.js) unless the instance was created with `prepare: false`, as needed behind
+ * PgBouncer in transaction mode.
+ */
+function wrapPostgresJs(sql) {
+  const prepare = sql?.options?.prepare !== false;
+  const client = {
+    async query(text, params = []) {
+      return { rows: await sql.unsafe(text, params, { prepare }) };
+    },
+  };
+  // For the LISTEN connection (lib/listener.cjs): `sql.listen`. Hidden, not enumerable.
+  Object.defineProperty(client, POSTGRES_JS, { value: sql });
+  return client;
+}
+
+/**
+ * A Neon serverless `sql` function as a PostgresClient. Uses `sql.query(text, params)`
+ * where the driver has it (@neondatabase/serverless 1.x), else `sql(text, params)`.
+ */
+function wrapNeon(sql) {
+  const call =
+    typeof sql?.query === "function" ? (text, params) => sql.query(text, params) : (text, params) => sql(text, params);
+  return {
+    async query(text, params = []) {
+      const result = await call(text, params);
+      return { rows: Array.isArray(result) ? result : result?.rows };
+    },
+  };
+}
+
+module.exports = { adapt, sender, columnar, asObjects, wrapPostgresJs, wrapNeon };
