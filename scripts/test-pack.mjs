@@ -9,11 +9,14 @@
 // a message naming the platform, the supported ones and how to build from source.
 // Needs DATABASE_URL (the npm script provides a throwaway PostgreSQL).
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import process from "node:process";
 import { packTarballs, platform } from "./pack.mjs";
+import platformNames from "../lib/platform.cjs";
+
+const { supportedPlatforms } = platformNames;
 
 const url = process.env.DATABASE_URL;
 if (!url) throw new Error("DATABASE_URL is not set: run `npm run test:pack`");
@@ -35,7 +38,8 @@ try {
   const manifest = JSON.parse(sh("tar", ["xzfO", main, "package/package.json"], work));
   if (manifest.scripts !== undefined) throw new Error(`the packed package.json carries scripts: ${JSON.stringify(manifest.scripts)}`);
   if (manifest.devDependencies !== undefined || manifest.allowScripts !== undefined) throw new Error("the packed package.json carries dev-only fields");
-  const platforms = ["darwin-arm64", "darwin-x64", "linux-arm64-gnu", "linux-arm64-musl", "linux-x64-gnu", "linux-x64-musl", "win32-x64-msvc"];
+  // Every platform of package.json's napi.targets, by name (stage-package.mjs sorts them).
+  const platforms = supportedPlatforms(JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"))).sort();
   const wantOptional = Object.fromEntries(platforms.map((p) => [`@aibind-rs/postgres-${p}`, mainVersion]));
   if (JSON.stringify(manifest.optionalDependencies) !== JSON.stringify(wantOptional)) {
     throw new Error(`optionalDependencies: ${JSON.stringify(manifest.optionalDependencies)}, expected ${JSON.stringify(wantOptional)}`);
