@@ -39,8 +39,9 @@ function nodeRequire() {
     if (typeof __filename !== "string" || !/[\\/]load-addon\.cjs$/.test(__filename)) return null;
     const builtin = typeof process.getBuiltinModule === "function" ? process.getBuiltinModule("node:module") : undefined;
     if (builtin) return builtin.createRequire(__filename);
+    /** @type {(mod: any, id: string) => any} */
     const requireFrom = (mod, id) => mod.require(id);
-    return typeof module === "object" && typeof module?.require === "function" ? (id) => requireFrom(module, id) : null;
+    return typeof module === "object" && typeof /** @type {any} */ (module)?.require === "function" ? (id) => requireFrom(module, id) : null;
   } catch {
     return null;
   }

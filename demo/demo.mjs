@@ -33,7 +33,7 @@ const answer =
   "PostgreSQL keeps every token of this answer, so a reader that drops out can come back " +
   "and carry on from the last chunk it saw, and a reader that arrives late still gets " +
   "the whole story, in order, exactly once.";
-const tokens = answer.match(/\S+\s*/g);
+const tokens = /** @type {string[]} */ (answer.match(/\S+\s*/g));
 const id = `demo-${Date.now()}`;
 
 t = performance.now();
@@ -51,6 +51,7 @@ const live = (async () => {
   return text;
 })();
 
+/** @type {Promise<{ resumeAfter: number, first: number | undefined, text: string }> | undefined} */
 let late;
 const writeStart = performance.now();
 for (const [i, token] of tokens.entries()) {
@@ -76,7 +77,7 @@ await streams.complete(id);
 const appendTime = performance.now() - writeStart;
 
 const liveText = await live;
-const resumed = await late;
+const resumed = /** @type {{ resumeAfter: number, first: number | undefined, text: string }} */ (await late);
 const status = await streams.getStatus(id);
 const sorted = [...lag].sort((a, b) => a - b);
 log(`appended ${tokens.length} chunks                  ${appendTime.toFixed(1)} ms (incl. 10 ms pauses)`);

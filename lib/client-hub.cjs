@@ -51,6 +51,7 @@ class Hub {
   number;
   #send;
   #connector;
+  /** @type {import("./listener.cjs").Listener | null} */
   #listener = null;
   /** @type {Map<object, { ref: WeakRef<object>, listen: boolean, timeoutMs: number }>} by token */
   #backends = new Map();
@@ -301,7 +302,7 @@ class Hub {
   }
 
   #sleep(ms) {
-    return new Promise((resolve) => {
+    return /** @type {Promise<void>} */ (new Promise((resolve) => {
       const timer = setTimeout(done, Math.max(0, ms));
       timer.unref?.();
       function done() {
@@ -312,7 +313,7 @@ class Hub {
         this.#poke = noop;
         done();
       };
-    });
+    }));
   }
 }
 

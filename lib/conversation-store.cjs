@@ -5,7 +5,10 @@
 const { NativeConversationStore } = require("./binding.cjs");
 const { storeError, run } = require("./errors.cjs");
 const { describe, invalid, text } = require("./options.cjs");
-const { Store, native } = require("./store.cjs");
+const { Store } = require("./store.cjs");
+
+/** @type {(store: object) => import("../binding").NativeConversationStore} the store's native half */
+const native = /** @type {any} */ (require("./store.cjs").native);
 
 let core;
 const CORE = "@aibind/core";

@@ -165,9 +165,13 @@ class Listener {
   #generation = 0;
   #running = false;
   /** The current session's end: resolves with "lost" | "deaf" | "stopped". */
+  /** @type {(why: "lost" | "deaf" | "stopped") => void} */
   #end = noop;
+  /** @type {() => void} */
   #wake = noop;
+  /** @type {number | undefined} */
   #probe = undefined;
+  /** @type {NodeJS.Timeout | undefined} */
   #probeTimer = undefined;
 
   constructor(open, hooks) {
@@ -206,14 +210,14 @@ class Listener {
 
   /** Sleeps `ms` (unref'd), or less if stop() is called. */
   #sleep(ms) {
-    return new Promise((resolve) => {
+    return /** @type {Promise<void>} */ (new Promise((resolve) => {
       const timer = setTimeout(resolve, ms);
       timer.unref?.();
       this.#wake = () => {
         clearTimeout(timer);
         resolve();
       };
-    });
+    }));
   }
 
   async #run(generation) {

@@ -9,11 +9,21 @@ const { backendFor, hubOf } = require("./backend.cjs");
 
 /** What both stores share: the native store, cleanup, close. */
 
+/**
+ * @typedef {import("../binding").NativeStreamStore} NativeStreamStore
+ * @typedef {import("../binding").NativeConversationStore} NativeConversationStore
+ */
+
 class Store {
+  /** @type {NativeStreamStore | NativeConversationStore | undefined} */
   #native;
   #closed = false;
+  /** @type {import("../binding").NativeBackend | undefined} */
   #backend;
-  /** A JS client's hub and this store's place there (lib/client-hub.cjs). */
+  /**
+   * A JS client's hub and this store's place there (lib/client-hub.cjs).
+   * @type {{ hub: ReturnType<typeof import("./client-hub.cjs").hubFor>, token: unknown } | undefined}
+   */
   #hub;
 
   constructor(Native, client, options) {
@@ -51,7 +61,7 @@ class Store {
   /** The pool, the listener, waiting readers and counters now (null where not known). */
   stats() {
     native(this);
-    const s = this.#backend.stats();
+    const s = /** @type {import("../binding").NativeBackend} */ (this.#backend).stats();
     const or = (v) => (v === undefined ? null : v);
     return {
       backend: s.backend,

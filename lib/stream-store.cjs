@@ -6,7 +6,10 @@ const { NativeStreamStore } = require("./binding.cjs");
 const { PostgresStoreError, run } = require("./errors.cjs");
 const { Appends } = require("./appends.cjs");
 const { text, seqArgument, nativeOptions } = require("./options.cjs");
-const { Store, native, wrote, waiting } = require("./store.cjs");
+const { Store, wrote, waiting } = require("./store.cjs");
+
+/** @type {(store: object) => import("../binding").NativeStreamStore} the store's native half */
+const native = /** @type {any} */ (require("./store.cjs").native);
 
 /** A timer that never keeps the process alive. */
 function sleep(ms) {
@@ -140,7 +143,10 @@ class PostgresStreamStore extends Store {
   }
 
   async getStatus(id) {
-    const status = await run(() => native(this).getStatus(text("stream id", id)));
+    // napi gives a missing status as null (binding.d.ts also allows undefined).
+    const status = /** @type {import("../binding").DurableStreamStatus | null} */ (
+      await run(() => native(this).getStatus(text("stream id", id)))
+    );
     if (status === null) return null;
     return { state: status.state, error: status.error ?? undefined, totalChunks: status.totalChunks };
   }

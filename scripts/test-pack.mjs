@@ -24,7 +24,7 @@ if (!url) throw new Error("DATABASE_URL is not set: run `npm run test:pack`");
 const work = mkdtempSync(join(tmpdir(), "aibind-pack-"));
 const step = (what) => console.log(`test:pack: ${what}`);
 // No Rust on the PATH the app sees: drop every directory that holds cargo or rustc.
-const path = process.env.PATH.split(delimiter)
+const path = (process.env.PATH ?? "").split(delimiter)
   .filter((dir) => !["cargo", "rustc"].some((tool) => existsSync(join(dir, tool))))
   .join(delimiter);
 const appEnv = { ...process.env, PATH: path, npm_config_ignore_scripts: "true", npm_config_audit: "false", npm_config_fund: "false" };

@@ -19,7 +19,7 @@ function freePort() {
     server.unref();
     server.on("error", reject);
     server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
+      const { port } = /** @type {import("node:net").AddressInfo} */ (server.address());
       server.close(() => resolve(port));
     });
   });
@@ -185,6 +185,7 @@ function startWithPgCtl({ bin, data, port, flags, ids, logFile }) {
  * Starts a server. `settings`: extra postgresql.conf settings; `hba`: the whole
  * pg_hba.conf (default: trust on 127.0.0.1); `files`: files to write into the data
  * directory first (certificates, keys), readable by the server only.
+ * @param {{ settings?: Record<string, string>, hba?: string, files?: Record<string, string>, major?: number }} [options]
  */
 export async function startThrowaway({ settings: extra = {}, hba, files = {}, major = defaultMajor() } = {}) {
   const binaries = await import(await binariesFor(major));
@@ -218,6 +219,7 @@ export async function startThrowaway({ settings: extra = {}, hba, files = {}, ma
       if (ids.uid !== undefined) chownSync(path, ids.uid, ids.gid);
     }
     const port = await freePort();
+    /** @type {Record<string, string>} */
     const settings = { listen_addresses: "127.0.0.1", unix_socket_directories: "", max_connections: "200", fsync: "off", synchronous_commit: "off", full_page_writes: "off", ...extra };
     const flags = Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`]);
     const url = `postgres://postgres@127.0.0.1:${port}`;

@@ -53,7 +53,7 @@ async function readBody(req) {
 }
 
 const server = createServer(async (req, res) => {
-  const { pathname, searchParams } = new URL(req.url, "http://localhost");
+  const { pathname, searchParams } = new URL(req.url ?? "/", "http://localhost");
   try {
     if (req.method === "GET" && pathname === "/") {
       res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
@@ -94,7 +94,7 @@ const server = createServer(async (req, res) => {
 
 const port = Number(process.env.PORT ?? 3000);
 server.listen(port, "127.0.0.1", () => {
-  const { port: bound } = server.address();
+  const { port: bound } = /** @type {import("node:net").AddressInfo} */ (server.address());
   console.log(`demo:web listening on http://127.0.0.1:${bound}/`);
 });
 
