@@ -37,11 +37,14 @@ function loadBinding() {
 function nodeRequire() {
   try {
     if (typeof __filename !== "string" || !/[\\/]load-addon\.cjs$/.test(__filename)) return null;
-    const builtin = typeof process.getBuiltinModule === "function" ? process.getBuiltinModule("node:module") : undefined;
+    const builtin =
+      typeof process.getBuiltinModule === "function" ? process.getBuiltinModule("node:module") : undefined;
     if (builtin) return builtin.createRequire(__filename);
     /** @type {(mod: any, id: string) => any} */
     const requireFrom = (mod, id) => mod.require(id);
-    return typeof module === "object" && typeof /** @type {any} */ (module)?.require === "function" ? (id) => requireFrom(module, id) : null;
+    return typeof module === "object" && typeof (/** @type {any} */ (module)?.require) === "function"
+      ? (id) => requireFrom(module, id)
+      : null;
   } catch {
     return null;
   }
@@ -96,10 +99,16 @@ function bindingError(cause, load) {
   const tried = all.slice(1).map((m) => m.split("\n")[0]); // what binding.cjs tried, in turn
   const causeText = ` Cause: ${tried.length > 0 ? tried.join("; ") : all[0]}`;
   // A `.node` file read as JavaScript: a bundler or a module runner handled binding.cjs.
-  const parsed = all.find((m) => /Unexpected character|Invalid or unexpected token|Module parse failed|Could not dynamically require/.test(m));
+  const parsed = all.find((m) =>
+    /Unexpected character|Invalid or unexpected token|Module parse failed|Could not dynamically require/.test(m),
+  );
   if (parsed) return bundledError(parsed.split("\n")[0], cause);
   if (supported !== null && !supported.includes(here)) {
-    return loadError("UNSUPPORTED_PLATFORM", `@aibind-rs/postgres has no prebuilt binary for ${here}.${fromSource}${causeText}`, cause);
+    return loadError(
+      "UNSUPPORTED_PLATFORM",
+      `@aibind-rs/postgres has no prebuilt binary for ${here}.${fromSource}${causeText}`,
+      cause,
+    );
   }
   // binding.cjs tried this folder's addon, then the platform package: both not found.
   if (tried.length > 0 && tried.every((m) => /^Cannot find module /.test(m))) {

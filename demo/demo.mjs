@@ -82,8 +82,12 @@ const status = await streams.getStatus(id);
 const sorted = [...lag].sort((a, b) => a - b);
 log(`appended ${tokens.length} chunks                  ${appendTime.toFixed(1)} ms (incl. 10 ms pauses)`);
 log(`live reader got the whole answer:     ${liveText === answer}`);
-log(`  chunk latency append->reader:       p50 ${sorted[Math.floor(sorted.length / 2)].toFixed(1)} ms, max ${sorted.at(-1).toFixed(1)} ms (woken on each write)`);
-log(`late reader resumed after seq ${resumed.resumeAfter}:    first chunk seq ${resumed.first}, rest matches: ${answer.endsWith(resumed.text)}`);
+log(
+  `  chunk latency append->reader:       p50 ${sorted[Math.floor(sorted.length / 2)].toFixed(1)} ms, max ${sorted.at(-1).toFixed(1)} ms (woken on each write)`,
+);
+log(
+  `late reader resumed after seq ${resumed.resumeAfter}:    first chunk seq ${resumed.first}, rest matches: ${answer.endsWith(resumed.text)}`,
+);
 log(`status:                               ${JSON.stringify(status)}`);
 t = performance.now();
 let replayed = "";
@@ -101,7 +105,9 @@ await conversations.save(`session-${id}`, chat);
 log(`conversation saved                    ${ms(t)}`);
 t = performance.now();
 const loaded = await conversations.load(`session-${id}`);
-log(`conversation loaded                   ${ms(t)} (${loaded.messages.length} messages, equal: ${JSON.stringify(loaded.messages) === JSON.stringify(chat.messages)})`);
+log(
+  `conversation loaded                   ${ms(t)} (${loaded.messages.length} messages, equal: ${JSON.stringify(loaded.messages) === JSON.stringify(chat.messages)})`,
+);
 
 await streams.close();
 await conversations.close();

@@ -140,7 +140,8 @@ class Appends {
     // Most recently written last, so the first entry is the one to forget.
     this.#writers.delete(id);
     this.#writers.set(id, writer);
-    if (this.#writers.size > MOST_STREAMS) this.#writers.delete(/** @type {string} */ (this.#writers.keys().next().value));
+    if (this.#writers.size > MOST_STREAMS)
+      this.#writers.delete(/** @type {string} */ (this.#writers.keys().next().value));
   }
 
   async #call(make) {
@@ -193,7 +194,10 @@ class Appends {
       const look = looked.value;
       if (look === null) throw notActive(id);
       if (mayHaveLanded && look.totalChunks >= at && look.at === chunk) return this.#stored(writer, at, chunk);
-      if (look.totalChunks < at - 1 || (writer.lastSeq === at - 1 && writer.last !== undefined && look.before !== writer.last)) {
+      if (
+        look.totalChunks < at - 1 ||
+        (writer.lastSeq === at - 1 && writer.last !== undefined && look.before !== writer.last)
+      ) {
         // The count went backwards, or another text stands where this store wrote: a
         // later generation of the stream. Never append into it.
         writer.fenced = true;

@@ -16,7 +16,11 @@ function backendFor(client, options) {
   if (typeof client === "string") return NativeBackend.connect(client, options);
   if (client !== null && typeof client === "object" && typeof client.query === "function") {
     const hub = hubFor(client, sender(client, options?.queryTimeoutMs ?? 30_000));
-    const backend = NativeBackend.fromQuery((settle, timeoutMs) => adapt(client, settle, timeoutMs), options, hub.number);
+    const backend = NativeBackend.fromQuery(
+      (settle, timeoutMs) => adapt(client, settle, timeoutMs),
+      options,
+      hub.number,
+    );
     hubOf.set(backend, { hub, token: hub.add(backend, options) });
     return backend;
   }

@@ -4,7 +4,17 @@
 
 const { describe } = require("./options.cjs");
 const { POSTGRES_JS } = require("./listener.cjs");
-const { isPg, isPgPool, isSingleConnection, preparedPg, quiet, checkIdle, lastQuery, isRunning, cancelPg } = require("./pg.cjs");
+const {
+  isPg,
+  isPgPool,
+  isSingleConnection,
+  preparedPg,
+  quiet,
+  checkIdle,
+  lastQuery,
+  isRunning,
+  cancelPg,
+} = require("./pg.cjs");
 
 const isObject = (row) => row !== null && typeof row === "object";
 
@@ -102,7 +112,7 @@ function adapt(client, settle, timeoutMs) {
           finish(() => settle(ticket, noConnectionFailure(timeoutMs, exhausted)));
           return;
         }
-        const running = phase === "query" ? conn ?? (isSingleConnection(client) ? client : undefined) : undefined;
+        const running = phase === "query" ? (conn ?? (isSingleConnection(client) ? client : undefined)) : undefined;
         if (running === undefined || !isRunning(running, statement)) {
           finish(() => settle(ticket, timeoutFailure(timeoutMs, phase)));
           return;
@@ -169,21 +179,18 @@ function adapt(client, settle, timeoutMs) {
         () => offWire?.(),
         () => offWire?.(),
       );
-      Promise.resolve(pending).then(
-        (result) => {
-          if (conn) {
-            conn.release();
-            conn = undefined;
-          }
-          finish(() => {
-            const rows = settleRows(result);
-            if (byColumn == null || !Array.isArray(rows)) return settle(ticket, rows);
-            const columns = rows.every(isObject) ? columnar(rows, byColumn, byIndex) : undefined;
-            return settle(ticket, columns || !byIndex ? rows : asObjects(rows, byColumn), columns);
-          });
-        },
-        failed,
-      );
+      Promise.resolve(pending).then((result) => {
+        if (conn) {
+          conn.release();
+          conn = undefined;
+        }
+        finish(() => {
+          const rows = settleRows(result);
+          if (byColumn == null || !Array.isArray(rows)) return settle(ticket, rows);
+          const columns = rows.every(isObject) ? columnar(rows, byColumn, byIndex) : undefined;
+          return settle(ticket, columns || !byIndex ? rows : asObjects(rows, byColumn), columns);
+        });
+      }, failed);
     });
   if (!isSingleConnection(client)) return query;
   // One connection runs one query at a time: queue them here rather than lean on pg's
@@ -275,8 +282,7 @@ function columnar(rows, spec, byIndex) {
         else if (typeof v === "number" && Number.isInteger(v)) values[i] = v;
         else if (typeof v === "bigint" || (typeof v === "string" && v.trim() !== "" && Number.isInteger(Number(v)))) {
           values[i] = Number(v);
-        }
-        else return undefined;
+        } else return undefined;
       }
       out.push(values);
     } else {

@@ -49,9 +49,7 @@ function hash(text) {
 /** A `pg.Pool` (pg's own, or one with its shape): queries run on clients checked out of it. */
 function isPgPool(client) {
   return (
-    typeof client.connect === "function" &&
-    typeof client.totalCount === "number" &&
-    typeof client.Client === "function"
+    typeof client.connect === "function" && typeof client.totalCount === "number" && typeof client.Client === "function"
   );
 }
 
@@ -90,30 +88,32 @@ function checkIdle(pool, timeoutMs) {
   const checks = Array.from({ length: pool.idleCount }, () =>
     pool.connect().then(
       (c) =>
-        /** @type {Promise<void>} */ (new Promise((resolve) => {
-          quiet(c);
-          let settled = false;
-          const timer = setTimeout(() => {
-            settled = true;
-            c.release(new Error("aibind-rs: an idle connection did not answer; destroyed"));
-            resolve();
-          }, limit);
-          timer.unref?.();
-          c.query("").then(
-            () => {
-              if (settled) return;
-              clearTimeout(timer);
-              c.release();
+        /** @type {Promise<void>} */ (
+          new Promise((resolve) => {
+            quiet(c);
+            let settled = false;
+            const timer = setTimeout(() => {
+              settled = true;
+              c.release(new Error("aibind-rs: an idle connection did not answer; destroyed"));
               resolve();
-            },
-            (err) => {
-              if (settled) return;
-              clearTimeout(timer);
-              c.release(err instanceof Error ? err : new Error(String(err)));
-              resolve();
-            },
-          );
-        })),
+            }, limit);
+            timer.unref?.();
+            c.query("").then(
+              () => {
+                if (settled) return;
+                clearTimeout(timer);
+                c.release();
+                resolve();
+              },
+              (err) => {
+                if (settled) return;
+                clearTimeout(timer);
+                c.release(err instanceof Error ? err : new Error(String(err)));
+                resolve();
+              },
+            );
+          })
+        ),
       () => {},
     ),
   );
@@ -149,7 +149,13 @@ function isRunning(conn, statement) {
  */
 function cancelPg(conn, statement) {
   try {
-    if (activeQuery(conn) !== statement || statement == null || typeof conn.constructor !== "function" || !conn.processID) return;
+    if (
+      activeQuery(conn) !== statement ||
+      statement == null ||
+      typeof conn.constructor !== "function" ||
+      !conn.processID
+    )
+      return;
     const canceller = new conn.constructor(conn.connectionParameters);
     const con = canceller.connection;
     con.on("error", () => {});

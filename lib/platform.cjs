@@ -5,7 +5,15 @@
 // against the same list.
 "use strict";
 
-const CPUS = { x86_64: "x64", aarch64: "arm64", i686: "ia32", armv7: "arm", riscv64gc: "riscv64", powerpc64le: "ppc64", s390x: "s390x" };
+const CPUS = {
+  x86_64: "x64",
+  aarch64: "arm64",
+  i686: "ia32",
+  armv7: "arm",
+  riscv64gc: "riscv64",
+  powerpc64le: "ppc64",
+  s390x: "s390x",
+};
 const SYSTEMS = { linux: "linux", darwin: "darwin", windows: "win32", freebsd: "freebsd", android: "android" };
 
 /**
@@ -53,7 +61,9 @@ function currentPlatform(here) {
 
 /** @returns {unknown} the glibc version Node runs on, or undefined (musl) */
 function glibcVersion() {
-  const report = /** @type {{ header?: { glibcVersionRuntime?: string } } | undefined} */ (process.report?.getReport?.());
+  const report = /** @type {{ header?: { glibcVersionRuntime?: string } } | undefined} */ (
+    process.report?.getReport?.()
+  );
   return report?.header?.glibcVersionRuntime;
 }
 

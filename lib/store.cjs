@@ -94,7 +94,9 @@ class Store {
       );
     }
     if (store.#native === undefined) {
-      throw store.#closed ? storeError("STORE_CLOSED", "this store has been closed; create a new store to keep going") : missingClient();
+      throw store.#closed
+        ? storeError("STORE_CLOSED", "this store has been closed; create a new store to keep going")
+        : missingClient();
     }
     return store.#native;
   }

@@ -84,7 +84,10 @@ export async function startPgBouncer({ target, mode = "transaction", settings = 
   };
   const ini =
     `[databases]\n* = host=${upstream.hostname} port=${upstream.port || 5432}\n\n[pgbouncer]\n` +
-    Object.entries(config).map(([k, v]) => `${k} = ${v}`).join("\n") + "\n";
+    Object.entries(config)
+      .map(([k, v]) => `${k} = ${v}`)
+      .join("\n") +
+    "\n";
   writeFileSync(join(dir, "pgbouncer.ini"), ini);
   writeFileSync(join(dir, "users.txt"), `"${user}" ""\n`);
   writeFileSync(join(dir, "pgbouncer.log"), "");

@@ -61,7 +61,8 @@ const server = createServer(async (req, res) => {
     }
     if (req.method === "POST" && pathname === "/api/chat") {
       const { prompt } = await readBody(req);
-      if (typeof prompt !== "string" || !prompt.trim()) return json(res, 400, { error: "prompt must be a non-empty string" });
+      if (typeof prompt !== "string" || !prompt.trim())
+        return json(res, 400, { error: "prompt must be a non-empty string" });
       const id = randomUUID();
       await store.create(id);
       generate(id, prompt.trim()); // outlives this request
@@ -77,7 +78,11 @@ const server = createServer(async (req, res) => {
       // Resume after the last seq the browser has: Last-Event-ID when EventSource
       // reconnects by itself, ?after= when the page was reloaded.
       const after = Number(req.headers["last-event-id"] ?? searchParams.get("after") ?? 0) || 0;
-      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+      res.writeHead(200, {
+        "content-type": "text/event-stream",
+        "cache-control": "no-cache",
+        connection: "keep-alive",
+      });
       const chunks = store.readFrom(stream[1], after);
       req.on("close", () => chunks.return()); // the tab went away: release the reader
       for await (const { seq, data } of chunks) res.write(`id: ${seq}\ndata: ${JSON.stringify(data)}\n\n`);
