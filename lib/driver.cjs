@@ -1,5 +1,33 @@
 // The JS-client driver: a caller's `{ query }` (a pg.Pool or pg.Client, wrapPostgresJs(sql),
 // wrapNeon(sql), any PostgresClient) as the native backend calls it (src/backend/js.rs).
+//
+// The protocol between this file and src/backend/js.rs, the one place it is written down:
+//
+//   NativeBackend.fromQuery(makeAdapter, options, clientNumber) calls, once per backend,
+//     makeAdapter(settle, queryTimeoutMs) -> query            (`adapt` below)
+//   and then, for every statement,
+//     query(sql, params, ticket, columns, withinMs) -> Promise
+//       sql       the statement's text; params: its parameters as JSON values
+//       ticket    a number that names the statement in `settle`
+//       columns   null, or for a statement that reads many rows (a page of chunks) the
+//                 columns wanted, "name:i,name:t,...": i an integer, t a text column
+//       withinMs  null, or a limit shorter than queryTimeoutMs for this call alone
+//   The adapter settles every call exactly once, whatever happens, by returning
+//     settle(ticket, outcome, byColumn?)
+//   (its promise resolves with what settle returns, or rejects with what it throws: the
+//   store method's own result or error, made in Rust), where outcome is
+//     - the client's rows array (objects by column name; pg's arrays are named first);
+//     - { failed: { message, code, phase? } }: the client threw or rejected, or the call
+//       ran out of time or queue space (code QUERY_TIMEOUT, NO_FREE_CONNECTION,
+//       OVERLOADED, else the driver's own: an SQLSTATE or a Node error code; phase
+//       "queued" | "connect" | "query", where it was);
+//     - { malformed: "<what came back>" }: the result was not `{ rows: [...] }`;
+//   and byColumn, only when `columns` was asked and every value has the expected type
+//   (`columnar`): per integer column a Float64Array (NaN for NULL), per text column the
+//   values joined into one string and an Int32Array of their UTF-16 lengths (-1 for
+//   NULL). Rust then reads byColumn and ignores the rows; without it, it reads the rows
+//   one by one and reports a value of the wrong type there. Errors are classified in
+//   src/error.rs from `failed` and `malformed`.
 "use strict";
 
 const { describe } = require("./options.cjs");
@@ -65,10 +93,9 @@ function settleFailure(err, phase) {
 const MOST_QUEUED = 20_000;
 
 /**
- * The caller's `query` as the native backend calls it: `(sql, params, ticket)`, always
- * settling through `settle(ticket, outcome)` with the rows, `{ failed }` or
- * `{ malformed }`; what `settle` returns (or throws) is what the method resolves (or
- * rejects) with. The call's `queryTimeoutMs` runs from the moment it is made, waiting for
+ * The caller's `query` as the native backend calls it (the protocol above): always
+ * settling through `settle(ticket, outcome, byColumn?)`; what `settle` returns (or
+ * throws) is what the method resolves (or rejects) with. The call's `queryTimeoutMs` runs from the moment it is made, waiting for
  * a connection or in the queue of a one-connection client included.
  *
  * A `pg.Pool` runs each query on a client it checks out itself, so that a query that

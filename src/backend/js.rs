@@ -1,12 +1,11 @@
 //! The JS backend: the caller's own `query(sql, params)`, called on the JS thread.
 //!
-//! `index.cjs` wraps the client's `query` in an adapter `(sql, params, ticket)` that
-//! always settles by calling `settle(ticket, outcome)`, a native function made once per
-//! backend: the outcome is the rows array, `{ failed: { message, code } }` when the
-//! client threw or rejected, or `{ malformed: "<what it got>" }` when the result was not
-//! `{ rows: [...] }`. `settle` runs the statement's `finish` on the rows and returns the
-//! result, so the adapter's own promise is the method's promise: no thread in between,
-//! and nothing allocated per call on the JS side beyond the client's own work.
+//! `lib/driver.cjs` wraps the client's `query` in an adapter that settles every call
+//! through `settle`, a native function made once per backend; the protocol (the
+//! adapter's arguments, the outcomes, pages by column) is written down once, at the top
+//! of `lib/driver.cjs`. `settle` runs the statement's `finish` on the rows and returns
+//! the result, so the adapter's own promise is the method's promise: no thread in
+//! between, and nothing allocated per call on the JS side beyond the client's own work.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -24,14 +23,15 @@ use super::sweep::Sweeper;
 use super::{Cell, Param, Row};
 use crate::tail::Source;
 
-/// Most writes queued for `index.cjs` to announce.
+/// Most writes queued for `lib/client-hub.cjs` to announce.
 const MOST_QUEUED: usize = 100_000;
 use crate::error::{Error, Result};
 use crate::sql::{Kind, Statement};
 
 type Args = FnArgs<(String, Vec<Value>, u32, Option<String>, Option<f64>)>;
 
-/// `(settle) => (sql, params, ticket, columns) => Promise<unknown>`, as `index.cjs` makes it.
+/// `(settle, queryTimeoutMs) => (sql, params, ticket, columns, withinMs) => Promise<unknown>`,
+/// as `adapt` in `lib/driver.cjs` makes it.
 pub type MakeAdapter<'f> = Function<
     'f,
     FnArgs<(Function<'f, SettleArgs, Raw>, f64)>,
@@ -70,13 +70,13 @@ impl FromNapiValue for Raw {
 pub struct JsQuery {
     query: FunctionRef<Args, Unknown<'static>>,
     pending: Arc<Mutex<Pending>>,
-    /// The client object, as `index.cjs` numbers it (`tail.rs`).
+    /// The client object, as `lib/client-hub.cjs` numbers it (`tail.rs`).
     source: Source,
-    /// Writes to announce, until `index.cjs` takes them to send (`takeNotifications`).
+    /// Writes to announce, until `lib/client-hub.cjs` takes them to send (`takeNotifications`).
     outbox: Mutex<Vec<Written>>,
-    /// Readers waiting, for the shared check `index.cjs` runs (`checkWaiting`).
+    /// Readers waiting, for the shared check `lib/client-hub.cjs` runs (`checkWaiting`).
     pub sweeper: Sweeper,
-    /// Whether `index.cjs` runs the shared check, and whether its LISTEN connection is
+    /// Whether `lib/client-hub.cjs` runs the shared check, and whether its LISTEN connection is
     /// known to deliver.
     pub checking: AtomicBool,
     pub heard: AtomicBool,
@@ -126,7 +126,7 @@ impl JsQuery {
         self.source
     }
 
-    /// Queues a write for `index.cjs` to announce (at most `MOST_QUEUED`; beyond that,
+    /// Queues a write for `lib/client-hub.cjs` to announce (at most `MOST_QUEUED`; beyond that,
     /// readers elsewhere find it through their shared check or poll).
     pub fn publish(&self, written: Written) {
         let mut outbox = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
@@ -316,7 +316,7 @@ fn rows_from_js(env: &Env, statement: &Statement, settled: Unknown) -> Result<Ve
         .collect()
 }
 
-/// The rows the adapter sent by column (see `columnar` in `index.cjs`): per column, in the
+/// The rows the adapter sent by column (see `columnar` in `lib/driver.cjs`): per column, in the
 /// statement's order, a Float64Array of integers (NaN for NULL), or a text column's values
 /// joined into one string followed by an Int32Array of their UTF-16 lengths (-1 for NULL).
 fn rows_from_columns(statement: &Statement, by_column: Array) -> Result<Vec<Row>> {
