@@ -9,25 +9,29 @@
 //     query(sql, params, ticket, columns, withinMs) -> Promise
 //       sql       the statement's text; params: its parameters as JSON values
 //       ticket    a number that names the statement in `settle`
-//       columns   null, or for a statement that reads many rows (a page of chunks) the
-//                 columns wanted, "name:i,name:t,...": i an integer, t a text column
+//       columns   the columns the statement reads, "name:i,name:t,...": i an integer,
+//                 t a text column ("" for none)
 //       withinMs  null, or a limit shorter than queryTimeoutMs for this call alone
 //   The adapter settles every call exactly once, whatever happens, by returning
-//     settle(ticket, outcome, byColumn?)
+//     settle(ticket, outcome)
 //   (its promise resolves with what settle returns, or rejects with what it throws: the
-//   store method's own result or error, made in Rust), where outcome is
-//     - the client's rows array (objects by column name; pg's arrays are named first);
-//     - { failed: { message, code, phase? } }: the client threw or rejected, or the call
-//       ran out of time or queue space (code QUERY_TIMEOUT, NO_FREE_CONNECTION,
-//       OVERLOADED, else the driver's own: an SQLSTATE or a Node error code; phase
-//       "queued" | "connect" | "query", where it was);
-//     - { malformed: "<what came back>" }: the result was not `{ rows: [...] }`;
-//   and byColumn, only when `columns` was asked and every value has the expected type
-//   (`columnar`): per integer column a Float64Array (NaN for NULL), per text column the
-//   values joined into one string and an Int32Array of their UTF-16 lengths (-1 for
-//   NULL). Rust then reads byColumn and ignores the rows; without it, it reads the rows
-//   one by one and reports a value of the wrong type there. Errors are classified in
-//   src/error.rs from `failed` and `malformed`.
+//   store method's own result or error, made in Rust), where outcome is one of
+//     { failed: { message, code, phase? } }   the client threw or rejected, or the call
+//         ran out of time or queue space (code QUERY_TIMEOUT, NO_FREE_CONNECTION,
+//         OVERLOADED, else the driver's own: an SQLSTATE or a Node error code, if any;
+//         phase "queued" | "connect" | "query": where the call was)
+//     { malformed: "<what came back>" }       the result was not `{ rows: [...] }`
+//     { rows, columns, notAnObject? }         the rows, always by column (`outcomeOf`):
+//         `rows` rows (up to the first that is not an object, which `notAnObject`
+//         names: { row, got }), and per column of `columns`, in order, one of
+//           { ints }            a Float64Array (NaN for NULL), for an integer column
+//           { text, lengths }   a text column's values joined into one string, and an
+//                               Int32Array of their UTF-16 lengths (-1 for NULL)
+//           { values }          the values as they came (a value of another type, or
+//                               one only Rust reads exactly, such as a BigInt)
+//   A handful of values cross into Rust instead of several per row. Rust reads the cells
+//   row by row (leniently: drivers return int8 and counts as strings, postgres.js may
+//   return BigInts) and classifies `failed` and `malformed` (src/error.rs).
 "use strict";
 
 const { describe } = require("./options.cjs");
@@ -83,7 +87,7 @@ function settleFailure(err, phase) {
   return {
     failed: {
       message: err instanceof Error ? err.message : String(err),
-      code: err !== null && typeof err === "object" && typeof err.code === "string" ? err.code : null,
+      code: err !== null && typeof err === "object" && typeof err.code === "string" ? err.code : undefined,
       phase,
     },
   };
@@ -94,8 +98,8 @@ const MOST_QUEUED = 20_000;
 
 /**
  * The caller's `query` as the native backend calls it (the protocol above): always
- * settling through `settle(ticket, outcome, byColumn?)`; what `settle` returns (or
- * throws) is what the method resolves (or rejects) with. The call's `queryTimeoutMs` runs from the moment it is made, waiting for
+ * settling through `settle(ticket, outcome)`; what `settle` returns (or throws) is what
+ * the method resolves (or rejects) with. The call's `queryTimeoutMs` runs from the moment it is made, waiting for
  * a connection or in the queue of a one-connection client included.
  *
  * A `pg.Pool` runs each query on a client it checks out itself, so that a query that
@@ -103,14 +107,14 @@ const MOST_QUEUED = 20_000;
  * never reused: the pool then heals, and `pool.end()` still resolves.
  */
 function adapt(client, settle, timeoutMs) {
-  // pg gives a page's rows as arrays (cheaper to build and to read): `byIndex`.
+  // pg gives the rows as arrays (cheaper to build and to read): `byIndex`.
   const byIndex = isPg(client);
   const send = byIndex ? preparedPg() : (sql, params) => client.query(sql, params);
   const checkout = isPgPool(client);
   // `queued`: what this call waits for on a one-connection client (the previous call off
   // the wire); `offWire()`: called once this call's statement is done on the connection,
   // or certain never to be sent.
-  const query = (sql, params, ticket, byColumn, withinMs, queued, offWire) =>
+  const query = (sql, params, ticket, columns, withinMs, queued, offWire) =>
     new Promise((resolve, reject) => {
       // Settles once: with the outcome, or when the call has taken its time
       // (`withinMs` when the store asks for less than `queryTimeoutMs`).
@@ -173,7 +177,7 @@ function adapt(client, settle, timeoutMs) {
       let pending;
       let statement; // pg's query object of this call, once sent
       const sendOn = (target) => {
-        const sent = send(sql, params, byColumn != null, target);
+        const sent = send(sql, params, columns != null, target);
         statement = lastQuery(target);
         return sent;
       };
@@ -211,12 +215,7 @@ function adapt(client, settle, timeoutMs) {
           conn.release();
           conn = undefined;
         }
-        finish(() => {
-          const rows = settleRows(result);
-          if (byColumn == null || !Array.isArray(rows)) return settle(ticket, rows);
-          const columns = rows.every(isObject) ? columnar(rows, byColumn, byIndex) : undefined;
-          return settle(ticket, columns || !byIndex ? rows : asObjects(rows, byColumn), columns);
-        });
+        finish(() => settle(ticket, columns == null ? settleRows(result) : outcomeOf(result, columns, byIndex)));
       }, failed);
     });
   if (!isSingleConnection(client)) return query;
@@ -228,7 +227,7 @@ function adapt(client, settle, timeoutMs) {
   // timed-out call cancels is its own. The queue is the connection's: every store on it
   // (and the NOTIFYs of lib/client-hub.cjs) goes through it.
   const lane = laneOf(client);
-  return (sql, params, ticket, byColumn, withinMs) => {
+  return (sql, params, ticket, columns, withinMs) => {
     if (lane.waiting >= MOST_QUEUED) {
       const failed = {
         message:
@@ -242,7 +241,7 @@ function adapt(client, settle, timeoutMs) {
     lane.waiting++;
     let offWire;
     const wire = new Promise((resolve) => (offWire = resolve));
-    const result = query(sql, params, ticket, byColumn, withinMs, lane.tail, offWire);
+    const result = query(sql, params, ticket, columns, withinMs, lane.tail, offWire);
     lane.tail = wire.then(() => lane.waiting--);
     return result;
   };
@@ -272,61 +271,98 @@ function sender(client, timeoutMs) {
   return (sql, params) => query(sql, params, 0, null, null);
 }
 
-/**
- * Many rows (a page of chunks) by column, as the native side asks with `spec`
- * ("name:i,name:t,..."): per integer column a Float64Array (NaN for NULL), per text column
- * the values joined into one string and an Int32Array of their lengths (-1 for NULL). A
- * handful of values cross into Rust instead of several per row. Anything unexpected
- * (a value of the wrong type) gives `undefined`: the rows are then read one by one, and
- * the problem reported there.
- */
+/** The columns of a spec ("name:i,name:t,..."), parsed once per statement. */
 const specs = new Map();
 function parseSpec(spec) {
   let columns = specs.get(spec);
   if (columns === undefined) {
-    columns = spec.split(",").map((c, index) => ({ name: c.slice(0, -2), index, int: c.endsWith(":i") }));
+    columns =
+      spec === "" ? [] : spec.split(",").map((c, index) => ({ name: c.slice(0, -2), index, int: c.endsWith(":i") }));
     specs.set(spec, columns);
   }
   return columns;
 }
 
-/** Rows that came as arrays (pg's rowMode "array"), as the objects row-by-row reading expects. */
-function asObjects(rows, spec) {
-  const columns = parseSpec(spec);
-  return rows.map((row) => Object.fromEntries(columns.map((c) => [c.name, row?.[c.index]])));
+/**
+ * The outcome of a call whose client resolved with `result` (the protocol above):
+ * `{ malformed }` without a rows array, else the rows by column, as `spec` asks; the
+ * rows by index when they came as arrays (pg's rowMode "array": `byIndex`).
+ */
+function outcomeOf(result, spec, byIndex) {
+  const rows = settleRows(result);
+  if (!Array.isArray(rows)) return rows;
+  /** @type {{ rows?: number, columns?: object[], notAnObject?: { row: number, got: string } }} */
+  const outcome = {};
+  let n = rows.findIndex((row) => !isObject(row));
+  if (n === -1) n = rows.length;
+  else outcome.notAnObject = { row: n, got: typeName(rows[n]) };
+  outcome.rows = n;
+  outcome.columns = parseSpec(spec).map(({ name, index, int }) => {
+    const key = byIndex ? index : name;
+    return (int ? integers(rows, n, key) : texts(rows, n, key)) ?? { values: valuesOf(rows, n, key) };
+  });
+  return outcome;
 }
 
-function columnar(rows, spec, byIndex) {
-  const out = [];
-  const n = rows.length;
-  for (const { name, index, int } of parseSpec(spec)) {
-    const key = byIndex ? index : name;
-    if (int) {
-      const values = new Float64Array(n);
-      for (let i = 0; i < n; i++) {
-        const v = rows[i]?.[key];
-        if (v === null || v === undefined) values[i] = NaN;
-        else if (typeof v === "number" && Number.isInteger(v)) values[i] = v;
-        else if (typeof v === "bigint" || (typeof v === "string" && v.trim() !== "" && Number.isInteger(Number(v)))) {
-          values[i] = Number(v);
-        } else return undefined;
-      }
-      out.push(values);
-    } else {
-      const lengths = new Int32Array(n);
-      let text = "";
-      for (let i = 0; i < n; i++) {
-        const v = rows[i]?.[key];
-        if (typeof v === "string") {
-          text += v;
-          lengths[i] = v.length;
-        } else if (v === null || v === undefined) lengths[i] = -1;
-        else return undefined;
-      }
-      out.push(text, lengths);
-    }
+/** Whole numbers as decimal digits that a double holds exactly (and Rust reads alike). */
+const DIGITS = /^[0-9]{1,15}$/;
+
+/** An integer column as `{ ints }`; undefined if a value is not plainly an integer. */
+function integers(rows, n, key) {
+  const ints = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = rows[i][key];
+    if (v === null || v === undefined) ints[i] = NaN;
+    else if (typeof v === "number" && Number.isInteger(v) && Math.abs(v) < 9e15) ints[i] = v;
+    else if (typeof v === "string" && DIGITS.test(v)) ints[i] = Number(v);
+    else return undefined;
   }
-  return out;
+  return { ints };
+}
+
+/** A text column as `{ text, lengths }`; undefined if a value is not a string. */
+function texts(rows, n, key) {
+  const lengths = new Int32Array(n);
+  let text = "";
+  for (let i = 0; i < n; i++) {
+    const v = rows[i][key];
+    if (typeof v === "string") {
+      text += v;
+      lengths[i] = v.length;
+    } else if (v === null || v === undefined) lengths[i] = -1;
+    else return undefined;
+  }
+  return { text, lengths };
+}
+
+/** A column's values as they came. */
+function valuesOf(rows, n, key) {
+  const values = new Array(n);
+  for (let i = 0; i < n; i++) values[i] = rows[i][key];
+  return values;
+}
+
+/** What a row that is not an object is, in the words of the native side's messages. */
+function typeName(value) {
+  if (value === null) return "null";
+  switch (typeof value) {
+    case "undefined":
+      return "undefined";
+    case "boolean":
+      return "a boolean";
+    case "number":
+      return "a number";
+    case "string":
+      return "a string";
+    case "symbol":
+      return "a symbol";
+    case "function":
+      return "a function";
+    case "bigint":
+      return "a BigInt";
+    default:
+      return "an object";
+  }
 }
 
 /**
@@ -361,4 +397,4 @@ function wrapNeon(sql) {
   };
 }
 
-module.exports = { adapt, sender, columnar, asObjects, wrapPostgresJs, wrapNeon };
+module.exports = { adapt, sender, outcomeOf, wrapPostgresJs, wrapNeon };

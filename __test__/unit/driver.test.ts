@@ -1,61 +1,78 @@
 // lib/driver.cjs without a database: how a JS client's results are handed to the native
-// side (src/backend/js.rs) — pages by column, failures and malformed results as outcomes —
+// side (src/backend/js.rs) — rows by column, failures and malformed results as outcomes —
 // and the postgres.js / Neon wrappers.
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
 
 const require = createRequire(import.meta.url);
-const { adapt, columnar, asObjects, wrapPostgresJs, wrapNeon } = require("../../lib/driver.cjs");
+const { adapt, outcomeOf, wrapPostgresJs, wrapNeon } = require("../../lib/driver.cjs");
 
-describe("columnar", () => {
+describe("outcomeOf", () => {
   const spec = "seq:i,text:t";
 
-  it("gives a Float64Array per integer column and text + lengths per text column", () => {
-    const out = columnar(
-      [
-        { seq: 1, text: "ab" },
-        { seq: "2", text: null },
-        { seq: 3n, text: "" },
-        { seq: null, text: "xyz" },
-      ],
-      spec,
-      false,
-    );
-    expect(out).toHaveLength(3);
-    expect(out[0]).toBeInstanceOf(Float64Array);
-    expect(Array.from(out[0])).toEqual([1, 2, 3, NaN]);
-    expect(out[1]).toBe("abxyz");
-    expect(out[2]).toBeInstanceOf(Int32Array);
-    expect(Array.from(out[2])).toEqual([2, -1, 0, 3]);
+  it("sends every column: integers as a Float64Array, texts joined with their lengths", () => {
+    const rows = [
+      { seq: 1, text: "ab" },
+      { seq: "2", text: null },
+      { seq: undefined, text: "" },
+      { seq: null, text: "x\u{1F600}" },
+    ];
+    const { rows: n, columns, notAnObject } = outcomeOf({ rows }, spec, false);
+    expect(n).toBe(4);
+    expect(notAnObject).toBeUndefined();
+    expect(columns).toHaveLength(2);
+    expect(columns[0].ints).toBeInstanceOf(Float64Array);
+    expect(Array.from(columns[0].ints)).toEqual([1, 2, NaN, NaN]);
+    expect(columns[1].text).toBe("abx\u{1F600}");
+    expect(columns[1].lengths).toBeInstanceOf(Int32Array);
+    expect(Array.from(columns[1].lengths)).toEqual([2, -1, 0, 3]);
   });
 
   it("reads rows by index when they came as arrays (pg's rowMode 'array')", () => {
-    const out = columnar([[5, "hi"], [6, "there"]], spec, true);
-    expect(Array.from(out[0])).toEqual([5, 6]);
-    expect(out[1]).toBe("hithere");
-    expect(Array.from(out[2])).toEqual([2, 5]);
+    const { columns } = outcomeOf({ rows: [[5, "hi"], [6, "there"]] }, spec, true);
+    expect(Array.from(columns[0].ints)).toEqual([5, 6]);
+    expect(columns[1]).toEqual({ text: "hithere", lengths: new Int32Array([2, 5]) });
   });
 
-  it("gives undefined for a value of the wrong type (the rows are then read one by one)", () => {
-    expect(columnar([{ seq: 1.5, text: "a" }], spec, false)).toBeUndefined();
-    expect(columnar([{ seq: "x", text: "a" }], spec, false)).toBeUndefined();
-    expect(columnar([{ seq: " ", text: "a" }], spec, false)).toBeUndefined();
-    expect(columnar([{ seq: 1, text: 5 }], spec, false)).toBeUndefined();
+  it("sends a column with a value it cannot encode exactly as the values themselves", () => {
+    const values = [1.5, "x", " 7", "1e3", 12n, 2 ** 60, true];
+    for (const v of values) {
+      const { columns } = outcomeOf({ rows: [{ seq: 1, text: "a" }, { seq: v, text: "b" }] }, spec, false);
+      expect(columns[0]).toEqual({ values: [1, v] });
+      expect(columns[1]).toEqual({ text: "ab", lengths: new Int32Array([1, 1]) });
+    }
+    const { columns } = outcomeOf({ rows: [{ seq: 1, text: 5 }] }, spec, false);
+    expect(columns[1]).toEqual({ values: [5] });
   });
 
-  it("handles no rows", () => {
-    const out = columnar([], spec, false);
-    expect(Array.from(out[0])).toEqual([]);
-    expect(out[1]).toBe("");
+  it("stops at the first row that is not an object, naming what it is", () => {
+    for (const [row, got] of [
+      ["x", "a string"],
+      [null, "null"],
+      [undefined, "undefined"],
+      [3, "a number"],
+      [1n, "a BigInt"],
+      [() => {}, "a function"],
+    ] as const) {
+      const outcome = outcomeOf({ rows: [{ seq: 1, text: "a" }, row, { seq: 3, text: "c" }] }, spec, false);
+      expect(outcome.rows).toBe(1);
+      expect(outcome.notAnObject).toEqual({ row: 1, got });
+      expect(Array.from(outcome.columns[0].ints)).toEqual([1]);
+    }
   });
-});
 
-describe("asObjects", () => {
-  it("names an array row's values by the spec's columns", () => {
-    expect(asObjects([[1, "a"], [2, null]], "seq:i,text:t")).toEqual([
-      { seq: 1, text: "a" },
-      { seq: 2, text: null },
-    ]);
+  it("says what came back when it is not a result with rows", () => {
+    expect(outcomeOf({ rowCount: 1 }, spec, false)).toEqual({ malformed: "an object without a rows array" });
+    expect(outcomeOf([], spec, false)).toEqual({ malformed: "an array" });
+    expect(outcomeOf(undefined, spec, false)).toEqual({ malformed: "undefined" });
+  });
+
+  it("handles no rows and no columns", () => {
+    expect(outcomeOf({ rows: [] }, spec, false)).toEqual({
+      rows: 0,
+      columns: [{ ints: new Float64Array(0) }, { text: "", lengths: new Int32Array(0) }],
+    });
+    expect(outcomeOf({ rows: [{}, {}] }, "", false)).toEqual({ rows: 2, columns: [] });
   });
 });
 
@@ -66,15 +83,13 @@ describe("adapt (a plain { query } client)", () => {
     return args;
   };
 
-  it("settles the rows, and a page by column when asked", async () => {
+  it("settles the rows by column (and as they came for the hub's own statements)", async () => {
     const rows = [{ seq: 1, text: "a" }];
     const query = adapt({ query: async () => ({ rows }) }, settle, 1_000);
     expect(await query("SELECT 1", [], 7, null, null)).toEqual([7, rows]);
-    const [ticket, sent, columns] = await query("SELECT 1", [], 8, "seq:i,text:t", null);
+    const [ticket, outcome] = await query("SELECT 1", [], 8, "seq:i,text:t", null);
     expect(ticket).toBe(8);
-    expect(sent).toBe(rows);
-    expect(Array.from(columns[0])).toEqual([1]);
-    expect(columns[1]).toBe("a");
+    expect(outcome).toEqual({ rows: 1, columns: [{ ints: new Float64Array([1]) }, { text: "a", lengths: new Int32Array([1]) }] });
   });
 
   it("settles a failure with its message, code and phase", async () => {
@@ -82,14 +97,14 @@ describe("adapt (a plain { query } client)", () => {
     const query = adapt({ query: async () => Promise.reject(err) }, settle, 1_000);
     expect(await query("INSERT", [], 1, null, null)).toEqual([1, { failed: { message: "duplicate key", code: "23505", phase: "query" } }]);
     const thrown = adapt({ query: async () => Promise.reject("text") }, settle, 1_000);
-    expect(await thrown("INSERT", [], 2, null, null)).toEqual([2, { failed: { message: "text", code: null, phase: "query" } }]);
+    expect(await thrown("INSERT", [], 2, null, null)).toEqual([2, { failed: { message: "text", code: undefined, phase: "query" } }]);
   });
 
   it("settles a result without rows as malformed", async () => {
     const query = adapt({ query: async () => ({ rowCount: 1 }) }, settle, 1_000);
-    expect(await query("SELECT 1", [], 1, null, null)).toEqual([1, { malformed: "an object without a rows array" }]);
+    expect(await query("SELECT 1", [], 1, "n:i", null)).toEqual([1, { malformed: "an object without a rows array" }]);
     const nothing = adapt({ query: async () => undefined }, settle, 1_000);
-    expect(await nothing("SELECT 1", [], 2, null, null)).toEqual([2, { malformed: "undefined" }]);
+    expect(await nothing("SELECT 1", [], 2, "n:i", null)).toEqual([2, { malformed: "undefined" }]);
   });
 
   it("settles QUERY_TIMEOUT when the client does not answer within the time", async () => {
