@@ -10,7 +10,7 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
- * The database connection of one store, made by `index.js` and handed to the store's
+ * The database connection of one store, made by `index.cjs` and handed to the store's
  * constructor.
  */
 export declare class NativeBackend {
@@ -29,7 +29,7 @@ export declare class NativeBackend {
   /**
    * A backend over a JS client: `makeAdapter(settle, queryTimeoutMs)` returns the
    * function `(sql, params, ticket, columns) => Promise` that runs a query and settles
-   * it through `settle(ticket, outcome, columns?)` (see `index.js`), giving up after
+   * it through `settle(ticket, outcome, columns?)` (see `index.cjs`), giving up after
    * `queryTimeoutMs`. Held by a reference that never keeps the process alive.
    */
   static fromQuery(makeAdapter: (settle: (ticket: number, outcome: unknown, columns?: unknown[]) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string | null, withinMs: number | null) => Promise<unknown>, options?: PoolOptions, clientNumber?: number): NativeBackend
@@ -100,7 +100,7 @@ export declare class NativeStreamReader {
   pause(): Promise<void>
   /**
    * Whether more chunks are there already: the last page did not reach the stream's
-   * chunk count. `index.js` then asks for the next page while it yields this one.
+   * chunk count. `index.cjs` then asks for the next page while it yields this one.
    */
   get hasMore(): boolean
   /** Ends the reader: a pending `pause()` returns and `nextPage()` resolves `null`. */
@@ -149,7 +149,7 @@ export declare class NativeStreamStore {
    * Resolves once a pool no other store uses has closed its connections.
    */
   close(): Promise<undefined>
-  /** `retryReadsForMs`, for `readFrom` in `index.js`. */
+  /** `retryReadsForMs`, for `readFrom` in `index.cjs`. */
   get retryReadsForMs(): number
   get closed(): boolean
 }
@@ -263,7 +263,7 @@ export declare function schemaStatements(options?: SchemaOptions | undefined | n
 /**
  * One page of chunks, in columns: their seqs, and their texts joined into one string,
  * chunk `i` ending at UTF-16 offset `ends[i]`. One string and two typed arrays cross into
- * JS for a whole page, instead of an object or a string per chunk; `index.js` slices the
+ * JS for a whole page, instead of an object or a string per chunk; `index.cjs` slices the
  * chunks out (V8 shares the text for longer slices) and yields the objects.
  */
 export interface StreamPage {
