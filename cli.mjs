@@ -28,7 +28,12 @@ if (command === "--help" || command === "-h" || command === "help") {
 if (command !== "migrate") fail(command ? `unknown command "${command}"` : "no command given");
 
 const flags = { print: false };
-const names = { "--url": "url", "--chunks-table": "chunksTable", "--status-table": "statusTable", "--conversations-table": "conversationsTable" };
+const names = {
+  "--url": "url",
+  "--chunks-table": "chunksTable",
+  "--status-table": "statusTable",
+  "--conversations-table": "conversationsTable",
+};
 for (let i = 0; i < rest.length; i++) {
   const [flag, inline] = rest[i].split(/=(.*)/s, 2);
   if (flag === "--print") flags.print = true;
@@ -39,7 +44,11 @@ for (let i = 0; i < rest.length; i++) {
   } else fail(`unknown option "${rest[i]}"`);
 }
 
-const options = { chunksTable: flags.chunksTable, statusTable: flags.statusTable, conversationsTable: flags.conversationsTable };
+const options = {
+  chunksTable: flags.chunksTable,
+  statusTable: flags.statusTable,
+  conversationsTable: flags.conversationsTable,
+};
 try {
   if (flags.print) {
     process.stdout.write(schemaSql(options));

@@ -1,6 +1,14 @@
 // Public types of @aibind-rs/postgres: those of @aibind/postgres, plus what this package
 // adds (connection strings, close(), loadJSON/saveJSON, error codes).
 import type { ChatHistory, ConversationMessage } from "@aibind/core";
+// The options the native side takes are documented once, in Rust (src/options.rs), and
+// reach here through the generated binding.d.ts; the README documents them for users.
+import type {
+  ConversationStoreOptions,
+  PoolOptions,
+  SchemaOptions as NativeSchemaOptions,
+  StreamStoreOptions,
+} from "./binding.js";
 
 /** What a client's `query` resolves to. */
 export interface PostgresResult {
@@ -27,42 +35,11 @@ export interface DurableStreamStatus {
 }
 
 /** Options of the connection: the Rust pool's, and the time limit every store has. */
-export interface PostgresPoolOptions {
-  /**
-   * Most connections of the Rust pool, a whole number from 1 to 1000 (default 10). Stores
-   * built from the same connection string and pool options in one process share one pool.
-   * Checked but not used with JS clients.
-   */
-  poolSize?: number;
-  /** How long opening a connection of the Rust pool may take, in ms (default 10000). */
-  connectTimeoutMs?: number;
-  /**
-   * How long one call may take, in ms, from the moment it is made (default 30000; 1 to
-   * 86400000): waiting in a queue and for a free connection included. Then it rejects with
-   * `QUERY_TIMEOUT` (or `CONNECTION_ERROR` when no connection was free); the statement is
-   * cancelled and its connection dropped. With a connection string the server is told the
-   * same limit (`statement_timeout`: set once per connection, or per statement with
-   * `SET LOCAL` behind a transaction pooler).
-   */
-  queryTimeoutMs?: number;
-  /**
-   * How long a connection of the Rust pool may stay idle before it is closed, in ms
-   * (default 10000, as pg.Pool; 0 keeps idle connections).
-   */
-  idleTimeoutMs?: number;
-  /**
-   * What sits between the Rust pool and PostgreSQL (default "auto": found out on each new
-   * connection, and at the first lost named statement). "transaction": PgBouncer,
-   * Supavisor (Supabase port 6543) or Neon's -pooler host in transaction mode; statements
-   * go unnamed, each in a transaction of its own. "session" / "none": statements are
-   * prepared once per connection.
-   */
+export interface PostgresPoolOptions
+  extends Pick<PoolOptions, "poolSize" | "connectTimeoutMs" | "queryTimeoutMs" | "idleTimeoutMs"> {
+  /** What sits between the Rust pool and PostgreSQL (see `PoolOptions.pooler`). */
   pooler?: "auto" | "transaction" | "session" | "none";
-  /**
-   * A connection string used only for the LISTEN connection (a direct host, when the main
-   * one goes through a transaction pooler, which cannot deliver notifications). Default:
-   * the main connection string.
-   */
+  /** A connection string used only for the LISTEN connection (see `PoolOptions.listenUrl`). */
   listenUrl?: string | URL;
 }
 
@@ -93,51 +70,9 @@ export interface PostgresStoreStats {
   connectionsRefused: number | null;
 }
 
-export interface PostgresStreamStoreOptions extends PostgresPoolOptions {
-  /** Name of the chunks table, `name` or `schema.name` (default "aibind_stream_chunks"). */
-  chunksTable?: string;
-  /** Name of the status table, `name` or `schema.name` (default "aibind_stream_status"). */
-  statusTable?: string;
-  /** How often a waiting reader of an active stream looks for new chunks, in ms (default 100). */
-  pollIntervalMs?: number;
-  /** How long a finished stream is kept before cleanup, in ms, counted from when it finished (default 300000). */
-  ttlMs?: number;
-  /**
-   * How long an active stream may go without an append, beyond `ttlMs`, before `cleanup()`
-   * treats its writer as gone and removes it, in ms (default 3600000).
-   */
-  staleAfterMs?: number;
-  /**
-   * Hear other processes' writes at once over one LISTEN connection per pool (a
-   * connection string, a pg.Pool or pg.Client, postgres.js; default true). Turn it off
-   * behind a pooler that cannot LISTEN (PgBouncer in transaction mode, Neon's or
-   * Supabase's pooled ports); readers then check for other processes' writes every
-   * `pollIntervalMs`.
-   */
-  listen?: boolean;
-  /**
-   * How long a reader keeps trying after it lost the database (a retryable error) before
-   * `readFrom` throws, in ms (default 60000). It carries on from its cursor: no chunk
-   * missed or repeated.
-   */
-  retryReadsForMs?: number;
-  /**
-   * `false`: an append's commit does not wait for its WAL record to reach disk
-   * (`synchronous_commit = off` for that transaction alone; default true). A producer that
-   * awaits each append goes several times faster; a crash of the database server (not of
-   * the app) may lose the appends of its last fraction of a second (at most three times
-   * `wal_writer_delay`, 0.6 s by default) and never corrupts anything. create, stop,
-   * complete and fail stay durable.
-   */
-  synchronousCommit?: boolean;
-}
+export interface PostgresStreamStoreOptions extends PostgresPoolOptions, StreamStoreOptions {}
 
-export interface PostgresConversationStoreOptions extends PostgresPoolOptions {
-  /** Name of the conversations table, `name` or `schema.name` (default "aibind_conversations"). */
-  table?: string;
-  /** How long a conversation is kept after its last save, in ms (default 1800000). */
-  ttlMs?: number;
-}
+export interface PostgresConversationStoreOptions extends PostgresPoolOptions, ConversationStoreOptions {}
 
 /** The stable `err.code` of every error this package raises. */
 export type PostgresStoreErrorCode =
@@ -246,14 +181,8 @@ export declare function wrapNeon(
 ): PostgresClient;
 
 /** Table names for the schema tooling (the stores' defaults when left out). */
-export interface SchemaOptions {
-  /** Default "aibind_stream_chunks". */
-  chunksTable?: string;
-  /** Default "aibind_stream_status". */
-  statusTable?: string;
-  /** The conversations table (`table` of PostgresConversationStore); default "aibind_conversations". */
-  conversationsTable?: string;
-}
+/** Table names: `chunksTable`, `statusTable`, `conversationsTable`. */
+export interface SchemaOptions extends NativeSchemaOptions {}
 
 /**
  * The DDL of both stores' tables (the original's schema) for the chosen names, plus the

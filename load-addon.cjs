@@ -6,6 +6,7 @@
 "use strict";
 
 const { PostgresStoreError } = require("./lib/errors.cjs");
+const { currentPlatform, supportedPlatforms } = require("./lib/platform.cjs");
 
 module.exports = loadBinding;
 
@@ -23,7 +24,7 @@ function loadBinding() {
   try {
     return load("./binding.cjs");
   } catch (cause) {
-    throw bindingError(cause);
+    throw bindingError(cause, load);
   }
 }
 
@@ -36,10 +37,14 @@ function loadBinding() {
 function nodeRequire() {
   try {
     if (typeof __filename !== "string" || !/[\\/]load-addon\.cjs$/.test(__filename)) return null;
-    const builtin = typeof process.getBuiltinModule === "function" ? process.getBuiltinModule("node:module") : undefined;
+    const builtin =
+      typeof process.getBuiltinModule === "function" ? process.getBuiltinModule("node:module") : undefined;
     if (builtin) return builtin.createRequire(__filename);
+    /** @type {(mod: any, id: string) => any} */
     const requireFrom = (mod, id) => mod.require(id);
-    return typeof module === "object" && typeof module?.require === "function" ? (id) => requireFrom(module, id) : null;
+    return typeof module === "object" && typeof (/** @type {any} */ (module)?.require) === "function"
+      ? (id) => requireFrom(module, id)
+      : null;
   } catch {
     return null;
   }
@@ -69,13 +74,20 @@ function messages(err) {
   return out;
 }
 
-function bindingError(cause) {
-  const { platform, arch } = process;
-  const libc = platform === "linux" ? (process.report?.getReport?.().header?.glibcVersionRuntime ? "-gnu" : "-musl") : "";
-  const here = `${platform}-${arch}${libc}${platform === "win32" ? "-msvc" : ""}`;
-  const supported = ["linux-x64-gnu", "linux-arm64-gnu", "linux-x64-musl", "linux-arm64-musl", "darwin-x64", "darwin-arm64", "win32-x64-msvc"];
+/**
+ * The error for a binding.cjs that failed to load, by what failed.
+ * @param {unknown} cause what binding.cjs threw
+ * @param {(id: string) => any} load the require that loaded it, for package.json
+ */
+function bindingError(cause, load) {
+  const here = currentPlatform();
+  // The platforms with a prebuilt binary: package.json's napi.targets (null if unreadable).
+  let supported = null;
+  try {
+    supported = supportedPlatforms(load("./package.json"));
+  } catch {}
   const fromSource =
-    ` Prebuilt binaries exist for: ${supported.join(", ")}.` +
+    (supported === null ? "" : ` Prebuilt binaries exist for: ${supported.join(", ")}.`) +
     " To build it from source instead (the package ships its Rust source): install Rust " +
     `(https://rustup.rs), then in node_modules/@aibind-rs/postgres run ` +
     "`npx @napi-rs/cli@3 build --platform --release --js binding.cjs --dts binding.d.ts`.";
@@ -87,10 +99,16 @@ function bindingError(cause) {
   const tried = all.slice(1).map((m) => m.split("\n")[0]); // what binding.cjs tried, in turn
   const causeText = ` Cause: ${tried.length > 0 ? tried.join("; ") : all[0]}`;
   // A `.node` file read as JavaScript: a bundler or a module runner handled binding.cjs.
-  const parsed = all.find((m) => /Unexpected character|Invalid or unexpected token|Module parse failed|Could not dynamically require/.test(m));
+  const parsed = all.find((m) =>
+    /Unexpected character|Invalid or unexpected token|Module parse failed|Could not dynamically require/.test(m),
+  );
   if (parsed) return bundledError(parsed.split("\n")[0], cause);
-  if (!supported.includes(here)) {
-    return loadError("UNSUPPORTED_PLATFORM", `@aibind-rs/postgres has no prebuilt binary for ${here}.${fromSource}${causeText}`, cause);
+  if (supported !== null && !supported.includes(here)) {
+    return loadError(
+      "UNSUPPORTED_PLATFORM",
+      `@aibind-rs/postgres has no prebuilt binary for ${here}.${fromSource}${causeText}`,
+      cause,
+    );
   }
   // binding.cjs tried this folder's addon, then the platform package: both not found.
   if (tried.length > 0 && tried.every((m) => /^Cannot find module /.test(m))) {

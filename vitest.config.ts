@@ -7,5 +7,9 @@ export default defineConfig({
     pool: "forks",
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    // The stand-in @aibind/core (a symlink to __test__/fixtures, so not under
+    // node_modules) is loaded by Node itself, as in an app: the suites' ChatHistory is the
+    // one lib/conversation-store.cjs imports.
+    server: { deps: { external: [/fixtures\/aibind-core/] } },
   },
 });

@@ -1,7 +1,7 @@
 // Loading the addon where no binary fits: the import fails with a message that names the
 // platform, the ones with prebuilt binaries, and how to build from source.
 import { execFile } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,10 +34,11 @@ describe("loading the addon", () => {
   const root = fileURLToPath(new URL("..", import.meta.url));
   const copy = (files: Record<string, string> = {}) => {
     const dir = join(mkdtempSync(join(tmpdir(), "aibind-load-")), "node_modules", "@aibind-rs", "postgres");
-    mkdirSync(join(dir, "lib"), { recursive: true });
-    for (const file of ["index.cjs", "load-addon.cjs", "binding.cjs", "package.json", "lib/errors.cjs", "lib/appends.cjs"]) {
+    mkdirSync(dir, { recursive: true });
+    for (const file of ["index.cjs", "load-addon.cjs", "binding.cjs", "package.json"]) {
       copyFileSync(join(root, file), join(dir, file));
     }
+    cpSync(join(root, "lib"), join(dir, "lib"), { recursive: true });
     for (const [file, content] of Object.entries(files)) writeFileSync(join(dir, file), content);
     return dir;
   };

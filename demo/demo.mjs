@@ -25,7 +25,7 @@ const answer =
   "PostgreSQL keeps every token of this answer, so a reader that drops out can come back " +
   "and carry on from the last chunk it saw, and a reader that arrives late still gets " +
   "the whole story, in order, exactly once.";
-const tokens = answer.match(/\S+\s*/g);
+const tokens = /** @type {string[]} */ (answer.match(/\S+\s*/g));
 const id = `demo-${Date.now()}`;
 
 t = performance.now();
@@ -43,6 +43,7 @@ const live = (async () => {
   return text;
 })();
 
+/** @type {Promise<{ resumeAfter: number, first: number | undefined, text: string }> | undefined} */
 let late;
 const writeStart = performance.now();
 for (const [i, token] of tokens.entries()) {
@@ -68,13 +69,17 @@ await streams.complete(id);
 const appendTime = performance.now() - writeStart;
 
 const liveText = await live;
-const resumed = await late;
+const resumed = /** @type {{ resumeAfter: number, first: number | undefined, text: string }} */ (await late);
 const status = await streams.getStatus(id);
 const sorted = [...lag].sort((a, b) => a - b);
 log(`appended ${tokens.length} chunks                  ${appendTime.toFixed(1)} ms (incl. 10 ms pauses)`);
 log(`live reader got the whole answer:     ${liveText === answer}`);
-log(`  chunk latency append->reader:       p50 ${sorted[Math.floor(sorted.length / 2)].toFixed(1)} ms, max ${sorted.at(-1).toFixed(1)} ms (woken on each write)`);
-log(`late reader resumed after seq ${resumed.resumeAfter}:    first chunk seq ${resumed.first}, rest matches: ${answer.endsWith(resumed.text)}`);
+log(
+  `  chunk latency append->reader:       p50 ${sorted[Math.floor(sorted.length / 2)].toFixed(1)} ms, max ${sorted.at(-1).toFixed(1)} ms (woken on each write)`,
+);
+log(
+  `late reader resumed after seq ${resumed.resumeAfter}:    first chunk seq ${resumed.first}, rest matches: ${answer.endsWith(resumed.text)}`,
+);
 log(`status:                               ${JSON.stringify(status)}`);
 t = performance.now();
 let replayed = "";
@@ -92,7 +97,9 @@ await conversations.save(`session-${id}`, chat);
 log(`conversation saved                    ${ms(t)}`);
 t = performance.now();
 const loaded = await conversations.load(`session-${id}`);
-log(`conversation loaded                   ${ms(t)} (${loaded.messages.length} messages, equal: ${JSON.stringify(loaded.messages) === JSON.stringify(chat.messages)})`);
+log(
+  `conversation loaded                   ${ms(t)} (${loaded.messages.length} messages, equal: ${JSON.stringify(loaded.messages) === JSON.stringify(chat.messages)})`,
+);
 
 await streams.close();
 await conversations.close();

@@ -7,7 +7,9 @@ const TOKENS = 60; // at MODEL_DELAY_MS = 20: written over about 1.2 s
 
 function expectEvents(what, result, from, words) {
   const fail = (why) => {
-    throw new Error(`${what}: ${why}; got ${JSON.stringify({ ...result, events: result.events.map(({ id, data }) => ({ id, data })) }).slice(0, 2000)}`);
+    throw new Error(
+      `${what}: ${why}; got ${JSON.stringify({ ...result, events: result.events.map(({ id, data }) => ({ id, data })) }).slice(0, 2000)}`,
+    );
   };
   if (result.status !== 200) fail(`status ${result.status}`);
   if (!result.type?.startsWith("text/event-stream")) fail(`content-type ${result.type}`);
@@ -15,7 +17,10 @@ function expectEvents(what, result, from, words) {
   const want = Array.from({ length: TOKENS - from }, (_, i) => from + i + 1);
   if (JSON.stringify(ids) !== JSON.stringify(want)) fail(`ids ${ids.join(",")} instead of ${from + 1}..${TOKENS}`);
   const text = result.events.map((e) => e.data).join("");
-  const expected = words.slice(from).map((w, i) => (from + i === 0 ? w : ` ${w}`)).join("");
+  const expected = words
+    .slice(from)
+    .map((w, i) => (from + i === 0 ? w : ` ${w}`))
+    .join("");
   if (text !== expected) fail(`text ${JSON.stringify(text)} instead of ${JSON.stringify(expected)}`);
 }
 
@@ -24,8 +29,13 @@ const spread = (result) => (result.events.length < 2 ? 0 : result.events.at(-1).
 
 export async function checkStreams(name, a, b) {
   const words = Array.from({ length: TOKENS }, (_, i) => `w${i + 1}`);
-  const posted = await fetch(`${a.base}/api/stream`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ prompt: words.join(" ") }) });
-  if (posted.status !== 200) throw new Error(`${name}: POST /api/stream answered ${posted.status}: ${await posted.text()}`);
+  const posted = await fetch(`${a.base}/api/stream`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ prompt: words.join(" ") }),
+  });
+  if (posted.status !== 200)
+    throw new Error(`${name}: POST /api/stream answered ${posted.status}: ${await posted.text()}`);
   const { id } = await posted.json();
   const path = `/api/stream/${id}`;
 
@@ -40,16 +50,33 @@ export async function checkStreams(name, a, b) {
   expectEvents(`${name}: live reader on the writing server`, ra, 0, words);
   expectEvents(`${name}: live reader on the other server`, rb, 0, words);
   expectEvents(`${name}: reader joining live`, rj, 0, words);
-  for (const [what, result, atLeast] of [["on the writing server", ra, 600], ["on the other server", rb, 600], ["joining live", rj, 200]]) {
-    if (spread(result) < atLeast) throw new Error(`${name}: the reader ${what} got every chunk within ${spread(result).toFixed(0)} ms: not live`);
+  for (const [what, result, atLeast] of [
+    ["on the writing server", ra, 600],
+    ["on the other server", rb, 600],
+    ["joining live", rj, 200],
+  ]) {
+    if (spread(result) < atLeast)
+      throw new Error(`${name}: the reader ${what} got every chunk within ${spread(result).toFixed(0)} ms: not live`);
   }
 
   // The stream is done: resume as EventSource reconnecting, and as a reloaded page.
   expectEvents(`${name}: full replay`, await readEvents(`${b.base}${path}`), 0, words);
-  expectEvents(`${name}: resume with Last-Event-ID: 10`, await readEvents(`${a.base}${path}`, { "last-event-id": "10" }), 10, words);
+  expectEvents(
+    `${name}: resume with Last-Event-ID: 10`,
+    await readEvents(`${a.base}${path}`, { "last-event-id": "10" }),
+    10,
+    words,
+  );
   expectEvents(`${name}: resume with ?after=25`, await readEvents(`${b.base}${path}?after=25`), 25, words);
-  expectEvents(`${name}: Last-Event-ID 40 wins over ?after=10`, await readEvents(`${a.base}${path}?after=10`, { "last-event-id": "40" }), 40, words);
-  console.log(`test:frameworks: ${name}: live ${ra.events.length} + ${rb.events.length} chunks over ${spread(ra).toFixed(0)}/${spread(rb).toFixed(0)} ms, joined live, resumed by Last-Event-ID and ?after=`);
+  expectEvents(
+    `${name}: Last-Event-ID 40 wins over ?after=10`,
+    await readEvents(`${a.base}${path}?after=10`, { "last-event-id": "40" }),
+    40,
+    words,
+  );
+  console.log(
+    `test:frameworks: ${name}: live ${ra.events.length} + ${rb.events.length} chunks over ${spread(ra).toFixed(0)}/${spread(rb).toFixed(0)} ms, joined live, resumed by Last-Event-ID and ?after=`,
+  );
 }
 
 /**
@@ -59,7 +86,11 @@ export async function checkStreams(name, a, b) {
  */
 export async function checkStop(name, a, b) {
   const words = Array.from({ length: 400 }, (_, i) => `s${i + 1}`); // 8 s at 20 ms a token
-  const posted = await fetch(`${a.base}/api/stream`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ prompt: words.join(" ") }) });
+  const posted = await fetch(`${a.base}/api/stream`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ prompt: words.join(" ") }),
+  });
   const { id } = await posted.json();
   const path = `/api/stream/${id}`;
   const readers = [readEvents(`${a.base}${path}`), readEvents(`${b.base}${path}`)];
@@ -70,12 +101,17 @@ export async function checkStop(name, a, b) {
   const [ra, rb] = await Promise.all(readers);
   const ended = performance.now() - stopped;
   const count = ra.events.length;
-  if (count === 0 || count >= words.length) throw new Error(`${name}: stop: ${count} chunks, not a stream stopped midway`);
-  if (JSON.stringify(ra.events.map((e) => e.id)) !== JSON.stringify(rb.events.map((e) => e.id))) throw new Error(`${name}: stop: the two servers' readers saw different chunks`);
+  if (count === 0 || count >= words.length)
+    throw new Error(`${name}: stop: ${count} chunks, not a stream stopped midway`);
+  if (JSON.stringify(ra.events.map((e) => e.id)) !== JSON.stringify(rb.events.map((e) => e.id)))
+    throw new Error(`${name}: stop: the two servers' readers saw different chunks`);
   if (ended > 2_000) throw new Error(`${name}: stop: the readers ended ${ended.toFixed(0)} ms after DELETE`);
   // Nothing is written after the stop: the producer was aborted, not left to run.
   await new Promise((resolve) => setTimeout(resolve, 300));
   const again = await readEvents(`${a.base}${path}`);
-  if (again.events.length !== count) throw new Error(`${name}: stop: ${again.events.length - count} chunks written after the stop`);
-  console.log(`test:frameworks: ${name}: DELETE on the other server stopped the stream after ${count} chunks; readers on both ended ${ended.toFixed(0)} ms later`);
+  if (again.events.length !== count)
+    throw new Error(`${name}: stop: ${again.events.length - count} chunks written after the stop`);
+  console.log(
+    `test:frameworks: ${name}: DELETE on the other server stopped the stream after ${count} chunks; readers on both ended ${ended.toFixed(0)} ms later`,
+  );
 }

@@ -5,7 +5,8 @@
 export async function readEvents(url, headers = {}) {
   const response = await fetch(url, { headers: { accept: "text/event-stream", ...headers } });
   const events = [];
-  if (!response.ok) return { status: response.status, type: response.headers.get("content-type"), events, body: await response.text() };
+  if (!response.ok)
+    return { status: response.status, type: response.headers.get("content-type"), events, body: await response.text() };
   const decoder = new TextDecoder();
   let buffer = "";
   for await (const bytes of response.body) {

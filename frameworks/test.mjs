@@ -23,7 +23,12 @@ const started = performance.now();
 const step = (what) => console.log(`test:frameworks: ${what} (${((performance.now() - started) / 1000).toFixed(1)}s)`);
 
 const { DATABASE_URL: _unset, ...buildEnv } = process.env;
-Object.assign(buildEnv, { NEXT_TELEMETRY_DISABLED: "1", npm_config_audit: "false", npm_config_fund: "false", npm_config_update_notifier: "false" });
+Object.assign(buildEnv, {
+  NEXT_TELEMETRY_DISABLED: "1",
+  npm_config_audit: "false",
+  npm_config_fund: "false",
+  npm_config_update_notifier: "false",
+});
 
 function run(cmd, args, cwd, { env = buildEnv, fail = true } = {}) {
   const result = spawnSync(cmd, args, { cwd, env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -40,7 +45,7 @@ async function serve(cmd, args, cwd, port) {
   child.stdout.on("data", (d) => (log += d));
   child.stderr.on("data", (d) => (log += d));
   const server = { base: `http://127.0.0.1:${port}`, log: () => log, stop: () => child.kill("SIGTERM") };
-  for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
     if (child.exitCode !== null) throw new Error(`${cmd} exited with ${child.exitCode}:\n${log}`);
     try {
       await fetch(server.base);
@@ -63,7 +68,10 @@ try {
   /** A fresh copy of frameworks/<name>: `npm ci` from its lockfile, then the tarballs. */
   const app = (name) => {
     const dir = join(work, name);
-    cpSync(join(root, "frameworks", name), dir, { recursive: true, filter: (src) => !/[\\/](node_modules|build|\.next|\.svelte-kit)$/.test(src) });
+    cpSync(join(root, "frameworks", name), dir, {
+      recursive: true,
+      filter: (src) => !/[\\/](node_modules|build|\.next|\.svelte-kit)$/.test(src),
+    });
     run("npm", ["ci", "--engine-strict", "--ignore-scripts"], dir);
     run("npm", ["install", "--ignore-scripts", main, platformTgz], dir);
     const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
@@ -79,7 +87,10 @@ try {
   step("SvelteKit: vite build (adapter-node) with DATABASE_URL unset");
   run("npm", ["run", "build"], kit);
   step("SvelteKit: two servers (node build), streams over SSE");
-  servers.push(await serve(process.execPath, ["build"], kit, 4311), await serve(process.execPath, ["build"], kit, 4312));
+  servers.push(
+    await serve(process.execPath, ["build"], kit, 4311),
+    await serve(process.execPath, ["build"], kit, 4312),
+  );
   await checkStreams("SvelteKit", servers[0], servers[1]);
   await checkStop("SvelteKit", servers[0], servers[1]);
   for (const s of servers.splice(0)) s.stop();
@@ -94,11 +105,21 @@ try {
   run("npm", ["run", "build"], kit);
   const bundled = await serve(process.execPath, ["build"], kit, 4313);
   servers.push(bundled);
-  const refused = await fetch(`${bundled.base}/api/stream`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ prompt: "x" }) });
+  const refused = await fetch(`${bundled.base}/api/stream`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ prompt: "x" }),
+  });
   if (refused.status !== 500) throw new Error(`SvelteKit, bundled: POST answered ${refused.status}`);
   await new Promise((resolve) => setTimeout(resolve, 200));
-  for (const needed of ["was bundled", "install it into \"dependencies\"", "not -D", 'ssr: { external: ["@aibind-rs/postgres"] }']) {
-    if (!bundled.log().includes(needed)) throw new Error(`SvelteKit, bundled: the server's error lacks ${needed}:\n${bundled.log()}`);
+  for (const needed of [
+    "was bundled",
+    'install it into "dependencies"',
+    "not -D",
+    'ssr: { external: ["@aibind-rs/postgres"] }',
+  ]) {
+    if (!bundled.log().includes(needed))
+      throw new Error(`SvelteKit, bundled: the server's error lacks ${needed}:\n${bundled.log()}`);
   }
   for (const s of servers.splice(0)) s.stop();
 
@@ -119,14 +140,23 @@ try {
   writeFileSync(join(next, "next.config.mjs"), "export default {};\n");
   rmSync(join(next, ".next"), { recursive: true, force: true });
   const unexternal = run("npm", ["run", "build"], next, { fail: false });
-  if (unexternal.status === 0) throw new Error(`Next.js without serverExternalPackages built; expected it to fail naming the fix:\n${unexternal.output}`);
+  if (unexternal.status === 0)
+    throw new Error(
+      `Next.js without serverExternalPackages built; expected it to fail naming the fix:\n${unexternal.output}`,
+    );
   for (const needed of ["BUNDLED", 'serverExternalPackages: ["@aibind-rs/postgres"]']) {
-    if (!unexternal.output.includes(needed)) throw new Error(`Next.js without serverExternalPackages: the build error lacks ${needed}:\n${unexternal.output}`);
+    if (!unexternal.output.includes(needed))
+      throw new Error(`Next.js without serverExternalPackages: the build error lacks ${needed}:\n${unexternal.output}`);
   }
   for (const unwanted of ["@aibind/core", "Module not found", "Unexpected character"]) {
-    if (unexternal.output.includes(unwanted)) throw new Error(`Next.js without serverExternalPackages: the build output mentions ${unwanted}:\n${unexternal.output}`);
+    if (unexternal.output.includes(unwanted))
+      throw new Error(
+        `Next.js without serverExternalPackages: the build output mentions ${unwanted}:\n${unexternal.output}`,
+      );
   }
-  step("OK (SvelteKit + Next.js: builds without DATABASE_URL, SSE with id/Last-Event-ID/?after=, live joins, two servers; misconfigurations name the fix)");
+  step(
+    "OK (SvelteKit + Next.js: builds without DATABASE_URL, SSE with id/Last-Event-ID/?after=, live joins, two servers; misconfigurations name the fix)",
+  );
 } finally {
   for (const s of servers) s.stop();
   rmSync(work, { recursive: true, force: true });

@@ -27,6 +27,8 @@
 
 const { PostgresStoreError, translate, outcomeUnknown } = require("./errors.cjs");
 
+/** @typedef {import("../binding").NativeStreamStore} NativeStreamStore */
+
 /**
  * The share of the call's time the first attempt gets, and the second; the rest settles
  * an unknown outcome (each attempt keeps the last tenth of its own time to settle a
@@ -43,8 +45,6 @@ const SECOND_ATTEMPT = 1 / 2;
 const SHORTEST_ATTEMPT_MS = 150;
 /** Streams a store remembers; the least recently written are forgotten beyond it. */
 const MOST_STREAMS = 10_000;
-
-const noop = () => {};
 
 function notActive(id, why) {
   const message = `Stream "${id}" not found or not active` + (why ? ` (${why})` : "");
@@ -72,21 +72,28 @@ function timedOut(ms) {
 
 /** What a store knows of one stream it writes. */
 class Writer {
-  /** The seq the next chunk must take; undefined until known. */
+  /**
+   * The seq the next chunk must take; undefined until known.
+   * @type {number | undefined}
+   */
   next = undefined;
   /** The seq and text of the last chunk this store stored, for fencing. */
   lastSeq = 0;
+  /** @type {string | undefined} */
   last = undefined;
   /** A later generation was seen: this store appends no more to it. */
   fenced = false;
   /** The chunk whose append ended APPEND_OUTCOME_UNKNOWN, and the seq it may hold. */
+  /** @type {{ chunk: string, at: number } | undefined} */
   pending = undefined;
   /** The stream's appends, one at a time: how many are running or waiting, and the last. */
   running = 0;
+  /** @type {Promise<unknown>} */
   tail = Promise.resolve();
 }
 
 class Appends {
+  /** @type {() => NativeStreamStore} */
   #native;
   #timeoutMs;
   /** @type {Map<string, Writer>} */
@@ -133,7 +140,8 @@ class Appends {
     // Most recently written last, so the first entry is the one to forget.
     this.#writers.delete(id);
     this.#writers.set(id, writer);
-    if (this.#writers.size > MOST_STREAMS) this.#writers.delete(this.#writers.keys().next().value);
+    if (this.#writers.size > MOST_STREAMS)
+      this.#writers.delete(/** @type {string} */ (this.#writers.keys().next().value));
   }
 
   async #call(make) {
@@ -186,7 +194,10 @@ class Appends {
       const look = looked.value;
       if (look === null) throw notActive(id);
       if (mayHaveLanded && look.totalChunks >= at && look.at === chunk) return this.#stored(writer, at, chunk);
-      if (look.totalChunks < at - 1 || (writer.lastSeq === at - 1 && writer.last !== undefined && look.before !== writer.last)) {
+      if (
+        look.totalChunks < at - 1 ||
+        (writer.lastSeq === at - 1 && writer.last !== undefined && look.before !== writer.last)
+      ) {
         // The count went backwards, or another text stands where this store wrote: a
         // later generation of the stream. Never append into it.
         writer.fenced = true;

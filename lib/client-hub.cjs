@@ -51,6 +51,7 @@ class Hub {
   number;
   #send;
   #connector;
+  /** @type {import("./listener.cjs").Listener | null} */
   #listener = null;
   /** @type {Map<object, { ref: WeakRef<object>, listen: boolean, timeoutMs: number }>} by token */
   #backends = new Map();
@@ -184,7 +185,10 @@ class Hub {
   #publish(payloads, timeoutMs) {
     const [sql, params] =
       payloads.length === 1 ? [NOTIFY_ONE, [CHANNEL, payloads[0]]] : [NOTIFY_MANY, [CHANNEL, JSON.stringify(payloads)]];
-    return within(Promise.resolve().then(() => this.#send(sql, params)), timeoutMs);
+    return within(
+      Promise.resolve().then(() => this.#send(sql, params)),
+      timeoutMs,
+    );
   }
 
   // --------------------------------------------------------------- waiting readers
@@ -223,7 +227,10 @@ class Hub {
   }
 
   #publishProbe(payload, timeoutMs) {
-    return within(Promise.resolve().then(() => this.#send(NOTIFY_ONE, [CHANNEL, payload])), timeoutMs);
+    return within(
+      Promise.resolve().then(() => this.#send(NOTIFY_ONE, [CHANNEL, payload])),
+      timeoutMs,
+    );
   }
 
   /** Every backend learns that the check is shared, and whether the listener hears. */
@@ -301,18 +308,20 @@ class Hub {
   }
 
   #sleep(ms) {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, Math.max(0, ms));
-      timer.unref?.();
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#poke = () => {
-        this.#poke = noop;
-        done();
-      };
-    });
+    return /** @type {Promise<void>} */ (
+      new Promise((resolve) => {
+        const timer = setTimeout(done, Math.max(0, ms));
+        timer.unref?.();
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.#poke = () => {
+          this.#poke = noop;
+          done();
+        };
+      })
+    );
   }
 }
 

@@ -8,6 +8,11 @@
  * when PostgreSQL reported it, `cause` when another error led to it.
  */
 class PostgresStoreError extends Error {
+  /**
+   * @param {string} code
+   * @param {string} message
+   * @param {{ sqlState?: string | null, retryable?: boolean, cause?: unknown }} [details]
+   */
   constructor(code, message, { sqlState, retryable = false, cause } = {}) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = "PostgresStoreError";
@@ -22,11 +27,20 @@ const MARK = "\u001f";
 /** Errors whose statement may have taken effect although the call failed (internal). */
 const unknownOutcome = new WeakSet();
 
+/**
+ * @param {string} code
+ * @param {string} message
+ * @param {string} [sqlState]
+ */
 function storeError(code, message, sqlState) {
   return new PostgresStoreError(code, message, { sqlState });
 }
 
-/** A native error (`MARK` + JSON) as a PostgresStoreError; anything else as it is. */
+/**
+ * A native error (`MARK` + JSON) as a PostgresStoreError; anything else as it is.
+ * @param {unknown} err
+ * @returns {any} a PostgresStoreError, or `err` itself
+ */
 function translate(err) {
   if (err instanceof Error && typeof err.message === "string" && err.message.startsWith(MARK)) {
     try {
@@ -46,7 +60,12 @@ function outcomeUnknown(err) {
   return unknownOutcome.has(err);
 }
 
-/** Runs `call`, turning native errors into PostgresStoreErrors. */
+/**
+ * Runs `call`, turning native errors into PostgresStoreErrors.
+ * @template T
+ * @param {() => T | Promise<T>} call
+ * @returns {Promise<T>}
+ */
 async function run(call) {
   try {
     return await call();

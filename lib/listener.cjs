@@ -74,7 +74,11 @@ function connectorFor(client) {
   if (client === null || typeof client !== "object") return null;
   // A pg.Pool: a Client of its own class, with the pool's own options (as pg-pool makes
   // its clients; `password` is a hidden property of that object, so it goes as it is).
-  if (typeof client.Client === "function" && typeof client.totalCount === "number" && typeof client.options === "object") {
+  if (
+    typeof client.Client === "function" &&
+    typeof client.totalCount === "number" &&
+    typeof client.options === "object"
+  ) {
     return (handlers) => openPg(client.Client, client.options, handlers);
   }
   // A pg.Client: another of its class, with its connection parameters.
@@ -128,7 +132,11 @@ async function openPg(Client, config, { notified, listening, lost }) {
 async function openPostgresJs(sql, { notified, listening }) {
   let closed = false;
   const { unlisten } = await within(
-    sql.listen(CHANNEL, (payload) => !closed && notified(payload), () => !closed && listening()),
+    sql.listen(
+      CHANNEL,
+      (payload) => !closed && notified(payload),
+      () => !closed && listening(),
+    ),
     CONNECT_WITHIN_MS,
   );
   return {
@@ -165,9 +173,13 @@ class Listener {
   #generation = 0;
   #running = false;
   /** The current session's end: resolves with "lost" | "deaf" | "stopped". */
+  /** @type {(why: "lost" | "deaf" | "stopped") => void} */
   #end = noop;
+  /** @type {() => void} */
   #wake = noop;
+  /** @type {number | undefined} */
   #probe = undefined;
+  /** @type {NodeJS.Timeout | undefined} */
   #probeTimer = undefined;
 
   constructor(open, hooks) {
@@ -206,14 +218,16 @@ class Listener {
 
   /** Sleeps `ms` (unref'd), or less if stop() is called. */
   #sleep(ms) {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      timer.unref?.();
-      this.#wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+    return /** @type {Promise<void>} */ (
+      new Promise((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        timer.unref?.();
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      })
+    );
   }
 
   async #run(generation) {
@@ -291,7 +305,10 @@ class Listener {
     if (how === "deaf") {
       // Stop listening and close the connection (a pooler would otherwise keep a server
       // connection receiving what it cannot pass on).
-      await within(Promise.resolve().then(() => session.unlisten()), UNLISTEN_WITHIN_MS).catch(noop);
+      await within(
+        Promise.resolve().then(() => session.unlisten()),
+        UNLISTEN_WITHIN_MS,
+      ).catch(noop);
     }
     session.close();
     return how;

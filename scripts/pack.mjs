@@ -12,7 +12,17 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 export const platform = "linux-x64-gnu";
 
 const pack = (dir, work) =>
-  join(work, execFileSync("npm", ["pack", "--ignore-scripts", "--pack-destination", work], { cwd: dir, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim().split("\n").pop());
+  join(
+    work,
+    execFileSync("npm", ["pack", "--ignore-scripts", "--pack-destination", work], {
+      cwd: dir,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    })
+      .trim()
+      .split("\n")
+      .at(-1) ?? "",
+  );
 
 /** `{ main, platformTgz, version }`: the two tarballs, written into `work`. */
 export function packTarballs(work) {

@@ -19,7 +19,7 @@ function freePort() {
     server.unref();
     server.on("error", reject);
     server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
+      const { port } = /** @type {import("node:net").AddressInfo} */ (server.address());
       server.close(() => resolve(port));
     });
   });
@@ -84,7 +84,10 @@ export async function startPgBouncer({ target, mode = "transaction", settings = 
   };
   const ini =
     `[databases]\n* = host=${upstream.hostname} port=${upstream.port || 5432}\n\n[pgbouncer]\n` +
-    Object.entries(config).map(([k, v]) => `${k} = ${v}`).join("\n") + "\n";
+    Object.entries(config)
+      .map(([k, v]) => `${k} = ${v}`)
+      .join("\n") +
+    "\n";
   writeFileSync(join(dir, "pgbouncer.ini"), ini);
   writeFileSync(join(dir, "users.txt"), `"${user}" ""\n`);
   writeFileSync(join(dir, "pgbouncer.log"), "");

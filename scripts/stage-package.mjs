@@ -19,7 +19,8 @@ export function platformPackages(version) {
   return readdirSync(join(root, "npm"))
     .map((dir) => JSON.parse(readFileSync(join(root, "npm", dir, "package.json"), "utf8")))
     .map((pkg) => {
-      if (pkg.version !== version) throw new Error(`${pkg.name} is at ${pkg.version}, the package at ${version}: run \`napi version\``);
+      if (pkg.version !== version)
+        throw new Error(`${pkg.name} is at ${pkg.version}, the package at ${version}: run \`napi version\``);
       return pkg.name;
     })
     .sort();
@@ -39,7 +40,8 @@ export function stagePackage(folder) {
     if (!existsSync(join(root, entry))) throw new Error(`package.json files lists ${entry}, which is missing`);
     cpSync(join(root, entry), join(folder, entry), { recursive: true });
   }
-  for (const doc of ["README.md", "LICENSE"]) if (existsSync(join(root, doc))) cpSync(join(root, doc), join(folder, doc));
+  for (const doc of ["README.md", "LICENSE"])
+    if (existsSync(join(root, doc))) cpSync(join(root, doc), join(folder, doc));
   writeFileSync(join(folder, "package.json"), `${JSON.stringify(published, null, 2)}\n`);
   return folder;
 }

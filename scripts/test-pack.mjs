@@ -9,11 +9,14 @@
 // a message naming the platform, the supported ones and how to build from source.
 // Needs DATABASE_URL (the npm script provides a throwaway PostgreSQL).
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import process from "node:process";
 import { packTarballs, platform } from "./pack.mjs";
+import platformNames from "../lib/platform.cjs";
+
+const { supportedPlatforms } = platformNames;
 
 const url = process.env.DATABASE_URL;
 if (!url) throw new Error("DATABASE_URL is not set: run `npm run test:pack`");
@@ -21,11 +24,19 @@ if (!url) throw new Error("DATABASE_URL is not set: run `npm run test:pack`");
 const work = mkdtempSync(join(tmpdir(), "aibind-pack-"));
 const step = (what) => console.log(`test:pack: ${what}`);
 // No Rust on the PATH the app sees: drop every directory that holds cargo or rustc.
-const path = process.env.PATH.split(delimiter)
+const path = (process.env.PATH ?? "")
+  .split(delimiter)
   .filter((dir) => !["cargo", "rustc"].some((tool) => existsSync(join(dir, tool))))
   .join(delimiter);
-const appEnv = { ...process.env, PATH: path, npm_config_ignore_scripts: "true", npm_config_audit: "false", npm_config_fund: "false" };
-const sh = (cmd, args, cwd, env = appEnv) => execFileSync(cmd, args, { cwd, env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+const appEnv = {
+  ...process.env,
+  PATH: path,
+  npm_config_ignore_scripts: "true",
+  npm_config_audit: "false",
+  npm_config_fund: "false",
+};
+const sh = (cmd, args, cwd, env = appEnv) =>
+  execFileSync(cmd, args, { cwd, env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 
 try {
   step(`packing the main package (staged) and @aibind-rs/postgres-${platform} with the release addon`);
@@ -33,16 +44,33 @@ try {
 
   step("the published manifest: no scripts, every platform package as an optional dependency");
   const manifest = JSON.parse(sh("tar", ["xzfO", main, "package/package.json"], work));
-  if (manifest.scripts !== undefined) throw new Error(`the packed package.json carries scripts: ${JSON.stringify(manifest.scripts)}`);
-  if (manifest.devDependencies !== undefined || manifest.allowScripts !== undefined) throw new Error("the packed package.json carries dev-only fields");
-  const platforms = ["darwin-arm64", "darwin-x64", "linux-arm64-gnu", "linux-arm64-musl", "linux-x64-gnu", "linux-x64-musl", "win32-x64-msvc"];
+  if (manifest.scripts !== undefined)
+    throw new Error(`the packed package.json carries scripts: ${JSON.stringify(manifest.scripts)}`);
+  if (manifest.devDependencies !== undefined || manifest.allowScripts !== undefined)
+    throw new Error("the packed package.json carries dev-only fields");
+  // Every platform of package.json's napi.targets, by name (stage-package.mjs sorts them).
+  const platforms = supportedPlatforms(
+    JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")),
+  ).sort();
   const wantOptional = Object.fromEntries(platforms.map((p) => [`@aibind-rs/postgres-${p}`, mainVersion]));
   if (JSON.stringify(manifest.optionalDependencies) !== JSON.stringify(wantOptional)) {
-    throw new Error(`optionalDependencies: ${JSON.stringify(manifest.optionalDependencies)}, expected ${JSON.stringify(wantOptional)}`);
+    throw new Error(
+      `optionalDependencies: ${JSON.stringify(manifest.optionalDependencies)}, expected ${JSON.stringify(wantOptional)}`,
+    );
   }
 
   const files = sh("tar", ["tzf", main], work).split("\n");
-  for (const needed of ["package/index.js", "package/index.cjs", "package/load-addon.cjs", "package/lib/errors.cjs", "package/lib/appends.cjs", "package/index.d.ts", "package/binding.cjs", "package/cli.mjs"]) {
+  // Every module under lib/ (index.cjs requires them).
+  const lib = readdirSync(new URL("../lib", import.meta.url)).map((f) => `package/lib/${f}`);
+  for (const needed of [
+    "package/index.js",
+    "package/index.cjs",
+    "package/load-addon.cjs",
+    "package/index.d.ts",
+    "package/binding.cjs",
+    "package/cli.mjs",
+    ...lib,
+  ]) {
     if (!files.includes(needed)) throw new Error(`the main package lacks ${needed}`);
   }
   if (files.some((f) => f.endsWith(".node"))) throw new Error("the main package must not carry an addon");
@@ -60,7 +88,11 @@ try {
   execFileSync("mkdir", ["-p", app]);
   writeFileSync(join(app, "package.json"), JSON.stringify({ name: "pack-test-app", private: true, version: "1.0.0" }));
   // As a user installs (scripts allowed): npm must find no install script to warn about.
-  const installed0 = spawnSync("npm", ["install", "--no-audit", "--no-fund", main, platformTgz], { cwd: app, env: { ...appEnv, npm_config_ignore_scripts: "false" }, encoding: "utf8" });
+  const installed0 = spawnSync("npm", ["install", "--no-audit", "--no-fund", main, platformTgz], {
+    cwd: app,
+    env: { ...appEnv, npm_config_ignore_scripts: "false" },
+    encoding: "utf8",
+  });
   if (installed0.status !== 0) throw new Error(`npm install failed: ${installed0.stderr}`);
   if (/install-scripts|allowScripts|install script/i.test(installed0.stdout + installed0.stderr)) {
     throw new Error(`installing the tarball warned about install scripts:\n${installed0.stderr}`);
@@ -69,7 +101,11 @@ try {
   if (installed.join() !== ["postgres", `postgres-${platform}`].join()) throw new Error(`installed: ${installed}`);
 
   const schema = `pack_${process.pid}`;
-  const tables = { chunksTable: `${schema}.chunks`, statusTable: `${schema}.status`, conversationsTable: `${schema}.convs` };
+  const tables = {
+    chunksTable: `${schema}.chunks`,
+    statusTable: `${schema}.status`,
+    conversationsTable: `${schema}.convs`,
+  };
   writeFileSync(
     join(app, "esm.mjs"),
     `import { PostgresStreamStore, PostgresConversationStore, migrate } from "@aibind-rs/postgres";
@@ -101,7 +137,12 @@ try {
 
   step("running a stream end to end from ESM");
   const esm = JSON.parse(sh(process.execPath, ["esm.mjs"], app));
-  const wantEsm = { live: "Hello, world", late: [2, 3], status: { state: "done", totalChunks: 3 }, chat: '{"messages":[]}' };
+  const wantEsm = {
+    live: "Hello, world",
+    late: [2, 3],
+    status: { state: "done", totalChunks: 3 },
+    chat: '{"messages":[]}',
+  };
   if (JSON.stringify(esm) !== JSON.stringify(wantEsm)) throw new Error(`ESM run: ${JSON.stringify(esm)}`);
 
   step("running from CommonJS (require)");
@@ -110,20 +151,39 @@ try {
 
   step("the command: npx aibind-postgres migrate --print");
   const printed = sh("npx", ["--no-install", "aibind-postgres", "migrate", "--print"], app);
-  if (!printed.includes("CREATE TABLE IF NOT EXISTS aibind_stream_status")) throw new Error("the command printed no schema");
+  if (!printed.includes("CREATE TABLE IF NOT EXISTS aibind_stream_status"))
+    throw new Error("the command printed no schema");
 
   step("without the platform package: a clear error on import");
   const bare = join(work, "bare");
   execFileSync("mkdir", ["-p", bare]);
-  writeFileSync(join(bare, "package.json"), JSON.stringify({ name: "pack-test-bare", private: true, version: "1.0.0" }));
+  writeFileSync(
+    join(bare, "package.json"),
+    JSON.stringify({ name: "pack-test-bare", private: true, version: "1.0.0" }),
+  );
   sh("npm", ["install", "--ignore-scripts", "--no-audit", "--no-fund", "--omit=optional", main], bare);
   let message = "";
   try {
-    sh(process.execPath, ["--input-type=module", "-e", 'import("@aibind-rs/postgres").catch((e) => { console.error(e.code + ": " + e.message); process.exit(3); })'], bare);
+    sh(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        'import("@aibind-rs/postgres").catch((e) => { console.error(e.code + ": " + e.message); process.exit(3); })',
+      ],
+      bare,
+    );
   } catch (err) {
     message = err.stderr;
   }
-  for (const needed of ["MISSING_PLATFORM_PACKAGE", `@aibind-rs/postgres-${platform} is not installed`, "darwin-arm64", "win32-x64-msvc", "rustup.rs", "napi-rs/cli"]) {
+  for (const needed of [
+    "MISSING_PLATFORM_PACKAGE",
+    `@aibind-rs/postgres-${platform} is not installed`,
+    "darwin-arm64",
+    "win32-x64-msvc",
+    "rustup.rs",
+    "napi-rs/cli",
+  ]) {
     if (!message.includes(needed)) throw new Error(`the import error lacks "${needed}": ${message}`);
   }
 
@@ -132,7 +192,9 @@ try {
   await admin.connect();
   await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   await admin.end();
-  console.log("test:pack: OK (staged main + platform package from npm pack, clean manifest, no install-script warning, no Rust, ESM + CommonJS + command, clear error without the binary)");
+  console.log(
+    "test:pack: OK (staged main + platform package from npm pack, clean manifest, no install-script warning, no Rust, ESM + CommonJS + command, clear error without the binary)",
+  );
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

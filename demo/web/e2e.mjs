@@ -2,6 +2,7 @@
 // `chromium`, driven by playwright-core; no browser download). Starts `demo/web/server.mjs`
 // and checks: a reload mid-stream resumes exactly where it left off, a second tab joins
 // live, and Stop stops the stream for every tab. Saves a screenshot for the README.
+/// <reference lib="dom" />
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import process from "node:process";
@@ -9,7 +10,8 @@ import { chromium } from "playwright-core";
 import { answerFor } from "./model.mjs";
 
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
-if (!existsSync(executablePath)) throw new Error(`no Chromium at ${executablePath}: apt-get install chromium (or set CHROMIUM)`);
+if (!existsSync(executablePath))
+  throw new Error(`no Chromium at ${executablePath}: apt-get install chromium (or set CHROMIUM)`);
 
 const server = spawn(process.execPath, [new URL("./server.mjs", import.meta.url).pathname], {
   env: { ...process.env, PORT: "0", TOKEN_MS: "60" },
@@ -25,7 +27,15 @@ const base = await new Promise((resolve, reject) => {
 
 const browser = await chromium.launch({
   executablePath,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"],
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+  ],
 });
 const failures = [];
 const check = (ok, what) => {
@@ -34,7 +44,12 @@ const check = (ok, what) => {
 };
 const seqOf = async (page) => Number((await page.locator("#answer").getAttribute("data-seq")) ?? 0);
 const textOf = (page) => page.locator("#answer").textContent();
-const ended = (page, state) => page.waitForFunction((s) => document.getElementById("status").dataset.state === s, state, { timeout: 30_000 });
+const ended = (page, state) =>
+  page.waitForFunction(
+    (s) => /** @type {HTMLElement} */ (document.getElementById("status")).dataset.state === s,
+    state,
+    { timeout: 30_000 },
+  );
 
 try {
   const context = await browser.newContext({ viewport: { width: 900, height: 620 } });
@@ -46,16 +61,26 @@ try {
   await tabA.goto(base);
   await tabA.fill("#prompt", prompt);
   await tabA.click("#send");
-  await tabA.waitForFunction(() => Number(document.getElementById("answer").dataset.seq ?? 0) >= 8);
+  await tabA.waitForFunction(
+    () => Number(/** @type {HTMLElement} */ (document.getElementById("answer")).dataset.seq ?? 0) >= 8,
+  );
   const beforeReload = await textOf(tabA);
   const seqBefore = await seqOf(tabA);
   await tabA.reload();
-  const resumed = await tabA.locator("#status").textContent();
-  check(/^resumed after seq \d+$/.test(resumed) && Number(resumed.split(" ").pop()) >= seqBefore, `after the reload the tab resumes after its last seq (${resumed})`);
-  check(full.startsWith(beforeReload) && beforeReload.length > 0, "before the reload it showed the start of the answer");
+  const resumed = (await tabA.locator("#status").textContent()) ?? "";
+  check(
+    /^resumed after seq \d+$/.test(resumed) && Number(resumed.split(" ").pop()) >= seqBefore,
+    `after the reload the tab resumes after its last seq (${resumed})`,
+  );
+  check(
+    full.startsWith(beforeReload) && beforeReload.length > 0,
+    "before the reload it showed the start of the answer",
+  );
   const tabB = await context.newPage();
   await tabB.goto(`${base}#${new URL(tabA.url()).hash.slice(1)}`);
-  await tabB.waitForFunction(() => Number(document.getElementById("answer").dataset.seq ?? 0) > 0);
+  await tabB.waitForFunction(
+    () => Number(/** @type {HTMLElement} */ (document.getElementById("answer")).dataset.seq ?? 0) > 0,
+  );
   check(!(await tabB.locator("#stop").isDisabled()), "the second tab joined while the answer was still streaming");
   await Promise.all([ended(tabA, "done"), ended(tabB, "done")]);
   check((await textOf(tabA)) === full, "the reloaded tab shows the whole answer, no token missed or repeated");
@@ -65,10 +90,20 @@ try {
   const first = new URL(tabA.url()).hash.slice(1);
   await tabA.fill("#prompt", "Stop me halfway");
   await tabA.click("#send");
-  await tabA.waitForFunction((old) => location.hash.slice(1) !== old && Number(document.getElementById("answer").dataset.seq) >= 5, first);
+  await tabA.waitForFunction(
+    (old) =>
+      location.hash.slice(1) !== old &&
+      Number(/** @type {HTMLElement} */ (document.getElementById("answer")).dataset.seq) >= 5,
+    first,
+  );
   const second = new URL(tabA.url()).hash.slice(1);
   await tabB.goto(`${base}#${second}`); // the link pasted into the open tab
-  await tabB.waitForFunction((id) => document.getElementById("answer").dataset.stream === id && Number(document.getElementById("answer").dataset.seq) > 0, second);
+  await tabB.waitForFunction(
+    (id) =>
+      /** @type {HTMLElement} */ (document.getElementById("answer")).dataset.stream === id &&
+      Number(/** @type {HTMLElement} */ (document.getElementById("answer")).dataset.seq) > 0,
+    second,
+  );
   await tabA.screenshot({ path: screenshotPath() });
   await tabA.click("#stop");
   await Promise.all([ended(tabA, "stopped"), ended(tabB, "stopped")]);

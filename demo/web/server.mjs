@@ -53,7 +53,7 @@ async function readBody(req) {
 }
 
 const server = createServer(async (req, res) => {
-  const { pathname, searchParams } = new URL(req.url, "http://localhost");
+  const { pathname, searchParams } = new URL(req.url ?? "/", "http://localhost");
   try {
     if (req.method === "GET" && pathname === "/") {
       res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
@@ -61,7 +61,8 @@ const server = createServer(async (req, res) => {
     }
     if (req.method === "POST" && pathname === "/api/chat") {
       const { prompt } = await readBody(req);
-      if (typeof prompt !== "string" || !prompt.trim()) return json(res, 400, { error: "prompt must be a non-empty string" });
+      if (typeof prompt !== "string" || !prompt.trim())
+        return json(res, 400, { error: "prompt must be a non-empty string" });
       const id = randomUUID();
       await store.create(id);
       generate(id, prompt.trim()); // outlives this request
@@ -77,7 +78,11 @@ const server = createServer(async (req, res) => {
       // Resume after the last seq the browser has: Last-Event-ID when EventSource
       // reconnects by itself, ?after= when the page was reloaded.
       const after = Number(req.headers["last-event-id"] ?? searchParams.get("after") ?? 0) || 0;
-      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+      res.writeHead(200, {
+        "content-type": "text/event-stream",
+        "cache-control": "no-cache",
+        connection: "keep-alive",
+      });
       const chunks = store.readFrom(stream[1], after);
       req.on("close", () => chunks.return()); // the tab went away: release the reader
       for await (const { seq, data } of chunks) res.write(`id: ${seq}\ndata: ${JSON.stringify(data)}\n\n`);
@@ -94,7 +99,7 @@ const server = createServer(async (req, res) => {
 
 const port = Number(process.env.PORT ?? 3000);
 server.listen(port, "127.0.0.1", () => {
-  const { port: bound } = server.address();
+  const { port: bound } = /** @type {import("node:net").AddressInfo} */ (server.address());
   console.log(`demo:web listening on http://127.0.0.1:${bound}/`);
 });
 

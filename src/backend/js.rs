@@ -1,20 +1,19 @@
 //! The JS backend: the caller's own `query(sql, params)`, called on the JS thread.
 //!
-//! `index.cjs` wraps the client's `query` in an adapter `(sql, params, ticket)` that
-//! always settles by calling `settle(ticket, outcome)`, a native function made once per
-//! backend: the outcome is the rows array, `{ failed: { message, code } }` when the
-//! client threw or rejected, or `{ malformed: "<what it got>" }` when the result was not
-//! `{ rows: [...] }`. `settle` runs the statement's `finish` on the rows and returns the
-//! result, so the adapter's own promise is the method's promise: no thread in between,
-//! and nothing allocated per call on the JS side beyond the client's own work.
+//! `lib/driver.cjs` wraps the client's `query` in an adapter that settles every call
+//! through `settle`, a native function made once per backend; the protocol (the
+//! adapter's arguments, the outcomes, pages by column) is written down once, at the top
+//! of `lib/driver.cjs`. `settle` runs the statement's `finish` on the rows and returns
+//! the result, so the adapter's own promise is the method's promise: no thread in
+//! between, and nothing allocated per call on the JS side beyond the client's own work.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use napi::bindgen_prelude::{
-    Array, BigInt, Float64Array, FnArgs, FromNapiValue, Function, FunctionRef, Int32Array,
-    JsObjectValue, JsValue, Object, PromiseRaw, ToNapiValue, Unknown,
+    Array, BigInt, Float64Array, FnArgs, FromNapiValue, Function, FunctionRef, Int32Array, JsValue,
+    Object, PromiseRaw, ToNapiValue, Unknown,
 };
 use napi::{sys, Env, ValueType};
 use serde_json::Value;
@@ -24,25 +23,59 @@ use super::notify::{payloads, Written};
 use super::rows::{Cell, Param, Row};
 use crate::tail::Source;
 
-/// Most writes queued for `index.cjs` to announce.
+/// Most writes queued for `lib/client-hub.cjs` to announce.
 const MOST_QUEUED: usize = 100_000;
 use crate::error::{Error, Result};
 use crate::sql::{Kind, Statement};
 
-type Args = FnArgs<(String, Vec<Value>, u32, Option<String>, Option<f64>)>;
+type Args = FnArgs<(String, Vec<Value>, u32, String, Option<f64>)>;
 
-/// `(settle) => (sql, params, ticket, columns) => Promise<unknown>`, as `index.cjs` makes it.
+/// `(settle, queryTimeoutMs) => (sql, params, ticket, columns, withinMs) => Promise<unknown>`,
+/// as `adapt` in `lib/driver.cjs` makes it.
 pub type MakeAdapter<'f> = Function<
     'f,
     FnArgs<(Function<'f, SettleArgs, Raw>, f64)>,
     Function<'f, Args, Unknown<'static>>,
 >;
 
-type SettleArgs = FnArgs<(u32, Unknown<'static>, Option<Array<'static>>)>;
+type SettleArgs = FnArgs<(u32, Unknown<'static>)>;
 
-/// What to do with the rows of one query: turn them into the method's JS result.
-type Finisher =
-    Box<dyn FnOnce(&Env, Unknown, Option<Array>) -> napi::Result<sys::napi_value> + Send>;
+/// What to do with the outcome of one query: turn its rows into the method's JS result.
+type Finisher = Box<dyn FnOnce(&Env, Unknown) -> napi::Result<sys::napi_value> + Send>;
+
+/// `failed` of an adapter's outcome: the client threw or rejected, or the call ran out
+/// of time or queue space (see `lib/driver.cjs`).
+#[derive(Debug, Default)]
+struct AdapterFailure {
+    message: Option<String>,
+    /// QUERY_TIMEOUT, NO_FREE_CONNECTION, OVERLOADED, or the driver's own code.
+    code: Option<String>,
+    /// Where the call was: "queued", "connect" or "query".
+    phase: Option<String>,
+}
+
+impl AdapterFailure {
+    fn read(failed: &Object) -> napi::Result<Self> {
+        Ok(AdapterFailure {
+            message: text_field(failed, "message")?,
+            code: text_field(failed, "code")?,
+            phase: text_field(failed, "phase")?,
+        })
+    }
+}
+
+/// A string property of an adapter's object; None when absent or not a string.
+fn text_field(object: &Object, field: &str) -> napi::Result<Option<String>> {
+    match object.get::<Unknown>(field)? {
+        Some(value) if value.get_type()? == ValueType::String => {
+            // SAFETY: a live value of the object's env, on its JS thread, checked to be a string.
+            Ok(Some(unsafe {
+                String::from_napi_value(value.value().env, value.raw())?
+            }))
+        }
+        _ => Ok(None),
+    }
+}
 
 #[derive(Default)]
 struct Pending {
@@ -70,13 +103,13 @@ impl FromNapiValue for Raw {
 pub struct JsQuery {
     query: FunctionRef<Args, Unknown<'static>>,
     pending: Arc<Mutex<Pending>>,
-    /// The client object, as `index.cjs` numbers it (`tail.rs`).
+    /// The client object, as `lib/client-hub.cjs` numbers it (`tail.rs`).
     source: Source,
-    /// Writes to announce, until `index.cjs` takes them to send (`takeNotifications`).
+    /// Writes to announce, until `lib/client-hub.cjs` takes them to send (`takeNotifications`).
     outbox: Mutex<Vec<Written>>,
-    /// Readers waiting, for the shared check `index.cjs` runs (`checkWaiting`).
+    /// Readers waiting, for the shared check `lib/client-hub.cjs` runs (`checkWaiting`).
     pub sweeper: Sweeper,
-    /// Whether `index.cjs` runs the shared check, and whether its LISTEN connection is
+    /// Whether `lib/client-hub.cjs` runs the shared check, and whether its LISTEN connection is
     /// known to deliver.
     pub checking: AtomicBool,
     pub heard: AtomicBool,
@@ -99,16 +132,11 @@ impl JsQuery {
             env.create_function_from_closure::<SettleArgs, Raw, _>("settle", move |ctx| {
                 let ticket: u32 = ctx.get(0)?;
                 let outcome: Unknown = ctx.get(1)?;
-                let columns = if ctx.length() >= 3 {
-                    ctx.get::<Option<Array>>(2)?
-                } else {
-                    None
-                };
                 let finish = lock(&queries)
                     .queries
                     .remove(&ticket)
                     .ok_or_else(|| napi::Error::from(Error::Closed))?;
-                finish(ctx.env, outcome, columns).map(Raw)
+                finish(ctx.env, outcome).map(Raw)
             })?;
         let adapter = make_adapter.call(FnArgs::from((settle, query_timeout_ms)))?;
         Ok(JsQuery {
@@ -126,7 +154,7 @@ impl JsQuery {
         self.source
     }
 
-    /// Queues a write for `index.cjs` to announce (at most `MOST_QUEUED`; beyond that,
+    /// Queues a write for `lib/client-hub.cjs` to announce (at most `MOST_QUEUED`; beyond that,
     /// readers elsewhere find it through their shared check or poll).
     pub fn publish(&self, written: Written) {
         let mut outbox = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
@@ -155,8 +183,8 @@ impl JsQuery {
         done: impl FnOnce(Result<Vec<Row>>) + Send + 'static,
     ) -> napi::Result<()> {
         let columns = statement.clone();
-        let finisher: Finisher = Box::new(move |env, outcome, by_column| {
-            done(read_rows(env, &columns, outcome, by_column));
+        let finisher: Finisher = Box::new(move |env, outcome| {
+            done(read_rows(env, &columns, outcome));
             // SAFETY: `env` is the live env of the JS thread this settle call runs on.
             unsafe { <()>::to_napi_value(env.raw(), ()) }
         });
@@ -177,8 +205,8 @@ impl JsQuery {
         F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
     {
         let columns = statement.clone();
-        let finisher: Finisher = Box::new(move |env, outcome, by_column| {
-            let value = finish(read_rows(env, &columns, outcome, by_column)?)?;
+        let finisher: Finisher = Box::new(move |env, outcome| {
+            let value = finish(read_rows(env, &columns, outcome)?)?;
             // SAFETY: `env` is the live env of the JS thread this settle call runs on.
             unsafe { T::to_napi_value(env.raw(), value) }
         });
@@ -205,20 +233,17 @@ impl JsQuery {
         };
         let params = params.into_iter().map(to_json).collect();
         let called = self.query.borrow_back(env).and_then(|f| {
-            // Many rows (a page): ask for them by column, `name:i` or `name:t` each.
-            let by_column = statement.joined.map(|_| {
-                let spec: Vec<_> = statement
-                    .columns
-                    .iter()
-                    .map(|c| format!("{}:{}", c.name, if c.kind == Kind::Int { 'i' } else { 't' }))
-                    .collect();
-                spec.join(",")
-            });
+            // The columns wanted, by name: `name:i` (an integer) or `name:t` (a text) each.
+            let spec: Vec<_> = statement
+                .columns
+                .iter()
+                .map(|c| format!("{}:{}", c.name, if c.kind == Kind::Int { 'i' } else { 't' }))
+                .collect();
             f.call(FnArgs::from((
                 statement.text.to_string(),
                 params,
                 ticket,
-                by_column,
+                spec.join(","),
                 within.map(|w| w.as_millis() as f64),
             )))
         });
@@ -232,17 +257,84 @@ impl JsQuery {
     }
 }
 
-/// The rows of a settled query: by column when the adapter sent them so, else row by row.
-fn read_rows(
-    env: &Env,
-    statement: &Statement,
-    outcome: Unknown,
-    by_column: Option<Array>,
-) -> Result<Vec<Row>> {
-    match by_column {
-        Some(by_column) if statement.joined.is_some() => rows_from_columns(statement, by_column),
-        _ => rows_from_js(env, statement, outcome),
+/// One column of an outcome, as the adapter sent it.
+enum Sent {
+    /// Integers (NaN for NULL).
+    Ints(Float64Array),
+    /// A text column's values, joined and cut apart again.
+    Texts(std::vec::IntoIter<Cell>),
+    /// The values as they came, read one by one (`cell`).
+    Values(Array<'static>),
+}
+
+/// The rows of a settled query, from the adapter's outcome (the protocol is written at
+/// the top of `lib/driver.cjs`): `{ failed }`, `{ malformed }`, or `{ rows, columns }`
+/// (and `notAnObject` for a row that is not an object, after the rows before it).
+/// Cells are read row by row, so the first wrong value reported is the first in the rows.
+fn read_rows(env: &Env, statement: &Statement, outcome: Unknown) -> Result<Vec<Row>> {
+    let protocol = || Error::MalformedResult("the adapter's columns are not as asked".into());
+    if outcome.get_type()? != ValueType::Object {
+        return Err(protocol());
     }
+    // SAFETY: `outcome` is a live value of `env`, on its JS thread, checked to be an object.
+    let outcome = unsafe { Object::from_napi_value(env.raw(), outcome.raw())? };
+    if let Some(failed) = outcome.get::<Object>("failed")? {
+        return Err(failure(&AdapterFailure::read(&failed)?));
+    }
+    if let Some(got) = outcome.get::<String>("malformed")? {
+        return Err(malformed(&got));
+    }
+    let rows = outcome.get::<u32>("rows")?.ok_or_else(protocol)? as usize;
+    let sent = outcome.get::<Array>("columns")?.ok_or_else(protocol)?;
+    if sent.len() as usize != statement.columns.len() {
+        return Err(protocol());
+    }
+    let mut columns = Vec::with_capacity(statement.columns.len());
+    for (i, column) in statement.columns.iter().enumerate() {
+        let sent = sent.get::<Object>(i as u32)?.ok_or_else(protocol)?;
+        let column = if let Some(values) = sent.get::<Array<'static>>("values")? {
+            (values.len() as usize == rows)
+                .then_some(Sent::Values(values))
+                .ok_or_else(protocol)?
+        } else if column.kind == Kind::Int {
+            let ints = sent.get::<Float64Array>("ints")?.ok_or_else(protocol)?;
+            (ints.len() == rows)
+                .then_some(Sent::Ints(ints))
+                .ok_or_else(protocol)?
+        } else {
+            let text = sent.get::<String>("text")?.ok_or_else(protocol)?;
+            let lengths = sent.get::<Int32Array>("lengths")?.ok_or_else(protocol)?;
+            if lengths.len() != rows {
+                return Err(protocol());
+            }
+            Sent::Texts(split_joined(statement, i, &text, &lengths)?.into_iter())
+        };
+        columns.push(column);
+    }
+    let mut read = Vec::with_capacity(rows);
+    for n in 0..rows {
+        let mut cells = Vec::with_capacity(columns.len());
+        for (column, sent) in statement.columns.iter().zip(columns.iter_mut()) {
+            cells.push(match sent {
+                Sent::Ints(values) if values[n].is_nan() => Cell::Null,
+                Sent::Ints(values) => checked_int(column.name, values[n] as i64)?,
+                Sent::Texts(cells) => cells.next().unwrap_or(Cell::Null),
+                Sent::Values(values) => match values.get::<Unknown>(n as u32)? {
+                    Some(value) => cell(column.name, column.kind, value)?,
+                    None => Cell::Null,
+                },
+            });
+        }
+        read.push(Row(cells));
+    }
+    if let Some(bad) = outcome.get::<Object>("notAnObject")? {
+        let row = bad.get::<u32>("row")?.ok_or_else(protocol)?;
+        let got = text_field(&bad, "got")?.ok_or_else(protocol)?;
+        return Err(Error::MalformedResult(format!(
+            "row {row} of the client's query result is {got}, not an object"
+        )));
+    }
+    Ok(read)
 }
 
 fn client_failure(err: napi::Error) -> Error {
@@ -268,98 +360,6 @@ fn to_json(param: Param) -> Value {
         Param::IntArray(v) => v.into(),
         Param::BigIntArray(v) => v.into(),
     }
-}
-
-/// The rows the adapter resolved with, read straight from the JS values: only the
-/// columns the statement asks for, by name, leniently (drivers return int8 and counts as
-/// strings, postgres.js may return BigInts).
-fn rows_from_js(env: &Env, statement: &Statement, settled: Unknown) -> Result<Vec<Row>> {
-    if !settled.is_array()? {
-        // `{ failed }` or `{ malformed }`: small, read as JSON.
-        // SAFETY: `settled` is a live value of `env`, on its JS thread.
-        let outcome = unsafe { Value::from_napi_value(env.raw(), settled.raw())? };
-        return Err(outcome_error(outcome));
-    }
-    // SAFETY: `settled` is a live value of `env` and was checked to be an array.
-    let rows = unsafe { Array::from_napi_value(env.raw(), settled.raw())? };
-    // The column names as JS strings, made once for all rows.
-    let keys = statement
-        .columns
-        .iter()
-        .map(|column| env.create_string(column.name))
-        .collect::<napi::Result<Vec<_>>>()?;
-    (0..rows.len())
-        .map(|n| {
-            let row = rows
-                .get::<Unknown>(n)?
-                .map_or(Ok(ValueType::Undefined), |r| r.get_type())?;
-            if row != ValueType::Object {
-                return Err(Error::MalformedResult(format!(
-                    "row {n} of the client's query result is {}, not an object",
-                    type_name(row)
-                )));
-            }
-            let row = rows
-                .get::<Object>(n)?
-                .ok_or_else(|| napi::Error::from_reason("row"))?;
-            statement
-                .columns
-                .iter()
-                .zip(&keys)
-                .map(|(column, key)| {
-                    let value = row.get_property_unchecked(*key)?;
-                    cell(column.name, column.kind, value)
-                })
-                .collect::<Result<Vec<_>>>()
-                .map(Row)
-        })
-        .collect()
-}
-
-/// The rows the adapter sent by column (see `columnar` in `index.cjs`): per column, in the
-/// statement's order, a Float64Array of integers (NaN for NULL), or a text column's values
-/// joined into one string followed by an Int32Array of their UTF-16 lengths (-1 for NULL).
-fn rows_from_columns(statement: &Statement, by_column: Array) -> Result<Vec<Row>> {
-    let malformed = || Error::MalformedResult("the adapter's columns are not as asked".into());
-    let mut at = 0;
-    let mut columns = Vec::with_capacity(statement.columns.len());
-    for (i, column) in statement.columns.iter().enumerate() {
-        let cells = match column.kind {
-            Kind::Int => {
-                let values = by_column.get::<Float64Array>(at)?.ok_or_else(malformed)?;
-                at += 1;
-                values
-                    .iter()
-                    .map(|&v| {
-                        if v.is_nan() {
-                            Ok(Cell::Null)
-                        } else {
-                            checked_int(column.name, v as i64)
-                        }
-                    })
-                    .collect::<Result<Vec<_>>>()?
-            }
-            Kind::Text => {
-                let text = by_column.get::<String>(at)?.ok_or_else(malformed)?;
-                let lengths = by_column.get::<Int32Array>(at + 1)?.ok_or_else(malformed)?;
-                at += 2;
-                split_joined(statement, i, &text, &lengths)?
-            }
-        };
-        columns.push(cells.into_iter());
-    }
-    let rows = columns.first().map_or(0, ExactSizeIterator::len);
-    if columns.iter().any(|c| c.len() != rows) {
-        return Err(malformed());
-    }
-    Ok((0..rows)
-        .map(|_| {
-            Row(columns
-                .iter_mut()
-                .map(|c| c.next().unwrap_or(Cell::Null))
-                .collect())
-        })
-        .collect())
 }
 
 /// Cuts the adapter's joined text back into its values, by their UTF-16 lengths.
@@ -482,16 +482,9 @@ fn type_name(t: ValueType) -> &'static str {
     }
 }
 
-/// The adapter's `{ failed }` (the client threw or rejected) or `{ malformed }` (it
-/// resolved to something without a rows array).
-fn outcome_error(outcome: Value) -> Error {
-    if let Some(failed) = outcome.get("failed") {
-        return failure(failed);
-    }
-    let got = outcome
-        .get("malformed")
-        .and_then(Value::as_str)
-        .unwrap_or("something else");
+/// The adapter's `{ malformed }`: the client's query resolved to something without a
+/// rows array.
+fn malformed(got: &str) -> Error {
     Error::MalformedResult(format!(
         "the client's query() must resolve to an object with a rows array \
          (like pg's QueryResult), but it resolved to {got}"
@@ -502,24 +495,21 @@ fn outcome_error(outcome: Value) -> Error {
 /// gives one (`Error::from_server`), else by the driver's code: it could not connect, or
 /// it lost the connection while the statement ran. The adapter marks failures that came
 /// while it checked a connection out of the client's pool (`phase: "connect"`).
-fn failure(failed: &Value) -> Error {
+fn failure(failed: &AdapterFailure) -> Error {
     let message = failed
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or("the client's query() failed")
-        .to_string();
-    let code = failed.get("code").and_then(Value::as_str).unwrap_or("");
-    let at_connect = failed.get("phase").and_then(Value::as_str) == Some("connect");
+        .message
+        .clone()
+        .unwrap_or_else(|| "the client's query() failed".to_string());
+    let code = failed.code.as_deref().unwrap_or("");
+    let phase = failed.phase.as_deref();
+    let at_connect = phase == Some("connect");
     match code {
         "QUERY_TIMEOUT" => {
             return Error::Timeout {
                 message,
                 sql_state: None,
                 // Still queued or waiting for a connection: never sent.
-                sent: !matches!(
-                    failed.get("phase").and_then(Value::as_str),
-                    Some("queued" | "connect")
-                ),
+                sent: !matches!(phase, Some("queued" | "connect")),
             };
         }
         "OVERLOADED" => return Error::Overloaded(message),
@@ -582,47 +572,48 @@ fn failure(failed: &Value) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn failed(message: &str, code: Option<&str>, phase: Option<&str>) -> Error {
+        failure(&AdapterFailure {
+            message: Some(message.into()),
+            code: code.map(Into::into),
+            phase: phase.map(Into::into),
+        })
+    }
 
     #[test]
     fn client_failures_keep_message_and_sql_state() {
-        let err =
-            outcome_error(json!({ "failed": { "message": "duplicate key", "code": "23505" } }));
+        let err = failed("duplicate key", Some("23505"), None);
         assert_eq!(err.code(), "DATABASE_ERROR");
         assert_eq!(err.to_string(), "duplicate key");
         for errno in ["ECONNRESET", "EPIPE", "CONNECTION_CLOSED"] {
-            let err = outcome_error(json!({ "failed": { "message": "m", "code": errno } }));
+            let err = failed("m", Some(errno), None);
             assert_eq!(err.code(), "CONNECTION_ERROR", "{errno}");
         }
-        let err =
-            outcome_error(json!({ "failed": { "message": "Connection terminated unexpectedly" } }));
+        let err = failed("Connection terminated unexpectedly", None, None);
         assert_eq!(err.code(), "CONNECTION_ERROR");
-        let err = outcome_error(json!({ "failed": { "message": "m", "code": "EWHATEVER" } }));
+        let err = failed("m", Some("EWHATEVER"), None);
         assert_eq!(err.code(), "CLIENT_ERROR");
-        let err = outcome_error(json!({ "failed": { "message": "m", "code": "OVERLOADED" } }));
+        let err = failed("m", Some("OVERLOADED"), None);
         assert_eq!((err.code(), err.retryable()), ("OVERLOADED", true));
-        let err = outcome_error(json!({ "failed": { "message": "m", "code": "57014" } }));
+        let err = failed("m", Some("57014"), None);
         assert_eq!(err.code(), "QUERY_TIMEOUT");
-        let err = outcome_error(json!({ "failed": { "message": "m", "code": "3D000" } }));
+        let err = failed("m", Some("3D000"), None);
         assert_eq!((err.code(), err.retryable()), ("CONNECTION_ERROR", false));
-        let err = outcome_error(
-            json!({ "failed": { "message": "timeout exceeded when trying to connect" } }),
-        );
+        let err = failed("timeout exceeded when trying to connect", None, None);
         assert_eq!((err.code(), err.retryable()), ("CONNECTION_ERROR", true));
         assert!(err.to_string().starts_with("could not connect"));
-        let err = outcome_error(json!({ "failed": { "message": "m", "code": "ECONNRESET" } }));
+        let err = failed("m", Some("ECONNRESET"), None);
         assert!(err.to_string().starts_with("lost the connection"));
-        let err = outcome_error(
-            json!({ "failed": { "message": "m", "code": "ECONNRESET", "phase": "connect" } }),
-        );
+        let err = failed("m", Some("ECONNRESET"), Some("connect"));
         assert!(err.to_string().starts_with("could not connect"));
-        let err = outcome_error(json!({ "failed": { "message": "m", "code": null } }));
+        let err = failed("m", None, None);
         assert_eq!(err.code(), "CLIENT_ERROR");
     }
 
     #[test]
     fn malformed_results_say_what_came_back() {
-        let err = outcome_error(json!({ "malformed": "undefined" }));
+        let err = malformed("undefined");
         assert_eq!(err.code(), "MALFORMED_RESULT");
         assert!(err.to_string().contains("resolved to undefined"));
     }

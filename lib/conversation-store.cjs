@@ -1,0 +1,70 @@
+// PostgresConversationStore: chat histories as JSON, `ChatHistory` from the optional peer
+// @aibind/core.
+"use strict";
+
+const { NativeConversationStore } = require("./binding.cjs");
+const { storeError, run } = require("./errors.cjs");
+const { describe, invalid, text } = require("./options.cjs");
+const { Store } = require("./store.cjs");
+
+/** @type {(store: object) => import("../binding").NativeConversationStore} the store's native half */
+const native = /** @type {any} */ (require("./store.cjs").native);
+
+let core;
+const CORE = "@aibind/core";
+
+/** `ChatHistory` from the optional peer @aibind/core, imported on first use. */
+async function chatHistoryClass() {
+  // A variable specifier and ignore comments: bundlers leave this import to Node instead
+  // of failing the build when the optional peer is not installed.
+  core ??= import(/* webpackIgnore: true */ /* turbopackIgnore: true */ /* @vite-ignore */ CORE).catch((err) => {
+    core = undefined;
+    throw storeError(
+      "MISSING_PEER_DEPENDENCY",
+      "PostgresConversationStore.load() returns a ChatHistory from @aibind/core, which is not " +
+        "installed: run `npm install @aibind/core`, or use loadJSON() to get the stored JSON " +
+        `(${err?.message ?? err})`,
+    );
+  });
+  return (await core).ChatHistory;
+}
+
+class PostgresConversationStore extends Store {
+  constructor(client, options) {
+    super(NativeConversationStore, client, options);
+  }
+
+  async load(sessionId) {
+    const [ChatHistory, json] = await Promise.all([chatHistoryClass(), this.loadJSON(sessionId)]);
+    return json === null ? new ChatHistory() : ChatHistory.fromJSON(json);
+  }
+
+  save(sessionId, chat) {
+    return run(() => {
+      if (chat === null || typeof chat !== "object" || typeof chat.toJSON !== "function") {
+        throw invalid(`chat must be a ChatHistory (an object with toJSON()), got ${describe(chat)}`);
+      }
+      const json = chat.toJSON();
+      if (typeof json !== "string") {
+        throw invalid(`chat.toJSON() must return a string (ChatHistory's JSON), got ${describe(json)}`);
+      }
+      return native(this).saveJSON(text("sessionId", sessionId), text("chat.toJSON()", json));
+    });
+  }
+
+  /** The stored JSON of an unexpired session, or null. */
+  loadJSON(sessionId) {
+    return run(() => native(this).loadJSON(text("sessionId", sessionId)));
+  }
+
+  /** Stores a history's JSON text as it is. */
+  saveJSON(sessionId, json) {
+    return run(() => native(this).saveJSON(text("sessionId", sessionId), text("json", json)));
+  }
+
+  delete(sessionId) {
+    return run(() => native(this).delete(text("sessionId", sessionId)));
+  }
+}
+
+module.exports = { PostgresConversationStore };

@@ -1,0 +1,137 @@
+// What both stores share (index.cjs exports them): the native store behind each, stats,
+// cleanup, close, and the store's place in its JS client's hub.
+"use strict";
+
+const { NativeBackend } = require("./binding.cjs");
+const { storeError, run } = require("./errors.cjs");
+const { invalid, isMissing, missingClient, nativeOptions, construct } = require("./options.cjs");
+const { backendFor, hubOf } = require("./backend.cjs");
+
+/** What both stores share: the native store, cleanup, close. */
+
+/**
+ * @typedef {import("../binding").NativeStreamStore} NativeStreamStore
+ * @typedef {import("../binding").NativeConversationStore} NativeConversationStore
+ */
+
+class Store {
+  /** @type {NativeStreamStore | NativeConversationStore | undefined} */
+  #native;
+  #closed = false;
+  /** @type {import("../binding").NativeBackend | undefined} */
+  #backend;
+  /**
+   * A JS client's hub and this store's place there (lib/client-hub.cjs).
+   * @type {{ hub: ReturnType<typeof import("./client-hub.cjs").hubFor>, token: unknown } | undefined}
+   */
+  #hub;
+
+  constructor(Native, client, options) {
+    const opts = nativeOptions(options);
+    if (isMissing(client)) {
+      // Frameworks import route modules while building, often with DATABASE_URL unset:
+      // construct anyway (options are still checked now), fail on first use.
+      const unused = construct(() => NativeBackend.fromQuery(() => () => Promise.reject(missingClient()), opts));
+      construct(() => new Native(unused, opts)).close();
+      unused.close();
+      return; // no #native: every call rejects, saying no client was given
+    }
+    this.#native = construct(() => {
+      this.#backend = backendFor(client, opts);
+      this.#hub = hubOf.get(this.#backend);
+      try {
+        return new Native(this.#backend, opts);
+      } catch (err) {
+        this.#hub?.hub.remove(this.#hub.token);
+        throw err;
+      }
+    });
+  }
+
+  /** An append settled: other processes hear of what was written (JS clients). */
+  static wrote(store) {
+    store.#hub?.hub.wrote();
+  }
+
+  /** A reader is about to wait: the client's listener and shared check run (JS clients). */
+  static waiting(store) {
+    if (store.#hub) store.#hub.hub.waiting(store.#hub.token);
+  }
+
+  /** The pool, the listener, waiting readers and counters now (null where not known). */
+  stats() {
+    native(this);
+    const s = /** @type {import("../binding").NativeBackend} */ (this.#backend).stats();
+    const or = (v) => (v === undefined ? null : v);
+    return {
+      backend: s.backend,
+      pooler: or(s.pooler),
+      maxSize: or(s.maxSize),
+      size: or(s.size),
+      inUse: or(s.inUse),
+      idle: or(s.idle),
+      opening: or(s.opening),
+      waiting: or(s.waiting),
+      allowed: or(s.allowed),
+      listener: this.#hub?.hub.canListen ? this.#hub.hub.listenerState : s.listener,
+      readersWaiting: s.readersWaiting,
+      statementsSent: or(s.statementsSent),
+      notificationsSent: or(s.notificationsSent),
+      notificationsReceived: or(s.notificationsReceived),
+      connectionsRefused: or(s.connectionsRefused),
+    };
+  }
+
+  /**
+   * The native store behind `store`; a clear error when `store` is not one (a wrong
+   * `this`), when it was made without a client, or once it is closed.
+   */
+  static native(store) {
+    if (store === null || typeof store !== "object" || !(#native in store)) {
+      throw invalid(
+        "a store method was called on an object that is not a store (was it taken off its " +
+          "store, as in `const { append } = store`? bind it, or call it on the store)",
+      );
+    }
+    if (store.#native === undefined) {
+      throw store.#closed
+        ? storeError("STORE_CLOSED", "this store has been closed; create a new store to keep going")
+        : missingClient();
+    }
+    return store.#native;
+  }
+
+  /** Removes expired rows; resolves how many streams (or conversations) went. */
+  cleanup() {
+    return run(() => native(this).cleanup());
+  }
+
+  /**
+   * Releases the store's connection and ends its waiting readers; resolves once a pool
+   * no other store uses has closed its connections.
+   */
+  async close() {
+    if (this === null || typeof this !== "object" || !(#native in this)) Store.native(this); // a wrong `this`
+    this.#closed = true;
+    if (this.#hub) {
+      this.#hub.hub.remove(this.#hub.token);
+      this.#hub = undefined;
+    }
+    await run(async () => this.#native?.close());
+  }
+
+  get closed() {
+    if (this === null || typeof this !== "object" || !(#native in this)) Store.native(this); // a wrong `this`
+    return this.#native?.closed ?? this.#closed;
+  }
+}
+
+const native = (store) => Store.native(store);
+const wrote = (store) => Store.wrote(store);
+const waiting = (store) => Store.waiting(store);
+
+if (typeof Symbol.asyncDispose === "symbol") {
+  Store.prototype[Symbol.asyncDispose] = Store.prototype.close;
+}
+
+module.exports = { Store, native, wrote, waiting };

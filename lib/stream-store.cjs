@@ -1,0 +1,167 @@
+// PostgresStreamStore: argument checks, exactly-once appends (lib/appends.cjs), the async
+// generator of readFrom over native pages (src/reader.rs), stopSignal.
+"use strict";
+
+const { NativeStreamStore } = require("./binding.cjs");
+const { PostgresStoreError, run } = require("./errors.cjs");
+const { Appends } = require("./appends.cjs");
+const { text, seqArgument, nativeOptions } = require("./options.cjs");
+const { Store, wrote, waiting } = require("./store.cjs");
+
+/** @type {(store: object) => import("../binding").NativeStreamStore} the store's native half */
+const native = /** @type {any} */ (require("./store.cjs").native);
+
+/** A timer that never keeps the process alive. */
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref?.());
+}
+
+class PostgresStreamStore extends Store {
+  #appends;
+  #pollIntervalMs;
+  /** @type {Map<string, AbortController>} */
+  #stopSignals = new Map();
+
+  constructor(client, options) {
+    super(NativeStreamStore, client, options);
+    const opts = nativeOptions(options);
+    this.#appends = new Appends(() => native(this), opts.queryTimeoutMs ?? 30_000);
+    this.#pollIntervalMs = opts.pollIntervalMs ?? 100;
+  }
+
+  create(id) {
+    return run(async () => {
+      await native(this).create(text("stream id", id));
+      this.#appends.created(id);
+    });
+  }
+
+  /**
+   * Resolves the seq the chunk was stored at, exactly once; rejects only when it was not
+   * stored and never will be, or with APPEND_OUTCOME_UNKNOWN (see lib/appends.cjs).
+   */
+  append(id, chunk) {
+    return run(() => {
+      native(this);
+      const appended = this.#appends.append(text("stream id", id), text("chunk", chunk));
+      const announce = () => wrote(this);
+      appended.then(announce, announce);
+      return appended;
+    });
+  }
+
+  /**
+   * An AbortSignal that aborts when the stream leaves `active` (stop, complete, fail,
+   * removed) through any store in any process: pass it to the model call so a Stop
+   * reaches the producer at once. In-process wake-ups and NOTIFY feed it; JS clients
+   * also look every `pollIntervalMs`. One signal per stream and store.
+   */
+  stopSignal(id) {
+    native(this);
+    text("stream id", id);
+    const known = this.#stopSignals.get(id);
+    if (known) return known.signal;
+    const controller = new AbortController();
+    this.#stopSignals.set(id, controller);
+    this.#watchStop(id, controller);
+    return controller.signal;
+  }
+
+  async #watchStop(id, controller) {
+    try {
+      for (;;) {
+        try {
+          const reader = await run(() => native(this).stopWatcher(id));
+          try {
+            while ((await run(() => reader.nextPage())) !== null) {
+              waiting(this);
+              await reader.pause();
+            }
+          } finally {
+            reader.release();
+          }
+          break;
+        } catch (err) {
+          if (this.closed) return; // a closed store can no longer tell: it does not abort
+          await sleep(this.#pollIntervalMs);
+        }
+      }
+      if (this.closed) return;
+      controller.abort(new PostgresStoreError("STREAM_NOT_ACTIVE", `Stream "${id}" not found or not active`));
+    } finally {
+      this.#stopSignals.delete(id);
+    }
+  }
+
+  async *readFrom(id, afterSeq) {
+    const reader = await run(() => native(this).reader(text("stream id", id), seqArgument(afterSeq)));
+    const retryFor = native(this).retryReadsForMs;
+    const fetch = () => {
+      const page = run(() => reader.nextPage());
+      page.catch(() => {}); // awaited below, unless the reader is left first
+      return page;
+    };
+    try {
+      /** @type {Promise<any> | null} the next page (a StreamPage, or null at the end) */
+      let next = fetch();
+      let failingSince = 0;
+      let backoff = 50;
+      for (;;) {
+        let page;
+        try {
+          page = await next;
+        } catch (err) {
+          // The database went away or was too slow: try again from the cursor (nothing
+          // missed or repeated) until `retryReadsForMs` has passed.
+          failingSince ||= Date.now();
+          if (!err.retryable || Date.now() - failingSince >= retryFor) throw err;
+          await sleep(Math.min(backoff, retryFor));
+          backoff = Math.min(backoff * 2, 2000);
+          next = fetch();
+          continue;
+        }
+        failingSince = 0;
+        backoff = 50;
+        if (page === null) return;
+        const { seqs, text, ends } = page;
+        if (seqs.length === 0) {
+          waiting(this);
+          await reader.pause();
+          next = fetch();
+          continue;
+        }
+        // More is there already: fetch it while this page is handed out.
+        next = reader.hasMore ? fetch() : null;
+        for (let i = 0, start = 0; i < seqs.length; start = ends[i++]) {
+          yield { seq: seqs[i], data: text.slice(start, ends[i]) };
+        }
+        next ??= fetch();
+      }
+    } finally {
+      reader.release();
+    }
+  }
+
+  async getStatus(id) {
+    // napi gives a missing status as null (binding.d.ts also allows undefined).
+    const status = /** @type {import("../binding").DurableStreamStatus | null} */ (
+      await run(() => native(this).getStatus(text("stream id", id)))
+    );
+    if (status === null) return null;
+    return { state: status.state, error: status.error ?? undefined, totalChunks: status.totalChunks };
+  }
+
+  stop(id) {
+    return run(() => native(this).stop(text("stream id", id)));
+  }
+
+  complete(id) {
+    return run(() => native(this).complete(text("stream id", id)));
+  }
+
+  fail(id, error) {
+    return run(() => native(this).fail(text("stream id", id), text("error", error)));
+  }
+}
+
+module.exports = { PostgresStreamStore };
