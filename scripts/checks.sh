@@ -18,6 +18,9 @@ cargo clippy --all-targets --features noop -- -D warnings
 step "Rust unit tests"
 cargo test --features noop --lib
 
+step "the module graph of src/ has no cycle"
+node scripts/module-graph.mjs >/dev/null
+
 step "npm run check:js (tsc over every hand-written JS file)"
 npm run --silent check:js
 
