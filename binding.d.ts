@@ -32,7 +32,7 @@ export declare class NativeBackend {
    * it through `settle(ticket, outcome, columns?)` (see `index.cjs`), giving up after
    * `queryTimeoutMs`. Held by a reference that never keeps the process alive.
    */
-  static fromQuery(makeAdapter: (settle: (ticket: number, outcome: unknown, columns?: unknown[]) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string | null, withinMs: number | null) => Promise<unknown>, options?: PoolOptions, clientNumber?: number): NativeBackend
+  static fromQuery(makeAdapter: (settle: (ticket: number, outcome: unknown) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string, withinMs: number | null) => Promise<unknown>, options?: PoolOptions, clientNumber?: number): NativeBackend
   /**
    * JS clients: the NOTIFY payloads announcing this backend's writes since the last
    * call, for `lib/client-hub.cjs` to send through the client.
@@ -220,15 +220,18 @@ export interface PoolOptions {
    * Most connections the pool opens, 1 to 1000 (default 10). It opens them on demand
    * (one more only when a call has waited for a busy one) and closes idle ones. Stores
    * created with the same connection string and pool options in one process share one
-   * pool.
+   * pool. Checked, but not used, with a JS client (its own pool decides).
    */
   poolSize?: number
   /** How long opening a connection may take, in ms (default 10000). */
   connectTimeoutMs?: number
   /**
-   * How long one statement may take, waiting for a free connection included, in ms
-   * (default 30000); the server is told the same limit (`statement_timeout`, set per
-   * connection, or per statement behind a transaction pooler).
+   * How long one call may take from the moment it is made, in ms (default 30000):
+   * waiting in a queue and for a free connection included, then it rejects with
+   * `QUERY_TIMEOUT` (or `CONNECTION_ERROR` when no connection was free). The statement
+   * is cancelled on the server. With a connection string the server is told the same
+   * limit (`statement_timeout`, set per connection, or per statement behind a
+   * transaction pooler).
    */
   queryTimeoutMs?: number
   /**
@@ -294,10 +297,12 @@ export interface StreamStoreOptions {
    */
   staleAfterMs?: number
   /**
-   * With a connection string: hear other processes' writes over a LISTEN connection of
-   * the pool's own (default true). Turn it off behind a pooler that cannot LISTEN
-   * (PgBouncer in transaction mode, Neon's or Supabase's pooled ports); readers then
-   * poll for other processes' writes every `pollIntervalMs`.
+   * Hear other processes' writes at once over one LISTEN connection per pool (a
+   * connection string, a `pg.Pool` or `pg.Client`, postgres.js; default true). Behind a
+   * pooler that cannot LISTEN (PgBouncer in transaction mode, Neon's or Supabase's
+   * pooled ports) give `listenUrl`, or the listener finds out it is deaf and closes
+   * itself; `false` skips LISTEN, and waiting readers look for other processes' writes
+   * every `pollIntervalMs`.
    */
   listen?: boolean
   /**

@@ -25,10 +25,12 @@ pub struct StreamStoreOptions {
     /// How long an active stream may go without an append, beyond `ttlMs`, before
     /// `cleanup()` treats its writer as gone and removes it, in ms (default 3600000).
     pub stale_after_ms: Option<f64>,
-    /// With a connection string: hear other processes' writes over a LISTEN connection of
-    /// the pool's own (default true). Turn it off behind a pooler that cannot LISTEN
-    /// (PgBouncer in transaction mode, Neon's or Supabase's pooled ports); readers then
-    /// poll for other processes' writes every `pollIntervalMs`.
+    /// Hear other processes' writes at once over one LISTEN connection per pool (a
+    /// connection string, a `pg.Pool` or `pg.Client`, postgres.js; default true). Behind a
+    /// pooler that cannot LISTEN (PgBouncer in transaction mode, Neon's or Supabase's
+    /// pooled ports) give `listenUrl`, or the listener finds out it is deaf and closes
+    /// itself; `false` skips LISTEN, and waiting readers look for other processes' writes
+    /// every `pollIntervalMs`.
     pub listen: Option<bool>,
     /// How long a reader keeps trying after it lost the database (the connection, or a
     /// statement timed out) before `readFrom` throws, in ms (default 60000). It carries on

@@ -87,7 +87,7 @@ impl NativeBackend {
     /// `queryTimeoutMs`. Held by a reference that never keeps the process alive.
     #[napi(
         factory,
-        ts_args_type = "makeAdapter: (settle: (ticket: number, outcome: unknown, columns?: unknown[]) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string | null, withinMs: number | null) => Promise<unknown>, options?: PoolOptions, clientNumber?: number"
+        ts_args_type = "makeAdapter: (settle: (ticket: number, outcome: unknown) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string, withinMs: number | null) => Promise<unknown>, options?: PoolOptions, clientNumber?: number"
     )]
     pub fn from_query(
         env: &Env,

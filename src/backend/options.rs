@@ -12,13 +12,16 @@ pub struct PoolOptions {
     /// Most connections the pool opens, 1 to 1000 (default 10). It opens them on demand
     /// (one more only when a call has waited for a busy one) and closes idle ones. Stores
     /// created with the same connection string and pool options in one process share one
-    /// pool.
+    /// pool. Checked, but not used, with a JS client (its own pool decides).
     pub pool_size: Option<f64>,
     /// How long opening a connection may take, in ms (default 10000).
     pub connect_timeout_ms: Option<f64>,
-    /// How long one statement may take, waiting for a free connection included, in ms
-    /// (default 30000); the server is told the same limit (`statement_timeout`, set per
-    /// connection, or per statement behind a transaction pooler).
+    /// How long one call may take from the moment it is made, in ms (default 30000):
+    /// waiting in a queue and for a free connection included, then it rejects with
+    /// `QUERY_TIMEOUT` (or `CONNECTION_ERROR` when no connection was free). The statement
+    /// is cancelled on the server. With a connection string the server is told the same
+    /// limit (`statement_timeout`, set per connection, or per statement behind a
+    /// transaction pooler).
     pub query_timeout_ms: Option<f64>,
     /// How long a pooled connection may stay idle before it is closed, in ms (default
     /// 10000, as pg.Pool); 0 keeps idle connections open.
