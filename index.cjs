@@ -10,7 +10,7 @@
 //   lib/conversation-store.cjs  PostgresConversationStore          (src/conversation_store.rs)
 //   lib/schema.cjs              schemaSql, migrate                   (src/schema.rs)
 //   lib/backend.cjs             the backend for a `client` argument  (src/backend/mod.rs)
-//   lib/driver.cjs              a JS client's query() for the native side (src/backend/js.rs)
+//   lib/driver.cjs              a JS client's query() for the native side (src/backend/js/)
 //   lib/pg.cjs                  what the driver does for node-postgres only
 //   lib/client-hub.cjs          what stores on one JS client share; lib/listener.cjs its LISTEN
 "use strict";

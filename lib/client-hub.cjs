@@ -1,4 +1,4 @@
-// What the stores built on one JS client object share (src/backend/js.rs does the rest):
+// What the stores built on one JS client object share (src/backend/js/ does the rest):
 //
 // - a number (`NativeBackend.fromQuery(..., clientNumber)`): stores on one client object
 //   share the chunks they hold in memory (src/tail.rs);

@@ -1,7 +1,7 @@
 // The JS-client driver: a caller's `{ query }` (a pg.Pool or pg.Client, wrapPostgresJs(sql),
-// wrapNeon(sql), any PostgresClient) as the native backend calls it (src/backend/js.rs).
+// wrapNeon(sql), any PostgresClient) as the native backend calls it (src/backend/js/).
 //
-// The protocol between this file and src/backend/js.rs, the one place it is written down:
+// The protocol between this file and src/backend/js/, the one place it is written down:
 //
 //   NativeBackend.fromQuery(makeAdapter, options, clientNumber) calls, once per backend,
 //     makeAdapter(settle, queryTimeoutMs) -> query            (`adapt` below)

@@ -1,6 +1,6 @@
 //! `Db`: a store's connection to the database, the one abstraction the stores talk to.
 //! `Db::run(statement, params, decode)` runs one statement on the Rust pool (`pool/`) or
-//! through the caller's JS `query` (`js.rs`), whichever the store was given.
+//! through the caller's JS `query` (`js/`), whichever the store was given.
 
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -236,7 +236,7 @@ impl Db {
         match self.backend() {
             Ok(Backend::Pool(pool)) => Some(pool.wait(waiter, listen)),
             Ok(Backend::Js(js)) if js.checking.load(std::sync::atomic::Ordering::Acquire) => {
-                Some(js.sweeper.add(waiter))
+                Some(js.checker.add(waiter))
             }
             _ => None,
         }

@@ -2,7 +2,7 @@
 //!
 //! - a *backend* is what runs a store's statements, of one of two kinds (`db::Backend`):
 //!   the Rust *pool* (`pool/`, when the store was given a connection string) or a *JS
-//!   client*'s own `query` function (`js.rs`, when it was given a `pg.Pool`, a wrapped
+//!   client*'s own `query` function (`js/`, when it was given a `pg.Pool`, a wrapped
 //!   postgres.js or Neon client, or any `{ query }` object);
 //! - `NativeBackend` (below) is the napi class `index.cjs` makes a backend with and hands
 //!   to a store's constructor;
@@ -160,7 +160,7 @@ impl NativeBackend {
     pub fn check_in_ms(&self) -> Option<f64> {
         match self.db.backend() {
             Ok(Backend::Js(js)) => js
-                .sweeper
+                .checker
                 .tick(js.heard.load(std::sync::atomic::Ordering::Acquire))
                 .map(|tick| tick.as_millis() as f64),
             _ => None,
@@ -174,7 +174,7 @@ impl NativeBackend {
         let Ok(Backend::Js(js)) = self.db.backend() else {
             return PromiseRaw::resolve(env, ());
         };
-        let mut checks = js.sweeper.checks();
+        let mut checks = js.checker.checks();
         let Some(last) = checks.pop() else {
             return PromiseRaw::resolve(env, ());
         };

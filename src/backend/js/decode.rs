@@ -1,47 +1,14 @@
-//! The JS backend: the caller's own `query(sql, params)`, called on the JS thread.
-//!
-//! `lib/driver.cjs` wraps the client's `query` in an adapter that settles every call
-//! through `settle`, a native function made once per backend; the protocol (the
-//! adapter's arguments, the outcomes, pages by column) is written down once, at the top
-//! of `lib/driver.cjs`. `settle` runs the statement's `finish` on the rows and returns
-//! the result, so the adapter's own promise is the method's promise: no thread in
-//! between, and nothing allocated per call on the JS side beyond the client's own work.
-
-use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, PoisonError};
+//! Reading a JS client's outcome (the protocol is written at the top of
+//! `lib/driver.cjs`): the rows by column, leniently typed, or the failure, classified.
 
 use napi::bindgen_prelude::{
-    Array, BigInt, Float64Array, FnArgs, FromNapiValue, Function, FunctionRef, Int32Array, JsValue,
-    Object, PromiseRaw, ToNapiValue, Unknown,
+    Array, BigInt, Float64Array, FromNapiValue, Int32Array, JsValue, Object, Unknown,
 };
-use napi::{sys, Env, ValueType};
-use serde_json::Value;
+use napi::{Env, ValueType};
 
-use super::check::Checker as Sweeper;
-use super::notify::{payloads, Written};
-use super::rows::{Cell, Param, Row};
-use crate::tail::Source;
-
-/// Most writes queued for `lib/client-hub.cjs` to announce.
-const MOST_QUEUED: usize = 100_000;
+use crate::backend::rows::{Cell, Row};
 use crate::error::{Error, Result};
 use crate::sql::{Kind, Statement};
-
-type Args = FnArgs<(String, Vec<Value>, u32, String, Option<f64>)>;
-
-/// `(settle, queryTimeoutMs) => (sql, params, ticket, columns, withinMs) => Promise<unknown>`,
-/// as `adapt` in `lib/driver.cjs` makes it.
-pub type MakeAdapter<'f> = Function<
-    'f,
-    FnArgs<(Function<'f, SettleArgs, Raw>, f64)>,
-    Function<'f, Args, Unknown<'static>>,
->;
-
-type SettleArgs = FnArgs<(u32, Unknown<'static>)>;
-
-/// What to do with the outcome of one query: turn its rows into the method's JS result.
-type Finisher = Box<dyn FnOnce(&Env, Unknown) -> napi::Result<sys::napi_value> + Send>;
 
 /// `failed` of an adapter's outcome: the client threw or rejected, or the call ran out
 /// of time or queue space (see `lib/driver.cjs`).
@@ -77,186 +44,6 @@ fn text_field(object: &Object, field: &str) -> napi::Result<Option<String>> {
     }
 }
 
-#[derive(Default)]
-struct Pending {
-    next: u32,
-    queries: HashMap<u32, Finisher>,
-}
-
-/// A JS value made by Rust code and handed back as it is.
-pub struct Raw(sys::napi_value);
-
-// SAFETY (both impls): the value is passed through untouched; napi-rs calls these with the
-// env the value belongs to, on the JS thread, while the value is live.
-impl ToNapiValue for Raw {
-    unsafe fn to_napi_value(_: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
-        Ok(value.0)
-    }
-}
-
-impl FromNapiValue for Raw {
-    unsafe fn from_napi_value(_: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
-        Ok(Raw(value))
-    }
-}
-
-pub struct JsQuery {
-    query: FunctionRef<Args, Unknown<'static>>,
-    pending: Arc<Mutex<Pending>>,
-    /// The client object, as `lib/client-hub.cjs` numbers it (`tail.rs`).
-    source: Source,
-    /// Writes to announce, until `lib/client-hub.cjs` takes them to send (`takeNotifications`).
-    outbox: Mutex<Vec<Written>>,
-    /// Readers waiting, for the shared check `lib/client-hub.cjs` runs (`checkWaiting`).
-    pub sweeper: Sweeper,
-    /// Whether `lib/client-hub.cjs` runs the shared check, and whether its LISTEN connection is
-    /// known to deliver.
-    pub checking: AtomicBool,
-    pub heard: AtomicBool,
-}
-
-fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
-    pending.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl JsQuery {
-    pub fn new(
-        env: &Env,
-        make_adapter: MakeAdapter,
-        query_timeout_ms: f64,
-        source: Source,
-    ) -> napi::Result<Self> {
-        let pending = Arc::new(Mutex::new(Pending::default()));
-        let queries = pending.clone();
-        let settle =
-            env.create_function_from_closure::<SettleArgs, Raw, _>("settle", move |ctx| {
-                let ticket: u32 = ctx.get(0)?;
-                let outcome: Unknown = ctx.get(1)?;
-                let finish = lock(&queries)
-                    .queries
-                    .remove(&ticket)
-                    .ok_or_else(|| napi::Error::from(Error::Closed))?;
-                finish(ctx.env, outcome).map(Raw)
-            })?;
-        let adapter = make_adapter.call(FnArgs::from((settle, query_timeout_ms)))?;
-        Ok(JsQuery {
-            query: adapter.create_ref()?,
-            pending,
-            source,
-            outbox: Mutex::default(),
-            sweeper: Sweeper::default(),
-            checking: AtomicBool::new(false),
-            heard: AtomicBool::new(false),
-        })
-    }
-
-    pub fn source(&self) -> Source {
-        self.source
-    }
-
-    /// Queues a write for `lib/client-hub.cjs` to announce (at most `MOST_QUEUED`; beyond that,
-    /// readers elsewhere find it through their shared check or poll).
-    pub fn publish(&self, written: Written) {
-        let mut outbox = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
-        if outbox.len() < MOST_QUEUED {
-            outbox.push(written);
-        }
-    }
-
-    /// The payloads announcing what was written since the last call.
-    pub fn take_notifications(&self) -> Vec<String> {
-        let written =
-            std::mem::take(&mut *self.outbox.lock().unwrap_or_else(PoisonError::into_inner));
-        if written.is_empty() {
-            return Vec::new();
-        }
-        payloads(written)
-    }
-
-    /// Runs a statement now and hands its rows (or its error) to `done`, on the JS thread,
-    /// instead of to a promise of its own.
-    pub fn start(
-        &self,
-        env: &Env,
-        statement: &Statement,
-        params: Vec<Param>,
-        done: impl FnOnce(Result<Vec<Row>>) + Send + 'static,
-    ) -> napi::Result<()> {
-        let columns = statement.clone();
-        let finisher: Finisher = Box::new(move |env, outcome| {
-            done(read_rows(env, &columns, outcome));
-            // SAFETY: `env` is the live env of the JS thread this settle call runs on.
-            unsafe { <()>::to_napi_value(env.raw(), ()) }
-        });
-        self.call(env, statement, params, None, finisher)
-            .map(|_| ())
-    }
-
-    pub fn run<'env, T, F>(
-        &self,
-        env: &'env Env,
-        statement: &Statement,
-        params: Vec<Param>,
-        within: Option<std::time::Duration>,
-        finish: F,
-    ) -> napi::Result<PromiseRaw<'env, T>>
-    where
-        T: ToNapiValue + Send + 'static,
-        F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
-    {
-        let columns = statement.clone();
-        let finisher: Finisher = Box::new(move |env, outcome| {
-            let value = finish(read_rows(env, &columns, outcome)?)?;
-            // SAFETY: `env` is the live env of the JS thread this settle call runs on.
-            unsafe { T::to_napi_value(env.raw(), value) }
-        });
-        let returned = self.call(env, statement, params, within, finisher)?;
-        // SAFETY: a live value of this env; the adapter always returns a promise.
-        unsafe { PromiseRaw::<T>::from_napi_value(env.raw(), returned) }
-    }
-
-    /// Calls the adapter with a ticket for `finisher`; returns the adapter's promise.
-    fn call(
-        &self,
-        env: &Env,
-        statement: &Statement,
-        params: Vec<Param>,
-        within: Option<std::time::Duration>,
-        finisher: Finisher,
-    ) -> napi::Result<sys::napi_value> {
-        let ticket = {
-            let mut pending = lock(&self.pending);
-            pending.next = pending.next.wrapping_add(1);
-            let ticket = pending.next;
-            pending.queries.insert(ticket, finisher);
-            ticket
-        };
-        let params = params.into_iter().map(to_json).collect();
-        let called = self.query.borrow_back(env).and_then(|f| {
-            // The columns wanted, by name: `name:i` (an integer) or `name:t` (a text) each.
-            let spec: Vec<_> = statement
-                .columns
-                .iter()
-                .map(|c| format!("{}:{}", c.name, if c.kind == Kind::Int { 'i' } else { 't' }))
-                .collect();
-            f.call(FnArgs::from((
-                statement.text.to_string(),
-                params,
-                ticket,
-                spec.join(","),
-                within.map(|w| w.as_millis() as f64),
-            )))
-        });
-        match called {
-            Ok(returned) => Ok(returned.raw()),
-            Err(err) => {
-                lock(&self.pending).queries.remove(&ticket);
-                Err(client_failure(err).into())
-            }
-        }
-    }
-}
-
 /// One column of an outcome, as the adapter sent it.
 enum Sent {
     /// Integers (NaN for NULL).
@@ -271,7 +58,7 @@ enum Sent {
 /// the top of `lib/driver.cjs`): `{ failed }`, `{ malformed }`, or `{ rows, columns }`
 /// (and `notAnObject` for a row that is not an object, after the rows before it).
 /// Cells are read row by row, so the first wrong value reported is the first in the rows.
-fn read_rows(env: &Env, statement: &Statement, outcome: Unknown) -> Result<Vec<Row>> {
+pub fn read_rows(env: &Env, statement: &Statement, outcome: Unknown) -> Result<Vec<Row>> {
     let protocol = || Error::MalformedResult("the adapter's columns are not as asked".into());
     if outcome.get_type()? != ValueType::Object {
         return Err(protocol());
@@ -337,29 +124,11 @@ fn read_rows(env: &Env, statement: &Statement, outcome: Unknown) -> Result<Vec<R
     Ok(read)
 }
 
-fn client_failure(err: napi::Error) -> Error {
+pub fn client_failure(err: napi::Error) -> Error {
     Error::Client(format!(
         "the client's query function failed: {}",
         err.reason
     ))
-}
-
-fn to_json(param: Param) -> Value {
-    match param {
-        Param::Text(s) | Param::OptText(Some(s)) => Value::String(s),
-        Param::OptText(None) => Value::Null,
-        Param::Int(v) => v.into(),
-        Param::OptInt(v) => v.map_or(Value::Null, Value::from),
-        Param::OptIntArray(v) => v
-            .into_iter()
-            .map(|v| v.map_or(Value::Null, Value::from))
-            .collect(),
-        Param::BigInt(v) => v.into(),
-        Param::TextArray(v) => v.into(),
-        Param::OptTextArray(v) => v.into(),
-        Param::IntArray(v) => v.into(),
-        Param::BigIntArray(v) => v.into(),
-    }
 }
 
 /// Cuts the adapter's joined text back into its values, by their UTF-16 lengths.
@@ -400,7 +169,7 @@ fn split_joined(
             statement.columns[column].name
         )));
     }
-    Ok(super::rows::joined_cells(values.into_iter()))
+    Ok(crate::backend::rows::joined_cells(values.into_iter()))
 }
 
 /// The integers the stores read (seqs, chunk counts, row counts) are 0 to 2^31 - 1, as
