@@ -4,8 +4,13 @@
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class BaselineStreamStore {
+  /** @param {import("pg").Pool} client */
   constructor(client, { chunksTable = "aibind_stream_chunks", statusTable = "aibind_stream_status", pollIntervalMs = 100, ttlMs = 300_000 } = {}) {
-    Object.assign(this, { client, chunksTable, statusTable, pollIntervalMs, ttlMs });
+    this.client = client;
+    this.chunksTable = chunksTable;
+    this.statusTable = statusTable;
+    this.pollIntervalMs = pollIntervalMs;
+    this.ttlMs = ttlMs;
   }
 
   async create(id) {
@@ -59,8 +64,11 @@ export class BaselineStreamStore {
 }
 
 export class BaselineConversationStore {
+  /** @param {import("pg").Pool} client */
   constructor(client, { table = "aibind_conversations", ttlMs = 1_800_000 } = {}) {
-    Object.assign(this, { client, table, ttlMs });
+    this.client = client;
+    this.table = table;
+    this.ttlMs = ttlMs;
   }
 
   async loadJSON(sessionId) {

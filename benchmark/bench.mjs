@@ -29,7 +29,11 @@ const quantile = (values, q) => {
 const median = (values) => quantile(values, 0.5);
 const round2 = (x) => +x.toFixed(2);
 const childScript = new URL("./child.mjs", import.meta.url).pathname;
-/** A child.mjs process (see procs.mjs: a deadline, killed if the benchmark ends). */
+/**
+ * A child.mjs process (see procs.mjs: a deadline, killed if the benchmark ends).
+ * @param {string[]} args
+ * @param {{ db?: string, timeoutMs?: number, node?: string[] }} [options]
+ */
 const child = (args, { db = url, timeoutMs = 120_000, node = [] } = {}) =>
   startChild(childScript, args, { env: { ...process.env, DATABASE_URL: db }, timeoutMs, node });
 /** `promise`, or a rejection if it has not settled within `ms`. */
@@ -220,7 +224,7 @@ async function idleLoad(mode) {
       readers.kill();
       await readers.result().catch(() => {}); // killed: it has exited
     });
-    return transactions;
+    return /** @type {number} */ (transactions); // counted: this place is not the shared one (above)
   };
   const waited = await run(IDLE_MS);
   const notWaited = await run(0);
@@ -417,8 +421,9 @@ async function fanOut(mode) {
     expected: FAN_READERS * FAN.chunks,
     problems: found.length,
     readersTransactionsPerChunk: perChunk(readers, FAN.chunks),
-    readersStartTransactionsPerReader: counts ? +(start / FAN_READERS).toFixed(2) : null,
-    readersFollowTransactionsPerChunk: perChunk(counts ? readers - start : null, FAN.chunks),
+    // prettier-ignore
+    readersStartTransactionsPerReader: counts ? +(/** @type {number} */ (start) / FAN_READERS).toFixed(2) : null,
+    readersFollowTransactionsPerChunk: perChunk(counts ? /** @type {number} */ (readers) - /** @type {number} */ (start) : null, FAN.chunks),
     allTransactionsPerChunk: perChunk(a.transactions, FAN.chunks),
     writerTransactionsPerChunk: perChunk(b.transactions, FAN.chunks),
     transactions: { withReaders: a.transactions, writerAlone: b.transactions, readersNoChunks: c.transactions, writerNoChunks: d.transactions },
@@ -432,13 +437,14 @@ async function liveTailMany(mode) {
   const store = mode.streams(t);
   const ids = Array.from({ length: 20 }, (_, i) => `many${i}`);
   for (const id of ids) await store.create(id);
+  /** @type {Map<string, number[]>} */
   const sentAt = new Map(ids.map((id) => [id, []]));
   const lags = [];
   const found = [];
   const readers = ids.map(async (id) => {
     let next = 1;
     for await (const chunk of store.readFrom(id, 0)) {
-      lags.push(performance.now() - sentAt.get(id)[chunk.seq]);
+      lags.push(performance.now() - /** @type {number[]} */ (sentAt.get(id))[chunk.seq]);
       if (chunk.seq !== next) found.push(`${id}: got seq ${chunk.seq} where ${next} was due`);
       next = chunk.seq + 1;
     }
@@ -448,7 +454,7 @@ async function liveTailMany(mode) {
   await Promise.all(
     ids.map(async (id) => {
       for (let i = 1; i <= 100; i++) {
-        sentAt.get(id)[i] = performance.now();
+        /** @type {number[]} */ (sentAt.get(id))[i] = performance.now();
         await store.append(id, `token ${i} `);
         await sleep(20);
       }
@@ -512,9 +518,16 @@ const FAN_ALL_XACT = "fan-out: all database transactions per chunk (writer + rea
 const PRODUCER_LABEL = `one producer + one live reader (same process), ${PRODUCED.toLocaleString("en")} awaited appends`;
 const PRODUCER_XACT = `${PRODUCER_LABEL}: database transactions per chunk`;
 
+/**
+ * @typedef {ReturnType<typeof makeModes>["modes"][number]} Mode
+ * @typedef {Record<string, any>} Result what a measure resolves for a mode (one round)
+ * @typedef {{ label: string, show: (r: Result) => string, value: (r: Result) => any, higherIsBetter: boolean, worst?: boolean, noRatio?: boolean }} Metric
+ */
+
 // [label, measure, show, value, higher is better, rounds, more rows from the same rounds]
 // A further row is { label, show, value, higherIsBetter, worst }: it shows the median
 // round by its own value (the worst round if `worst`); a null value has no ratio.
+/** @type {[label: string, measure: (mode: Mode) => Promise<Result>, show: Metric["show"], value: Metric["value"], higherIsBetter: boolean, rounds: number, more?: Metric[]][]} */
 const figures = [
   ["append throughput (50 streams x 200 appends)", appendThroughput, (r) => `${r.chunksPerSecond} chunks/s`, (r) => r.chunksPerSecond, true, 3],
   ["one producer, 1,000 awaited appends to one stream", oneProducer, (r) => `${r.chunksPerSecond} chunks/s`, (r) => r.chunksPerSecond, true, 3],
@@ -567,6 +580,7 @@ async function main() {
   for (const [label, measure, show, value, higherIsBetter, ROUNDS, more = []] of figures) {
     const metrics = [{ label, show, value, higherIsBetter }, ...more];
     if (!metrics.some((m) => selected(m.label))) continue;
+    /** @type {Record<string, Result[]>} */
     const rounds = Object.fromEntries(modes.map((m) => [m.key, []]));
     for (let round = 0; round < ROUNDS; round++) {
       for (let i = 0; i < modes.length; i++) {

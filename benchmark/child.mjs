@@ -23,10 +23,14 @@ import { exitWithParent } from "./procs.mjs";
 exitWithParent();
 const [task, modeKey, tablesJson, id, count, extra] = process.argv.slice(2);
 const { modes, end } = makeModes(process.env.DATABASE_URL);
-const mode = modes.find((m) => m.key === modeKey);
+const mode = /** @type {(typeof modes)[number]} */ (modes.find((m) => m.key === modeKey));
 const tables = JSON.parse(tablesJson);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * This package's store, or the baseline's, which has no stats(), stop() or close().
+ * @type {import("../index.js").PostgresStreamStore | (import("./baseline.mjs").BaselineStreamStore & { stats?: undefined, stop?: undefined, close?: undefined })}
+ */
 let store;
 try {
   store = mode.streams(tables, task === "produce" && extra ? JSON.parse(extra) : {});
@@ -107,7 +111,7 @@ if (task === "write") {
   // Stops each stream whose id arrives on stdin, one line each.
   const { createInterface } = await import("node:readline");
   console.log("ready");
-  for await (const line of createInterface({ input: process.stdin })) if (line) await store.stop(line);
+  for await (const line of createInterface({ input: process.stdin })) if (line) await /** @type {import("../index.js").PostgresStreamStore} */ (store).stop(line); // a stopper runs only for a mode with stopSignals (this package's)
 } else if (task === "replay") {
   global.gc?.();
   const before = process.resourceUsage().maxRSS;

@@ -43,7 +43,7 @@ export function makeModes(url) {
     },
     {
       key: "baseline",
-      streams: (t, { synchronousCommit, ...o } = {}) =>
+      streams: (t, /** @type {{ synchronousCommit?: boolean, [option: string]: unknown }} */ { synchronousCommit, ...o } = {}) =>
         new BaselineStreamStore(synchronousCommit === false ? relaxedJsPool() : jsPool(), { ...t.stream, ...o }),
       conversations: (t) => new BaselineConversationStore(jsPool(), t.conversation),
     },

@@ -10,10 +10,11 @@ import { startPgBouncer } from "../scripts/pgbouncer.mjs";
 import { startThrowaway } from "../scripts/throwaway-postgres.mjs";
 
 const server = process.env.DATABASE_URL ? null : await startThrowaway();
-const direct = process.env.DATABASE_URL ?? server.url;
+const direct = process.env.DATABASE_URL ?? /** @type {import("../scripts/throwaway-postgres.mjs").Throwaway} */ (server).url;
 await migrate(direct);
 const txn = await startPgBouncer({ target: direct, mode: "transaction" });
 const ses = await startPgBouncer({ target: direct, mode: "session" });
+/** @type {[path: string, url: string, pooler: import("../index.js").PostgresPoolOptions["pooler"]][]} */
 const cases = [
   ["direct", direct, "none"],
   ["direct", direct, "transaction"],

@@ -95,7 +95,7 @@ async function readAll(stream, expected, lags) {
     const now = wallMs();
     buffered += text;
     const lines = buffered.split("\n");
-    buffered = lines.pop();
+    buffered = /** @type {string} */ (lines.pop());
     for (const line of lines) {
       const [seq, sent] = line.split(":").map(Number);
       lags.push(Math.round((now - sent) * 100) / 100);
@@ -113,18 +113,20 @@ async function drain(stream) {
   for await (const _ of stream);
 }
 
-async function childMain([task, redisUrl, prefix, id, count, extra]) {
+async function childMain(/** @type {string[]} */ [task, redisUrl, prefix, id, count, extra]) {
   exitWithParent();
   const n = Number(count);
   const { ctx, end } = await makeContext(redisUrl, prefix);
   if (task === "produce") {
+    /** @type {(() => void) | undefined} */
     let go;
+    /** @type {Promise<void>} */
     const started = new Promise((resolve) => (go = resolve));
     const out = await ctx.createNewResumableStream(id, () => source(n, Number(extra), started));
     console.log("ready");
     for await (const line of createInterface({ input: process.stdin })) if (line === "go") break;
     process.stdin.destroy(); // else it keeps this process alive
-    go();
+    /** @type {() => void} */ (go)(); // set by the promise's executor, which has run
     await drain(out); // as the producer's own response would be read
   } else if (task === "tail") {
     const streams = await Promise.all(Array.from({ length: Number(extra) }, () => ctx.resumeExistingStream(id)));
@@ -134,8 +136,11 @@ async function childMain([task, redisUrl, prefix, id, count, extra]) {
     const reads = await Promise.all(streams.map((s) => readAll(s, n, lags)));
     console.log(JSON.stringify({ lags, delivered: reads.reduce((a, r) => a + r.delivered, 0), problems: reads.flatMap((r) => r.problems) }));
   } else if (task === "solo") {
+    /** @type {(() => void) | undefined} */
     let go;
+    /** @type {Promise<void>} */
     const started = new Promise((resolve) => (go = resolve));
+    /** @type {number | undefined} */
     let endedAt;
     const out = await ctx.createNewResumableStream(id, () => source(n, 0, started, () => (endedAt = performance.now())));
     const reader = await ctx.resumeExistingStream(id);
@@ -143,10 +148,17 @@ async function childMain([task, redisUrl, prefix, id, count, extra]) {
     const reading = readAll(reader, n, lags);
     const producing = drain(out);
     const start = performance.now();
-    go();
+    /** @type {() => void} */ (go)(); // set by the promise's executor, which has run
     await producing;
     const { delivered, problems } = await reading;
-    console.log(JSON.stringify({ chunksPerSecond: Math.round(n / ((endedAt - start) / 1000)), delivered, problems }));
+    console.log(
+      JSON.stringify({
+        // prettier-ignore
+        chunksPerSecond: Math.round(n / ((/** @type {number} */ (endedAt) - start) / 1000)),
+        delivered,
+        problems,
+      }),
+    );
   } else {
     throw new Error(`unknown task ${task}`);
   }
@@ -191,7 +203,7 @@ export async function measureResumableStream({ redisUrl, fan, produced, rounds =
   await admin.connect();
   const prefix = `aibind-bench-${process.pid}`;
   let streams = 0;
-  const commands = async () => Number(/total_commands_processed:(\d+)/.exec(await admin.info("stats"))[1]);
+  const commands = async () => Number(/** @type {RegExpExecArray} */ (/total_commands_processed:(\d+)/.exec(await admin.info("stats")))[1]);
   // What reading the count adds to it, from an empty window.
   const a = await commands();
   const overhead = (await commands()) - a;
@@ -227,6 +239,7 @@ export async function measureResumableStream({ redisUrl, fan, produced, rounds =
     };
   }
 
+  /** @type {{ crossTail: Record<string, any>[], fanOut: Record<string, any>[], oneProducer: Record<string, any>[] }} */
   const runs = { crossTail: [], fanOut: [], oneProducer: [] };
   let redisVersion;
   try {

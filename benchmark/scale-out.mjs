@@ -33,11 +33,19 @@ const { values: o } = parseArgs({
 const P = Number(o.processes), R = Number(o.readers), S = Number(o.streams), C = Number(o.chunks), G = Number(o.gap);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * What a child reports (process.send): its failed calls, each reader's [seq, lag ms] per
+ * chunk, its store's stats() (whatever the --package version gives) and the writer's
+ * append times.
+ * @typedef {{ errors: string[], read: [number, number][][], stats?: any, appendMs?: number[] }} Report
+ */
+
 if (o.child) {
   // A child: "read" or "write".
   const { PostgresStreamStore } = await import(o.package);
-  const ids = JSON.parse(process.env.IDS);
+  const ids = JSON.parse(/** @type {string} */ (process.env.IDS));
   const store = new PostgresStreamStore(process.env.URL);
+  /** @type {Report} */
   const out = { errors: [], read: [] };
   // Past --limit seconds a child reports what it has (an old version may never finish).
   // A server keeps its event loop alive; so does this child until it has reported.
@@ -48,7 +56,7 @@ if (o.child) {
     reported = true;
     clearInterval(alive);
     out.stats = store.stats?.() ?? {};
-    process.send(out);
+    /** @type {NonNullable<typeof process.send>} */ (process.send)(out);
     process.disconnect();
     setTimeout(() => process.exit(0), 200).unref();
   };
@@ -68,7 +76,7 @@ if (o.child) {
       }
       return got;
     });
-    process.send("ready");
+    /** @type {NonNullable<typeof process.send>} */ (process.send)("ready");
     await Promise.all(readers);
   } else {
     await new Promise((resolve) => process.once("message", resolve));
@@ -102,6 +110,7 @@ if (o.child) {
       proc.on("message", (m) => m !== "ready" && resolve(m));
       proc.on("exit", (code, signal) => resolve({ errors: [`EXITED ${code ?? signal} before reporting`], read: [], stats: {} }));
     });
+    /** @type {Promise<void>} */
     const ready = new Promise((resolve) => proc.on("message", (m) => m === "ready" && resolve()));
     return { proc, result, ready };
   };

@@ -19,7 +19,7 @@ await migrate(url, { ...tables, conversationsTable: `${schema}.aibind_conversati
 
 async function settled() {
   for (let i = 0; i < 4; i++) {
-    global.gc();
+    /** @type {() => void} */ (global.gc)();
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   const m = process.memoryUsage();
@@ -66,6 +66,7 @@ async function workload(store, tag, streams, appendsEach, readers) {
 }
 
 const pool = new pg.Pool({ connectionString: url, max: 10 });
+/** @type {[string, () => PostgresStreamStore][]} */
 const modes = [
   ["rust pool (connection string)", () => new PostgresStreamStore(url, tables)],
   ["JS client (pg.Pool)", () => new PostgresStreamStore(pool, tables)],
