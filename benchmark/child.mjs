@@ -102,7 +102,9 @@ if (task === "write") {
   const problems = await reader;
   console.log(JSON.stringify({ chunksPerSecond: Math.round(Number(count) / seconds), delivered, problems }));
 } else if (task === "idle") {
-  const readers = Array.from({ length: Number(count) }, (_, i) => store.readFrom(`${id}${i}`, 0)[Symbol.asyncIterator]());
+  const readers = Array.from({ length: Number(count) }, (_, i) =>
+    store.readFrom(`${id}${i}`, 0)[Symbol.asyncIterator](),
+  );
   for (const reader of readers) reader.next();
   await sleep(500);
   console.log("ready");
@@ -111,7 +113,8 @@ if (task === "write") {
   // Stops each stream whose id arrives on stdin, one line each.
   const { createInterface } = await import("node:readline");
   console.log("ready");
-  for await (const line of createInterface({ input: process.stdin })) if (line) await /** @type {import("../index.js").PostgresStreamStore} */ (store).stop(line); // a stopper runs only for a mode with stopSignals (this package's)
+  for await (const line of createInterface({ input: process.stdin }))
+    if (line) await /** @type {import("../index.js").PostgresStreamStore} */ (store).stop(line); // a stopper runs only for a mode with stopSignals (this package's)
 } else if (task === "replay") {
   global.gc?.();
   const before = process.resourceUsage().maxRSS;
