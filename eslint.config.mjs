@@ -1,6 +1,6 @@
 // ESLint (flat config): the hand-written JavaScript. Formatting is Prettier's
 // (.prettierrc.json); generated files (binding.cjs) and the framework apps (their own
-// tooling) are left out, and so, for now, is benchmark/.
+// tooling) are left out.
 import js from "@eslint/js";
 import globals from "globals";
 
@@ -12,7 +12,6 @@ export default [
       "binding.cjs",
       "target/**",
       "npm/**",
-      "benchmark/**",
       "frameworks/*/**",
       "__test__/**",
       "docs/**",

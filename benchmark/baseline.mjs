@@ -4,17 +4,30 @@
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class BaselineStreamStore {
-  constructor(client, { chunksTable = "aibind_stream_chunks", statusTable = "aibind_stream_status", pollIntervalMs = 100, ttlMs = 300_000 } = {}) {
-    Object.assign(this, { client, chunksTable, statusTable, pollIntervalMs, ttlMs });
+  /** @param {import("pg").Pool} client */
+  constructor(
+    client,
+    {
+      chunksTable = "aibind_stream_chunks",
+      statusTable = "aibind_stream_status",
+      pollIntervalMs = 100,
+      ttlMs = 300_000,
+    } = {},
+  ) {
+    this.client = client;
+    this.chunksTable = chunksTable;
+    this.statusTable = statusTable;
+    this.pollIntervalMs = pollIntervalMs;
+    this.ttlMs = ttlMs;
   }
 
   async create(id) {
     const existing = await this.client.query(`SELECT 1 FROM ${this.statusTable} WHERE id = $1`, [id]);
     if (existing.rows.length > 0) throw new Error(`Stream "${id}" already exists`);
-    await this.client.query(`INSERT INTO ${this.statusTable} (id, state, total_chunks, expires_at) VALUES ($1, 'active', 0, $2)`, [
-      id,
-      Date.now() + this.ttlMs,
-    ]);
+    await this.client.query(
+      `INSERT INTO ${this.statusTable} (id, state, total_chunks, expires_at) VALUES ($1, 'active', 0, $2)`,
+      [id, Date.now() + this.ttlMs],
+    );
   }
 
   async append(id, chunk) {
@@ -30,7 +43,10 @@ export class BaselineStreamStore {
   async *readFrom(id, afterSeq) {
     let cursor = afterSeq;
     for (;;) {
-      const chunks = await this.client.query(`SELECT seq, data FROM ${this.chunksTable} WHERE id = $1 AND seq > $2 ORDER BY seq`, [id, cursor]);
+      const chunks = await this.client.query(
+        `SELECT seq, data FROM ${this.chunksTable} WHERE id = $1 AND seq > $2 ORDER BY seq`,
+        [id, cursor],
+      );
       for (const row of chunks.rows) {
         cursor = row.seq;
         yield { seq: row.seq, data: row.data };
@@ -38,7 +54,10 @@ export class BaselineStreamStore {
       const status = await this.client.query(`SELECT state FROM ${this.statusTable} WHERE id = $1`, [id]);
       if (status.rows.length === 0) return;
       if (status.rows[0].state !== "active") {
-        const rest = await this.client.query(`SELECT seq, data FROM ${this.chunksTable} WHERE id = $1 AND seq > $2 ORDER BY seq`, [id, cursor]);
+        const rest = await this.client.query(
+          `SELECT seq, data FROM ${this.chunksTable} WHERE id = $1 AND seq > $2 ORDER BY seq`,
+          [id, cursor],
+        );
         for (const row of rest.rows) yield { seq: row.seq, data: row.data };
         return;
       }
@@ -51,20 +70,31 @@ export class BaselineStreamStore {
   }
 
   async cleanup() {
-    const gone = await this.client.query(`DELETE FROM ${this.statusTable} WHERE expires_at < $1 AND state != 'active' RETURNING id`, [Date.now()]);
+    const gone = await this.client.query(
+      `DELETE FROM ${this.statusTable} WHERE expires_at < $1 AND state != 'active' RETURNING id`,
+      [Date.now()],
+    );
     if (gone.rows.length > 0) {
-      await this.client.query(`DELETE FROM ${this.chunksTable} WHERE id = ANY($1::text[])`, [gone.rows.map((r) => r.id)]);
+      await this.client.query(`DELETE FROM ${this.chunksTable} WHERE id = ANY($1::text[])`, [
+        gone.rows.map((r) => r.id),
+      ]);
     }
   }
 }
 
 export class BaselineConversationStore {
+  /** @param {import("pg").Pool} client */
   constructor(client, { table = "aibind_conversations", ttlMs = 1_800_000 } = {}) {
-    Object.assign(this, { client, table, ttlMs });
+    this.client = client;
+    this.table = table;
+    this.ttlMs = ttlMs;
   }
 
   async loadJSON(sessionId) {
-    const result = await this.client.query(`SELECT data FROM ${this.table} WHERE session_id = $1 AND expires_at > $2`, [sessionId, Date.now()]);
+    const result = await this.client.query(`SELECT data FROM ${this.table} WHERE session_id = $1 AND expires_at > $2`, [
+      sessionId,
+      Date.now(),
+    ]);
     return result.rows[0]?.data ?? null;
   }
 

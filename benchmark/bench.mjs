@@ -29,13 +29,19 @@ const quantile = (values, q) => {
 const median = (values) => quantile(values, 0.5);
 const round2 = (x) => +x.toFixed(2);
 const childScript = new URL("./child.mjs", import.meta.url).pathname;
-/** A child.mjs process (see procs.mjs: a deadline, killed if the benchmark ends). */
+/**
+ * A child.mjs process (see procs.mjs: a deadline, killed if the benchmark ends).
+ * @param {string[]} args
+ * @param {{ db?: string, timeoutMs?: number, node?: string[] }} [options]
+ */
 const child = (args, { db = url, timeoutMs = 120_000, node = [] } = {}) =>
   startChild(childScript, args, { env: { ...process.env, DATABASE_URL: db }, timeoutMs, node });
 /** `promise`, or a rejection if it has not settled within `ms`. */
 function within(ms, what, promise) {
   let timer;
-  const late = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not come within ${ms} ms`)), ms)));
+  const late = new Promise(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not come within ${ms} ms`)), ms)),
+  );
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 /** Kills the children if `promise` rejects (one of them failed), and rethrows. */
@@ -52,7 +58,8 @@ async function guard(children, promise) {
  *  and the benchmark then exits with 1. */
 const problems = [];
 function noteProblems(what, mode, found) {
-  if (found.length) problems.push(`${what} [${mode.key}]: ${found.length} problem(s), e.g. ${found.slice(0, 3).join("; ")}`);
+  if (found.length)
+    problems.push(`${what} [${mode.key}]: ${found.length} problem(s), e.g. ${found.slice(0, 3).join("; ")}`);
 }
 
 const liveSchemas = new Set(); // dropped at the end if a failure left them
@@ -155,7 +162,9 @@ async function stopAcross(mode) {
     const signal = store.stopSignal(id);
     await store.append(id, "token");
     await sleep(50); // the producer waits for its model
-    const aborted = new Promise((resolve) => signal.addEventListener("abort", () => resolve(performance.now()), { once: true }));
+    const aborted = new Promise((resolve) =>
+      signal.addEventListener("abort", () => resolve(performance.now()), { once: true }),
+    );
     const sent = performance.now();
     stopper.send(id);
     lags.push((await guard([stopper], within(10_000, `stop ${id}: the abort`, Promise.race([aborted, ended])))) - sent);
@@ -176,7 +185,10 @@ async function stopAcross(mode) {
 async function liveTailAcross(mode) {
   const t = await freshTables();
   const id = "tail-across";
-  await admin.query(`INSERT INTO ${t.stream.statusTable} (id, state, total_chunks, expires_at) VALUES ($1, 'active', 0, $2)`, [id, Date.now() + 1e8]);
+  await admin.query(
+    `INSERT INTO ${t.stream.statusTable} (id, state, total_chunks, expires_at) VALUES ($1, 'active', 0, $2)`,
+    [id, Date.now() + 1e8],
+  );
   const reader = child(["tail", mode.key, JSON.stringify(t), id, "100"]);
   await guard([reader], reader.waitFor("ready")); // the reader is waiting (and, with LISTEN, listening)
   const writer = child(["write", mode.key, JSON.stringify(t), id, "100"]);
@@ -189,7 +201,9 @@ async function liveTailAcross(mode) {
 
 /** Transactions the server counted in this database (pg_stat_database). */
 async function serverStatements() {
-  const { rows } = await admin.query("SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = current_database()");
+  const { rows } = await admin.query(
+    "SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = current_database()",
+  );
   return Number(rows[0].n);
 }
 
@@ -211,16 +225,22 @@ async function idleLoad(mode) {
   const run = async (waitMs) => {
     const prefix = `idle-${streamsMade++}-`;
     const ids = Array.from({ length: 50 }, (_, i) => `${prefix}${i}`);
-    await place.run(`INSERT INTO ${place.tables.stream.statusTable} (id, state, total_chunks, expires_at) SELECT unnest($1::text[]), 'active', 0, $2`, [ids, Date.now() + 1e8]);
+    await place.run(
+      `INSERT INTO ${place.tables.stream.statusTable} (id, state, total_chunks, expires_at) SELECT unnest($1::text[]), 'active', 0, $2`,
+      [ids, Date.now() + 1e8],
+    );
     const { transactions } = await place.count(async () => {
-      const readers = child(["idle", mode.key, JSON.stringify(place.tables), prefix, "50"], { db: place.url, timeoutMs: 60_000 });
+      const readers = child(["idle", mode.key, JSON.stringify(place.tables), prefix, "50"], {
+        db: place.url,
+        timeoutMs: 60_000,
+      });
       await readers.waitFor("ready");
       await sleep(waitMs);
       if (readers.proc.exitCode !== null) throw new Error("the idle readers' process ended early");
       readers.kill();
       await readers.result().catch(() => {}); // killed: it has exited
     });
-    return transactions;
+    return /** @type {number} */ (transactions); // counted: this place is not the shared one (above)
   };
   const waited = await run(IDLE_MS);
   const notWaited = await run(0);
@@ -233,7 +253,10 @@ async function idleLoad(mode) {
 async function idleLoadShared(mode) {
   const t = await freshTables();
   const ids = Array.from({ length: 50 }, (_, i) => `idle${i}`);
-  await admin.query(`INSERT INTO ${t.stream.statusTable} (id, state, total_chunks, expires_at) SELECT unnest($1::text[]), 'active', 0, $2`, [ids, Date.now() + 1e8]);
+  await admin.query(
+    `INSERT INTO ${t.stream.statusTable} (id, state, total_chunks, expires_at) SELECT unnest($1::text[]), 'active', 0, $2`,
+    [ids, Date.now() + 1e8],
+  );
   const readers = child(["idle", mode.key, JSON.stringify(t), "idle", "50"], { timeoutMs: 60_000 });
   await readers.waitFor("ready");
   await sleep(STATS_SETTLE_MS);
@@ -255,10 +278,18 @@ let bigStream;
 async function replayMemory(mode) {
   if (!bigStream) {
     bigStream = await freshTables();
-    await admin.query(`INSERT INTO ${bigStream.stream.statusTable} (id, state, total_chunks, expires_at) VALUES ('big', 'done', 1000000, $1)`, [Date.now() + 1e8]);
-    await admin.query(`INSERT INTO ${bigStream.stream.chunksTable} (id, seq, data) SELECT 'big', g, 'token number ' || g || ' ' FROM generate_series(1, 1000000) g`);
+    await admin.query(
+      `INSERT INTO ${bigStream.stream.statusTable} (id, state, total_chunks, expires_at) VALUES ('big', 'done', 1000000, $1)`,
+      [Date.now() + 1e8],
+    );
+    await admin.query(
+      `INSERT INTO ${bigStream.stream.chunksTable} (id, seq, data) SELECT 'big', g, 'token number ' || g || ' ' FROM generate_series(1, 1000000) g`,
+    );
   }
-  const result = await child(["replay", mode.key, JSON.stringify(bigStream), "big"], { node: ["--expose-gc"], timeoutMs: 600_000 }).result();
+  const result = await child(["replay", mode.key, JSON.stringify(bigStream), "big"], {
+    node: ["--expose-gc"],
+    timeoutMs: 600_000,
+  }).result();
   if (result.chunks !== 1_000_000) throw new Error(`replay read ${result.chunks} chunks`);
   return { rssGrowthMb: result.rssGrowthMb };
 }
@@ -267,8 +298,13 @@ async function replayMemory(mode) {
 async function replay(mode) {
   const t = await freshTables();
   const store = mode.streams(t);
-  await admin.query(`INSERT INTO ${t.stream.statusTable} (id, state, total_chunks, expires_at) VALUES ('r', 'done', 10000, $1)`, [Date.now() + 1e6]);
-  await admin.query(`INSERT INTO ${t.stream.chunksTable} (id, seq, data) SELECT 'r', g, 'token number ' || g || ' ' FROM generate_series(1, 10000) g`);
+  await admin.query(
+    `INSERT INTO ${t.stream.statusTable} (id, state, total_chunks, expires_at) VALUES ('r', 'done', 10000, $1)`,
+    [Date.now() + 1e6],
+  );
+  await admin.query(
+    `INSERT INTO ${t.stream.chunksTable} (id, seq, data) SELECT 'r', g, 'token number ' || g || ' ' FROM generate_series(1, 10000) g`,
+  );
   const times = [];
   for (let run = 0; run < 7; run++) {
     const start = performance.now();
@@ -291,12 +327,21 @@ async function cleanup(mode) {
   const t = await freshTables();
   const store = mode.streams(t, { ttlMs: 0 });
   const times = [];
-  await admin.query(`INSERT INTO ${t.stream.statusTable} (id, state, total_chunks, expires_at) SELECT 'live' || g, 'active', 1000, $1 FROM generate_series(1, 100) g`, [Date.now() + 1e9]);
-  await admin.query(`INSERT INTO ${t.stream.chunksTable} (id, seq, data) SELECT 'live' || g, s, 'token ' || s FROM generate_series(1, 100) g, generate_series(1, 1000) s`);
+  await admin.query(
+    `INSERT INTO ${t.stream.statusTable} (id, state, total_chunks, expires_at) SELECT 'live' || g, 'active', 1000, $1 FROM generate_series(1, 100) g`,
+    [Date.now() + 1e9],
+  );
+  await admin.query(
+    `INSERT INTO ${t.stream.chunksTable} (id, seq, data) SELECT 'live' || g, s, 'token ' || s FROM generate_series(1, 100) g, generate_series(1, 1000) s`,
+  );
   await admin.query(`ANALYZE ${t.stream.statusTable}, ${t.stream.chunksTable}`);
   for (let run = 0; run < 8; run++) {
-    await admin.query(`INSERT INTO ${t.stream.statusTable} (id, state, total_chunks, expires_at) SELECT 'c' || g, 'done', 5, 1 FROM generate_series(1, 2000) g`);
-    await admin.query(`INSERT INTO ${t.stream.chunksTable} (id, seq, data) SELECT 'c' || g, s, 'x' FROM generate_series(1, 2000) g, generate_series(1, 5) s`);
+    await admin.query(
+      `INSERT INTO ${t.stream.statusTable} (id, state, total_chunks, expires_at) SELECT 'c' || g, 'done', 5, 1 FROM generate_series(1, 2000) g`,
+    );
+    await admin.query(
+      `INSERT INTO ${t.stream.chunksTable} (id, seq, data) SELECT 'c' || g, s, 'x' FROM generate_series(1, 2000) g, generate_series(1, 5) s`,
+    );
     const start = performance.now();
     await store.cleanup();
     if (run > 0) times.push(performance.now() - start);
@@ -312,7 +357,12 @@ async function cleanup(mode) {
 async function conversations(mode) {
   const t = await freshTables();
   const store = mode.conversations(t);
-  const json = JSON.stringify({ messages: Array.from({ length: 20 }, (_, i) => ({ role: i % 2 ? "assistant" : "user", content: "lorem ipsum ".repeat(20) })) });
+  const json = JSON.stringify({
+    messages: Array.from({ length: 20 }, (_, i) => ({
+      role: i % 2 ? "assistant" : "user",
+      content: "lorem ipsum ".repeat(20),
+    })),
+  });
   const start = performance.now();
   await Promise.all(
     Array.from({ length: 10 }, async (_, worker) => {
@@ -340,7 +390,14 @@ let countedDbMade;
  *  database, fresh tables in the benchmark's own (and the counts are null). */
 async function countedPlace() {
   const db = await (countedDbMade ??= makeCountedDb(admin, url));
-  if (db) return { url: db.url, tables: db.tables, run: (sql, params) => db.run(sql, params), count: (work) => counted(db, work), done: async () => {} };
+  if (db)
+    return {
+      url: db.url,
+      tables: db.tables,
+      run: (sql, params) => db.run(sql, params),
+      count: (work) => counted(db, work),
+      done: async () => {},
+    };
   const t = await freshTables();
   const count = async (work) => ({ result: await work(), transactions: null });
   return { url, tables: t, run: (sql, params) => admin.query(sql, params), count, done: t.drop };
@@ -349,7 +406,10 @@ let streamsMade = 0;
 /** A new active stream's id (unique across the run: the counted tables are kept). */
 async function activeStream(place, prefix) {
   const id = `${prefix}-${streamsMade++}`;
-  await place.run(`INSERT INTO ${place.tables.stream.statusTable} (id, state, total_chunks, expires_at) VALUES ($1, 'active', 0, $2)`, [id, Date.now() + 1e8]);
+  await place.run(
+    `INSERT INTO ${place.tables.stream.statusTable} (id, state, total_chunks, expires_at) VALUES ($1, 'active', 0, $2)`,
+    [id, Date.now() + 1e8],
+  );
   return id;
 }
 const perChunk = (transactions, chunks) => (transactions === null ? null : +(transactions / chunks).toFixed(2));
@@ -417,11 +477,20 @@ async function fanOut(mode) {
     expected: FAN_READERS * FAN.chunks,
     problems: found.length,
     readersTransactionsPerChunk: perChunk(readers, FAN.chunks),
-    readersStartTransactionsPerReader: counts ? +(start / FAN_READERS).toFixed(2) : null,
-    readersFollowTransactionsPerChunk: perChunk(counts ? readers - start : null, FAN.chunks),
+    // prettier-ignore
+    readersStartTransactionsPerReader: counts ? +(/** @type {number} */ (start) / FAN_READERS).toFixed(2) : null,
+    readersFollowTransactionsPerChunk: perChunk(
+      counts ? /** @type {number} */ (readers) - /** @type {number} */ (start) : null,
+      FAN.chunks,
+    ),
     allTransactionsPerChunk: perChunk(a.transactions, FAN.chunks),
     writerTransactionsPerChunk: perChunk(b.transactions, FAN.chunks),
-    transactions: { withReaders: a.transactions, writerAlone: b.transactions, readersNoChunks: c.transactions, writerNoChunks: d.transactions },
+    transactions: {
+      withReaders: a.transactions,
+      writerAlone: b.transactions,
+      readersNoChunks: c.transactions,
+      writerNoChunks: d.transactions,
+    },
   };
 }
 
@@ -432,13 +501,14 @@ async function liveTailMany(mode) {
   const store = mode.streams(t);
   const ids = Array.from({ length: 20 }, (_, i) => `many${i}`);
   for (const id of ids) await store.create(id);
+  /** @type {Map<string, number[]>} */
   const sentAt = new Map(ids.map((id) => [id, []]));
   const lags = [];
   const found = [];
   const readers = ids.map(async (id) => {
     let next = 1;
     for await (const chunk of store.readFrom(id, 0)) {
-      lags.push(performance.now() - sentAt.get(id)[chunk.seq]);
+      lags.push(performance.now() - /** @type {number[]} */ (sentAt.get(id))[chunk.seq]);
       if (chunk.seq !== next) found.push(`${id}: got seq ${chunk.seq} where ${next} was due`);
       next = chunk.seq + 1;
     }
@@ -448,7 +518,7 @@ async function liveTailMany(mode) {
   await Promise.all(
     ids.map(async (id) => {
       for (let i = 1; i <= 100; i++) {
-        sentAt.get(id)[i] = performance.now();
+        /** @type {number[]} */ (sentAt.get(id))[i] = performance.now();
         await store.append(id, `token ${i} `);
         await sleep(20);
       }
@@ -469,7 +539,9 @@ async function liveTailMany(mode) {
 async function takesOptions(mode, options) {
   if (mode.key === "baseline") return true;
   const tables = { stream: { chunksTable: "probe_chunks", statusTable: "probe_status" } };
-  const wrongType = Object.fromEntries(Object.entries(options).map(([k, v]) => [k, typeof v === "string" ? 0 : "not a boolean"]));
+  const wrongType = Object.fromEntries(
+    Object.entries(options).map(([k, v]) => [k, typeof v === "string" ? 0 : "not a boolean"]),
+  );
   try {
     await mode.streams(tables, wrongType).close?.();
     return false; // not known: ignored
@@ -495,12 +567,24 @@ function oneProducerWithReader(options) {
     if (options && !(await takesOptions(mode, options))) return { unsupported: "option not taken" };
     const place = await countedPlace();
     const id = `prod-${mode.key}-${streamsMade++}`; // the child creates it
-    const args = ["produce", mode.key, JSON.stringify(place.tables), id, String(PRODUCED), ...(options ? [JSON.stringify(options)] : [])];
+    const args = [
+      "produce",
+      mode.key,
+      JSON.stringify(place.tables),
+      id,
+      String(PRODUCED),
+      ...(options ? [JSON.stringify(options)] : []),
+    ];
     const { result, transactions } = await place.count(() => child(args, { db: place.url }).result());
     await place.done();
     if (result.unsupported) return result;
     noteProblems("one producer + reader", mode, result.problems);
-    return { chunksPerSecond: result.chunksPerSecond, delivered: result.delivered, transactionsPerChunk: perChunk(transactions, PRODUCED), transactions };
+    return {
+      chunksPerSecond: result.chunksPerSecond,
+      delivered: result.delivered,
+      transactionsPerChunk: perChunk(transactions, PRODUCED),
+      transactions,
+    };
   };
 }
 
@@ -512,31 +596,127 @@ const FAN_ALL_XACT = "fan-out: all database transactions per chunk (writer + rea
 const PRODUCER_LABEL = `one producer + one live reader (same process), ${PRODUCED.toLocaleString("en")} awaited appends`;
 const PRODUCER_XACT = `${PRODUCER_LABEL}: database transactions per chunk`;
 
+/**
+ * @typedef {ReturnType<typeof makeModes>["modes"][number]} Mode
+ * @typedef {Record<string, any>} Result what a measure resolves for a mode (one round)
+ * @typedef {{ label: string, show: (r: Result) => string, value: (r: Result) => any, higherIsBetter: boolean, worst?: boolean, noRatio?: boolean }} Metric
+ */
+
 // [label, measure, show, value, higher is better, rounds, more rows from the same rounds]
 // A further row is { label, show, value, higherIsBetter, worst }: it shows the median
 // round by its own value (the worst round if `worst`); a null value has no ratio.
+/** @type {[label: string, measure: (mode: Mode) => Promise<Result>, show: Metric["show"], value: Metric["value"], higherIsBetter: boolean, rounds: number, more?: Metric[]][]} */
 const figures = [
-  ["append throughput (50 streams x 200 appends)", appendThroughput, (r) => `${r.chunksPerSecond} chunks/s`, (r) => r.chunksPerSecond, true, 3],
-  ["one producer, 1,000 awaited appends to one stream", oneProducer, (r) => `${r.chunksPerSecond} chunks/s`, (r) => r.chunksPerSecond, true, 3],
+  [
+    "append throughput (50 streams x 200 appends)",
+    appendThroughput,
+    (r) => `${r.chunksPerSecond} chunks/s`,
+    (r) => r.chunksPerSecond,
+    true,
+    3,
+  ],
+  [
+    "one producer, 1,000 awaited appends to one stream",
+    oneProducer,
+    (r) => `${r.chunksPerSecond} chunks/s`,
+    (r) => r.chunksPerSecond,
+    true,
+    3,
+  ],
   ["live tail, same process", liveTail, lag, (r) => r.p50Ms, false, 3],
   ["live tail, across processes", liveTailAcross, lag, (r) => r.p50Ms, false, 3],
   ["live tail, same process, 20 streams written at once", liveTailMany, lag, (r) => r.p50Ms, false, 3],
-  [FAN_LABEL, fanOut, lag, (r) => r.p50Ms, false, 3, [
-    { label: FAN_DELIVERED, show: (r) => `${r.delivered}/${r.expected}`, value: (r) => r.delivered, higherIsBetter: true, worst: true, noRatio: true },
-    { label: FAN_READERS_XACT, show: (r) => (r.readersTransactionsPerChunk === null ? "n/a (not counted)" : `${r.readersTransactionsPerChunk} (start ${r.readersStartTransactionsPerReader}/reader, then ${r.readersFollowTransactionsPerChunk}/chunk)`), value: (r) => r.readersTransactionsPerChunk, higherIsBetter: false },
-    { label: FAN_ALL_XACT, show: (r) => (r.allTransactionsPerChunk === null ? "n/a (not counted)" : `${r.allTransactionsPerChunk}`), value: (r) => r.allTransactionsPerChunk, higherIsBetter: false },
-  ]],
-  [PRODUCER_LABEL, oneProducerWithReader(), (r) => `${r.chunksPerSecond} chunks/s`, (r) => r.chunksPerSecond, true, 3, [
-    { label: PRODUCER_XACT, show: (r) => `${r.transactionsPerChunk ?? "n/a (not counted)"}`, value: (r) => r.transactionsPerChunk, higherIsBetter: false },
-  ]],
-  [`${PRODUCER_LABEL}, synchronousCommit: false`, oneProducerWithReader({ synchronousCommit: false }), (r) => `${r.chunksPerSecond} chunks/s`, (r) => r.chunksPerSecond, true, 3, [
-    { label: `${PRODUCER_LABEL}, synchronousCommit: false: database transactions per chunk`, show: (r) => `${r.transactionsPerChunk ?? "n/a (not counted)"}`, value: (r) => r.transactionsPerChunk, higherIsBetter: false },
-  ]],
+  [
+    FAN_LABEL,
+    fanOut,
+    lag,
+    (r) => r.p50Ms,
+    false,
+    3,
+    [
+      {
+        label: FAN_DELIVERED,
+        show: (r) => `${r.delivered}/${r.expected}`,
+        value: (r) => r.delivered,
+        higherIsBetter: true,
+        worst: true,
+        noRatio: true,
+      },
+      {
+        label: FAN_READERS_XACT,
+        show: (r) =>
+          r.readersTransactionsPerChunk === null
+            ? "n/a (not counted)"
+            : `${r.readersTransactionsPerChunk} (start ${r.readersStartTransactionsPerReader}/reader, then ${r.readersFollowTransactionsPerChunk}/chunk)`,
+        value: (r) => r.readersTransactionsPerChunk,
+        higherIsBetter: false,
+      },
+      {
+        label: FAN_ALL_XACT,
+        show: (r) => (r.allTransactionsPerChunk === null ? "n/a (not counted)" : `${r.allTransactionsPerChunk}`),
+        value: (r) => r.allTransactionsPerChunk,
+        higherIsBetter: false,
+      },
+    ],
+  ],
+  [
+    PRODUCER_LABEL,
+    oneProducerWithReader(),
+    (r) => `${r.chunksPerSecond} chunks/s`,
+    (r) => r.chunksPerSecond,
+    true,
+    3,
+    [
+      {
+        label: PRODUCER_XACT,
+        show: (r) => `${r.transactionsPerChunk ?? "n/a (not counted)"}`,
+        value: (r) => r.transactionsPerChunk,
+        higherIsBetter: false,
+      },
+    ],
+  ],
+  [
+    `${PRODUCER_LABEL}, synchronousCommit: false`,
+    oneProducerWithReader({ synchronousCommit: false }),
+    (r) => `${r.chunksPerSecond} chunks/s`,
+    (r) => r.chunksPerSecond,
+    true,
+    3,
+    [
+      {
+        label: `${PRODUCER_LABEL}, synchronousCommit: false: database transactions per chunk`,
+        show: (r) => `${r.transactionsPerChunk ?? "n/a (not counted)"}`,
+        value: (r) => r.transactionsPerChunk,
+        higherIsBetter: false,
+      },
+    ],
+  ],
   ["replay 10,000 chunks", replay, (r) => `${r.medianMs} ms`, (r) => r.medianMs, false, 3],
   ["cleanup 2,000 streams", cleanup, (r) => `${r.medianMs} ms`, (r) => r.medianMs, false, 5],
-  ["conversation save+load (10 at once)", conversations, (r) => `${r.pairsPerSecond} pairs/s`, (r) => r.pairsPerSecond, true, 5],
-  ["replay 1,000,000 chunks: peak RSS growth", replayMemory, (r) => `${r.rssGrowthMb} MB`, (r) => Math.max(r.rssGrowthMb, 0.1), false, 1],
-  ["idle load, 50 waiting readers", idleLoad, (r) => `${r.statementsPerSecond} stmt/s`, (r) => Math.max(r.statementsPerSecond, 0.1), false, 1],
+  [
+    "conversation save+load (10 at once)",
+    conversations,
+    (r) => `${r.pairsPerSecond} pairs/s`,
+    (r) => r.pairsPerSecond,
+    true,
+    5,
+  ],
+  [
+    "replay 1,000,000 chunks: peak RSS growth",
+    replayMemory,
+    (r) => `${r.rssGrowthMb} MB`,
+    (r) => Math.max(r.rssGrowthMb, 0.1),
+    false,
+    1,
+  ],
+  [
+    "idle load, 50 waiting readers",
+    idleLoad,
+    (r) => `${r.statementsPerSecond} stmt/s`,
+    (r) => Math.max(r.statementsPerSecond, 0.1),
+    false,
+    1,
+  ],
 ];
 
 const RS_LABEL = "resumable-stream (Redis pub/sub)";
@@ -567,6 +747,7 @@ async function main() {
   for (const [label, measure, show, value, higherIsBetter, ROUNDS, more = []] of figures) {
     const metrics = [{ label, show, value, higherIsBetter }, ...more];
     if (!metrics.some((m) => selected(m.label))) continue;
+    /** @type {Record<string, Result[]>} */
     const rounds = Object.fromEntries(modes.map((m) => [m.key, []]));
     for (let round = 0; round < ROUNDS; round++) {
       for (let i = 0; i < modes.length; i++) {
@@ -617,21 +798,28 @@ async function main() {
     }
     results.figures["stop in another process -> stopSignal aborts"] = stops;
     const row = { figure: "stop in another process -> stopSignal aborts" };
-    for (const mode of modes) row[mode.key] = stops[mode.key] ? `p50 ${stops[mode.key].p50Ms} / p99 ${stops[mode.key].p99Ms} ms` : "(none: at its next append)";
+    for (const mode of modes)
+      row[mode.key] = stops[mode.key]
+        ? `p50 ${stops[mode.key].p50Ms} / p99 ${stops[mode.key].p99Ms} ms`
+        : "(none: at its next append)";
     table.push(row);
     console.error("measured: stop signal");
   }
 
   // Vercel's resumable-stream on the same live workloads, when Redis answers.
   let rs;
-  if (selected(RS_LABEL) || (only && [FAN_LABEL, PRODUCER_LABEL, "live tail, across processes"].some((l) => l.includes(only)))) {
+  if (
+    selected(RS_LABEL) ||
+    (only && [FAN_LABEL, PRODUCER_LABEL, "live tail, across processes"].some((l) => l.includes(only)))
+  ) {
     const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
     const module = await import("./resumable-stream.mjs").catch((err) => err);
     const why = module instanceof Error ? `cannot load it: ${module.message}` : await module.redisAnswers(redisUrl);
     if (why === true) {
       rs = await module.measureResumableStream({ redisUrl, fan: FAN, produced: PRODUCED, rounds: 3 });
       results.resumableStream = rs;
-      if (rs.problems.length) problems.push(`${RS_LABEL}: ${rs.problems.length} problem(s), e.g. ${rs.problems.slice(0, 3).join("; ")}`);
+      if (rs.problems.length)
+        problems.push(`${RS_LABEL}: ${rs.problems.length} problem(s), e.g. ${rs.problems.slice(0, 3).join("; ")}`);
       console.error(`measured: ${RS_LABEL}`);
     } else {
       console.error(`${RS_LABEL}: not measured (${why})`);
@@ -646,23 +834,48 @@ async function main() {
 
   if (rs) {
     // Each row beside this package's figure for the same workload (when measured in this run).
-    const ours = (label, show) => Object.fromEntries(modes.map((m) => {
-      const r = results.figures[label]?.[m.key];
-      return [m.key, r && !r.unsupported ? show(r) : "-"];
-    }));
+    const ours = (label, show) =>
+      Object.fromEntries(
+        modes.map((m) => {
+          const r = results.figures[label]?.[m.key];
+          return [m.key, r && !r.unsupported ? show(r) : "-"];
+        }),
+      );
     const f = rs.figures;
     const rsTable = [
       { figure: "live tail, across processes", rs: lag(f.crossTail), ...ours("live tail, across processes", lag) },
       { figure: FAN_LABEL, rs: lag(f.fanOut), ...ours(FAN_LABEL, lag) },
-      { figure: FAN_DELIVERED, rs: `${f.fanOut.delivered}/${f.fanOut.expected}`, ...ours(FAN_DELIVERED, (r) => `${r.delivered}/${r.expected}`) },
-      { figure: "fan-out: server operations per chunk, all (Redis commands; PG transactions)", rs: `${f.fanOut.redisCommandsPerChunk}`, ...ours(FAN_ALL_XACT, (r) => `${r.allTransactionsPerChunk ?? "n/a"}`) },
-      { figure: `one producer + one live reader (same process), ${PRODUCED.toLocaleString("en")} chunks: chunks/s`, rs: `${f.oneProducer.chunksPerSecond} chunks/s`, ...ours(PRODUCER_LABEL, (r) => `${r.chunksPerSecond} chunks/s`) },
-      { figure: "one producer + one live reader: server operations per chunk (as above)", rs: `${f.oneProducer.redisCommandsPerChunk}`, ...ours(PRODUCER_XACT, (r) => `${r.transactionsPerChunk ?? "n/a"}`) },
+      {
+        figure: FAN_DELIVERED,
+        rs: `${f.fanOut.delivered}/${f.fanOut.expected}`,
+        ...ours(FAN_DELIVERED, (r) => `${r.delivered}/${r.expected}`),
+      },
+      {
+        figure: "fan-out: server operations per chunk, all (Redis commands; PG transactions)",
+        rs: `${f.fanOut.redisCommandsPerChunk}`,
+        ...ours(FAN_ALL_XACT, (r) => `${r.allTransactionsPerChunk ?? "n/a"}`),
+      },
+      {
+        figure: `one producer + one live reader (same process), ${PRODUCED.toLocaleString("en")} chunks: chunks/s`,
+        rs: `${f.oneProducer.chunksPerSecond} chunks/s`,
+        ...ours(PRODUCER_LABEL, (r) => `${r.chunksPerSecond} chunks/s`),
+      },
+      {
+        figure: "one producer + one live reader: server operations per chunk (as above)",
+        rs: `${f.oneProducer.redisCommandsPerChunk}`,
+        ...ours(PRODUCER_XACT, (r) => `${r.transactionsPerChunk ?? "n/a"}`),
+      },
     ];
-    console.log(`\n${RS_LABEL} ${rs.version} on Redis ${rs.redis}, the same workloads (median of ${rs.rounds} rounds). It keeps a`);
+    console.log(
+      `\n${RS_LABEL} ${rs.version} on Redis ${rs.redis}, the same workloads (median of ${rs.rounds} rounds). It keeps a`,
+    );
     console.log("stream in its producer's memory (nothing durable; gone if that process dies) and sends each");
     console.log("chunk to each reader with a PUBLISH of its own; readers cannot start from a seq.\n");
-    printTable(["figure", `resumable-stream ${rs.version}`, ...modes.map((m) => m.name)], ["figure", "rs", ...modes.map((m) => m.key)], rsTable);
+    printTable(
+      ["figure", `resumable-stream ${rs.version}`, ...modes.map((m) => m.name)],
+      ["figure", "rs", ...modes.map((m) => m.key)],
+      rsTable,
+    );
   }
 
   writeFileSync(new URL("./results.json", import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
@@ -686,7 +899,10 @@ let cleaningUp;
 function cleanUp() {
   return (cleaningUp ??= (async () => {
     killAll();
-    for (const schema of liveSchemas) await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch((err) => console.error(`could not drop ${schema}: ${err.message}`));
+    for (const schema of liveSchemas)
+      await admin
+        .query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+        .catch((err) => console.error(`could not drop ${schema}: ${err.message}`));
     const db = await countedDbMade?.catch(() => null);
     await db?.drop().catch((err) => console.error(`could not drop database ${db.name}: ${err.message}`));
     await endModes().catch(() => {});

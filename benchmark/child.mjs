@@ -23,10 +23,14 @@ import { exitWithParent } from "./procs.mjs";
 exitWithParent();
 const [task, modeKey, tablesJson, id, count, extra] = process.argv.slice(2);
 const { modes, end } = makeModes(process.env.DATABASE_URL);
-const mode = modes.find((m) => m.key === modeKey);
+const mode = /** @type {(typeof modes)[number]} */ (modes.find((m) => m.key === modeKey));
 const tables = JSON.parse(tablesJson);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * This package's store, or the baseline's, which has no stats(), stop() or close().
+ * @type {import("../index.js").PostgresStreamStore | (import("./baseline.mjs").BaselineStreamStore & { stats?: undefined, stop?: undefined, close?: undefined })}
+ */
 let store;
 try {
   store = mode.streams(tables, task === "produce" && extra ? JSON.parse(extra) : {});
@@ -98,7 +102,9 @@ if (task === "write") {
   const problems = await reader;
   console.log(JSON.stringify({ chunksPerSecond: Math.round(Number(count) / seconds), delivered, problems }));
 } else if (task === "idle") {
-  const readers = Array.from({ length: Number(count) }, (_, i) => store.readFrom(`${id}${i}`, 0)[Symbol.asyncIterator]());
+  const readers = Array.from({ length: Number(count) }, (_, i) =>
+    store.readFrom(`${id}${i}`, 0)[Symbol.asyncIterator](),
+  );
   for (const reader of readers) reader.next();
   await sleep(500);
   console.log("ready");
@@ -107,7 +113,8 @@ if (task === "write") {
   // Stops each stream whose id arrives on stdin, one line each.
   const { createInterface } = await import("node:readline");
   console.log("ready");
-  for await (const line of createInterface({ input: process.stdin })) if (line) await store.stop(line);
+  for await (const line of createInterface({ input: process.stdin }))
+    if (line) await /** @type {import("../index.js").PostgresStreamStore} */ (store).stop(line); // a stopper runs only for a mode with stopSignals (this package's)
 } else if (task === "replay") {
   global.gc?.();
   const before = process.resourceUsage().maxRSS;

@@ -70,7 +70,10 @@ export async function makeCountedDb(admin, baseUrl) {
     },
     /** The server's count of transactions in the database so far; call when settled. */
     async transactions() {
-      const { rows } = await admin.query("SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = $1", [name]);
+      const { rows } = await admin.query(
+        "SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = $1",
+        [name],
+      );
       return Number(rows[0].n);
     },
     async drop() {

@@ -26,7 +26,8 @@ export function makeModes(url) {
   const jsPool = () => (pool ??= new pg.Pool({ connectionString: url, max: 10 }));
   // The original has no relaxed durability of its own: given `synchronousCommit: false`,
   // the baseline gets it the way an app would, for its whole pool (session setting).
-  const relaxedJsPool = () => (relaxedPool ??= new pg.Pool({ connectionString: url, max: 10, options: "-c synchronous_commit=off" }));
+  const relaxedJsPool = () =>
+    (relaxedPool ??= new pg.Pool({ connectionString: url, max: 10, options: "-c synchronous_commit=off" }));
   const modes = [
     {
       key: "native",
@@ -43,8 +44,10 @@ export function makeModes(url) {
     },
     {
       key: "baseline",
-      streams: (t, { synchronousCommit, ...o } = {}) =>
-        new BaselineStreamStore(synchronousCommit === false ? relaxedJsPool() : jsPool(), { ...t.stream, ...o }),
+      streams: (
+        t,
+        /** @type {{ synchronousCommit?: boolean, [option: string]: unknown }} */ { synchronousCommit, ...o } = {},
+      ) => new BaselineStreamStore(synchronousCommit === false ? relaxedJsPool() : jsPool(), { ...t.stream, ...o }),
       conversations: (t) => new BaselineConversationStore(jsPool(), t.conversation),
     },
   ].map((m) => ({ ...m, name: modeNames[m.key] }));

@@ -10,10 +10,12 @@ import { startPgBouncer } from "../scripts/pgbouncer.mjs";
 import { startThrowaway } from "../scripts/throwaway-postgres.mjs";
 
 const server = process.env.DATABASE_URL ? null : await startThrowaway();
-const direct = process.env.DATABASE_URL ?? server.url;
+const direct =
+  process.env.DATABASE_URL ?? /** @type {import("../scripts/throwaway-postgres.mjs").Throwaway} */ (server).url;
 await migrate(direct);
 const txn = await startPgBouncer({ target: direct, mode: "transaction" });
 const ses = await startPgBouncer({ target: direct, mode: "session" });
+/** @type {[path: string, url: string, pooler: import("../index.js").PostgresPoolOptions["pooler"]][]} */
 const cases = [
   ["direct", direct, "none"],
   ["direct", direct, "transaction"],
@@ -23,7 +25,9 @@ const cases = [
   ["PgBouncer transaction", txn.url, "auto"],
 ];
 const N = 2000;
-console.log("| path | pooler | runs as | getStatus µs (1 caller) | append µs (1 caller) | getStatus/s (64 callers) | append/s (64 callers) |");
+console.log(
+  "| path | pooler | runs as | getStatus µs (1 caller) | append µs (1 caller) | getStatus/s (64 callers) | append/s (64 callers) |",
+);
 console.log("|---|---|---|---:|---:|---:|---:|");
 for (const [path, url, pooler] of cases) {
   const store = new PostgresStreamStore(url, { pooler });
@@ -39,17 +43,21 @@ for (const [path, url, pooler] of cases) {
   const many = async (call) => {
     const started = process.hrtime.bigint();
     let n = 0;
-    await Promise.all(Array.from({ length: 64 }, async () => {
-      while (Number(process.hrtime.bigint() - started) < 2e9) {
-        await call();
-        n++;
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: 64 }, async () => {
+        while (Number(process.hrtime.bigint() - started) < 2e9) {
+          await call();
+          n++;
+        }
+      }),
+    );
     return Math.round(n / (Number(process.hrtime.bigint() - started) / 1e9));
   };
   const readN = await many(() => store.getStatus(id));
   const writeN = await many(() => store.append(id, "x"));
-  console.log(`| ${path} | ${pooler} | ${store.stats().pooler} | ${read1.toFixed(0)} | ${write1.toFixed(0)} | ${readN} | ${writeN} |`);
+  console.log(
+    `| ${path} | ${pooler} | ${store.stats().pooler} | ${read1.toFixed(0)} | ${write1.toFixed(0)} | ${readN} | ${writeN} |`,
+  );
   await store.close();
 }
 await txn.stop();

@@ -18,6 +18,9 @@ process.once("exit", killAll);
  * `waitFor` resolves once a stdout line equals `text`; `result` resolves the JSON on the
  * last stdout line (null if it is none) once the child exited with 0. Both reject if the child
  * fails or the deadline (`timeoutMs`, from the start) passes.
+ * @param {string} script
+ * @param {string[]} args
+ * @param {{ env?: NodeJS.ProcessEnv, timeoutMs?: number, name?: string, node?: string[] }} [options]
  */
 export function startChild(script, args, { env = process.env, timeoutMs = 60_000, name = args[0], node = [] } = {}) {
   const proc = spawn(process.execPath, [...node, script, ...args], { env, stdio: ["pipe", "pipe", "pipe"] });
@@ -31,6 +34,7 @@ export function startChild(script, args, { env = process.env, timeoutMs = 60_000
   });
   proc.stderr.setEncoding("utf8").on("data", (data) => (stderr += data));
   const describe = () => `benchmark child "${name}" (${args.slice(0, 2).join(" ")})`;
+  /** @type {Promise<void>} */
   const exited = new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       proc.kill("SIGKILL");
@@ -51,7 +55,11 @@ export function startChild(script, args, { env = process.env, timeoutMs = 60_000
   proc.stdin.on("error", () => {}); // a child gone before we wrote to it
   return {
     proc,
-    /** Resolves once the child prints the line `text`; rejects if it exits first. */
+    /**
+     * Resolves once the child prints the line `text`; rejects if it exits first.
+     * @param {string} text
+     * @returns {Promise<void>}
+     */
     waitFor: (text) =>
       new Promise((resolve, reject) => {
         if (stdout.split("\n").includes(text)) return resolve();

@@ -95,7 +95,7 @@ async function readAll(stream, expected, lags) {
     const now = wallMs();
     buffered += text;
     const lines = buffered.split("\n");
-    buffered = lines.pop();
+    buffered = /** @type {string} */ (lines.pop());
     for (const line of lines) {
       const [seq, sent] = line.split(":").map(Number);
       lags.push(Math.round((now - sent) * 100) / 100);
@@ -113,18 +113,20 @@ async function drain(stream) {
   for await (const _ of stream);
 }
 
-async function childMain([task, redisUrl, prefix, id, count, extra]) {
+async function childMain(/** @type {string[]} */ [task, redisUrl, prefix, id, count, extra]) {
   exitWithParent();
   const n = Number(count);
   const { ctx, end } = await makeContext(redisUrl, prefix);
   if (task === "produce") {
+    /** @type {(() => void) | undefined} */
     let go;
+    /** @type {Promise<void>} */
     const started = new Promise((resolve) => (go = resolve));
     const out = await ctx.createNewResumableStream(id, () => source(n, Number(extra), started));
     console.log("ready");
     for await (const line of createInterface({ input: process.stdin })) if (line === "go") break;
     process.stdin.destroy(); // else it keeps this process alive
-    go();
+    /** @type {() => void} */ (go)(); // set by the promise's executor, which has run
     await drain(out); // as the producer's own response would be read
   } else if (task === "tail") {
     const streams = await Promise.all(Array.from({ length: Number(extra) }, () => ctx.resumeExistingStream(id)));
@@ -132,21 +134,39 @@ async function childMain([task, redisUrl, prefix, id, count, extra]) {
     console.log("ready");
     const lags = [];
     const reads = await Promise.all(streams.map((s) => readAll(s, n, lags)));
-    console.log(JSON.stringify({ lags, delivered: reads.reduce((a, r) => a + r.delivered, 0), problems: reads.flatMap((r) => r.problems) }));
+    console.log(
+      JSON.stringify({
+        lags,
+        delivered: reads.reduce((a, r) => a + r.delivered, 0),
+        problems: reads.flatMap((r) => r.problems),
+      }),
+    );
   } else if (task === "solo") {
+    /** @type {(() => void) | undefined} */
     let go;
+    /** @type {Promise<void>} */
     const started = new Promise((resolve) => (go = resolve));
+    /** @type {number | undefined} */
     let endedAt;
-    const out = await ctx.createNewResumableStream(id, () => source(n, 0, started, () => (endedAt = performance.now())));
+    const out = await ctx.createNewResumableStream(id, () =>
+      source(n, 0, started, () => (endedAt = performance.now())),
+    );
     const reader = await ctx.resumeExistingStream(id);
     const lags = [];
     const reading = readAll(reader, n, lags);
     const producing = drain(out);
     const start = performance.now();
-    go();
+    /** @type {() => void} */ (go)(); // set by the promise's executor, which has run
     await producing;
     const { delivered, problems } = await reading;
-    console.log(JSON.stringify({ chunksPerSecond: Math.round(n / ((endedAt - start) / 1000)), delivered, problems }));
+    console.log(
+      JSON.stringify({
+        // prettier-ignore
+        chunksPerSecond: Math.round(n / ((/** @type {number} */ (endedAt) - start) / 1000)),
+        delivered,
+        problems,
+      }),
+    );
   } else {
     throw new Error(`unknown task ${task}`);
   }
@@ -161,7 +181,9 @@ export async function redisAnswers(redisUrl) {
   client.on("error", () => {});
   let timer;
   try {
-    const late = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("no answer within 1.5 s")), 1500)));
+    const late = new Promise(
+      (_, reject) => (timer = setTimeout(() => reject(new Error("no answer within 1.5 s")), 1500)),
+    );
     await Promise.race([client.connect().then(() => client.ping()), late]);
     return true;
   } catch (err) {
@@ -191,7 +213,8 @@ export async function measureResumableStream({ redisUrl, fan, produced, rounds =
   await admin.connect();
   const prefix = `aibind-bench-${process.pid}`;
   let streams = 0;
-  const commands = async () => Number(/total_commands_processed:(\d+)/.exec(await admin.info("stats"))[1]);
+  const commands = async () =>
+    Number(/** @type {RegExpExecArray} */ (/total_commands_processed:(\d+)/.exec(await admin.info("stats")))[1]);
   // What reading the count adds to it, from an empty window.
   const a = await commands();
   const overhead = (await commands()) - a;
@@ -200,7 +223,11 @@ export async function measureResumableStream({ redisUrl, fan, produced, rounds =
     const result = await work();
     return { result, commands: (await commands()) - before - overhead };
   };
-  const start = (args) => startChild(script, [args[0], redisUrl, prefix, ...args.slice(1)], { timeoutMs: 120_000, name: `resumable-stream ${args[0]}` });
+  const start = (args) =>
+    startChild(script, [args[0], redisUrl, prefix, ...args.slice(1)], {
+      timeoutMs: 120_000,
+      name: `resumable-stream ${args[0]}`,
+    });
 
   /** A producer process (chunks `gap` ms apart) and `processes` reader processes. */
   async function live(chunks, processes, readersEach) {
@@ -227,15 +254,24 @@ export async function measureResumableStream({ redisUrl, fan, produced, rounds =
     };
   }
 
+  /** @type {{ crossTail: Record<string, any>[], fanOut: Record<string, any>[], oneProducer: Record<string, any>[] }} */
   const runs = { crossTail: [], fanOut: [], oneProducer: [] };
   let redisVersion;
   try {
     for (let round = 0; round < rounds; round++) {
       runs.crossTail.push(await live(100, 1, 1));
       const f = await counted(() => live(fan.chunks, fan.processes, fan.readersEach));
-      runs.fanOut.push({ ...f.result, redisCommandsPerChunk: round2(f.commands / fan.chunks), redisCommands: f.commands });
+      runs.fanOut.push({
+        ...f.result,
+        redisCommandsPerChunk: round2(f.commands / fan.chunks),
+        redisCommands: f.commands,
+      });
       const s = await counted(() => start(["solo", `s${streams++}`, String(produced)]).result());
-      runs.oneProducer.push({ ...s.result, redisCommandsPerChunk: round2(s.commands / produced), redisCommands: s.commands });
+      runs.oneProducer.push({
+        ...s.result,
+        redisCommandsPerChunk: round2(s.commands / produced),
+        redisCommands: s.commands,
+      });
     }
   } finally {
     for await (const keys of admin.scanIterator({ MATCH: `${prefix}:*`, COUNT: 1000 })) {
@@ -244,7 +280,9 @@ export async function measureResumableStream({ redisUrl, fan, produced, rounds =
     redisVersion = /redis_version:(\S+)/.exec(await admin.info("server"))?.[1];
     await admin.quit();
   }
-  const problems = Object.entries(runs).flatMap(([what, rs]) => rs.flatMap((r) => (r.problems ?? []).map((p) => `${what}: ${p}`)));
+  const problems = Object.entries(runs).flatMap(([what, rs]) =>
+    rs.flatMap((r) => (r.problems ?? []).map((p) => `${what}: ${p}`)),
+  );
   const mid = (rs, value) => [...rs].sort((x, y) => value(x) - value(y))[Math.floor(rs.length / 2)];
   const strip = ({ problems: p, ...r }) => ({ ...r, problems: p.length });
   return {
@@ -254,7 +292,10 @@ export async function measureResumableStream({ redisUrl, fan, produced, rounds =
     problems,
     figures: {
       crossTail: strip(mid(runs.crossTail, (r) => r.p50Ms)),
-      fanOut: { ...strip(mid(runs.fanOut, (r) => r.p50Ms)), delivered: Math.min(...runs.fanOut.map((r) => r.delivered)) },
+      fanOut: {
+        ...strip(mid(runs.fanOut, (r) => r.p50Ms)),
+        delivered: Math.min(...runs.fanOut.map((r) => r.delivered)),
+      },
       oneProducer: strip(mid(runs.oneProducer, (r) => -r.chunksPerSecond)),
     },
   };

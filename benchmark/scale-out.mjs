@@ -30,14 +30,26 @@ const { values: o } = parseArgs({
     child: { type: "string" },
   },
 });
-const P = Number(o.processes), R = Number(o.readers), S = Number(o.streams), C = Number(o.chunks), G = Number(o.gap);
+const P = Number(o.processes),
+  R = Number(o.readers),
+  S = Number(o.streams),
+  C = Number(o.chunks),
+  G = Number(o.gap);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * What a child reports (process.send): its failed calls, each reader's [seq, lag ms] per
+ * chunk, its store's stats() (whatever the --package version gives) and the writer's
+ * append times.
+ * @typedef {{ errors: string[], read: [number, number][][], stats?: any, appendMs?: number[] }} Report
+ */
 
 if (o.child) {
   // A child: "read" or "write".
   const { PostgresStreamStore } = await import(o.package);
-  const ids = JSON.parse(process.env.IDS);
+  const ids = JSON.parse(/** @type {string} */ (process.env.IDS));
   const store = new PostgresStreamStore(process.env.URL);
+  /** @type {Report} */
   const out = { errors: [], read: [] };
   // Past --limit seconds a child reports what it has (an old version may never finish).
   // A server keeps its event loop alive; so does this child until it has reported.
@@ -48,14 +60,17 @@ if (o.child) {
     reported = true;
     clearInterval(alive);
     out.stats = store.stats?.() ?? {};
-    process.send(out);
+    /** @type {NonNullable<typeof process.send>} */ (process.send)(out);
     process.disconnect();
     setTimeout(() => process.exit(0), 200).unref();
   };
-  setTimeout(() => {
-    out.errors.push("TIMED_OUT the run did not finish within --limit");
-    report();
-  }, Number(o.limit) * 1000).unref();
+  setTimeout(
+    () => {
+      out.errors.push("TIMED_OUT the run did not finish within --limit");
+      report();
+    },
+    Number(o.limit) * 1000,
+  ).unref();
   const failed = (err) => out.errors.push(`${err.code} ${err.sqlState ?? ""} ${err.message}`.slice(0, 300));
   if (o.child === "read") {
     const readers = Array.from({ length: R }, async (_, i) => {
@@ -68,17 +83,19 @@ if (o.child) {
       }
       return got;
     });
-    process.send("ready");
+    /** @type {NonNullable<typeof process.send>} */ (process.send)("ready");
     await Promise.all(readers);
   } else {
     await new Promise((resolve) => process.once("message", resolve));
     for (let c = 0; c < C; c++) {
       const started = Date.now();
-      await Promise.all(ids.map(async (id) => {
-        const sent = Date.now();
-        await store.append(id, String(sent)).catch(failed);
-        (out.appendMs ??= []).push(Date.now() - sent);
-      }));
+      await Promise.all(
+        ids.map(async (id) => {
+          const sent = Date.now();
+          await store.append(id, String(sent)).catch(failed);
+          (out.appendMs ??= []).push(Date.now() - sent);
+        }),
+      );
       await sleep(Math.max(0, G - (Date.now() - started)));
     }
     await Promise.all(ids.map((id) => store.complete(id).catch(failed)));
@@ -93,19 +110,47 @@ if (o.child) {
     CREATE TABLE aibind_stream_status (id TEXT PRIMARY KEY, state TEXT NOT NULL DEFAULT 'active', error TEXT,
       total_chunks INTEGER NOT NULL DEFAULT 0, expires_at BIGINT NOT NULL)`);
   const ids = Array.from({ length: S }, (_, i) => `scale-${i}`);
-  for (const id of ids) await admin.query("INSERT INTO aibind_stream_status (id, expires_at) VALUES ($1, $2)", [id, Date.now() + 3_600_000]);
+  for (const id of ids)
+    await admin.query("INSERT INTO aibind_stream_status (id, expires_at) VALUES ($1, $2)", [
+      id,
+      Date.now() + 3_600_000,
+    ]);
   const self = fileURLToPath(import.meta.url);
   const child = (role) => {
-    const args = [self, "--child", role, "--readers", String(R), "--streams", String(S), "--chunks", String(C), "--gap", String(G), "--package", o.package, "--limit", o.limit];
-    const proc = spawn(process.execPath, args, { env: { ...process.env, URL: server.url, IDS: JSON.stringify(ids) }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    const args = [
+      self,
+      "--child",
+      role,
+      "--readers",
+      String(R),
+      "--streams",
+      String(S),
+      "--chunks",
+      String(C),
+      "--gap",
+      String(G),
+      "--package",
+      o.package,
+      "--limit",
+      o.limit,
+    ];
+    const proc = spawn(process.execPath, args, {
+      env: { ...process.env, URL: server.url, IDS: JSON.stringify(ids) },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
     const result = new Promise((resolve) => {
       proc.on("message", (m) => m !== "ready" && resolve(m));
-      proc.on("exit", (code, signal) => resolve({ errors: [`EXITED ${code ?? signal} before reporting`], read: [], stats: {} }));
+      proc.on("exit", (code, signal) =>
+        resolve({ errors: [`EXITED ${code ?? signal} before reporting`], read: [], stats: {} }),
+      );
     });
+    /** @type {Promise<void>} */
     const ready = new Promise((resolve) => proc.on("message", (m) => m === "ready" && resolve()));
     return { proc, result, ready };
   };
-  let most = 0, listening = 0, sampling = true;
+  let most = 0,
+    listening = 0,
+    sampling = true;
   const timeline = [];
   const sampler = (async () => {
     while (sampling) {
@@ -128,7 +173,11 @@ if (o.child) {
   const seconds = (Date.now() - started) / 1000;
   sampling = false;
   await sampler;
-  let delivered = 0, missing = 0, wrong = 0, refused = 0, errors = [];
+  let delivered = 0,
+    missing = 0,
+    wrong = 0,
+    refused = 0,
+    errors = [];
   const latencies = [];
   for (const [i, r] of results.entries()) {
     errors.push(...r.errors);
@@ -147,11 +196,22 @@ if (o.child) {
   const appendMs = (results.at(-1).appendMs ?? []).sort((a, b) => a - b);
   const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
   const row = {
-    processes: P, readersPerProcess: R, maxConnections: Number(o["max-connections"]),
-    chunksExpected: P * R * C, delivered, missing, outOfOrderOrRepeated: wrong,
-    failedCalls: errors.length, refused53300: refused, mostConnections: most, listenConnections: listening,
-    p50ms: pct(50), p99ms: pct(99), maxMs: latencies.at(-1),
-    appendP50ms: appendMs[Math.floor(appendMs.length / 2)], appendP99ms: appendMs[Math.floor(appendMs.length * 0.99)],
+    processes: P,
+    readersPerProcess: R,
+    maxConnections: Number(o["max-connections"]),
+    chunksExpected: P * R * C,
+    delivered,
+    missing,
+    outOfOrderOrRepeated: wrong,
+    failedCalls: errors.length,
+    refused53300: refused,
+    mostConnections: most,
+    listenConnections: listening,
+    p50ms: pct(50),
+    p99ms: pct(99),
+    maxMs: latencies.at(-1),
+    appendP50ms: appendMs[Math.floor(appendMs.length / 2)],
+    appendP99ms: appendMs[Math.floor(appendMs.length * 0.99)],
     seconds: Number(seconds.toFixed(1)),
   };
   console.log(JSON.stringify(row));

@@ -19,7 +19,7 @@ await migrate(url, { ...tables, conversationsTable: `${schema}.aibind_conversati
 
 async function settled() {
   for (let i = 0; i < 4; i++) {
-    global.gc();
+    /** @type {() => void} */ (global.gc)();
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   const m = process.memoryUsage();
@@ -40,10 +40,12 @@ async function workload(store, tag, streams, appendsEach, readers) {
       return n;
     });
     readersOpened += group.length;
-    await Promise.all(group.map(async (id) => {
-      for (let i = 0; i < appendsEach; i++) await store.append(id, `token ${i} of ${id} `);
-      await store.complete(id);
-    }));
+    await Promise.all(
+      group.map(async (id) => {
+        for (let i = 0; i < appendsEach; i++) await store.append(id, `token ${i} of ${id} `);
+        await store.complete(id);
+      }),
+    );
     const counts = await Promise.all(waiting);
     if (counts.some((n) => n !== appendsEach)) throw new Error(`a waiting reader missed chunks: ${counts}`);
   }
@@ -51,21 +53,24 @@ async function workload(store, tag, streams, appendsEach, readers) {
   // half read to the end.
   const perStream = Math.ceil((readers - readersOpened) / streams);
   for (const id of ids) {
-    await Promise.all(Array.from({ length: perStream }, async (_, r) => {
-      let n = 0;
-      for await (const chunk of store.readFrom(id, r % 7)) {
-        n++;
-        if (r % 2 === 0 && n === 3) break; // broken off early
-        if (chunk.seq > appendsEach) throw new Error("seq past the end");
-      }
-      if (r % 2 === 1 && n !== appendsEach - (r % 7)) throw new Error(`a reader got ${n} chunks`);
-    }));
+    await Promise.all(
+      Array.from({ length: perStream }, async (_, r) => {
+        let n = 0;
+        for await (const chunk of store.readFrom(id, r % 7)) {
+          n++;
+          if (r % 2 === 0 && n === 3) break; // broken off early
+          if (chunk.seq > appendsEach) throw new Error("seq past the end");
+        }
+        if (r % 2 === 1 && n !== appendsEach - (r % 7)) throw new Error(`a reader got ${n} chunks`);
+      }),
+    );
     readersOpened += perStream;
   }
   return readersOpened;
 }
 
 const pool = new pg.Pool({ connectionString: url, max: 10 });
+/** @type {[string, () => PostgresStreamStore][]} */
 const modes = [
   ["rust pool (connection string)", () => new PostgresStreamStore(url, tables)],
   ["JS client (pg.Pool)", () => new PostgresStreamStore(pool, tables)],
@@ -89,7 +94,9 @@ for (const [name, make] of modes) {
   console.log(`${name}: 100,000 appends and ${readers.toLocaleString("en")} readers in ${seconds.toFixed(1)} s`);
   console.log(`  before: rss ${mb(before.rss)}, heap ${mb(before.heap)}, external ${mb(before.external)}`);
   console.log(`  after:  rss ${mb(after.rss)}, heap ${mb(after.heap)}, external ${mb(after.external)}`);
-  console.log(`  growth: rss ${mb(grew.rss)} (bound ${BOUND_MB.rss}), heap ${mb(grew.heap)} (bound ${BOUND_MB.heap}): ${ok ? "flat" : "GREW"}`);
+  console.log(
+    `  growth: rss ${mb(grew.rss)} (bound ${BOUND_MB.rss}), heap ${mb(grew.heap)} (bound ${BOUND_MB.heap}): ${ok ? "flat" : "GREW"}`,
+  );
 }
 await pool.end();
 await admin.query(`DROP SCHEMA ${schema} CASCADE`);

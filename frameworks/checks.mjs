@@ -50,11 +50,11 @@ export async function checkStreams(name, a, b) {
   expectEvents(`${name}: live reader on the writing server`, ra, 0, words);
   expectEvents(`${name}: live reader on the other server`, rb, 0, words);
   expectEvents(`${name}: reader joining live`, rj, 0, words);
-  for (const [what, result, atLeast] of [
+  for (const [what, result, atLeast] of /** @type {[string, typeof ra, number][]} */ ([
     ["on the writing server", ra, 600],
     ["on the other server", rb, 600],
     ["joining live", rj, 200],
-  ]) {
+  ])) {
     if (spread(result) < atLeast)
       throw new Error(`${name}: the reader ${what} got every chunk within ${spread(result).toFixed(0)} ms: not live`);
   }

@@ -9,7 +9,7 @@ export async function readEvents(url, headers = {}) {
     return { status: response.status, type: response.headers.get("content-type"), events, body: await response.text() };
   const decoder = new TextDecoder();
   let buffer = "";
-  for await (const bytes of response.body) {
+  for await (const bytes of /** @type {import("node:stream/web").ReadableStream<Uint8Array>} */ (response.body)) {
     buffer += decoder.decode(bytes, { stream: true });
     let end;
     while ((end = buffer.indexOf("\n\n")) !== -1) {
