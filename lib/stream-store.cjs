@@ -135,7 +135,13 @@ class PostgresStreamStore extends Store {
         for (let i = 0, start = 0; i < seqs.length; start = ends[i++]) {
           yield { seq: seqs[i], data: text.slice(start, ends[i]) };
         }
-        next ??= fetch();
+        if (next === null) {
+          // At the end as far as this reader knows: wait for news (at once if some came
+          // while the page was handed out, or if the stream finished), then look.
+          waiting(this);
+          await reader.pause();
+          next = fetch();
+        }
       }
     } finally {
       reader.release();
