@@ -20,6 +20,10 @@ for (const file of files.sort()) {
   const run = JSON.parse(fs.readFileSync(path.join(dir, file), "utf8"));
   passed += run.numPassedTests;
   failed += run.numFailedTests;
+  if (run.success === false && run.numFailedTests === 0) {
+    const note = "vitest failed outside any test (an unhandled error or rejection): see its output above";
+    failures.push({ file, where: "", name: "(the run)", messages: [note] });
+  }
   for (const suite of run.testResults ?? []) {
     const where = path.relative(process.cwd(), suite.name);
     const failedTests = (suite.assertionResults ?? []).filter((t) => t.status === "failed");
@@ -32,7 +36,7 @@ for (const file of files.sort()) {
 }
 console.log(`vitest: ${passed} passed, ${failed} failed (${files.length} PostgreSQL versions)`);
 for (const f of failures) {
-  console.log(`\nFAILED [${f.file}] ${f.where} > ${f.name}`);
+  console.log(`\nFAILED [${f.file}] ${[f.where, f.name].filter(Boolean).join(" > ")}`);
   const text = f.messages.join("\n").split("\n").slice(0, 20).join("\n");
   console.log(text.replace(/^/gm, "  "));
 }
