@@ -99,6 +99,11 @@ export declare class NativeStreamReader {
    */
   pause(): Promise<void>
   /**
+   * `pause()`, then the store's `onWake` callback gets `token` (`waker.rs`): one call
+   * into JS for all the readers a write woke, instead of a promise settled for each.
+   */
+  pauseThen(token: number): void
+  /**
    * Whether more chunks are there already: the last page did not reach the stream's
    * chunk count. `index.cjs` then asks for the next page while it yields this one.
    */
@@ -109,6 +114,11 @@ export declare class NativeStreamReader {
 
 export declare class NativeStreamStore {
   constructor(backend: NativeBackend, options?: StreamStoreOptions | undefined | null)
+  /**
+   * Sets the callback that wakes this store's readers (`NativeStreamReader::pauseThen`):
+   * called on the JS thread with the tokens of the readers to wake. Once per store.
+   */
+  onWake(callback: (arg: Array<number>) => void): void
   create(id: string): Promise<undefined>
   /**
    * Resolves the chunk's seq: 1 for the first chunk, gapless after that. With `at`,

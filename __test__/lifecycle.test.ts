@@ -130,6 +130,36 @@ describe("the process", () => {
     expect(stdout.trim()).toBe("done");
   });
 
+  for (const client of ["connection string", "pg.Pool"] as const) {
+    it(`a reader waiting for chunks keeps it alive until the stream ends, then it exits (${client})`, async () => {
+      // Another process writes, 600 ms after the reader began to wait: with nothing else
+      // pending, only the waiting reader can keep this one alive that long.
+      const id = uid();
+      await new PostgresStreamStore(admin, tables.stream).create(id);
+      const script = `
+        import pg from ${JSON.stringify(root + "node_modules/pg/lib/index.js")};
+        import { PostgresStreamStore } from ${JSON.stringify(root + "index.js")};
+        const client = ${client === "pg.Pool" ? "new pg.Pool({ connectionString: process.env.DATABASE_URL, allowExitOnIdle: true })" : "process.env.DATABASE_URL"};
+        const store = new PostgresStreamStore(client, ${JSON.stringify(tables.stream)});
+        const seqs = [];
+        for await (const chunk of store.readFrom(${JSON.stringify(id)}, 0)) seqs.push(chunk.seq);
+        console.log(JSON.stringify(seqs));
+      `;
+      const child = run(process.execPath, ["--input-type=module", "-e", script], {
+        env: { ...process.env, DATABASE_URL },
+        timeout: 15_000,
+      });
+      const writer = new PostgresStreamStore(admin, tables.stream);
+      await sleep(600);
+      await writer.append(id, "a");
+      await sleep(300);
+      await writer.append(id, "b");
+      await writer.complete(id);
+      const { stdout } = await child;
+      expect(JSON.parse(stdout.trim())).toEqual([1, 2]);
+    });
+  }
+
   it("load() names @aibind/core when it is not installed; loadJSON() still works", async () => {
     const script = `
       import { PostgresConversationStore } from ${JSON.stringify(root + "index.js")};

@@ -123,6 +123,8 @@ function adapt(client, settle, timeoutMs) {
       // statement still running then (see the timer).
       const settleMs = isPg(client) ? Math.max(Math.floor(limit / 10), Math.min(100, Math.floor(limit / 2))) : 0;
       let done = false;
+      /** @type {Promise<void> | undefined} the cancel request sent for it, until the server took it */
+      let cancelling;
       // Where the call is: "queued" (behind a one-connection client's other calls),
       // "connect" (checking out a pg.Pool client) or "query" (sent).
       let phase = queued ? "queued" : checkout ? "connect" : "query";
@@ -153,7 +155,7 @@ function adapt(client, settle, timeoutMs) {
         // certain: cancelled (57014), or done after all. Only a connection that does not
         // answer even then (a dead network) leaves it unknown; a checked-out client is then
         // destroyed.
-        cancelPg(running, statement);
+        cancelling = cancelPg(running, statement);
         const grace = setTimeout(() => {
           finish(() => settle(ticket, timeoutFailure(timeoutMs, phase)));
           if (conn) {
@@ -206,10 +208,9 @@ function adapt(client, settle, timeoutMs) {
         queueMicrotask(() => failed(err));
         return;
       }
-      Promise.resolve(pending).then(
-        () => offWire?.(),
-        () => offWire?.(),
-      );
+      // Off the wire once done there, and once the server has taken a cancel sent for it.
+      const off = () => Promise.resolve(cancelling).then(() => offWire?.());
+      Promise.resolve(pending).then(off, off);
       Promise.resolve(pending).then((result) => {
         if (conn) {
           conn.release();

@@ -146,28 +146,42 @@ function isRunning(conn, statement) {
 /**
  * Asks the server to cancel `statement`, which `conn` (a pg client) is running, over a
  * connection of its own, as libpq's PQcancel does. Best effort: errors are swallowed.
+ * Resolves once the server has taken the request (it closes that connection after
+ * signalling the backend), or after 5 s: only then may `conn` run another statement, or
+ * a late cancel could stop that one instead.
+ * @returns {Promise<void>}
  */
 function cancelPg(conn, statement) {
-  try {
-    if (
-      activeQuery(conn) !== statement ||
-      statement == null ||
-      typeof conn.constructor !== "function" ||
-      !conn.processID
-    )
-      return;
-    const canceller = new conn.constructor(conn.connectionParameters);
-    const con = canceller.connection;
-    con.on("error", () => {});
-    con.on("connect", () => con.cancel(conn.processID, conn.secretKey));
-    const { host, port } = canceller;
-    if (typeof host === "string" && host.startsWith("/")) con.connect(`${host}/.s.PGSQL.${port}`);
-    else con.connect(port, host);
-    const end = setTimeout(() => con.stream?.destroy?.(), 5_000);
-    end.unref?.();
-  } catch {
-    // nothing more can be done: the client is destroyed anyway
-  }
+  return new Promise((resolve) => {
+    try {
+      if (
+        activeQuery(conn) !== statement ||
+        statement == null ||
+        typeof conn.constructor !== "function" ||
+        !conn.processID
+      )
+        return resolve();
+      const canceller = new conn.constructor(conn.connectionParameters);
+      const con = canceller.connection;
+      const end = setTimeout(() => {
+        con.stream?.destroy?.();
+        resolve();
+      }, 5_000);
+      end.unref?.();
+      const taken = () => {
+        clearTimeout(end);
+        resolve();
+      };
+      con.on("error", taken);
+      con.stream?.once?.("close", taken);
+      con.on("connect", () => con.cancel(conn.processID, conn.secretKey));
+      const { host, port } = canceller;
+      if (typeof host === "string" && host.startsWith("/")) con.connect(`${host}/.s.PGSQL.${port}`);
+      else con.connect(port, host);
+    } catch {
+      resolve(); // nothing more can be done: the client is destroyed anyway
+    }
+  });
 }
 
 module.exports = { isPg, isPgPool, isSingleConnection, preparedPg, quiet, checkIdle, lastQuery, isRunning, cancelPg };

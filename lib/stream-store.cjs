@@ -16,14 +16,55 @@ function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms).unref?.());
 }
 
+/**
+ * The readers of one store waiting for news (`pauseThen`): each has a token, and Rust
+ * calls `woken` once with the tokens of all the readers it let go on
+ * (src/reader/waker.rs). While any reader waits, a timer keeps the process alive, as
+ * a pending promise of the original's polling reader does.
+ */
+class ReaderWakes {
+  /** @type {Map<number, (value?: unknown) => void>} */
+  #waiting = new Map();
+  #next = 0;
+  /** @type {ReturnType<typeof setInterval> | null} */
+  #keepAlive = null;
+
+  /** @param {import("../binding").NativeStreamReader} reader */
+  pause(reader) {
+    const token = (this.#next = (this.#next + 1) >>> 0);
+    return new Promise((resolve) => {
+      this.#waiting.set(token, resolve);
+      this.#keepAlive ??= setInterval(() => {}, 1 << 30);
+      reader.pauseThen(token);
+    });
+  }
+
+  /** @param {number[]} tokens */
+  woken(tokens) {
+    for (const token of tokens) {
+      const resolve = this.#waiting.get(token);
+      this.#waiting.delete(token);
+      resolve?.();
+    }
+    if (this.#waiting.size === 0 && this.#keepAlive !== null) {
+      clearInterval(this.#keepAlive);
+      this.#keepAlive = null;
+    }
+  }
+}
+
 class PostgresStreamStore extends Store {
   #appends;
   #pollIntervalMs;
   /** @type {Map<string, AbortController>} */
   #stopSignals = new Map();
+  /** @type {ReaderWakes} */
+  #wakes = new ReaderWakes();
 
   constructor(client, options) {
     super(NativeStreamStore, client, options);
+    const wakes = this.#wakes; // not `this`: the native store holds the callback
+    native(this).onWake((tokens) => wakes.woken(tokens));
     const opts = nativeOptions(options);
     this.#appends = new Appends(() => native(this), opts.queryTimeoutMs ?? 30_000);
     this.#pollIntervalMs = opts.pollIntervalMs ?? 100;
@@ -126,7 +167,7 @@ class PostgresStreamStore extends Store {
         const { seqs, text, ends } = page;
         if (seqs.length === 0) {
           waiting(this);
-          await reader.pause();
+          await this.#wakes.pause(reader);
           next = fetch();
           continue;
         }
@@ -139,7 +180,7 @@ class PostgresStreamStore extends Store {
           // At the end as far as this reader knows: wait for news (at once if some came
           // while the page was handed out, or if the stream finished), then look.
           waiting(this);
-          await reader.pause();
+          await this.#wakes.pause(reader);
           next = fetch();
         }
       }

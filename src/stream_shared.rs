@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::backend::Db;
 use crate::options::StreamSettings;
+use crate::reader::Waker;
 use crate::sql::StreamSql;
 
 /// What a store's readers share with it.
@@ -13,4 +14,6 @@ pub struct StreamShared {
     pub db: Arc<Db>,
     pub sql: StreamSql,
     pub settings: StreamSettings,
+    /// Wakes the store's waiting readers in JS, all in one call (`reader/waker.rs`).
+    pub waker: Waker,
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{PromiseRaw, Reference};
+use napi::bindgen_prelude::{Function, PromiseRaw, Reference};
 use napi::Env;
 use napi_derive::napi;
 
@@ -11,7 +11,7 @@ use crate::backend::{missing, NativeBackend, Param};
 use crate::clock::now_ms;
 use crate::error::Error;
 use crate::options::{after_seq, check_id, check_text, StreamSettings, StreamStoreOptions};
-use crate::reader::NativeStreamReader;
+use crate::reader::{NativeStreamReader, Waker};
 use crate::sql::StreamSql;
 use crate::stream_shared::StreamShared;
 use crate::wakeups;
@@ -56,8 +56,16 @@ impl NativeStreamStore {
                     wakeups::origin(),
                 ),
                 settings,
+                waker: Waker::default(),
             }),
         })
+    }
+
+    /// Sets the callback that wakes this store's readers (`NativeStreamReader::pauseThen`):
+    /// called on the JS thread with the tokens of the readers to wake. Once per store.
+    #[napi]
+    pub fn on_wake(&self, callback: Function<Vec<u32>, ()>) -> napi::Result<()> {
+        self.shared.waker.set(callback)
     }
 
     #[napi]

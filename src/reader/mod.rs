@@ -15,6 +15,9 @@ use napi_derive::napi;
 use tokio::sync::watch;
 
 mod page;
+mod waker;
+
+pub use waker::Waker;
 
 use crate::backend::{Param, Row, Started, Waiter};
 use crate::error::Result;
@@ -148,6 +151,52 @@ impl ReaderInner {
     /// A page from the tail: the chunks right after the cursor, no query.
     fn take_known(&self, chunks: Vec<(u32, Arc<str>)>, end: bool, more: bool) -> StreamPage {
         self.cursor().take_known(&chunks, end, more).into()
+    }
+
+    /// See `NativeStreamReader::pause`.
+    async fn pause(&self) {
+        let mut wake = self.wake.lock().await;
+        let waits = {
+            let cursor = self.cursor();
+            !cursor.more_now || cursor.waiting
+        };
+        if !self.done() && waits {
+            let settings = &self.shared.settings;
+            let waiting = self.shared.db.wait(
+                Waiter {
+                    statement: self.shared.sql.waiting.clone(),
+                    status_table: self.key.clone(),
+                    id: self.id.clone(),
+                    after: self.cursor().after,
+                    poll_interval: settings.poll_interval,
+                    listen: settings.listen,
+                },
+                settings.listen,
+            );
+            let polled = async {
+                match waiting {
+                    Some(_) => std::future::pending().await,
+                    None => tokio::time::sleep(settings.poll_interval).await,
+                }
+            };
+            let mut released = self.released.subscribe();
+            let written = async {
+                match wake.as_mut() {
+                    Some(subscription) => subscription.written().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                // A poll came due: the next look reads the database.
+                _ = polled => self.cursor().must_look = true,
+                _ = written => {}
+                _ = released.wait_for(|r| *r) => {}
+                _ = self.shared.db.until_closed() => {}
+            }
+        }
+        if self.done() {
+            wake.take();
+        }
     }
 }
 
@@ -286,49 +335,26 @@ impl NativeStreamReader {
     /// most. Returns at once if the reader is released or the store closed.
     #[napi]
     pub async fn pause(&self) {
-        let inner = &self.inner;
-        let mut wake = inner.wake.lock().await;
-        let waits = {
-            let cursor = inner.cursor();
-            !cursor.more_now || cursor.waiting
+        self.inner.pause().await;
+    }
+
+    /// `pause()`, then the store's `onWake` callback gets `token` (`waker.rs`): one call
+    /// into JS for all the readers a write woke, instead of a promise settled for each.
+    #[napi]
+    pub fn pause_then(&self, token: u32) -> napi::Result<()> {
+        if !self.inner.shared.waker.is_set() {
+            return Err(napi::Error::from_reason("the store's onWake is not set"));
+        }
+        let inner = self.inner.clone();
+        let paused = async move {
+            inner.pause().await;
+            inner.shared.waker.wake(token);
         };
-        if !inner.done() && waits {
-            let settings = &inner.shared.settings;
-            let waiting = inner.shared.db.wait(
-                Waiter {
-                    statement: inner.shared.sql.waiting.clone(),
-                    status_table: inner.key.clone(),
-                    id: inner.id.clone(),
-                    after: inner.cursor().after,
-                    poll_interval: settings.poll_interval,
-                    listen: settings.listen,
-                },
-                settings.listen,
-            );
-            let polled = async {
-                match waiting {
-                    Some(_) => std::future::pending().await,
-                    None => tokio::time::sleep(settings.poll_interval).await,
-                }
-            };
-            let mut released = inner.released.subscribe();
-            let written = async {
-                match wake.as_mut() {
-                    Some(subscription) => subscription.written().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                // A poll came due: the next look reads the database.
-                _ = polled => inner.cursor().must_look = true,
-                _ = written => {}
-                _ = released.wait_for(|r| *r) => {}
-                _ = inner.shared.db.until_closed() => {}
-            }
-        }
-        if inner.done() {
-            wake.take();
-        }
+        #[cfg(not(feature = "noop"))]
+        napi::bindgen_prelude::spawn(paused);
+        #[cfg(feature = "noop")]
+        drop(paused);
+        Ok(())
     }
 
     /// Whether more chunks are there already: the last page did not reach the stream's
