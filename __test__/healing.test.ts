@@ -199,6 +199,39 @@ describe("deadlines under queueing", () => {
   });
 });
 
+describe("late cancel requests", () => {
+  it("pg.Client: a cancel that reaches the server late never stops the next statement", async () => {
+    // The cancel request for a statement near its deadline travels on a connection of its
+    // own. Held up in the proxy, it reaches the server only after that statement finished:
+    // the next statement must not be on the wire yet, or the server cancels that one.
+    const client = new pg.Client({ connectionString: proxy.url(DATABASE_URL) });
+    await client.connect();
+    const store = new PostgresStreamStore(client, { ...tables.stream, queryTimeoutMs: 2_000 });
+    const [first, second] = [uid("late-a"), uid("late-b")];
+    await store.create(first);
+    await store.create(second);
+    const accepted = proxy.accepted;
+    proxy.set("stall", { which: "new" }); // only connections opened from now: the cancel's
+    const lockA = await lockStream(first);
+    const held = store.append(first, "a");
+    // Near the append's deadline the driver asks for the cancel.
+    await eventually(async () => proxy.accepted === accepted + 1, 5_000);
+    expect(proxy.accepted).toBe(accepted + 1);
+    const lockB = await lockStream(second);
+    await lockA.release();
+    expect(await held).toBe(1); // done before the cancel arrived
+    const next = timed(store.complete(second)); // held by lockB until after the cancel
+    await sleep(150);
+    proxy.release(); // the cancel request reaches the server now
+    await sleep(150);
+    await lockB.release();
+    const { error } = await next;
+    expect(error).toBeUndefined();
+    expect(await store.getStatus(second)).toMatchObject({ state: "done" });
+    await client.end();
+  });
+});
+
 describe("bounded queues", () => {
   it("a pg.Client store refuses calls beyond 20,000 waiting with OVERLOADED, at once", async () => {
     const client = new pg.Client({ connectionString: DATABASE_URL });
