@@ -99,7 +99,7 @@ export declare class NativeStreamReader {
    */
   pause(): Promise<void>
   /**
-   * `pause()`, then the store's `onWake` callback gets `token` (`waker.rs`): one call
+   * `pause()`, then the store's `onWake` callback gets `token` (`src/waker.rs`): one call
    * into JS for all the readers a write woke, instead of a promise settled for each.
    */
   pauseThen(token: number): void

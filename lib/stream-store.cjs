@@ -19,7 +19,7 @@ function sleep(ms) {
 /**
  * The readers of one store waiting for news (`pauseThen`): each has a token, and Rust
  * calls `woken` once with the tokens of all the readers it let go on
- * (src/reader/waker.rs). While any reader waits, a timer keeps the process alive, as
+ * (src/waker.rs). While any reader waits, a timer keeps the process alive, as
  * a pending promise of the original's polling reader does.
  */
 class ReaderWakes {

@@ -16,6 +16,7 @@ mod sql;
 mod stream_shared;
 mod stream_store;
 mod tail;
+mod waker;
 mod wakeups;
 
 pub use conversation_store::NativeConversationStore;

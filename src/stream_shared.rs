@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use crate::backend::Db;
 use crate::options::StreamSettings;
-use crate::reader::Waker;
 use crate::sql::StreamSql;
+use crate::waker::Waker;
 
 /// What a store's readers share with it.
 pub struct StreamShared {
     pub db: Arc<Db>,
     pub sql: StreamSql,
     pub settings: StreamSettings,
-    /// Wakes the store's waiting readers in JS, all in one call (`reader/waker.rs`).
+    /// Wakes the store's waiting readers in JS, all in one call (`waker.rs`).
     pub waker: Waker,
 }

@@ -11,9 +11,10 @@ use crate::backend::{missing, NativeBackend, Param};
 use crate::clock::now_ms;
 use crate::error::Error;
 use crate::options::{after_seq, check_id, check_text, StreamSettings, StreamStoreOptions};
-use crate::reader::{NativeStreamReader, Waker};
+use crate::reader::NativeStreamReader;
 use crate::sql::StreamSql;
 use crate::stream_shared::StreamShared;
+use crate::waker::Waker;
 use crate::wakeups;
 
 #[napi(object)]

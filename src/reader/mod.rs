@@ -15,9 +15,6 @@ use napi_derive::napi;
 use tokio::sync::watch;
 
 mod page;
-mod waker;
-
-pub use waker::Waker;
 
 use crate::backend::{Param, Row, Started, Waiter};
 use crate::error::Result;
@@ -338,7 +335,7 @@ impl NativeStreamReader {
         self.inner.pause().await;
     }
 
-    /// `pause()`, then the store's `onWake` callback gets `token` (`waker.rs`): one call
+    /// `pause()`, then the store's `onWake` callback gets `token` (`src/waker.rs`): one call
     /// into JS for all the readers a write woke, instead of a promise settled for each.
     #[napi]
     pub fn pause_then(&self, token: u32) -> napi::Result<()> {
