@@ -58,13 +58,11 @@ class PostgresStreamStore extends Store {
   #pollIntervalMs;
   /** @type {Map<string, AbortController>} */
   #stopSignals = new Map();
-  /** @type {ReaderWakes} */
-  #wakes = new ReaderWakes();
+  /** @type {ReaderWakes | undefined} made with the first reader */
+  #wakes;
 
   constructor(client, options) {
     super(NativeStreamStore, client, options);
-    const wakes = this.#wakes; // not `this`: the native store holds the callback
-    native(this).onWake((tokens) => wakes.woken(tokens));
     const opts = nativeOptions(options);
     this.#appends = new Appends(() => native(this), opts.queryTimeoutMs ?? 30_000);
     this.#pollIntervalMs = opts.pollIntervalMs ?? 100;
@@ -134,8 +132,19 @@ class PostgresStreamStore extends Store {
     }
   }
 
+  /** The store's waiting readers; the native store calls `woken` (src/waker.rs). */
+  #readerWakes() {
+    if (this.#wakes === undefined) {
+      const wakes = new ReaderWakes();
+      native(this).onWake((tokens) => wakes.woken(tokens)); // not `this`: native holds it
+      this.#wakes = wakes;
+    }
+    return this.#wakes;
+  }
+
   async *readFrom(id, afterSeq) {
     const reader = await run(() => native(this).reader(text("stream id", id), seqArgument(afterSeq)));
+    const wakes = this.#readerWakes();
     const retryFor = native(this).retryReadsForMs;
     const fetch = () => {
       const page = run(() => reader.nextPage());
@@ -167,7 +176,7 @@ class PostgresStreamStore extends Store {
         const { seqs, text, ends } = page;
         if (seqs.length === 0) {
           waiting(this);
-          await this.#wakes.pause(reader);
+          await wakes.pause(reader);
           next = fetch();
           continue;
         }
@@ -180,7 +189,7 @@ class PostgresStreamStore extends Store {
           // At the end as far as this reader knows: wait for news (at once if some came
           // while the page was handed out, or if the stream finished), then look.
           waiting(this);
-          await this.#wakes.pause(reader);
+          await wakes.pause(reader);
           next = fetch();
         }
       }
