@@ -4,7 +4,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresConversationStore, PostgresStoreError, PostgresStreamStore, type PostgresClient } from "../index.js";
 import { FaultProxy } from "./fixtures/fault-proxy.js";
-import { DATABASE_URL, adminPool, eventually, freshSchema, rejection, sleep, uid, urlWithApp } from "./helpers.js";
+import { DATABASE_URL, adminPool, eventually, freshSchema, lockRow, rejection, sleep, timed, uid, urlWithApp } from "./helpers.js";
 
 const admin = adminPool();
 let tables: Awaited<ReturnType<typeof freshSchema>>;
@@ -36,31 +36,11 @@ const backends = [
 ];
 
 /** Holds a stream's status row locked in a transaction of its own until `release()`. */
-async function lockStream(id: string) {
-  const c = await admin.connect();
-  await c.query("BEGIN");
-  await c.query(`SELECT 1 FROM ${tables.stream.statusTable} WHERE id = $1 FOR UPDATE`, [id]);
-  return {
-    release: async () => {
-      await c.query("ROLLBACK");
-      c.release();
-    },
-  };
-}
+const lockStream = (id: string) => lockRow(admin, tables.stream.statusTable, id);
 
 async function chunkCount(id: string) {
   const { rows } = await admin.query(`SELECT count(*)::int AS n FROM ${tables.stream.chunksTable} WHERE id = $1`, [id]);
   return rows[0].n as number;
-}
-
-/** Settles `promise`, with how long it took. */
-async function timed<T>(promise: Promise<T>) {
-  const started = Date.now();
-  try {
-    return { value: await promise, ms: Date.now() - started };
-  } catch (error) {
-    return { error: error as PostgresStoreError, ms: Date.now() - started };
-  }
 }
 
 describe.each(backends)("a store that heals ($name)", (backend) => {
@@ -179,78 +159,6 @@ describe("deadlines under queueing", () => {
     for (const seq of seqs) expect(rows.map((r) => r.seq)).toContain(seq);
     await store.close();
   });
-
-  it("pg.Client (one connection): calls queued behind a stuck one settle within their deadline", async () => {
-    const client = new pg.Client({ connectionString: DATABASE_URL });
-    await client.connect();
-    const store = new PostgresStreamStore(client, { ...tables.stream, queryTimeoutMs: 1_000 });
-    const id = uid("client-q");
-    await store.create(id);
-    const lock = await lockStream(id);
-    const started = Date.now();
-    const calls = await Promise.all(Array.from({ length: 10 }, () => timed(store.append(id, "x"))));
-    for (const r of calls) {
-      expect(r.error?.code).toBe("QUERY_TIMEOUT");
-      expect(r.ms).toBeLessThan(1_000 * 1.1 + 100);
-    }
-    expect(Date.now() - started).toBeLessThan(1_300);
-    await lock.release();
-    await client.end().catch(() => {});
-  });
-});
-
-describe("late cancel requests", () => {
-  it("pg.Client: a cancel that reaches the server late never stops the next statement", async () => {
-    // The cancel request for a statement near its deadline travels on a connection of its
-    // own. Held up in the proxy, it reaches the server only after that statement finished:
-    // the next statement must not be on the wire yet, or the server cancels that one.
-    const client = new pg.Client({ connectionString: proxy.url(DATABASE_URL) });
-    await client.connect();
-    const store = new PostgresStreamStore(client, { ...tables.stream, queryTimeoutMs: 2_000 });
-    const [first, second] = [uid("late-a"), uid("late-b")];
-    await store.create(first);
-    await store.create(second);
-    const accepted = proxy.accepted;
-    proxy.set("stall", { which: "new" }); // only connections opened from now: the cancel's
-    const lockA = await lockStream(first);
-    const held = store.append(first, "a");
-    // Near the append's deadline the driver asks for the cancel.
-    await eventually(async () => proxy.accepted === accepted + 1, 5_000);
-    expect(proxy.accepted).toBe(accepted + 1);
-    const lockB = await lockStream(second);
-    await lockA.release();
-    expect(await held).toBe(1); // done before the cancel arrived
-    const next = timed(store.complete(second)); // held by lockB until after the cancel
-    await sleep(150);
-    proxy.release(); // the cancel request reaches the server now
-    await sleep(150);
-    await lockB.release();
-    const { error } = await next;
-    expect(error).toBeUndefined();
-    expect(await store.getStatus(second)).toMatchObject({ state: "done" });
-    await client.end();
-  });
-});
-
-describe("bounded queues", () => {
-  it("a pg.Client store refuses calls beyond 20,000 waiting with OVERLOADED, at once", async () => {
-    const client = new pg.Client({ connectionString: DATABASE_URL });
-    await client.connect();
-    const store = new PostgresStreamStore(client, { ...tables.stream, queryTimeoutMs: 2_000 });
-    const id = uid("overload");
-    await store.create(id);
-    const lock = await lockStream(id);
-    const stuck = store.complete(id); // holds the one connection, waiting for the lock
-    stuck.catch(() => {});
-    const waiting = Array.from({ length: 20_000 }, () => store.getStatus(id));
-    for (const call of waiting) call.catch(() => {});
-    const err = await rejection(store.getStatus(id));
-    expect([err instanceof PostgresStoreError, err.code, err.retryable]).toEqual([true, "OVERLOADED", true]);
-    await lock.release();
-    await Promise.allSettled([stuck, ...waiting]);
-    expect(await store.getStatus(id)).toMatchObject({ state: "done" });
-    await client.end();
-  }, 20_000);
 });
 
 describe("one error model on both backends", () => {

@@ -153,3 +153,26 @@ export async function eventually(check: () => Promise<boolean>, ms = 10_000) {
   }
   throw new Error(`condition not met in ${ms} ms`);
 }
+
+/** Holds `id`'s row of `table` locked (FOR UPDATE) in a transaction of its own until `release()`. */
+export async function lockRow(admin: pg.Pool, table: string, id: string) {
+  const c = await admin.connect();
+  await c.query("BEGIN");
+  await c.query(`SELECT 1 FROM ${table} WHERE id = $1 FOR UPDATE`, [id]);
+  return {
+    release: async () => {
+      await c.query("ROLLBACK");
+      c.release();
+    },
+  };
+}
+
+/** Settles `promise`, with how long it took: its value, or its error. */
+export async function timed<T>(promise: Promise<T>) {
+  const started = Date.now();
+  try {
+    return { value: await promise, ms: Date.now() - started };
+  } catch (error) {
+    return { error: error as Error & { code?: string; retryable?: boolean }, ms: Date.now() - started };
+  }
+}

@@ -123,8 +123,7 @@ function adapt(client, settle, timeoutMs) {
       // statement still running then (see the timer).
       const settleMs = isPg(client) ? Math.max(Math.floor(limit / 10), Math.min(100, Math.floor(limit / 2))) : 0;
       let done = false;
-      /** @type {Promise<void> | undefined} the cancel request sent for it, until the server took it */
-      let cancelling;
+      let cancelling; // the cancel request sent for this call (see `cancelPg`), if any
       // Where the call is: "queued" (behind a one-connection client's other calls),
       // "connect" (checking out a pg.Pool client) or "query" (sent).
       let phase = queued ? "queued" : checkout ? "connect" : "query";
@@ -208,7 +207,7 @@ function adapt(client, settle, timeoutMs) {
         queueMicrotask(() => failed(err));
         return;
       }
-      // Off the wire once done there, and once the server has taken a cancel sent for it.
+      // Off the wire once done there and once the server took a cancel sent for it.
       const off = () => Promise.resolve(cancelling).then(() => offWire?.());
       Promise.resolve(pending).then(off, off);
       Promise.resolve(pending).then((result) => {
