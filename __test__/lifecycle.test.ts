@@ -160,6 +160,50 @@ describe("the process", () => {
     });
   }
 
+  it("a worker thread terminated while its reader waits leaves the process and its other readers well", async () => {
+    // The writes wake the dead worker's reader, whose wake-up call (src/waker.rs) must then
+    // find its JS thread gone without harm.
+    const script = `
+      import { Worker } from "node:worker_threads";
+      import { PostgresStreamStore } from ${JSON.stringify(root + "index.js")};
+      const tables = ${JSON.stringify(tables.stream)};
+      const store = new PostgresStreamStore(process.env.DATABASE_URL, tables);
+      for (const client of ["url", "pg"]) {
+        const id = "worker-" + client + "-" + Math.random();
+        await store.create(id);
+        const worker = new Worker(\`
+          const { parentPort, workerData: d } = require("node:worker_threads");
+          const { PostgresStreamStore } = require(${JSON.stringify(root + "index.cjs")});
+          const pg = require(${JSON.stringify(root + "node_modules/pg")});
+          const client = d.client === "pg" ? new pg.Pool({ connectionString: d.url }) : d.url;
+          const reading = new PostgresStreamStore(client, d.tables).readFrom(d.id, 0)[Symbol.asyncIterator]().next();
+          setTimeout(() => parentPort.postMessage("waiting"), 200);
+          reading.then(() => {});
+        \`, { eval: true, execArgv: [], workerData: { url: process.env.DATABASE_URL, tables, id, client } });
+        await new Promise((resolve) => worker.once("message", resolve));
+        await worker.terminate();
+        for (let i = 0; i < 5; i++) await store.append(id, "x" + i);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      const id = "after-" + Math.random();
+      await store.create(id);
+      const got = [];
+      const reading = (async () => { for await (const chunk of store.readFrom(id, 0)) got.push(chunk.seq); })();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await store.append(id, "a");
+      await store.append(id, "b");
+      await store.complete(id);
+      await reading;
+      await store.close();
+      console.log(JSON.stringify(got));
+    `;
+    const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], {
+      env: { ...process.env, DATABASE_URL },
+      timeout: 20_000,
+    });
+    expect(JSON.parse(stdout.trim())).toEqual([1, 2]);
+  });
+
   it("load() names @aibind/core when it is not installed; loadJSON() still works", async () => {
     const script = `
       import { PostgresConversationStore } from ${JSON.stringify(root + "index.js")};
