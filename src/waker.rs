@@ -16,11 +16,27 @@ use napi::Status;
 /// waits).
 type WakeCall = ThreadsafeFunction<(), (), Vec<u32>, Status, false, true>;
 
+/// The tokens waiting to go to JS, and whether a call to take them is on its way.
 #[derive(Default)]
 struct Queue {
     tokens: Vec<u32>,
     /// A call is on its way to the JS thread and will take what is queued.
     scheduled: bool,
+}
+
+impl Queue {
+    /// Queues `token`; true if a call must now be scheduled to take it.
+    fn push(&mut self, token: u32) -> bool {
+        self.tokens.push(token);
+        !std::mem::replace(&mut self.scheduled, true)
+    }
+
+    /// What the scheduled call takes: every token queued so far. A token queued after
+    /// this schedules a call of its own.
+    fn take(&mut self) -> Vec<u32> {
+        self.scheduled = false;
+        std::mem::take(&mut self.tokens)
+    }
 }
 
 #[derive(Default)]
@@ -41,11 +57,7 @@ impl Waker {
             .build_threadsafe_function::<()>()
             .callee_handled::<false>()
             .weak::<true>()
-            .build_callback(move |_| {
-                let mut queue = lock(&queue);
-                queue.scheduled = false;
-                Ok(std::mem::take(&mut queue.tokens))
-            })?;
+            .build_callback(move |_| Ok(lock(&queue).take()))?;
         self.call
             .set(call)
             .map_err(|_| napi::Error::from_reason("onWake was already set"))
@@ -59,16 +71,37 @@ impl Waker {
     /// on its way.
     pub fn wake(&self, token: u32) {
         let Some(call) = self.call.get() else { return };
-        let mut queue = lock(&self.queue);
-        queue.tokens.push(token);
-        if queue.scheduled {
+        if !lock(&self.queue).push(token) {
             return;
         }
-        queue.scheduled = true;
-        drop(queue);
         if call.call((), ThreadsafeFunctionCallMode::NonBlocking) != Status::Ok {
             // The environment is going away: nothing will take the tokens.
             lock(&self.queue).scheduled = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Queue;
+
+    #[test]
+    fn one_call_takes_every_token_queued_before_it_runs() {
+        let mut queue = Queue::default();
+        assert!(queue.push(1), "the first token schedules a call");
+        assert!(!queue.push(2), "later ones ride on it");
+        assert!(!queue.push(3));
+        assert_eq!(queue.take(), vec![1, 2, 3]);
+        assert!(queue.take().is_empty());
+    }
+
+    #[test]
+    fn a_token_queued_after_the_call_took_schedules_another() {
+        let mut queue = Queue::default();
+        assert!(queue.push(7));
+        assert_eq!(queue.take(), vec![7]);
+        assert!(queue.push(8), "nothing is on its way for it");
+        assert!(!queue.push(9));
+        assert_eq!(queue.take(), vec![8, 9]);
     }
 }
