@@ -36,7 +36,8 @@ const backends = [
   {
     name: "pg.Pool",
     make: (proxy: FaultProxy) => {
-      const pool = new pg.Pool({ connectionString: proxy.url(DATABASE_URL), max: 10 });
+      // connectionTimeoutMillis: see healing.test.ts (a handshake blackholed by a fault).
+      const pool = new pg.Pool({ connectionString: proxy.url(DATABASE_URL), max: 10, connectionTimeoutMillis: 5_000 });
       pool.on("error", () => {}); // idle clients lose their connection to the faults, as an app must expect
       return { client: pool as string | PostgresClient, close: () => pool.end() };
     },

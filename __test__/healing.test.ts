@@ -28,7 +28,9 @@ const backends = [
   {
     name: "pg.Pool",
     make: (url: string) => {
-      const pool = new pg.Pool({ connectionString: url, max: 8 });
+      // connectionTimeoutMillis, as a production pool should have: pg waits forever for a
+      // connection blackholed in its handshake, and pool.end() with it.
+      const pool = new pg.Pool({ connectionString: url, max: 8, connectionTimeoutMillis: 5_000 });
       pool.on("error", () => {}); // idle clients reset by the proxy
       return { client: pool as string | PostgresClient, end: () => pool.end() };
     },
@@ -132,6 +134,25 @@ describe.each(backends)("deadlines that hold ($name)", (backend) => {
     expect(rows.map((r) => r.data)).toEqual(["waits", "waits too"]);
     await store.close();
     await end();
+  });
+});
+
+describe("a pg.Pool connection blackholed in its handshake", () => {
+  it("fails the call at queryTimeoutMs; with connectionTimeoutMillis, pool.end() still resolves", async () => {
+    const pool = new pg.Pool({ connectionString: proxy.url(DATABASE_URL), max: 2, connectionTimeoutMillis: 1_500 });
+    pool.on("error", () => {});
+    const store = new PostgresStreamStore(pool as PostgresClient, { ...tables.stream, queryTimeoutMs: 1_000 });
+    proxy.set("blackhole", { which: "new" }); // every new connection: accepted, then silence
+    try {
+      const { error, ms } = await timed(store.getStatus(uid("handshake")));
+      expect([error?.code, error?.retryable]).toEqual(["CONNECTION_ERROR", true]);
+      expect(ms).toBeLessThan(1_000 * 1.1 + 150);
+    } finally {
+      proxy.set("pass", { which: "new" });
+    }
+    await store.close();
+    const { ms } = await timed(pool.end());
+    expect(ms).toBeLessThan(3_000); // the handshake gave up at connectionTimeoutMillis
   });
 });
 

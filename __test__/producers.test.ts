@@ -27,7 +27,8 @@ const backends: Array<{ name: string; client(url?: string): string | PostgresCli
   {
     name: "pg.Pool",
     client: (url = DATABASE_URL) => {
-      const pool = new pg.Pool({ connectionString: url, max: 4 });
+      // connectionTimeoutMillis: see healing.test.ts (a handshake blackholed by a fault).
+      const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5_000 });
       pool.on("error", () => {});
       pools.push(pool);
       return pool;
