@@ -16,6 +16,9 @@ pub const SMALL_CHUNK_BYTES: i64 = 2048;
 /// with the chunks written (`c`) and the streams finished (`e`) when they fit (see
 /// `backend/notify.rs`).
 pub const NOTIFY_CHANNEL: &str = "aibind_stream_writes";
+/// The most bytes a payload on `NOTIFY_CHANNEL` takes: well under PostgreSQL's limit of
+/// 8,000, which fails the statement that sends more.
+pub const NOTIFY_MOST_BYTES: usize = 7_500;
 /// The statements of `PostgresStreamStore`, for its two tables.
 #[derive(Debug)]
 pub struct StreamSql {
@@ -217,16 +220,23 @@ impl StreamSql {
             // stop / complete / fail: only an active stream changes; its ttl starts now.
             // The change is announced to listening processes in the same transaction
             // (once per stream, so the NOTIFY lock at commit costs nothing that matters),
-            // so the news cannot be lost when the writer's process exits right after.
+            // so the news cannot be lost when the writer's process exits right after. An
+            // id too long to name within PostgreSQL's payload limit (a long id of control
+            // characters, which JSON spells in 6 bytes each) is announced as a wake-up of
+            // every reader (`w`, `backend/notify.rs`), never as an error that would leave
+            // the stream active.
             finish: Statement::new(
                 format!(
                     "WITH u AS (UPDATE {status} SET state = $2::text, error = $3::text, \
                      expires_at = $4::bigint WHERE id = $1::text AND state = 'active' \
-                     RETURNING id, total_chunks) \
-                     SELECT total_chunks, pg_notify('{NOTIFY_CHANNEL}', json_build_object('o', $5::text, \
+                     RETURNING id, total_chunks), \
+                     p AS (SELECT total_chunks, json_build_object('o', $5::text, \
                      'f', 1, 's', json_build_array(json_build_array('{key}', id)), \
-                     'e', json_build_array(json_build_array('{key}', id, $2::text, total_chunks)))::text) \
-                     AS notified FROM u"
+                     'e', json_build_array(json_build_array('{key}', id, $2::text, total_chunks)))::text AS p \
+                     FROM u) \
+                     SELECT total_chunks, pg_notify('{NOTIFY_CHANNEL}', CASE WHEN octet_length(p) <= {MOST} \
+                     THEN p ELSE json_build_object('o', $5::text, 'f', 1, 'w', 1)::text END) AS notified FROM p",
+                    MOST = NOTIFY_MOST_BYTES,
                 ),
                 &[Column { name: "total_chunks", kind: Kind::Int }],
             ),
