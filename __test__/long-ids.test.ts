@@ -46,7 +46,7 @@ describe.each(backends)("$name: ids of many control characters", (backend) => {
         await writer.create(other);
         const read: unknown[] = [];
         const reading = (async () => {
-          for await (const chunk of reader.readFrom(id)) read.push(chunk);
+          for await (const chunk of reader.readFrom(id, 0)) read.push(chunk);
         })();
         await sleep(200); // it waits for the first chunk
         // A write that can be named, in the same batch of notifications, still goes.
