@@ -156,19 +156,24 @@ impl StreamSql {
                 // ids, chunks and expiries in call order; each stream's seqs follow that
                 // order. The status rows are locked in id order first, so two of these can
                 // never deadlock; rows locked elsewhere are skipped. A call without a row
-                // goes to the side path, whose waiting form tells why.
+                // goes to the side path, whose waiting form tells why. Each call's seq is
+                // the one it asks for ($4), or none of its stream's calls here are stored:
+                // the k-th call of a stream asks for `count before + k`, so `expected - k`
+                // is the same for all of them and equals the stream's count.
                     format!(
-                        "WITH input AS (SELECT id, data, expires, expected, ord FROM unnest($1::text[], \
+                        "WITH input AS (SELECT id, data, expires, expected, ord, \
+                         row_number() OVER (PARTITION BY id ORDER BY ord) AS k FROM unnest($1::text[], \
                          $2::text[], $3::bigint[], $4::int[]) \
                          WITH ORDINALITY AS i(id, data, expires, expected, ord)), \
                          locked AS (SELECT st.id FROM {status} st WHERE st.id = ANY($1::text[]) \
                          AND st.state = 'active' ORDER BY st.id FOR UPDATE SKIP LOCKED), \
                          counts AS (SELECT input.id, count(*)::int AS n, max(expires) AS expires, \
-                         min(expected) AS expected \
+                         count(expected)::int AS conditional, min(expected - k) AS lo, max(expected - k) AS hi \
                          FROM input JOIN locked USING (id) GROUP BY input.id), \
                          s AS (UPDATE {status} st SET total_chunks = st.total_chunks + counts.n, \
                          expires_at = counts.expires FROM counts WHERE st.id = counts.id \
-                         AND (counts.expected IS NULL OR st.total_chunks = counts.expected - 1) \
+                         AND (counts.conditional = 0 OR (counts.conditional = counts.n \
+                         AND st.total_chunks = counts.lo AND counts.hi = counts.lo)) \
                          RETURNING st.id, st.total_chunks - counts.n AS base), \
                          numbered AS (SELECT input.ord, input.id, input.data, (s.base + row_number() \
                          OVER (PARTITION BY input.id ORDER BY input.ord))::int AS seq \
