@@ -36,7 +36,7 @@ export interface DurableStreamStatus {
 
 /** Options of the connection: the Rust pool's, and the time limit every store has. */
 export interface PostgresPoolOptions
-  extends Pick<PoolOptions, "poolSize" | "connectTimeoutMs" | "queryTimeoutMs" | "idleTimeoutMs"> {
+  extends Pick<PoolOptions, "poolSize" | "connectTimeoutMs" | "queryTimeoutMs" | "idleTimeoutMs" | "listenHeartbeatMs"> {
   /** What sits between the Rust pool and PostgreSQL (see `PoolOptions.pooler`). */
   pooler?: "auto" | "transaction" | "session" | "none";
   /** A connection string used only for the LISTEN connection (see `PoolOptions.listenUrl`). */

@@ -27,6 +27,8 @@ const LOOP_IDLE_MS = 1_000;
 /** How often an idle loop looks whether a reader has started waiting. */
 const LOOP_LOOK_MS = 50;
 
+/** `listenHeartbeatMs`'s default (src/backend/options.rs). */
+const HEARTBEAT_MS = 30_000;
 const noop = () => {};
 
 function within(promise, ms) {
@@ -53,7 +55,7 @@ class Hub {
   #connector;
   /** @type {import("./listener.cjs").Listener | null} */
   #listener = null;
-  /** @type {Map<object, { ref: WeakRef<object>, listen: boolean, timeoutMs: number }>} by token */
+  /** @type {Map<object, { ref: WeakRef<object>, listen: boolean, timeoutMs: number, heartbeatMs: number }>} by token */
   #backends = new Map();
   #finalizer = new FinalizationRegistry((token) => this.#forget(token));
   // publishing
@@ -94,6 +96,7 @@ class Hub {
       ref: new WeakRef(backend),
       listen: options?.listen !== false,
       timeoutMs: options?.queryTimeoutMs ?? 30_000,
+      heartbeatMs: options?.listenHeartbeatMs ?? HEARTBEAT_MS,
     });
     this.#finalizer.register(backend, token, token);
     if (this.#sharing) backend.shareChecks(this.#heard);
@@ -221,6 +224,11 @@ class Hub {
         },
         wakeAll: () => this.#any()?.wakeAll(),
         changed: () => this.#share(),
+        heartbeatMs: () => {
+          let ms = HEARTBEAT_MS;
+          for (const [, entry] of this.#live()) ms = Math.min(ms, entry.heartbeatMs);
+          return ms;
+        },
       });
     }
     this.#listener.start();

@@ -74,6 +74,7 @@ const OPTION_TYPES = {
   idleTimeoutMs: "number",
   pooler: "string",
   listenUrl: "string",
+  listenHeartbeatMs: "number",
   listen: "boolean",
   synchronousCommit: "boolean",
 };

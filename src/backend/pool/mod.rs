@@ -71,6 +71,7 @@ pub struct PoolSettings {
     pub idle_timeout_ms: u64,
     pub pooler: Pooler,
     pub listen_url: Option<String>,
+    pub listen_heartbeat_ms: u64,
 }
 
 pub struct SharedPool {
@@ -117,6 +118,7 @@ impl SharedPool {
             idle_timeout_ms,
             pooler,
             listen_url,
+            listen_heartbeat_ms,
         } = settings;
         // No `options` startup parameter: poolers refuse it (PgBouncer's default
         // ignore_startup_parameters). The server-side limit is set once per connection
@@ -188,7 +190,13 @@ impl SharedPool {
         Ok(SharedPool {
             stores: 1.into(),
             checker: Checker::default(),
-            notifier: Notifier::new(conns.clone(), listen_config, listen_tls, source),
+            notifier: Notifier::new(
+                conns.clone(),
+                listen_config,
+                listen_tls,
+                source,
+                Duration::from_millis(listen_heartbeat_ms),
+            ),
             source,
             conns,
             queues: Queues::default(),

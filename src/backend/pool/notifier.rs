@@ -69,6 +69,8 @@ const NOTIFY_SQL: &str =
 
 pub struct Notifier {
     conns: Conns,
+    /// How often a confirmed listener probes itself again (`listenHeartbeatMs`).
+    heartbeat: Duration,
     config: Config,
     tls: MakeRustlsConnect,
     queue: OnceLock<mpsc::Sender<Written>>,
@@ -94,8 +96,15 @@ impl Drop for Notifier {
 }
 
 impl Notifier {
-    pub fn new(conns: Conns, config: Config, tls: MakeRustlsConnect, source: Source) -> Self {
+    pub fn new(
+        conns: Conns,
+        config: Config,
+        tls: MakeRustlsConnect,
+        source: Source,
+        heartbeat: Duration,
+    ) -> Self {
         Notifier {
+            heartbeat,
             source,
             conns,
             config,
@@ -140,6 +149,7 @@ impl Notifier {
             self.listening.clone(),
             self.state.clone(),
             self.source,
+            self.heartbeat,
         )));
     }
 
@@ -192,6 +202,7 @@ async fn listen_forever(
     up: Arc<AtomicBool>,
     state: Arc<AtomicU8>,
     source: Source,
+    heartbeat: Duration,
 ) {
     // Probe numbers, unique in the process (its pools share the channel).
     static PROBES: AtomicU64 = AtomicU64::new(0);
@@ -202,7 +213,16 @@ async fn listen_forever(
         if state.load(Ordering::Acquire) != DEAF {
             state.store(CONNECTING, Ordering::Release);
         }
-        let ended = listen_once(&config, tls.clone(), &conns, &up, &state, probe, source).await;
+        let ended = listen_once(
+            &config,
+            tls.clone(),
+            &conns,
+            &up,
+            &state,
+            (probe, heartbeat),
+            source,
+        )
+        .await;
         up.store(false, Ordering::Release);
         match ended {
             Ended::Deaf => {
@@ -224,29 +244,37 @@ async fn listen_forever(
     }
 }
 
-/// One listening connection, until it ends.
+/// One listening connection, until it ends. `probe`: its probe's number, and how often
+/// it is sent again once it came back (the heartbeat).
 async fn listen_once(
     config: &Config,
     tls: MakeRustlsConnect,
     conns: &Conns,
     up: &Arc<AtomicBool>,
     state: &Arc<AtomicU8>,
-    probe: u64,
+    (probe, heartbeat): (u64, Duration),
     source: Source,
 ) -> Ended {
-    let heard = up.clone();
     let Ok((client, mut connection)) = config.connect(tls).await else {
         return Ended::NotListening;
     };
+    // How many times the probe came back.
+    let echoes = Arc::new(AtomicU64::new(0));
     let counters = conns.counters.clone();
     // The connection's messages are pumped in this same task, so aborting the task
     // (the pool went away) closes the connection.
-    let pump = async move {
-        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-            if let AsyncMessage::Notification(notification) = message {
-                Counters::add(&counters.notifications_received);
-                if deliver(notification.payload(), source) == Heard::Probe(probe) {
-                    heard.store(true, Ordering::Release);
+    let pump = {
+        let (up, echoes) = (up.clone(), echoes.clone());
+        async move {
+            while let Some(Ok(message)) =
+                std::future::poll_fn(|cx| connection.poll_message(cx)).await
+            {
+                if let AsyncMessage::Notification(notification) = message {
+                    Counters::add(&counters.notifications_received);
+                    if deliver(notification.payload(), source) == Heard::Probe(probe) {
+                        up.store(true, Ordering::Release);
+                        echoes.fetch_add(1, Ordering::AcqRel);
+                    }
                 }
             }
         }
@@ -264,38 +292,14 @@ async fn listen_once(
     }
     // Whatever was written while no one listened: every reader looks again.
     wakeups::wake_all();
-    let payload = probe_payload(probe);
-    // The probe goes through the pool; until it comes back it is sent again, with
-    // back-off (a probe lost, or the database away a moment), for `DEAF_AFTER`.
-    let prober = {
-        let (conns, up, state) = (conns.clone(), up.clone(), state.clone());
-        async move {
-            let statement = notify_statement();
-            let deaf_at = tokio::time::Instant::now() + DEAF_AFTER;
-            let mut wait = PROBE_AGAIN;
-            loop {
-                let params = [Param::Text(CHANNEL.into()), Param::Text(payload.clone())];
-                Counters::add(&conns.counters.notifications_sent);
-                let _ = conns.query(&statement, &params, conns.deadline()).await;
-                let until = (tokio::time::Instant::now() + wait).min(deaf_at);
-                while !up.load(Ordering::Acquire) && tokio::time::Instant::now() < until {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                if up.load(Ordering::Acquire) {
-                    state.store(CONFIRMED, Ordering::Release);
-                    // Listening: nothing more to do until the connection ends.
-                    return std::future::pending::<()>().await;
-                }
-                if tokio::time::Instant::now() >= deaf_at {
-                    return;
-                }
-                wait *= 2;
-            }
-        }
-    };
+    let prober = probe_until_deaf(conns, probe_payload(probe), echoes, state, heartbeat);
     tokio::select! {
         _ = &mut pump => Ended::Lost,
-        _ = prober => {
+        silent = prober => {
+            if silent {
+                // It heard, then stopped hearing: the connection is gone without a word.
+                return Ended::Lost;
+            }
             // Deaf: stop listening and close the connection (a pooler would otherwise
             // keep a server connection that receives what it cannot pass on).
             let unlisten = client.batch_execute("UNLISTEN *");
@@ -311,6 +315,65 @@ async fn listen_once(
                 let _ = tokio::time::timeout(Duration::from_secs(1), &mut pump).await;
             }
             Ended::Deaf
+        }
+    }
+}
+
+/// Sends the listener's probe through the pool until it comes back (then the listener
+/// is confirmed), again with back-off for `DEAF_AFTER`; returns `false` if it never came
+/// back (deaf). Once confirmed, sends it again every `heartbeat`; returns `true` when one
+/// of those is not back within `DEAF_AFTER` (the connection went silent).
+async fn probe_until_deaf(
+    conns: &Conns,
+    payload: String,
+    echoes: Arc<AtomicU64>,
+    state: &Arc<AtomicU8>,
+    heartbeat: Duration,
+) -> bool {
+    let statement = notify_statement();
+    let send = || {
+        let params = [Param::Text(CHANNEL.into()), Param::Text(payload.clone())];
+        Counters::add(&conns.counters.notifications_sent);
+        let statement = &statement;
+        async move {
+            conns
+                .query(statement, &params, conns.deadline())
+                .await
+                .is_ok()
+        }
+    };
+    let heard_since = |before: u64| echoes.load(Ordering::Acquire) > before;
+    let deaf_at = tokio::time::Instant::now() + DEAF_AFTER;
+    let mut wait = PROBE_AGAIN;
+    loop {
+        let before = echoes.load(Ordering::Acquire);
+        let _ = send().await;
+        let until = (tokio::time::Instant::now() + wait).min(deaf_at);
+        while !heard_since(before) && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if echoes.load(Ordering::Acquire) > 0 {
+            break;
+        }
+        if tokio::time::Instant::now() >= deaf_at {
+            return false;
+        }
+        wait *= 2;
+    }
+    state.store(CONFIRMED, Ordering::Release);
+    loop {
+        tokio::time::sleep(heartbeat).await;
+        let before = echoes.load(Ordering::Acquire);
+        if !send().await {
+            continue; // the database is away: the connection's own end will tell
+        }
+        // Counted from the commit: a busy pool does not make a listener look silent.
+        let back_by = tokio::time::Instant::now() + DEAF_AFTER;
+        while !heard_since(before) {
+            if tokio::time::Instant::now() >= back_by {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
