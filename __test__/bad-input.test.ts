@@ -84,7 +84,7 @@ const calls: BadCall[] = [
   { input: "conversation JSON with NUL", code: "INVALID_ARGUMENT", call: (_s, c, id) => c.saveJSON(id, '{"a":"\u0000"}') },
   { input: "conversation JSON with a lone surrogate", code: "INVALID_ARGUMENT", call: (_s, c, id) => c.saveJSON(id, `{"a":"${lone}"}`) },
   // afterSeq that is no number.
-  { input: "afterSeq NaN", code: "INVALID_ARGUMENT", message: /afterSeq must be a number/, call: (s, _c, id) => collect(s.readFrom(id, Number.NaN)) },
+  { input: "afterSeq NaN", code: "INVALID_ARGUMENT", message: /^afterSeq must be a number, got NaN$/, call: (s, _c, id) => collect(s.readFrom(id, Number.NaN)) },
   { input: "afterSeq 'abc'", code: "INVALID_ARGUMENT", message: /afterSeq must be a number/, call: (s, _c, id) => collect(s.readFrom(id, any("abc"))) },
   { input: "afterSeq {}", code: "INVALID_ARGUMENT", message: /afterSeq must be a number/, call: (s, _c, id) => collect(s.readFrom(id, any({}))) },
 ];
