@@ -215,6 +215,8 @@ describe("database errors through the Rust pool", () => {
     const err = await rejection(store.loadJSON("x"));
     expect(err.code).toBe("CONNECTION_ERROR");
     expect(err.message).toMatch(/connect/i);
+    // A refused connection names where it went.
+    expect(err.message).toMatch(/Connection refused.*nothing accepts connections at 127\.0\.0\.1:1; is PostgreSQL running there/);
     await store.close();
   });
 });

@@ -1,7 +1,7 @@
-import { setTimeout as sleep } from "node:timers/promises";
-
 // Stands in for an LLM: the prompt's words, one token every MODEL_DELAY_MS (20 ms).
 // Like a model call given `abortSignal`, it stops at once when the signal aborts.
+import { setTimeout as sleep } from "node:timers/promises";
+
 export async function* generate(prompt: string, signal?: AbortSignal): AsyncGenerator<string> {
   const delay = Number(process.env.MODEL_DELAY_MS ?? 20);
   const words = prompt.split(/\s+/).filter(Boolean);
