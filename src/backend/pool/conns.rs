@@ -11,13 +11,13 @@ use tokio::time::{sleep, sleep_until, timeout_at, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::budget::{self, Budget, Grow, GROW_AFTER};
+use super::budget::{self, Budget, GROW_AFTER};
 use super::execute::run;
-use super::pooler::{Mode, SPARE};
+use super::pooler::Mode;
 use crate::backend::rows::{Param, Row};
 use crate::backend::stats::Counters;
 use crate::error::{Error, Result};
-use crate::sql::{Column, Kind, Statement};
+use crate::sql::Statement;
 
 /// Most time the check of an idle connection may take (and a fifth of the time a cancel
 /// request may take).
@@ -122,9 +122,8 @@ impl Conns {
             tokio::select! {
                 _ = returned => {}
                 _ = sleep(GROW_AFTER) => {
-                    if budget.waited() == Grow::Measure {
-                        self.measure_spare();
-                    }
+                    // May let the pool open one more (the loop's next turn opens it).
+                    budget.waited();
                 }
                 _ = sleep_until(deadline) => return Err(self.no_connection(refusal)),
             }
@@ -149,33 +148,6 @@ impl Conns {
                 retryable: true,
             }
         }
-    }
-
-    /// Measures, in the background, how many connections the server can spare (through
-    /// the pool, like any statement): the pool grows only on a fresh measure.
-    fn measure_spare(&self) {
-        static COLUMNS: [Column; 1] = [Column {
-            name: "spare",
-            kind: Kind::Int,
-        }];
-        if !self.budget.start_measuring() {
-            return;
-        }
-        let conns = self.clone();
-        tokio::spawn(async move {
-            let statement = Statement {
-                text: format!("SELECT ({SPARE})::int AS spare").into(),
-                columns: &COLUMNS,
-                joined: None,
-                combined: None,
-            };
-            if let Ok(rows) = conns.query(&statement, &[], conns.deadline()).await {
-                if let Some(spare) = rows.first().and_then(|row| row.int(0)) {
-                    conns.budget.measured(spare);
-                }
-            }
-            conns.budget.done_measuring();
-        });
     }
 
     /// Starts the task that closes connections idle for `idleTimeoutMs`, unless it runs.
