@@ -1,5 +1,6 @@
-// Every code sample in README.md and docs/*.md works as written. Each ```ts / ```js block
-// runs as a program of its own (compiled by TypeScript, the package imported from this
+// Every code sample in README.md and docs/*.md works as written. The ```ts blocks
+// type-check (strict) against the package's types, and each ```ts / ```js block runs as a
+// program of its own (compiled by TypeScript, the package imported from this
 // checkout) against a database of its own, and must exit 0 on its own: a sample that
 // leaves a client open, and so the process running, fails. Blocks marked
 // `<!-- frameworks/... -->` are the apps' files (readme-frameworks.test.ts), `<!-- browser -->`
@@ -98,6 +99,34 @@ describe("the samples in README.md and docs/", () => {
     writeFileSync(file, js);
     const result = await run(file, [], { DATABASE_URL: url, DIRECT_URL: url });
     expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+  });
+
+  it("type-check (strict), as an app's TypeScript would", () => {
+    const files = programs
+      .filter((b) => b.lang === "ts")
+      .map((b) => {
+        const file = `${work}check_${b.page.replace(/[^\w]/g, "_")}_${b.line}.ts`;
+        // `export {}`: each sample is a module of its own (top-level await, own names).
+        writeFileSync(file, `${b.code}\nexport {};\n`);
+        return file;
+      });
+    const program = ts.createProgram(files, {
+      strict: true,
+      noEmit: true,
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.ESNext,
+      moduleResolution: ts.ModuleResolutionKind.Bundler,
+      lib: ["lib.es2022.d.ts", "lib.esnext.disposable.d.ts"],
+      types: ["node"],
+      typeRoots: [`${root}node_modules/@types`],
+      skipLibCheck: true,
+      paths: { "@aibind-rs/postgres": [`${root}index.d.ts`] },
+    });
+    const errors = ts.getPreEmitDiagnostics(program).map((d) => {
+      const where = d.file ? `${d.file.fileName.replace(work, "")}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}` : "";
+      return `${where} ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`;
+    });
+    expect(errors).toEqual([]);
   });
 
   it.each(cliLines.map((b) => [`${b.page}:${b.line}: ${b.command}`, b] as const))("%s", async (_name, { command }) => {
