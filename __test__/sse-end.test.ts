@@ -4,7 +4,7 @@
 // routes are the apps' own files, served here through a plain Node HTTP server.
 import { execFile } from "node:child_process";
 import { createServer, type Server } from "node:http";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import pg from "pg";
@@ -147,9 +147,13 @@ async function finishedStream(chunks: string[]) {
 }
 
 describe("the SSE routes and the README's browser lines", () => {
-  it("the README has the browser lines, and they stop on `end`", () => {
+  it("the README has the browser lines, they stop on `end`, and docs/ shows the same lines", () => {
     expect(browserLines).toContain("new EventSource(");
     expect(browserLines).toMatch(/addEventListener\("end"/);
+    const docs = readdirSync(`${root}docs`).filter((f) => f.endsWith(".md"));
+    const copies = docs.flatMap((f) => [...readFileSync(`${root}docs/${f}`, "utf8").matchAll(/<!-- browser -->\n```js\n([\s\S]*?)```\n/g)].map((m) => m[1]));
+    expect(copies.length).toBeGreaterThan(0);
+    for (const copy of copies) expect(copy).toBe(browserLines);
   });
 
   it.each([["SvelteKit"], ["Next.js"]])("%s: the page shows every chunk, closes on `end`, and never reconnects", async (name) => {
