@@ -87,9 +87,9 @@ async function serve(handler: Handler) {
 /**
  * Runs `lines` in a Node process with a real EventSource, as a page at `base` would;
  * `show` collects the chunks. Reports what was shown and whether the page closed its
- * EventSource, 600 ms after it did (or after 5 s).
+ * EventSource, 600 ms after it did (or after `giveUpMs`, if it never does).
  */
-function browser(base: string, id: string, lines: string): Promise<{ shown: string[]; lastSeq: number; closed: boolean }> {
+function browser(base: string, id: string, lines: string, giveUpMs = 20_000): Promise<{ shown: string[]; lastSeq: number; closed: boolean }> {
   const page = `
     const base = ${JSON.stringify(base)};
     const id = ${JSON.stringify(id)};
@@ -103,7 +103,7 @@ function browser(base: string, id: string, lines: string): Promise<{ shown: stri
       constructor(url, init) { super(new URL(url, base), init); }
       close() { closed = true; super.close(); setTimeout(report, 600); }
     };
-    setTimeout(report, 5_000);
+    setTimeout(report, ${giveUpMs});
     ${lines}
   `;
   return new Promise((resolve, reject) => {
@@ -184,7 +184,7 @@ describe("the SSE routes and the README's browser lines", () => {
     try {
       const id = await finishedStream(["x"]);
       const withoutEnd = browserLines.replace(/^.*addEventListener\("end".*$/m, "");
-      const result = await browser(server.base, id, withoutEnd);
+      const result = await browser(server.base, id, withoutEnd, 3_000);
       expect(result.closed).toBe(false);
       expect(server.connections.get(id)).toBeGreaterThan(2);
     } finally {
