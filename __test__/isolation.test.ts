@@ -66,7 +66,7 @@ describe.concurrent.each(clients)("$name: a locked row holds only its own call",
           held.catch(() => {});
           await sleep(150); // it is waiting on the lock now
           const reads = async () => {
-            for await (const chunk of store.readFrom(b)) return chunk;
+            for await (const chunk of store.readFrom(b, 0)) return chunk;
           };
           const others = await Promise.all([
             timed(store.append(b, "b2")),

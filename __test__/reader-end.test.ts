@@ -37,7 +37,7 @@ class SlowPageClient extends pg.Client {
 }
 
 it("complete() while a reader's first page is in flight: the reader ends when the page lands", async () => {
-  const pool = new pg.Pool({ connectionString: DATABASE_URL, Client: SlowPageClient });
+  const pool = new pg.Pool({ connectionString: DATABASE_URL, Client: SlowPageClient as unknown as typeof pg.Client });
   // A long poll, so that only the finish itself can end the reader in time.
   const store = new PostgresStreamStore(pool, { ...tables.stream, pollIntervalMs: 5_000 });
   try {
@@ -45,7 +45,7 @@ it("complete() while a reader's first page is in flight: the reader ends when th
     const idle = uid("idle");
     await store.create(idle);
     const waiting = (async () => {
-      for await (const chunk of store.readFrom(idle)) return chunk;
+      for await (const chunk of store.readFrom(idle, 0)) return chunk;
     })();
     await eventually(async () => store.stats().listener === "confirmed");
 
@@ -55,7 +55,7 @@ it("complete() while a reader's first page is in flight: the reader ends when th
     slowPages.on = true;
     const read: unknown[] = [];
     const reader = (async () => {
-      for await (const chunk of store.readFrom(id)) read.push(chunk);
+      for await (const chunk of store.readFrom(id, 0)) read.push(chunk);
       return performance.now();
     })();
     await sleep(100); // its first page is in flight

@@ -148,7 +148,6 @@ class Appends {
     return turn;
   }
 
-
   #writer(id) {
     let writer = this.#writers.get(id);
     if (writer === undefined) {

@@ -20,21 +20,28 @@ function sleep(ms) {
  * The readers of one store waiting for news (`pauseThen`): each has a token, and Rust
  * calls `woken` once with the tokens of all the readers it let go on
  * (src/waker.rs). While any reader waits, a timer keeps the process alive, as
- * a pending promise of the original's polling reader does.
+ * a pending promise of the original's polling reader does. A stop signal's watcher waits
+ * the same way but keeps nothing alive: a process whose work is done exits, as it would
+ * with an AbortSignal of its own.
  */
 class ReaderWakes {
-  /** @type {Map<number, (value?: unknown) => void>} */
+  /** @type {Map<number, { resolve: (value?: unknown) => void, keepsAlive: boolean }>} */
   #waiting = new Map();
   #next = 0;
+  /** Waiting readers that keep the process alive. */
+  #keeping = 0;
   /** @type {ReturnType<typeof setInterval> | null} */
   #keepAlive = null;
 
-  /** @param {import("../binding").NativeStreamReader} reader */
-  pause(reader) {
+  /**
+   * @param {import("../binding").NativeStreamReader} reader
+   * @param {boolean} [keepsAlive] false for a stop signal's watcher
+   */
+  pause(reader, keepsAlive = true) {
     const token = (this.#next = (this.#next + 1) >>> 0);
     return new Promise((resolve) => {
-      this.#waiting.set(token, resolve);
-      this.#keepAlive ??= setInterval(() => {}, 1 << 30);
+      this.#waiting.set(token, { resolve, keepsAlive });
+      if (keepsAlive && this.#keeping++ === 0) this.#keepAlive = setInterval(() => {}, 1 << 30);
       reader.pauseThen(token);
     });
   }
@@ -42,13 +49,14 @@ class ReaderWakes {
   /** @param {number[]} tokens */
   woken(tokens) {
     for (const token of tokens) {
-      const resolve = this.#waiting.get(token);
+      const waiting = this.#waiting.get(token);
+      if (waiting === undefined) continue;
       this.#waiting.delete(token);
-      resolve?.();
-    }
-    if (this.#waiting.size === 0 && this.#keepAlive !== null) {
-      clearInterval(this.#keepAlive);
-      this.#keepAlive = null;
+      if (waiting.keepsAlive && --this.#keeping === 0 && this.#keepAlive !== null) {
+        clearInterval(this.#keepAlive);
+        this.#keepAlive = null;
+      }
+      waiting.resolve();
     }
   }
 }
@@ -114,7 +122,7 @@ class PostgresStreamStore extends Store {
           try {
             while ((await run(() => reader.nextPage())) !== null) {
               waiting(this);
-              await reader.pause();
+              await this.#readerWakes().pause(reader, false);
             }
           } finally {
             reader.release();

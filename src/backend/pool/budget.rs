@@ -120,15 +120,13 @@ impl Budget {
         if cap >= self.max {
             return false;
         }
-        match times.spare {
-            Some((spare, at)) if now.duration_since(at) < FRESH => {
-                if spare < 2 * cap as i64 {
-                    return false;
-                }
-            }
+        let enough = match times.spare {
+            Some((spare, at)) if now.duration_since(at) < FRESH => spare >= 2 * cap as i64,
             // No fresh measure: the connection opened now brings one.
-            _ if now.duration_since(times.grew_at) < FRESH => return false,
-            _ => {}
+            _ => now.duration_since(times.grew_at) >= FRESH,
+        };
+        if !enough {
+            return false;
         }
         self.cap.store(cap + 1, Ordering::Release);
         times.grew_at = now;

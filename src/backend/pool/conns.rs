@@ -194,9 +194,19 @@ impl Conns {
             }
             Counters::add(&self.counters.statements);
             let begin = self.mode.transaction().then(|| self.mode.begin());
-            let outcome = self
+            let (outcome, cancel_sent) = self
                 .run_by(client.get(), statement, params, begin, deadline)
                 .await;
+            if cancel_sent {
+                // The cancel request travels on a connection of its own and may reach
+                // the server only after the statement ended: on this connection it could
+                // then stop the next, unrelated statement. So this one is not used again.
+                match &outcome {
+                    Err(err) if err.spoils_connection() => self.discard(client, false),
+                    _ => self.retire(client),
+                }
+                return outcome;
+            }
             let Err(err) = &outcome else { return outcome };
             // A named statement went missing or collided: a transaction pooler is in
             // between. It never ran: send it again, unnamed.
@@ -211,7 +221,8 @@ impl Conns {
         }
     }
 
-    /// Runs the statement on `client` by `deadline`, then settles it (see below).
+    /// Runs the statement on `client` by `deadline`, then settles it (see below); also
+    /// says whether a cancel request was sent for it.
     async fn run_by(
         &self,
         client: &Object,
@@ -219,7 +230,7 @@ impl Conns {
         params: &[Param],
         begin: Option<String>,
         deadline: Instant,
-    ) -> Result<Vec<Row>> {
+    ) -> (Result<Vec<Row>>, bool) {
         // The last tenth of the time (at least 100 ms, or half of it when it is short) is
         // kept to settle a statement still running then: the server is asked to cancel
         // it, and its own answer is awaited until the deadline. Then its outcome is
@@ -230,7 +241,7 @@ impl Conns {
         let running = run(client, statement, params, begin);
         tokio::pin!(running);
         match timeout_at(deadline - settle, &mut running).await {
-            Ok(outcome) => outcome,
+            Ok(outcome) => (outcome, false),
             Err(_) => {
                 let cancel = client.cancel_token();
                 let tls = self.tls.clone();
@@ -240,10 +251,18 @@ impl Conns {
                 })
                 .await;
                 match settled {
-                    Ok(outcome) => outcome,
-                    Err(_) => Err(Error::timed_out(self.query_timeout_ms())),
+                    Ok(outcome) => (outcome, true),
+                    Err(_) => (Err(Error::timed_out(self.query_timeout_ms())), true),
                 }
             }
+        }
+    }
+
+    /// Drops one connection that must not be used again, keeping the others.
+    fn retire(&self, mut client: Lent<'_>) {
+        if let Some(client) = client.0.take() {
+            drop(Object::take(client));
+            self.budget.returned.notify_one();
         }
     }
 

@@ -162,12 +162,11 @@ async fn publish_batches(conns: Conns, mut queue: mpsc::Receiver<Written>) {
         for payload in payloads(written) {
             let params = [Param::Text(CHANNEL.into()), Param::Text(payload)];
             Counters::add(&conns.counters.notifications_sent);
-            if conns
-                .query(&statement, &params, conns.deadline())
-                .await
-                .is_err()
-            {
-                break; // the database is away
+            match conns.query(&statement, &params, conns.deadline()).await {
+                Ok(_) => {}
+                // This payload was refused: the others still go.
+                Err(crate::error::Error::Database { .. }) => {}
+                Err(_) => break, // the database is away
             }
         }
     }
