@@ -6,6 +6,7 @@ const { storeError, translate } = require("./errors.cjs");
 
 function describe(value) {
   if (value === null || value === undefined) return String(value);
+  if (typeof value === "number" && Number.isNaN(value)) return "NaN";
   if (Array.isArray(value)) return "an array";
   if (typeof value === "object") return "an object";
   if (typeof value === "string") return "a string";

@@ -28,6 +28,8 @@ pub(super) const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct Conns {
     pub(super) pool: Pool,
+    /// Where connections go (`host:port`), for errors that do not say.
+    pub(super) target: Arc<str>,
     pub(super) tls: MakeRustlsConnect,
     pub(super) size: usize,
     pub(super) query_timeout: Duration,
@@ -96,7 +98,7 @@ impl Conns {
                     Ok(Err(PoolError::Backend(e)))
                     | Ok(Err(PoolError::PostCreateHook(HookError::Backend(e)))) => {
                         if !full(&e) {
-                            return Err(Error::from_connect(e));
+                            return Err(Error::from_connect(e).connecting_to(&self.target));
                         }
                         // The server is full: wait for a connection the pool has, or
                         // (holding none) try again after a back-off, by the deadline.
@@ -131,7 +133,7 @@ impl Conns {
     fn no_connection(&self, refusal: Option<tokio_postgres::Error>) -> Error {
         let status = self.pool.status();
         if let (0, Some(refusal)) = (status.size, refusal) {
-            return Error::from_connect(refusal);
+            return Error::from_connect(refusal).connecting_to(&self.target);
         }
         if status.size > 0 {
             Error::no_free_connection(self.query_timeout_ms())

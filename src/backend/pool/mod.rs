@@ -177,6 +177,7 @@ impl SharedPool {
             .map_err(|e| Error::InvalidArgument(format!("could not build the pool: {e}")))?;
         let conns = Conns {
             pool,
+            target: target(&config).into(),
             tls: connector.clone(),
             size,
             query_timeout: Duration::from_millis(query_timeout_ms),
@@ -351,6 +352,28 @@ impl Closing {
 /// A client configuration for `url`, and its TLS connector: libpq's sslmode and
 /// sslrootcert, a connect timeout, keepalive, and `application_name` "aibind-rs" unless
 /// the string names one. No other startup parameter is added.
+/// Where a configuration connects: `host:port`, each host of a multi-host string.
+fn target(config: &Config) -> String {
+    use tokio_postgres::config::Host;
+    let ports = config.get_ports();
+    let hosts: Vec<String> = (config.get_hosts().iter().enumerate())
+        .map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match host {
+                Host::Tcp(name) if name.contains(':') => format!("[{name}]:{port}"),
+                Host::Tcp(name) => format!("{name}:{port}"),
+                #[cfg(unix)]
+                Host::Unix(path) => format!("{} (port {port})", path.display()),
+            }
+        })
+        .collect();
+    if hosts.is_empty() {
+        "localhost:5432".into()
+    } else {
+        hosts.join(", ")
+    }
+}
+
 fn client_config(url: &str, connect_timeout_ms: u64) -> Result<(Config, MakeRustlsConnect)> {
     let mut info = ConnInfo::parse(url)?;
     let mut tls = Tls::take(&mut info)?;
