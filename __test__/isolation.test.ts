@@ -14,7 +14,9 @@ let tables: Awaited<ReturnType<typeof freshSchema>>;
 beforeAll(async () => {
   tables = await freshSchema(admin);
 });
+const results: string[] = [];
 afterAll(async () => {
+  console.log(`[isolation] other streams' calls, slowest, while a row was locked: ${results.join("; ")}`);
   await tables.drop();
   await admin.end();
 });
@@ -46,7 +48,7 @@ const clients: { name: string; make(): { client: string | PostgresClient; close(
   },
 ];
 
-describe.concurrent.each(clients)("$name: a locked row holds only its own call", ({ make }) => {
+describe.concurrent.each(clients)("$name: a locked row holds only its own call", ({ name, make }) => {
   for (const blocked of ["complete", "append"] as const) {
     it(`${blocked}() waiting on a locked row: other streams' calls go on`, async () => {
       const { client, close } = make();
@@ -74,6 +76,7 @@ describe.concurrent.each(clients)("$name: a locked row holds only its own call",
             timed(reads()),
             timed(store.create(uid("c"))),
           ]);
+          results.push(`${name}, ${blocked}: ${Math.max(...others.map((o) => o.ms))} ms`);
           for (const { ms, error } of others) {
             expect(error).toBeUndefined();
             expect(ms).toBeLessThan(WENT_ON_MS);
@@ -99,3 +102,36 @@ describe.concurrent.each(clients)("$name: a locked row holds only its own call",
     }, 30_000);
   }
 });
+
+it("connection string: also after the pool grew and shrank again", async () => {
+  const store = new PostgresStreamStore(urlWithApp(uid("iso-shrunk")), { ...tables.stream, idleTimeoutMs: 300 });
+  try {
+    const [a, b] = [uid("a"), uid("b")];
+    await store.create(a);
+    await store.create(b);
+    // Grown: many calls at once open more connections...
+    await Promise.all(Array.from({ length: 40 }, () => store.getStatus(b)));
+    // ...which close once idle: the pool is back to one connection, its measure old.
+    await sleep(1_500);
+    expect(store.stats().size).toBeLessThanOrEqual(1);
+    const lock = await lockRow(admin, tables.stream.statusTable, a);
+    let held: Promise<void> = Promise.resolve();
+    try {
+      held = store.complete(a);
+      held.catch(() => {});
+      await sleep(150);
+      const others = await Promise.all([timed(store.append(b, "b1")), timed(store.getStatus(b)), timed(store.create(uid("c")))]);
+      results.push(`connection string after shrinking: ${Math.max(...others.map((o) => o.ms))} ms`);
+      for (const { ms, error } of others) {
+        expect(error).toBeUndefined();
+        expect(ms).toBeLessThan(WENT_ON_MS);
+      }
+    } finally {
+      await lock.release();
+    }
+    await held;
+    expect(await store.getStatus(a)).toMatchObject({ state: "done" });
+  } finally {
+    await store.close();
+  }
+}, 30_000);
