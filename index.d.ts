@@ -41,6 +41,11 @@ export interface PostgresPoolOptions
   pooler?: "auto" | "transaction" | "session" | "none";
   /** A connection string used only for the LISTEN connection (see `PoolOptions.listenUrl`). */
   listenUrl?: string | URL;
+  /**
+   * Put the stream or session id into the context of the store's diagnostics channel
+   * events (`aibind-rs:stream:append`, ...; default false: no ids, values or text).
+   */
+  diagnosticIds?: boolean;
 }
 
 /** What `store.stats()` reports. Pool fields are null with a JS client (its pool is its own). */

@@ -6,7 +6,7 @@ const { NativeStreamStore } = require("./binding.cjs");
 const { PostgresStoreError, run } = require("./errors.cjs");
 const { Appends } = require("./appends.cjs");
 const { text, seqArgument, nativeOptions } = require("./options.cjs");
-const { Store, wrote, waiting } = require("./store.cjs");
+const { Store, wrote, waiting, traced } = require("./store.cjs");
 
 /** @type {(store: object) => import("../binding").NativeStreamStore} the store's native half */
 const native = /** @type {any} */ (require("./store.cjs").native);
@@ -69,18 +69,27 @@ class PostgresStreamStore extends Store {
   /** @type {ReaderWakes | undefined} made with the first reader */
   #wakes;
 
+  /** The two tables, as diagnostics events name them. */
+  #chunks;
+  #status;
+
   constructor(client, options) {
-    super(NativeStreamStore, client, options);
     const opts = nativeOptions(options);
+    const status = typeof opts.statusTable === "string" ? opts.statusTable : "aibind_stream_status";
+    super(NativeStreamStore, client, options, { kind: "stream", cleaned: status });
+    this.#chunks = typeof opts.chunksTable === "string" ? opts.chunksTable : "aibind_stream_chunks";
+    this.#status = status;
     this.#appends = new Appends(() => native(this), opts.queryTimeoutMs ?? 30_000);
     this.#pollIntervalMs = opts.pollIntervalMs ?? 100;
   }
 
   create(id) {
-    return run(async () => {
-      await native(this).create(text("stream id", id));
-      this.#appends.created(id);
-    });
+    return traced(this, "stream:create", this.#status, id, () =>
+      run(async () => {
+        await native(this).create(text("stream id", id));
+        this.#appends.created(id);
+      }),
+    );
   }
 
   /**
@@ -88,13 +97,15 @@ class PostgresStreamStore extends Store {
    * stored and never will be, or with APPEND_OUTCOME_UNKNOWN (see lib/appends.cjs).
    */
   append(id, chunk) {
-    return run(() => {
-      native(this);
-      const appended = this.#appends.append(text("stream id", id), text("chunk", chunk));
-      const announce = () => wrote(this);
-      appended.then(announce, announce);
-      return appended;
-    });
+    return traced(this, "stream:append", this.#chunks, id, () =>
+      run(() => {
+        native(this);
+        const appended = this.#appends.append(text("stream id", id), text("chunk", chunk));
+        const announce = () => wrote(this);
+        appended.then(announce, announce);
+        return appended;
+      }),
+    );
   }
 
   /**
@@ -155,7 +166,7 @@ class PostgresStreamStore extends Store {
     const wakes = this.#readerWakes();
     const retryFor = native(this).retryReadsForMs;
     const fetch = () => {
-      const page = run(() => reader.nextPage());
+      const page = traced(this, "stream:read", this.#chunks, id, () => run(() => reader.nextPage()));
       page.catch(() => {}); // awaited below, unless the reader is left first
       return page;
     };
@@ -209,22 +220,28 @@ class PostgresStreamStore extends Store {
   async getStatus(id) {
     // napi gives a missing status as null (binding.d.ts also allows undefined).
     const status = /** @type {import("../binding").DurableStreamStatus | null} */ (
-      await run(() => native(this).getStatus(text("stream id", id)))
+      await traced(this, "stream:getStatus", this.#status, id, () =>
+        run(() => native(this).getStatus(text("stream id", id))),
+      )
     );
     if (status === null) return null;
     return { state: status.state, error: status.error ?? undefined, totalChunks: status.totalChunks };
   }
 
   stop(id) {
-    return run(() => native(this).stop(text("stream id", id)));
+    return traced(this, "stream:stop", this.#status, id, () => run(() => native(this).stop(text("stream id", id))));
   }
 
   complete(id) {
-    return run(() => native(this).complete(text("stream id", id)));
+    return traced(this, "stream:complete", this.#status, id, () =>
+      run(() => native(this).complete(text("stream id", id))),
+    );
   }
 
   fail(id, error) {
-    return run(() => native(this).fail(text("stream id", id), text("error", error)));
+    return traced(this, "stream:fail", this.#status, id, () =>
+      run(() => native(this).fail(text("stream id", id), text("error", error))),
+    );
   }
 }
 
