@@ -123,7 +123,11 @@ function bindingError(cause, dir) {
   );
   if (parsed) return bundledError(parsed.split("\n")[0], cause);
   if (supported !== null && !supported.includes(here)) {
-    return loadError("UNSUPPORTED_PLATFORM", `${PACKAGE} has no prebuilt binary for ${here}.${fromSource}${causeText}`, cause);
+    return loadError(
+      "UNSUPPORTED_PLATFORM",
+      `${PACKAGE} has no prebuilt binary for ${here}.${fromSource}${causeText}`,
+      cause,
+    );
   }
   const other = otherLibc(dir, here);
   // binding.cjs tried this folder's addon, then the platform package: both not found.
