@@ -10,7 +10,12 @@ import { spawn } from "node:child_process";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { migrate, PostgresStreamStore } from "../index.js";
+
+// The package: this repository's, or (AIBIND_PACKAGE=@aibind-rs/postgres) the one installed
+// in the app that runs this file.
+const { migrate, PostgresStreamStore } = /** @type {typeof import("../index.js")} */ (
+  await import(process.env.AIBIND_PACKAGE ?? "../index.js")
+);
 
 const url = process.env.DATABASE_URL;
 if (!url) throw new Error("smoke: DATABASE_URL is not set");
@@ -23,9 +28,14 @@ function writer(id, client) {
   const self = fileURLToPath(import.meta.url);
   const args = runtime === "deno" ? ["run", "-A", self] : [self];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...args, "write", id, client], { stdio: ["ignore", "inherit", "inherit"] });
+    // SMOKE_WRAPPER: what runs this runtime's binary, e.g. "qemu-aarch64 -L /" for an arm64 Node.
+    const wrapper = (process.env.SMOKE_WRAPPER ?? "").split(" ").filter(Boolean);
+    const argv = [...wrapper, process.execPath, ...args, "write", id, client];
+    const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "inherit", "inherit"] });
     child.on("error", reject);
-    child.on("exit", (code) => (code === 0 ? resolve(undefined) : reject(new Error(`smoke: the writer exited with ${code}`))));
+    child.on("exit", (code) =>
+      code === 0 ? resolve(undefined) : reject(new Error(`smoke: the writer exited with ${code}`)),
+    );
   });
 }
 
