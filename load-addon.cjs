@@ -1,11 +1,13 @@
 // Loads the native addon for index.cjs, which calls the exported function once.
 //
-// Installed (this file on disk as itself): binding.cjs is required through a
-// `createRequire(__filename)` with a literal path. File tracers (@vercel/nft: Next's
-// `output: "standalone"`, Vercel, SvelteKit's adapter-vercel, Nitro) follow that call, and
-// binding.cjs's literal per-platform requires lead them to the `.node` file or the platform
-// package. Bundlers (webpack, Rollup, esbuild) do not follow it, so they neither pull the
-// `.node` file into a bundle nor fail the build on it.
+// Installed (this file on disk as itself): binding.cjs is required by the path
+// `require.resolve("./binding.cjs")` gives, through a `createRequire(__filename)`. File
+// tracers (@vercel/nft: Next's `output: "standalone"` with webpack, Vercel, SvelteKit's
+// adapter-vercel, Nitro; and Turbopack's own tracer) follow `require.resolve` with a
+// literal, and binding.cjs's literal per-platform requires lead them on to the `.node`
+// file or the platform package. Bundlers that inline this file (Rollup in SvelteKit's
+// adapter-node, esbuild) leave `require.resolve` alone, so they neither pull the `.node`
+// file into a bundle nor fail the build on it.
 //
 // Bundled (this file's code inlined into a server chunk): the addon is loaded from the
 // package installed in node_modules where the program runs, if it is there; if not, the
@@ -25,7 +27,7 @@ function loadBinding() {
   if (typeof __filename === "string" && /[\\/]load-addon\.cjs$/.test(__filename)) {
     const requireHere = createRequire(__filename);
     try {
-      return requireHere("./binding.cjs");
+      return requireHere(require.resolve("./binding.cjs"));
     } catch (cause) {
       throw bindingError(cause, __dirname);
     }
