@@ -8,7 +8,8 @@
 // the project tree: SvelteKit's Docker recipe (`npm ci --omit=dev`), Next's
 // `output: "standalone"`; then adapter-vercel's function folder, served alone. Then the
 // package in devDependencies (bundled by adapter-node): it serves, and in the Docker
-// recipe, where `--omit=dev` leaves it out, it names the fix. Last, Bun and Deno (from npm)
+// recipe, where `--omit=dev` leaves it out, it names the fix. A Nitro app's .output/ copied
+// out of the tree. Last, Bun and Deno (from npm)
 // run scripts/smoke.mjs. Needs DATABASE_URL (the npm script provides one).
 import { spawn, spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -19,7 +20,7 @@ import { fileURLToPath } from "node:url";
 import { migrate } from "../index.js";
 import { packTarballs } from "../scripts/pack.mjs";
 import { checkStop, checkStreams } from "./checks.mjs";
-import { nextStandalone, sveltekitDockerRecipe, vercelFunction } from "./deploy.mjs";
+import { expectAddon, nextStandalone, sveltekitDockerRecipe, vercelFunction } from "./deploy.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const url = process.env.DATABASE_URL;
@@ -85,7 +86,7 @@ try {
     const dir = join(work, name);
     cpSync(join(root, "frameworks", name), dir, {
       recursive: true,
-      filter: (src) => !/[\\/](node_modules|build|\.next|\.svelte-kit|\.vercel)$/.test(src),
+      filter: (src) => !/[\\/](node_modules|build|\.next|\.svelte-kit|\.vercel|\.output|\.nitro)$/.test(src),
     });
     run("npm", ["ci", "--engine-strict", "--ignore-scripts"], dir);
     run("npm", ["install", "--ignore-scripts", main, platformTgz], dir);
@@ -160,6 +161,11 @@ try {
   // --------------------------------------------------------------------- Next.js
   step("Next.js: npm ci + the tarballs");
   const next = app("next");
+  // Next's Docker recipe: the app's config (as the README shows it) plus `output: "standalone"`.
+  writeFileSync(
+    join(next, "next.config.mjs"),
+    'export default { output: "standalone", serverExternalPackages: ["@aibind-rs/postgres"] };\n',
+  );
   step('Next.js: next build (output: "standalone") with DATABASE_URL unset');
   run("npm", ["run", "build"], next);
   step("Next.js: .next/standalone copied out of the tree; `node server.js` and `next start`, streams over SSE");
@@ -193,6 +199,19 @@ try {
       throw new Error(`Next.js without serverExternalPackages: the build error lacks ${needed}:\n${unexternal.output}`);
   }
 
+  // ----------------------------------------------------------------------- Nitro
+  step("Nitro (node-server preset): nitro build; .output/ copied out of the tree; a stream round trip");
+  const nitro = app("nitro");
+  run("npm", ["run", "build"], nitro);
+  const output = join(work, "nitro-output");
+  cpSync(join(nitro, ".output"), output, { recursive: true });
+  expectAddon("Nitro .output", output, join(output, "server", "index.mjs"));
+  servers.push(await serve(process.execPath, [join("server", "index.mjs")], output, 4331));
+  const roundTrip = await (await fetch(`${servers[0].base}/api/roundtrip`)).json();
+  if (JSON.stringify(roundTrip.chunks) !== '["1:Hel","2:lo","3:!"]' || roundTrip.status !== "done")
+    throw new Error(`Nitro: /api/roundtrip answered ${JSON.stringify(roundTrip)}:\n${servers[0].log()}`);
+  stopAll();
+
   // ---------------------------------------------------------------- Bun and Deno
   step("Bun and Deno (npm packages bun, deno): scripts/smoke.mjs through a connection string and a pg.Pool");
   const runtimes = app("runtimes");
@@ -205,7 +224,7 @@ try {
 
   step(
     "OK (SvelteKit: adapter-node in the tree and as its Docker recipe, adapter-vercel's function alone, devDependencies; " +
-      "Next.js: standalone copied out and next start; builds without DATABASE_URL, SSE with id/Last-Event-ID/?after=, " +
+      "Next.js: standalone copied out and next start; Nitro's .output copied out; builds without DATABASE_URL, SSE with id/Last-Event-ID/?after=, " +
       "live joins, two servers; misconfigurations name the fix; Bun and Deno round trips)",
   );
 } finally {
