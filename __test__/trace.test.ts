@@ -3,20 +3,26 @@
 // Its trace of an app that imports the package must reach binding.cjs and the native
 // addon, whether built in the package's folder or installed as the platform package.
 import { execFileSync } from "node:child_process";
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { nodeFileTrace } from "@vercel/nft";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const here = `${process.platform}-${process.arch}${process.platform === "linux" ? "-gnu" : ""}`;
 const addon = `aibind-postgres.${here}.node`;
 
 /** An app with the package installed as npm installs it: the main package and the platform package. */
+const made: string[] = [];
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
 function installedApp() {
   const app = mkdtempSync(join(tmpdir(), "aibind-trace-"));
+  made.push(app);
   const pkg = join(app, "node_modules", "@aibind-rs", "postgres");
   mkdirSync(pkg, { recursive: true });
   const manifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { files: string[] };
@@ -71,6 +77,7 @@ describe("@vercel/nft's trace", () => {
   it("copied alone (as a tracer deploys it), the app loads the addon", async () => {
     const files = await trace(app, "server.cjs");
     const deployed = mkdtempSync(join(tmpdir(), "aibind-traced-"));
+    made.push(deployed);
     for (const file of files) {
       mkdirSync(join(deployed, file, ".."), { recursive: true });
       copyFileSync(join(app, file), join(deployed, file));
