@@ -1,7 +1,7 @@
 // Loading the addon where no binary fits: the import fails with a message that names the
 // platform, the ones with prebuilt binaries, and how to build from source.
 import { execFile } from "node:child_process";
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,16 +35,16 @@ describe("loading the addon", () => {
   const copy = (files: Record<string, string> = {}) => {
     const dir = join(mkdtempSync(join(tmpdir(), "aibind-load-")), "node_modules", "@aibind-rs", "postgres");
     mkdirSync(dir, { recursive: true });
-    for (const file of ["index.cjs", "load-addon.cjs", "binding.cjs", "package.json"]) {
+    for (const file of ["index.cjs", "load-addon.cjs", "binding.cjs", "package.json", "cli.mjs"]) {
       copyFileSync(join(root, file), join(dir, file));
     }
     cpSync(join(root, "lib"), join(dir, "lib"), { recursive: true });
     for (const [file, content] of Object.entries(files)) writeFileSync(join(dir, file), content);
     return dir;
   };
-  const load = async (args: string[]) => {
+  const load = async (args: string[], cwd = tmpdir()) => {
     const script = `try { require(process.argv[1]); console.log("loaded"); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, name: e.name })); }`;
-    const { stdout } = await run(process.execPath, [...args.slice(0, -1), "-e", script, args.at(-1) as string]);
+    const { stdout } = await run(process.execPath, [...args.slice(0, -1), "-e", script, args.at(-1) as string], { cwd });
     const err = stdout.trim() === "loaded" ? { code: "loaded", message: "", name: "" } : (JSON.parse(stdout) as { code: string; message: string; name: string });
     if (err.code !== "loaded") expect(err.name).toBe("PostgresStoreError");
     return err;
@@ -65,19 +65,85 @@ describe("loading the addon", () => {
     expect(err.message).toMatch(new RegExp(`could not load its native addon for ${here}: .*(invalid ELF header|too short|not a valid)`, "i"));
   });
 
-  it("BUNDLED, naming the fix, when the entry is not running as itself (bundled or transformed)", async () => {
-    // A bundler's chunk: the loader's code runs under another file name, with a module
-    // object that has no require of its own.
-    const dir = copy();
-    const source = readFileSync(join(dir, "load-addon.cjs"), "utf8");
-    writeFileSync(join(dir, "chunk-1234.js"), `const m = { exports: {} };\n(function (module, exports, require) {\n${source}\n})(m, m.exports, require);\nm.exports();`);
-    const err = await load([join(dir, "chunk-1234.js")]);
+  // A bundler's chunk: the loader's code runs under another file name, with a module
+  // object that has no require of its own.
+  const chunk = (dir: string, source: string) => {
+    const file = join(dir, "chunk-1234.js");
+    writeFileSync(file, `const m = { exports: {} };\n(function (module, exports, require) {\n${source}\n})(m, m.exports, require);\nm.exports();`);
+    return file;
+  };
+  const loaderSource = () => readFileSync(join(root, "load-addon.cjs"), "utf8").replace(/"\.\/lib\//g, `"${join(root, "lib")}/`);
+
+  it("BUNDLED, naming the fix, when a bundled copy finds no installed package", async () => {
+    const app = mkdtempSync(join(tmpdir(), "aibind-bundle-"));
+    const err = await load([chunk(app, loaderSource())], app);
     expect(err.code).toBe("BUNDLED");
-    for (const fix of ['serverExternalPackages: ["@aibind-rs/postgres"]', 'ssr: { external: ["@aibind-rs/postgres"] }', '"dependencies"']) {
+    for (const fix of ['serverExternalPackages: ["@aibind-rs/postgres"]', 'ssr: { external: ["@aibind-rs/postgres"] }', '"dependencies"', "--omit=dev", "Cloudflare Workers"]) {
       expect(err.message).toContain(fix);
     }
+    expect(err.message).toContain(app);
     expect(err.message).not.toContain("@aibind/core");
     expect(err.message).not.toMatch(/Reinstall/);
+  });
+
+  it("a bundled copy loads the addon of the package installed where the program runs", async () => {
+    // The app's bundle outside node_modules; the package installed in its node_modules.
+    const installed = copy();
+    const app = join(installed, "..", "..", "..");
+    writeFileSync(join(installed, `aibind-postgres.${here}.node`), readFileSync(join(root, `aibind-postgres.${here}.node`)));
+    const file = chunk(app, `${loaderSource()}\nconsole.log(typeof m.exports().NativeStreamStore);`);
+    const { stdout } = await run(process.execPath, [file], { cwd: tmpdir() });
+    expect(stdout.trim()).toBe("function");
+    // Not found from the entry file nor the working directory: BUNDLED.
+    const elsewhere = mkdtempSync(join(tmpdir(), "aibind-bundle-"));
+    writeFileSync(join(elsewhere, "chunk.js"), readFileSync(file));
+    expect((await load([join(elsewhere, "chunk.js")], elsewhere)).code).toBe("BUNDLED");
+  });
+
+  it("MISSING_FILES, naming the file and outputFileTracingIncludes, where a tracer left binding.cjs out", async () => {
+    const dir = copy();
+    rmSync(join(dir, "binding.cjs"));
+    const err = await load([join(dir, "index.cjs")]);
+    expect(err.code).toBe("MISSING_FILES");
+    expect(err.message).toContain(join(dir, "binding.cjs"));
+    expect(err.message).toContain("outputFileTracingIncludes");
+    expect(err.message).not.toMatch(/bundled/);
+  });
+
+  it("MISSING_FILES, naming the platform package, in a traced copy without it", async () => {
+    // npm installs cli.mjs and the Rust source; a tracer copies only what the entry reaches.
+    const dir = copy();
+    rmSync(join(dir, "cli.mjs"));
+    const err = await load([join(dir, "index.cjs")]);
+    expect(err.code).toBe("MISSING_FILES");
+    expect(err.message).toContain(`@aibind-rs/postgres-${here} is missing`);
+    expect(err.message).toContain(`./node_modules/@aibind-rs/postgres-${here}/**`);
+  });
+
+  it.runIf(here.startsWith("linux-"))("LIBC_MISMATCH where node_modules holds the other C library's build", async () => {
+    const dir = copy();
+    const other = here.replace(/-gnu$/, "-musl");
+    const pkg = join(dir, "..", `postgres-${other}`);
+    mkdirSync(pkg);
+    writeFileSync(join(pkg, "package.json"), JSON.stringify({ name: `@aibind-rs/postgres-${other}`, version: "0.1.0", main: "x.node" }));
+    const err = await load([join(dir, "index.cjs")]);
+    expect(err.code).toBe("LIBC_MISMATCH");
+    expect(err.message).toContain(`node_modules holds the ${other} build`);
+    expect(err.message).toContain("npm install --os=linux");
+    expect(err.message).toContain("inside the runtime image");
+  });
+
+  it.runIf(here.endsWith("-gnu"))("GLIBC_TOO_OLD, naming the floor, when the binary needs a newer glibc than this one", async () => {
+    // The real binary with its glibc version needs renamed to a glibc that does not exist
+    // (same length): the dynamic loader refuses it as it would on an older system.
+    const binary = readFileSync(join(root, `aibind-postgres.${here}.node`));
+    const patched = Buffer.from(binary.toString("latin1").replace(/GLIBC_2\./g, "GLIBC_9."), "latin1");
+    const dir = copy();
+    writeFileSync(join(dir, `aibind-postgres.${here}.node`), patched);
+    const err = await load([join(dir, "index.cjs")]);
+    expect(err.code).toBe("GLIBC_TOO_OLD");
+    expect(err.message).toMatch(/needs glibc 9\.\d+/);
+    expect(err.message).toContain("glibc 2.17 or newer");
   });
 
   it("BUNDLED when a module runner read the .node file as JavaScript", async () => {

@@ -59,12 +59,13 @@ function currentPlatform(here) {
   return `${platform}-${arch}${libc}${platform === "win32" ? "-msvc" : ""}`;
 }
 
-/** @returns {unknown} the glibc version Node runs on, or undefined (musl) */
+/** @returns {string | undefined} the glibc version Node runs on, or undefined (musl) */
 function glibcVersion() {
   const report = /** @type {{ header?: { glibcVersionRuntime?: string } } | undefined} */ (
     process.report?.getReport?.()
   );
-  return report?.header?.glibcVersionRuntime;
+  const version = report?.header?.glibcVersionRuntime;
+  return typeof version === "string" ? version : undefined;
 }
 
-module.exports = { platformOfTarget, supportedPlatforms, currentPlatform };
+module.exports = { platformOfTarget, supportedPlatforms, currentPlatform, glibcVersion };
