@@ -1,6 +1,6 @@
-// One connection: a pg.Client holds one for all of a store's calls, queued in the driver
-// (lib/driver.cjs). Each call settles by its own deadline, the queue is bounded, and a
-// cancel request sent for one statement can never stop the next.
+// One connection: a pg.Client (one for all of a store's calls, queued in the driver,
+// lib/driver.cjs), or a Rust pool of one. Each call settles by its own deadline, the
+// queue is bounded, and a cancel request sent for one statement can never stop the next.
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresStoreError, PostgresStreamStore } from "../index.js";
@@ -36,7 +36,10 @@ describe("one connection (a pg.Client, or a Rust pool of one)", () => {
     const started = Date.now();
     const calls = await Promise.all(Array.from({ length: 10 }, () => timed(store.append(id, "x"))));
     for (const r of calls) {
-      expect(r.error?.code).toBe("QUERY_TIMEOUT");
+      // QUERY_TIMEOUT; on a loaded machine the cancel of the one sent may not be settled
+      // in time, which the store says as it is (APPEND_OUTCOME_UNKNOWN). Either way, by
+      // the call's deadline.
+      expect(["QUERY_TIMEOUT", "APPEND_OUTCOME_UNKNOWN"]).toContain(r.error?.code);
       expect(r.ms).toBeLessThan(1_000 * 1.1 + 100);
     }
     expect(Date.now() - started).toBeLessThan(1_300);

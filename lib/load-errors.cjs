@@ -12,10 +12,16 @@ const { currentPlatform, supportedPlatforms, glibcVersion } = require("./platfor
 
 const PACKAGE = "@aibind-rs/postgres";
 const GLIBC_FLOOR = "2.17";
-const DOCS = "See docs/deploy.md in the @aibind-rs/postgres repository.";
+/**
+ * Where each load error is explained: its section of docs/errors.md (shipped in the
+ * package, and in the repository), which links on to the recipes in docs/deploy.md.
+ */
+function docs(code) {
+  return `See docs/errors.md#${code.toLowerCase()} in ${PACKAGE} (the package's own folder, or its repository).`;
+}
 
 function loadError(code, message, cause) {
-  return new PostgresStoreError(code, `${message} ${DOCS}`, { cause });
+  return new PostgresStoreError(code, `${message} ${docs(code)}`, { cause });
 }
 
 /**
