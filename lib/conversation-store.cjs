@@ -46,39 +46,54 @@ class PostgresConversationStore extends Store {
   }
 
   save(sessionId, chat) {
-    return traced(this, "conversation:save", this.#table, sessionId, () => this.#save(sessionId, chat));
-  }
-
-  #save(sessionId, chat) {
-    return run(() => {
-      if (chat === null || typeof chat !== "object" || typeof chat.toJSON !== "function") {
-        throw invalid(`chat must be a ChatHistory (an object with toJSON()), got ${describe(chat)}`);
-      }
-      const json = chat.toJSON();
-      if (typeof json !== "string") {
-        throw invalid(`chat.toJSON() must return a string (ChatHistory's JSON), got ${describe(json)}`);
-      }
-      return native(this).saveJSON(text("sessionId", sessionId), text("chat.toJSON()", json));
-    });
+    return traced(
+      this,
+      "conversation:save",
+      () => this.#table,
+      sessionId,
+      () =>
+        run(() => {
+          if (chat === null || typeof chat !== "object" || typeof chat.toJSON !== "function") {
+            throw invalid(`chat must be a ChatHistory (an object with toJSON()), got ${describe(chat)}`);
+          }
+          const json = chat.toJSON();
+          if (typeof json !== "string") {
+            throw invalid(`chat.toJSON() must return a string (ChatHistory's JSON), got ${describe(json)}`);
+          }
+          return native(this).saveJSON(text("sessionId", sessionId), text("chat.toJSON()", json));
+        }),
+    );
   }
 
   /** The stored JSON of an unexpired session, or null. */
   loadJSON(sessionId) {
-    return traced(this, "conversation:load", this.#table, sessionId, () =>
-      run(() => native(this).loadJSON(text("sessionId", sessionId))),
+    return traced(
+      this,
+      "conversation:load",
+      () => this.#table,
+      sessionId,
+      () => run(() => native(this).loadJSON(text("sessionId", sessionId))),
     );
   }
 
   /** Stores a history's JSON text as it is. */
   saveJSON(sessionId, json) {
-    return traced(this, "conversation:save", this.#table, sessionId, () =>
-      run(() => native(this).saveJSON(text("sessionId", sessionId), text("json", json))),
+    return traced(
+      this,
+      "conversation:save",
+      () => this.#table,
+      sessionId,
+      () => run(() => native(this).saveJSON(text("sessionId", sessionId), text("json", json))),
     );
   }
 
   delete(sessionId) {
-    return traced(this, "conversation:delete", this.#table, sessionId, () =>
-      run(() => native(this).delete(text("sessionId", sessionId))),
+    return traced(
+      this,
+      "conversation:delete",
+      () => this.#table,
+      sessionId,
+      () => run(() => native(this).delete(text("sessionId", sessionId))),
     );
   }
 }

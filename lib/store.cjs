@@ -72,17 +72,25 @@ class Store {
   }
 
   /**
-   * Runs `fn` as the store operation `name` ("stream:append", ...) on `table`, published
-   * on its diagnostics channel when anyone listens; `id` only with `diagnosticIds`.
+   * Runs `fn` as the store operation `name` ("stream:append", ...) on the table `table()`
+   * names, published on its diagnostics channel when anyone listens; `id` only with
+   * `diagnosticIds`. `table` is called only for a real store with a listener.
    */
   static traced(store, name, table, id, fn) {
+    // A wrong `this`: the call itself says so (Store.native).
     if (store === null || typeof store !== "object" || !(#diagnostics in store)) return fn();
     const { target, ids } = store.#diagnostics;
     return diagnostics.traced(
       name,
       () => {
         const [kind, operation] = name.split(":");
-        return { store: kind, operation, table, ...target, ...(ids && typeof id === "string" ? { id } : {}) };
+        return {
+          store: kind,
+          operation,
+          table: table(),
+          ...target,
+          ...(ids && typeof id === "string" ? { id } : {}),
+        };
       },
       fn,
     );
@@ -134,7 +142,13 @@ class Store {
   /** Removes expired rows; resolves how many streams (or conversations) went. */
   cleanup() {
     const { kind, cleaned } = this.#diagnostics;
-    return traced(this, `${kind}:cleanup`, cleaned, undefined, () => run(() => native(this).cleanup()));
+    return traced(
+      this,
+      `${kind}:cleanup`,
+      () => cleaned,
+      undefined,
+      () => run(() => native(this).cleanup()),
+    );
   }
 
   /**

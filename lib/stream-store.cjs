@@ -84,11 +84,16 @@ class PostgresStreamStore extends Store {
   }
 
   create(id) {
-    return traced(this, "stream:create", this.#status, id, () =>
-      run(async () => {
-        await native(this).create(text("stream id", id));
-        this.#appends.created(id);
-      }),
+    return traced(
+      this,
+      "stream:create",
+      () => this.#status,
+      id,
+      () =>
+        run(async () => {
+          await native(this).create(text("stream id", id));
+          this.#appends.created(id);
+        }),
     );
   }
 
@@ -97,14 +102,19 @@ class PostgresStreamStore extends Store {
    * stored and never will be, or with APPEND_OUTCOME_UNKNOWN (see lib/appends.cjs).
    */
   append(id, chunk) {
-    return traced(this, "stream:append", this.#chunks, id, () =>
-      run(() => {
-        native(this);
-        const appended = this.#appends.append(text("stream id", id), text("chunk", chunk));
-        const announce = () => wrote(this);
-        appended.then(announce, announce);
-        return appended;
-      }),
+    return traced(
+      this,
+      "stream:append",
+      () => this.#chunks,
+      id,
+      () =>
+        run(() => {
+          native(this);
+          const appended = this.#appends.append(text("stream id", id), text("chunk", chunk));
+          const announce = () => wrote(this);
+          appended.then(announce, announce);
+          return appended;
+        }),
     );
   }
 
@@ -166,7 +176,13 @@ class PostgresStreamStore extends Store {
     const wakes = this.#readerWakes();
     const retryFor = native(this).retryReadsForMs;
     const fetch = () => {
-      const page = traced(this, "stream:read", this.#chunks, id, () => run(() => reader.nextPage()));
+      const page = traced(
+        this,
+        "stream:read",
+        () => this.#chunks,
+        id,
+        () => run(() => reader.nextPage()),
+      );
       page.catch(() => {}); // awaited below, unless the reader is left first
       return page;
     };
@@ -220,8 +236,12 @@ class PostgresStreamStore extends Store {
   async getStatus(id) {
     // napi gives a missing status as null (binding.d.ts also allows undefined).
     const status = /** @type {import("../binding").DurableStreamStatus | null} */ (
-      await traced(this, "stream:getStatus", this.#status, id, () =>
-        run(() => native(this).getStatus(text("stream id", id))),
+      await traced(
+        this,
+        "stream:getStatus",
+        () => this.#status,
+        id,
+        () => run(() => native(this).getStatus(text("stream id", id))),
       )
     );
     if (status === null) return null;
@@ -229,18 +249,32 @@ class PostgresStreamStore extends Store {
   }
 
   stop(id) {
-    return traced(this, "stream:stop", this.#status, id, () => run(() => native(this).stop(text("stream id", id))));
+    return traced(
+      this,
+      "stream:stop",
+      () => this.#status,
+      id,
+      () => run(() => native(this).stop(text("stream id", id))),
+    );
   }
 
   complete(id) {
-    return traced(this, "stream:complete", this.#status, id, () =>
-      run(() => native(this).complete(text("stream id", id))),
+    return traced(
+      this,
+      "stream:complete",
+      () => this.#status,
+      id,
+      () => run(() => native(this).complete(text("stream id", id))),
     );
   }
 
   fail(id, error) {
-    return traced(this, "stream:fail", this.#status, id, () =>
-      run(() => native(this).fail(text("stream id", id), text("error", error))),
+    return traced(
+      this,
+      "stream:fail",
+      () => this.#status,
+      id,
+      () => run(() => native(this).fail(text("stream id", id), text("error", error))),
     );
   }
 }
