@@ -25,7 +25,7 @@
 // order; when the other producer took the expected seq, the append goes after it.
 "use strict";
 
-const { PostgresStoreError, translate, outcomeUnknown } = require("./errors.cjs");
+const { PostgresStoreError, translate, outcomeUnknown, ownLimit } = require("./errors.cjs");
 
 /** @typedef {import("../binding").NativeStreamStore} NativeStreamStore */
 
@@ -181,6 +181,8 @@ class Appends {
       if (error.code !== "STREAM_NOT_ACTIVE") {
         // Nothing of this chunk can have landed and trying again cannot help: say so.
         if (!mayHaveLanded && !outcomeUnknown(error) && !error.retryable) throw error;
+        // The server's own statement_timeout / lock_timeout stopped it: again would too.
+        if (!mayHaveLanded && ownLimit(error)) throw error;
         mayHaveLanded ||= outcomeUnknown(error);
         lastError = error;
         continue;

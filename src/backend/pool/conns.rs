@@ -210,7 +210,31 @@ impl Conns {
         params: &[Param],
         deadline: Instant,
     ) -> Result<Vec<Row>> {
+        self.query_on(statement, params, deadline, false).await
+    }
+
+    /// `query` for a statement that must run on a writable node (a NOTIFY: on a read-only
+    /// one it would reach only that node's listeners). Its text sets
+    /// `transaction_read_only` off, which a read-only session refuses (25001): that
+    /// counts as a read-only node's 25006 (the connection is dropped, the call tried again).
+    pub async fn query_writable(
+        &self,
+        statement: &Statement,
+        params: &[Param],
+        deadline: Instant,
+    ) -> Result<Vec<Row>> {
+        self.query_on(statement, params, deadline, true).await
+    }
+
+    async fn query_on(
+        &self,
+        statement: &Statement,
+        params: &[Param],
+        deadline: Instant,
+        writable: bool,
+    ) -> Result<Vec<Row>> {
         let mut switched = false;
+        let mut read_only = ReadOnly::default();
         loop {
             let client = Lent(Some(self.connection(deadline).await?), &self.budget);
             // Too little time left to hear back: not sent at all, so it certainly did not
@@ -222,13 +246,24 @@ impl Conns {
             let begin = self.mode.transaction().then(|| self.mode.begin());
             let outcome = self
                 .run_by(client.get(), statement, params, begin, deadline)
-                .await;
+                .await
+                .map_err(|err| {
+                    if writable {
+                        refused_read_write(err)
+                    } else {
+                        err
+                    }
+                });
             let Err(err) = &outcome else { return outcome };
             // A named statement went missing or collided: a transaction pooler is in
             // between. It never ran: send it again, unnamed.
             let again = !switched && self.mode.pooler_error(err);
             if err.spoils_connection() {
                 self.discard(client, matches!(err, Error::Lost { .. }) && !again);
+            }
+            // On a read-only node (a failover): it did not run; again on a new connection.
+            if err.read_only() && read_only.again(deadline, self.query_timeout).await {
+                continue;
             }
             if !again {
                 return outcome;
@@ -266,7 +301,8 @@ impl Conns {
                 })
                 .await;
                 match settled {
-                    Ok(outcome) => outcome,
+                    // A 57014 now is this cancel's, not the server's own limit.
+                    Ok(outcome) => outcome.map_err(Error::cancelled_by_store),
                     Err(_) => Err(Error::timed_out(self.query_timeout_ms())),
                 }
             }
@@ -290,6 +326,55 @@ impl Conns {
         drop(Object::take(client));
         self.pool.retain(|_, _| false);
         self.budget.returned.notify_one();
+    }
+}
+
+/// Whether the answer to `SHOW transaction_read_only` says the session is read-only.
+pub(super) fn read_only(answer: &[tokio_postgres::SimpleQueryMessage]) -> bool {
+    answer.iter().any(|message| match message {
+        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0) == Some("on"),
+        _ => false,
+    })
+}
+
+/// A session that refused to become read-write (25001 from `set_config(
+/// 'transaction_read_only', 'off', true)` in a read-only transaction) as a 25006.
+fn refused_read_write(err: Error) -> Error {
+    match err {
+        Error::Database { message, sql_state } if sql_state == "25001" => Error::Database {
+            message: format!("{message} (the connection is on a read-only node)"),
+            sql_state: SqlState::READ_ONLY_SQL_TRANSACTION.code().into(),
+        },
+        other => other,
+    }
+}
+
+/// Tries of a statement refused by a read-only node (25006), each on a new connection
+/// (`discard` dropped the idle ones): after a failover the address soon leads to the
+/// writable node. A short back-off, within the call's deadline and `READ_ONLY_PATIENCE`.
+#[derive(Default)]
+struct ReadOnly {
+    since: Option<Instant>,
+    backoff: Duration,
+}
+
+/// How long a call keeps trying to reach a writable node before it reports the 25006.
+const READ_ONLY_PATIENCE: Duration = Duration::from_secs(3);
+
+impl ReadOnly {
+    /// Waits the back-off and returns true if the statement should be tried again.
+    async fn again(&mut self, deadline: Instant, query_timeout: Duration) -> bool {
+        let now = Instant::now();
+        let since = *self.since.get_or_insert(now);
+        self.backoff =
+            (self.backoff * 2).clamp(Duration::from_millis(10), Duration::from_millis(200));
+        let at = now + self.backoff;
+        // Enough time left after the back-off for the statement to run and settle.
+        if at + query_timeout / 5 > deadline || at > since + READ_ONLY_PATIENCE {
+            return false;
+        }
+        sleep_until(at).await;
+        true
     }
 }
 

@@ -8,8 +8,9 @@
 //! The pool heals: a connection whose statement timed out or broke is never used again
 //! (a timed-out statement is also cancelled on the server), every idle connection is
 //! dropped at such a failure (the network that broke one has likely broken the others),
-//! a connection idle for a while is checked before reuse, and TCP keepalive notices a
-//! dead peer in seconds, not hours.
+//! a connection idle for a while is checked before reuse (also that it is not read-only),
+//! a statement refused by a read-only node (25006, a failover) drops the connection and
+//! runs again on a new one, and TCP keepalive notices a dead peer in seconds, not hours.
 
 mod budget;
 pub mod combine;
@@ -44,7 +45,7 @@ use crate::tail::Source;
 use budget::Budget;
 use combine::{Queues, Runner};
 use conninfo::ConnInfo;
-use conns::{Conns, CHECK_TIMEOUT};
+use conns::{read_only, Conns, CHECK_TIMEOUT};
 use notifier::Notifier;
 use pooler::Mode;
 use tls::Tls;
@@ -164,9 +165,12 @@ impl SharedPool {
                     if metrics.last_used() < CHECK_IDLE_AFTER {
                         return Ok(());
                     }
-                    // Idle for a while: make sure the other end is still there.
-                    match tokio::time::timeout(CHECK_TIMEOUT, client.simple_query("")).await {
-                        Ok(Ok(_)) => Ok(()),
+                    // Idle for a while: make sure the other end is still there, and still
+                    // writable (a failover may have left it on a node that is now a reader).
+                    let check = client.simple_query("SHOW transaction_read_only");
+                    match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+                        Ok(Ok(answer)) if !read_only(&answer) => Ok(()),
+                        Ok(Ok(_)) => Err(HookError::message("an idle connection is read-only")),
                         _ => Err(HookError::message("an idle connection did not answer")),
                     }
                 })
@@ -352,6 +356,11 @@ fn client_config(url: &str, connect_timeout_ms: u64) -> Result<(Config, MakeRust
              postgres://user:password@host:port/database or key=value pairs"
         ))
     })?;
+    // Several hosts (a primary and its standbys): the store writes, so unless the string
+    // says otherwise it connects only to a writable one, as libpq's read-write does.
+    if config.get_hosts().len() > 1 && !info.has("target_session_attrs") {
+        config.target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
+    }
     tls.plain_on_loopback(&config);
     config.ssl_mode(tls.ssl_mode());
     if config.get_connect_timeout().is_none() {

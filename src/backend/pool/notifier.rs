@@ -27,10 +27,11 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::conns::Conns;
+use super::conns::{read_only, Conns};
 use crate::backend::notify::{deliver, payloads, probe_payload, Heard, Written};
 use crate::backend::rows::Param;
 use crate::backend::stats::Counters;
@@ -64,8 +65,14 @@ fn notify_statement() -> Statement {
 
 /// The text of the statement that sends a notification (`$1` channel, `$2` payload);
 /// `lib/client-hub.cjs` sends the same for JS clients.
-const NOTIFY_SQL: &str =
-    "SELECT pg_notify($1::text, $2::text), set_config('synchronous_commit', 'off', true)";
+/// Setting `transaction_read_only` off first makes a read-only session refuse it (see
+/// `Conns::query_writable`): a notification never goes out from a read-only node.
+const NOTIFY_SQL: &str = "SELECT set_config('transaction_read_only', 'off', true), \
+     pg_notify($1::text, $2::text), set_config('synchronous_commit', 'off', true)";
+/// How often a listening connection checks that its node is still writable.
+const WRITABLE_CHECK: Duration = Duration::from_secs(1);
+/// After a read-only node refused the listener, it tries again after this.
+const READ_ONLY_RETRY: Duration = Duration::from_millis(200);
 
 pub struct Notifier {
     conns: Conns,
@@ -163,7 +170,7 @@ async fn publish_batches(conns: Conns, mut queue: mpsc::Receiver<Written>) {
             let params = [Param::Text(CHANNEL.into()), Param::Text(payload)];
             Counters::add(&conns.counters.notifications_sent);
             if conns
-                .query(&statement, &params, conns.deadline())
+                .query_writable(&statement, &params, conns.deadline())
                 .await
                 .is_err()
             {
@@ -182,6 +189,8 @@ enum Ended {
     Lost,
     /// Its probe never came back: it was closed.
     Deaf,
+    /// Its node is read-only (a standby, a failed-over writer): writers notify elsewhere.
+    ReadOnly,
 }
 
 /// LISTENs on a connection of its own; when it is lost, connects again with back-off;
@@ -216,6 +225,8 @@ async fn listen_forever(
             }
             Ended::Lost => backoff = Duration::from_millis(50),
             Ended::NotListening => {}
+            // Until the address leads to the writable node: soon after a failover.
+            Ended::ReadOnly => backoff = READ_ONLY_RETRY / 2,
         }
         if state.load(Ordering::Acquire) != DEAF {
             state.store(CONNECTING, Ordering::Release);
@@ -254,13 +265,23 @@ async fn listen_once(
     };
     tokio::pin!(pump);
     let command = format!("LISTEN {CHANNEL}");
-    let listen = client.batch_execute(&command);
-    tokio::select! {
-        listened = listen => {
-            if listened.is_err() {
-                return Ended::NotListening;
-            }
+    // Only on a writable node: writers notify there (`NOTIFY_SQL`).
+    let listen = async {
+        if read_only(&client.simple_query("SHOW transaction_read_only").await?) {
+            return Ok(false);
         }
+        client.batch_execute(&command).await.map(|()| true)
+    };
+    tokio::select! {
+        listened = listen => match listened {
+            Ok(true) => {}
+            Ok(false) => return Ended::ReadOnly,
+            // LISTEN on a standby: "cannot execute LISTEN during recovery".
+            Err(e) if e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) => {
+                return Ended::ReadOnly
+            }
+            Err(_) => return Ended::NotListening,
+        },
         _ = &mut pump => return Ended::NotListening,
     }
     // Whatever was written while no one listened: every reader looks again.
@@ -277,7 +298,9 @@ async fn listen_once(
             loop {
                 let params = [Param::Text(CHANNEL.into()), Param::Text(payload.clone())];
                 Counters::add(&conns.counters.notifications_sent);
-                let _ = conns.query(&statement, &params, conns.deadline()).await;
+                let _ = conns
+                    .query_writable(&statement, &params, conns.deadline())
+                    .await;
                 let until = (tokio::time::Instant::now() + wait).min(deaf_at);
                 while !up.load(Ordering::Acquire) && tokio::time::Instant::now() < until {
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -296,6 +319,7 @@ async fn listen_once(
     };
     tokio::select! {
         _ = &mut pump => Ended::Lost,
+        _ = still_writable(&client, &command) => Ended::ReadOnly,
         _ = prober => {
             // Deaf: stop listening and close the connection (a pooler would otherwise
             // keep a server connection that receives what it cannot pass on).
@@ -312,6 +336,25 @@ async fn listen_once(
                 let _ = tokio::time::timeout(Duration::from_secs(1), &mut pump).await;
             }
             Ended::Deaf
+        }
+    }
+}
+
+/// Resolves once the listening connection's node is read-only (a failover left it on the
+/// old writer, now a reader): writers notify on the writable node, not there.
+/// `listen`, the LISTEN command, is sent again after each check (a no-op), so that the
+/// connection's last statement, as `pg_stat_activity` shows it, stays the LISTEN.
+async fn still_writable(client: &tokio_postgres::Client, listen: &str) {
+    loop {
+        tokio::time::sleep(WRITABLE_CHECK).await;
+        let check = async {
+            let answer = client.simple_query("SHOW transaction_read_only").await?;
+            client.batch_execute(listen).await.map(|()| answer)
+        };
+        if let Ok(Ok(answer)) = tokio::time::timeout(WRITABLE_CHECK * 2, check).await {
+            if read_only(&answer) {
+                return;
+            }
         }
     }
 }
