@@ -78,6 +78,15 @@ pub enum Error {
     /// A queue of the store is full: the database is not keeping up with the calls.
     #[error("{0}")]
     Overloaded(String),
+    /// A stream's chunk count went back below what a reader had read: the database lost
+    /// acknowledged writes (a failover to an asynchronous standby), or it was re-created.
+    #[error(
+        "the stream's chunk count went back to {total}, below the {read} chunks this reader \
+         has read: the database lost writes it had acknowledged (a failover to an \
+         asynchronous standby), or the stream was re-created. Chunks read past {total} will \
+         not come again; read it again from afterSeq 0 for what it holds now"
+    )]
+    WentBack { total: i64, read: i64 },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -140,6 +149,7 @@ impl Error {
             Error::MalformedResult(_) => "MALFORMED_RESULT",
             Error::Timeout { .. } => "QUERY_TIMEOUT",
             Error::Overloaded(_) => "OVERLOADED",
+            Error::WentBack { .. } => "STREAM_WENT_BACK",
         }
     }
 
