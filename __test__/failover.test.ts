@@ -142,6 +142,51 @@ describe("failover", () => {
     }
   });
 
+  it("the LISTEN connection stays off a read-only node, and leaves a node that became read-only", async () => {
+    const store = new PostgresStreamStore(`${pair.primary.url}?application_name=ro_listen`, {
+      ...options,
+      pollIntervalMs: 100,
+    });
+    const readOnly = async (on: boolean) => {
+      await pair.primary.sql(
+        on ? "ALTER SYSTEM SET default_transaction_read_only = on" : "ALTER SYSTEM RESET default_transaction_read_only",
+      );
+      await pair.primary.sql("SELECT pg_reload_conf()");
+    };
+    const listener = () => store.stats().listener;
+    const within = async (ms: number, state: string) => {
+      const started = Date.now();
+      while (listener() !== state && Date.now() - started < ms) await sleep(10);
+      expect(listener()).toBe(state);
+      return Date.now() - started;
+    };
+    const id = uid("listen");
+    await store.create(id);
+    try {
+      await readOnly(true);
+      // A waiting reader starts the listener: on a read-only node (LISTEN would work
+      // there, and hear nothing of the writers) it does not settle.
+      const reading = collect(store.readFrom(id, 0));
+      await sleep(1_500);
+      expect(listener()).not.toBe("confirmed");
+      await readOnly(false);
+      const confirmedIn = await within(2_000, "confirmed");
+      // The node becomes read-only while it listens: it leaves.
+      await readOnly(true);
+      const leftIn = await within(3_000, "connecting");
+      await readOnly(false);
+      await within(2_000, "confirmed");
+      console.log(
+        `listener: confirmed ${confirmedIn} ms after the node became writable, left ${leftIn} ms after it became read-only`,
+      );
+      await store.complete(id);
+      expect(await reading).toEqual([]);
+    } finally {
+      await readOnly(false);
+      await store.close();
+    }
+  });
+
   it("crash and promote: a moved hostname (both modes) and a multi-host connection string lose, double and reorder nothing", async () => {
     const multiHost = `postgres://postgres@127.0.0.1:${pair.primary.port},127.0.0.1:${pair.standby.port}/aibind_test`;
     const pool = pgPool(proxy.url(pair.primary.url));
