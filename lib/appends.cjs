@@ -20,8 +20,8 @@
 // Fencing: a store that wrote a stream never appends into a later generation of it
 // (after cleanup and `create` again elsewhere), nor past writes the database lost (an
 // asynchronous standby promoted): a count that went backwards, or another text at the
-// seq this store last wrote, rejects with STREAM_NOT_ACTIVE, saying which ("re-created",
-// or "lost writes it had acknowledged" when the first chunk it stored is still there).
+// seq this store last wrote, rejects with STREAM_NOT_ACTIVE, saying why ("re-created"; a
+// count that went back: "lost writes it had acknowledged ..., or it was re-created").
 //
 // Two producers on one stream: each still gets distinct, gapless seqs and its own call
 // order; when the other producer took the expected seq, the append goes after it.
@@ -50,11 +50,19 @@ const MOST_STREAMS = 10_000;
 
 const RECREATED = "it was re-created since this store wrote to it";
 
-/** A 32-bit hash of a text (FNV-1a): which chunk a store wrote, without keeping it. */
-function hash(text) {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h >>> 0;
+/**
+ * Why a stream's count went back from `had` (this store stored that many) to `now`: the
+ * database lost writes it had acknowledged (an asynchronous standby promoted), or the
+ * stream was re-created. The original's tables keep no generation to tell them apart by
+ * (the texts of a new generation may be the same), so both are named; none left at all
+ * is taken for a stream created anew, as before.
+ */
+function wentBack(had, now) {
+  if (now === 0) return RECREATED;
+  return (
+    `its chunk count went back from ${had} to ${now}: the database lost writes it had acknowledged ` +
+    "(a failover to an asynchronous standby), or it was re-created since this store wrote to it"
+  );
 }
 
 function notActive(id, why) {
@@ -98,9 +106,6 @@ class Writer {
    * @type {string | undefined}
    */
   fenced = undefined;
-  /** The first seq this store stored, and a hash of its text: which generation it wrote. */
-  firstSeq = 0;
-  firstHash = 0;
   /** The chunk whose append ended APPEND_OUTCOME_UNKNOWN, and the seq it may hold. */
   /** @type {{ chunk: string, at: number } | undefined} */
   pending = undefined;
@@ -220,8 +225,7 @@ class Appends {
       ) {
         // The count went backwards, or another text stands where this store wrote: lost
         // writes or a later generation of the stream. Never append into it.
-        writer.fenced =
-          look.totalChunks < at - 1 ? await this.#wentBack(id, writer, at - 1, look.totalChunks, left) : RECREATED;
+        writer.fenced = look.totalChunks < at - 1 ? wentBack(at - 1, look.totalChunks) : RECREATED;
         throw notActive(id, writer.fenced);
       }
       if (look.state !== "active") throw notActive(id);
@@ -239,28 +243,7 @@ class Appends {
     throw unknown(id, at, lastError);
   }
 
-  /**
-   * Why the stream's count went back from `had` to `now`: the chunk this store stored
-   * first still there (the same status row: the database lost acknowledged writes), or
-   * another, or none at all (a new generation); or, when only that chunk is gone, either.
-   */
-  async #wentBack(id, writer, had, now, left) {
-    const lost = `its chunk count went back from ${had} to ${now}: the database lost writes it had acknowledged`;
-    // No chunk at all: as a stream just created looks.
-    if (now === 0) return RECREATED;
-    if (writer.firstSeq === 0 || writer.firstSeq > now)
-      return `${lost} (a failover to an asynchronous standby), or it was re-created`;
-    const { value } = await this.#call(() => this.#native().lookup(id, writer.firstSeq, left()));
-    if (value == null || typeof value.at !== "string") return `${lost}, or it was re-created`;
-    if (hash(value.at) !== writer.firstHash) return RECREATED;
-    return `${lost}, as after a failover to an asynchronous standby; this store appends no more to it`;
-  }
-
   #stored(writer, seq, chunk) {
-    if (writer.firstSeq === 0) {
-      writer.firstSeq = seq;
-      writer.firstHash = hash(chunk);
-    }
     writer.next = seq + 1;
     writer.lastSeq = seq;
     writer.last = chunk;
