@@ -260,6 +260,13 @@ export interface PoolOptions {
    * through a pooler that cannot deliver notifications). Default: the main one.
    */
   listenUrl?: string
+  /**
+   * How often a LISTEN connection that has proved it hears sends itself a probe again,
+   * in ms (default 30000). A probe not back within 3 s means the connection was lost
+   * without a word (a NAT or a proxy that dropped it): it is opened again, and every
+   * waiting reader looks once. Also used, from the store's options, with a JS client.
+   */
+  listenHeartbeatMs?: number
 }
 
 /** The table names to make the schema for (the stores' defaults when left out). */

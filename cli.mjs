@@ -59,6 +59,9 @@ try {
     console.log(`schema ready: ${ran.length} statements run (each creates only what was missing)`);
   }
 } catch (err) {
-  console.error(`aibind-postgres: ${err.message}${err.code ? ` (${err.code})` : ""}`);
+  // The stores name their options (`option "chunksTable" ...`); here they are flags.
+  let message = String(err.message);
+  for (const [flag, name] of Object.entries(names)) message = message.replaceAll(`option "${name}"`, flag);
+  console.error(`aibind-postgres: ${message}${err.code ? ` (${err.code})` : ""}`);
   process.exit(1);
 }

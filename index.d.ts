@@ -36,11 +36,16 @@ export interface DurableStreamStatus {
 
 /** Options of the connection: the Rust pool's, and the time limit every store has. */
 export interface PostgresPoolOptions
-  extends Pick<PoolOptions, "poolSize" | "connectTimeoutMs" | "queryTimeoutMs" | "idleTimeoutMs"> {
+  extends Pick<PoolOptions, "poolSize" | "connectTimeoutMs" | "queryTimeoutMs" | "idleTimeoutMs" | "listenHeartbeatMs"> {
   /** What sits between the Rust pool and PostgreSQL (see `PoolOptions.pooler`). */
   pooler?: "auto" | "transaction" | "session" | "none";
   /** A connection string used only for the LISTEN connection (see `PoolOptions.listenUrl`). */
   listenUrl?: string | URL;
+  /**
+   * Put the stream or session id into the context of the store's diagnostics channel
+   * events (`aibind-rs:stream:append`, ...; default false: no ids, values or text).
+   */
+  diagnosticIds?: boolean;
 }
 
 /** What `store.stats()` reports. Pool fields are null with a JS client (its pool is its own). */

@@ -1,6 +1,6 @@
 // Every bad input tried, in one table: what it is, what the store answers (error code, or
-// how it is read when it is not an error), and that nothing was written or lost. The
-// README's reliability section lists the same inputs; the last test keeps the two in step.
+// how it is read when it is not an error), and that nothing was written or lost.
+// docs/errors.md's bad input section lists the same inputs; the last test keeps the two in step.
 import { readFileSync } from "node:fs";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -84,7 +84,7 @@ const calls: BadCall[] = [
   { input: "conversation JSON with NUL", code: "INVALID_ARGUMENT", call: (_s, c, id) => c.saveJSON(id, '{"a":"\u0000"}') },
   { input: "conversation JSON with a lone surrogate", code: "INVALID_ARGUMENT", call: (_s, c, id) => c.saveJSON(id, `{"a":"${lone}"}`) },
   // afterSeq that is no number.
-  { input: "afterSeq NaN", code: "INVALID_ARGUMENT", message: /afterSeq must be a number/, call: (s, _c, id) => collect(s.readFrom(id, Number.NaN)) },
+  { input: "afterSeq NaN", code: "INVALID_ARGUMENT", message: /^afterSeq must be a number, got NaN$/, call: (s, _c, id) => collect(s.readFrom(id, Number.NaN)) },
   { input: "afterSeq 'abc'", code: "INVALID_ARGUMENT", message: /afterSeq must be a number/, call: (s, _c, id) => collect(s.readFrom(id, any("abc"))) },
   { input: "afterSeq {}", code: "INVALID_ARGUMENT", message: /afterSeq must be a number/, call: (s, _c, id) => collect(s.readFrom(id, any({}))) },
 ];
@@ -227,10 +227,10 @@ describe("connection strings that cannot connect", () => {
   });
 });
 
-describe("the README's reliability section", () => {
+describe("docs/errors.md's bad input section", () => {
   it("lists every bad input this file tries", () => {
-    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
-    const section = readme.slice(readme.indexOf("## Reliability"));
+    const page = readFileSync(new URL("../docs/errors.md", import.meta.url), "utf8");
+    const section = page.slice(page.indexOf("## Bad input"));
     const labels = [...calls.map((c) => c.input), ...seqReadings.map(([name]) => name), ...badOptions.map(([name]) => name)];
     const missing = labels.filter((label) => !section.includes(`| ${label} |`));
     expect(missing).toEqual([]);

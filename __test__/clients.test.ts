@@ -191,17 +191,22 @@ describe("broken JS clients", () => {
     expect(err.code).toBe("DATABASE_ERROR");
     expect(err.sqlState).toBe("42P01");
     expect(err.message).toMatch(/no_such_status/);
+    // A missing table says how to create it, whichever client reported it.
+    expect(err.message).toContain('run `npx @aibind-rs/postgres migrate --url "$DATABASE_URL"`');
     await store.close();
   });
 });
 
 describe("database errors through the Rust pool", () => {
-  it("carry code DATABASE_ERROR, the SQLSTATE and PostgreSQL's message", async () => {
+  it("carry code DATABASE_ERROR, the SQLSTATE and PostgreSQL's message (a missing table: how to create it)", async () => {
     const store = new PostgresStreamStore(DATABASE_URL, { chunksTable: "no_such_chunks", statusTable: "no_such_status" });
     const err = await rejection(store.getStatus(uid()));
     expect(err.code).toBe("DATABASE_ERROR");
     expect(err.sqlState).toBe("42P01");
-    expect(err.message).toBe('relation "no_such_status" does not exist');
+    expect(err.message).toBe(
+      'relation "no_such_status" does not exist; the stores never create their tables: run ' +
+        '`npx @aibind-rs/postgres migrate --url "$DATABASE_URL"` (or `await migrate(client)` in your code) once before using them',
+    );
     await store.close();
   });
 
@@ -210,6 +215,8 @@ describe("database errors through the Rust pool", () => {
     const err = await rejection(store.loadJSON("x"));
     expect(err.code).toBe("CONNECTION_ERROR");
     expect(err.message).toMatch(/connect/i);
+    // A refused connection names where it went.
+    expect(err.message).toMatch(/Connection refused.*nothing accepts connections at 127\.0\.0\.1:1; is PostgreSQL running there/);
     await store.close();
   });
 });

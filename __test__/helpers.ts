@@ -127,6 +127,21 @@ export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Appends the same chunk again while the attempt fails for a passing reason, as an app
+ * retries (safe: it is stored once); a loaded machine may need more than one try.
+ */
+export async function appendAgain(store: { append(id: string, chunk: string): Promise<number> }, id: string, chunk: string) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await store.append(id, chunk);
+    } catch (err) {
+      if (!(err as { retryable?: boolean }).retryable || attempt >= 5) throw err;
+      await sleep(100 * attempt);
+    }
+  }
+}
+
 /** Rejects with the error `promise` rejects with, or fails when it resolves. */
 export async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string; sqlState?: string; retryable?: boolean }> {
   try {

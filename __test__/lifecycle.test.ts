@@ -131,6 +131,36 @@ describe("the process", () => {
   });
 
   for (const client of ["connection string", "pg.Pool"] as const) {
+    it(`a stop signal of a stream that stays active does not keep it alive (${client})`, async () => {
+      // The producer's own work keeps a process alive while it runs; the signal alone,
+      // like an AbortSignal of the app's own, does not.
+      const script = `
+        import pg from ${JSON.stringify(root + "node_modules/pg/lib/index.js")};
+        import { PostgresStreamStore } from ${JSON.stringify(root + "index.js")};
+        const client = ${client === "pg.Pool" ? "new pg.Pool({ connectionString: process.env.DATABASE_URL, allowExitOnIdle: true })" : "process.env.DATABASE_URL"};
+        const store = new PostgresStreamStore(client, ${JSON.stringify(tables.stream)});
+        const id = "signal-" + Math.random();
+        await store.create(id);
+        const signal = store.stopSignal(id);
+        // It still works while the process is alive: a stop through another store aborts it.
+        const other = new PostgresStreamStore(process.env.DATABASE_URL, ${JSON.stringify(tables.stream)});
+        const aborted = new Promise((resolve) => signal.addEventListener("abort", resolve));
+        const work = setInterval(() => {}, 1000); // the producer's own work, meanwhile
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await other.stop(id);
+        await aborted;
+        clearInterval(work);
+        await store.create(id + "-open");
+        store.stopSignal(id + "-open"); // never stopped
+        console.log("done");
+      `;
+      const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], {
+        env: { ...process.env, DATABASE_URL },
+        timeout: 15_000,
+      });
+      expect(stdout.trim()).toBe("done");
+    });
+
     it(`a reader waiting for chunks keeps it alive until the stream ends, then it exits (${client})`, async () => {
       // Another process writes, 600 ms after the reader began to wait: with nothing else
       // pending, only the waiting reader can keep this one alive that long.

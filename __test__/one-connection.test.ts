@@ -1,4 +1,4 @@
-// A pg.Client: one connection for all of a store's calls, queued in the driver
+// One connection: a pg.Client holds one for all of a store's calls, queued in the driver
 // (lib/driver.cjs). Each call settles by its own deadline, the queue is bounded, and a
 // cancel request sent for one statement can never stop the next.
 import pg from "pg";
@@ -25,7 +25,7 @@ afterAll(async () => {
 
 const lockStream = (id: string) => lockRow(admin, tables.stream.statusTable, id);
 
-describe("a pg.Client (one connection)", () => {
+describe("one connection (a pg.Client, or a Rust pool of one)", () => {
   it("calls queued behind a stuck one settle within their deadline", async () => {
     const client = new pg.Client({ connectionString: DATABASE_URL });
     await client.connect();
@@ -73,6 +73,36 @@ describe("a pg.Client (one connection)", () => {
     expect(error).toBeUndefined();
     expect(await store.getStatus(second)).toMatchObject({ state: "done" });
     await client.end();
+  });
+
+  it("the Rust pool too: a connection whose statement was cancelled is not used again", async () => {
+    // The same race on a pooled connection (poolSize 1, so the next statement would take
+    // the same connection): a cancel request held up until the next statement runs.
+    const url = new URL(proxy.url(DATABASE_URL));
+    url.searchParams.set("application_name", uid("late-cancel"));
+    const store = new PostgresStreamStore(url.href, { ...tables.stream, queryTimeoutMs: 2_000, poolSize: 1 });
+    const [first, second] = [uid("late-a"), uid("late-b")];
+    await store.create(first);
+    await store.create(second);
+    const accepted = proxy.accepted;
+    proxy.set("stall", { which: "new" }); // only connections opened from now: the cancel's
+    const lockA = await lockStream(first);
+    const held = store.complete(first);
+    // Near the statement's deadline the pool sends the cancel request.
+    await eventually(async () => proxy.accepted === accepted + 1, 5_000);
+    const lockB = await lockStream(second);
+    await lockA.release();
+    await held; // done before the cancel arrived
+    const next = timed(store.complete(second)); // held by lockB until after the cancel
+    await sleep(150);
+    proxy.release(); // the cancel request reaches the server now
+    proxy.set("pass", { which: "new" });
+    await sleep(150);
+    await lockB.release();
+    const { error } = await next;
+    expect(error).toBeUndefined();
+    expect(await store.getStatus(second)).toMatchObject({ state: "done" });
+    await store.close();
   });
 
   it("refuses calls beyond 20,000 waiting with OVERLOADED, at once", async () => {

@@ -13,6 +13,10 @@ function expectEvents(what, result, from, words) {
   };
   if (result.status !== 200) fail(`status ${result.status}`);
   if (!result.type?.startsWith("text/event-stream")) fail(`content-type ${result.type}`);
+  // The last event says the stream is over (so a browser's EventSource stops), and how.
+  const end = result.events.at(-1);
+  if (end?.type !== "end" || end.data?.state !== "done") fail("the last event is not `end` with state done");
+  result = { ...result, events: chunksOf(result) };
   const ids = result.events.map((e) => e.id);
   const want = Array.from({ length: TOKENS - from }, (_, i) => from + i + 1);
   if (JSON.stringify(ids) !== JSON.stringify(want)) fail(`ids ${ids.join(",")} instead of ${from + 1}..${TOKENS}`);
@@ -24,8 +28,14 @@ function expectEvents(what, result, from, words) {
   if (text !== expected) fail(`text ${JSON.stringify(text)} instead of ${JSON.stringify(expected)}`);
 }
 
+/** The chunks' events: all but the `end` event. */
+const chunksOf = (result) => result.events.filter((e) => e.type === undefined);
+
 /** How long the events took to arrive: a replay comes at once, a live stream over time. */
-const spread = (result) => (result.events.length < 2 ? 0 : result.events.at(-1).at - result.events[0].at);
+const spread = (result) => {
+  const chunks = chunksOf(result);
+  return chunks.length < 2 ? 0 : chunks.at(-1).at - chunks[0].at;
+};
 
 export async function checkStreams(name, a, b) {
   const words = Array.from({ length: TOKENS }, (_, i) => `w${i + 1}`);
@@ -75,7 +85,7 @@ export async function checkStreams(name, a, b) {
     words,
   );
   console.log(
-    `test:frameworks: ${name}: live ${ra.events.length} + ${rb.events.length} chunks over ${spread(ra).toFixed(0)}/${spread(rb).toFixed(0)} ms, joined live, resumed by Last-Event-ID and ?after=`,
+    `test:frameworks: ${name}: live ${chunksOf(ra).length} + ${chunksOf(rb).length} chunks over ${spread(ra).toFixed(0)}/${spread(rb).toFixed(0)} ms, joined live, resumed by Last-Event-ID and ?after=`,
   );
 }
 
@@ -100,17 +110,25 @@ export async function checkStop(name, a, b) {
   if (deleted.status !== 204) throw new Error(`${name}: DELETE answered ${deleted.status}`);
   const [ra, rb] = await Promise.all(readers);
   const ended = performance.now() - stopped;
-  const count = ra.events.length;
+  for (const [server, result] of /** @type {[string, typeof ra][]} */ ([
+    ["A", ra],
+    ["B", rb],
+  ])) {
+    const end = result.events.at(-1);
+    if (end?.type !== "end" || end.data?.state !== "stopped")
+      throw new Error(`${name}: stop: the reader on ${server} did not end with an \`end\` event of state stopped`);
+  }
+  const count = chunksOf(ra).length;
   if (count === 0 || count >= words.length)
     throw new Error(`${name}: stop: ${count} chunks, not a stream stopped midway`);
-  if (JSON.stringify(ra.events.map((e) => e.id)) !== JSON.stringify(rb.events.map((e) => e.id)))
+  if (JSON.stringify(chunksOf(ra).map((e) => e.id)) !== JSON.stringify(chunksOf(rb).map((e) => e.id)))
     throw new Error(`${name}: stop: the two servers' readers saw different chunks`);
   if (ended > 2_000) throw new Error(`${name}: stop: the readers ended ${ended.toFixed(0)} ms after DELETE`);
   // Nothing is written after the stop: the producer was aborted, not left to run.
   await new Promise((resolve) => setTimeout(resolve, 300));
   const again = await readEvents(`${a.base}${path}`);
-  if (again.events.length !== count)
-    throw new Error(`${name}: stop: ${again.events.length - count} chunks written after the stop`);
+  if (chunksOf(again).length !== count)
+    throw new Error(`${name}: stop: ${chunksOf(again).length - count} chunks written after the stop`);
   console.log(
     `test:frameworks: ${name}: DELETE on the other server stopped the stream after ${count} chunks; readers on both ended ${ended.toFixed(0)} ms later`,
   );

@@ -1,7 +1,7 @@
 // Reading server-sent events over HTTP, as a browser's EventSource would: each event with
-// its `id:`, its decoded `data:` and when it arrived.
+// its `event:` type (none for a chunk), its `id:`, its decoded `data:` and when it arrived.
 
-/** `{ status, type, events: [{ id, data, at }] }` once the response ends. */
+/** `{ status, type, events: [{ type?, id, data, at }] }` once the response ends. */
 export async function readEvents(url, headers = {}) {
   const response = await fetch(url, { headers: { accept: "text/event-stream", ...headers } });
   const events = [];
@@ -20,7 +20,8 @@ export async function readEvents(url, headers = {}) {
         const colon = line.indexOf(":");
         const field = line.slice(0, colon);
         const value = line.slice(colon + 1).replace(/^ /, "");
-        if (field === "id") event.id = Number(value);
+        if (field === "event") event.type = value;
+        else if (field === "id") event.id = Number(value);
         else if (field === "data") event.data = JSON.parse(value);
       }
       events.push(event);

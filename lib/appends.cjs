@@ -45,8 +45,15 @@ const SECOND_ATTEMPT = 1 / 2;
  * one. The call then fails with a certain QUERY_TIMEOUT instead.
  */
 const SHORTEST_ATTEMPT_MS = 150;
-/** Streams a store remembers; the least recently written are forgotten beyond it. */
-const MOST_STREAMS = 10_000;
+/**
+ * Idle streams a store remembers (no call running or waiting, no outcome left to settle);
+ * beyond it the least recently written idle one is forgotten. A forgotten stream costs
+ * one lookup on its next append. A stream with calls in flight, or with an append whose
+ * outcome is unknown, is never forgotten: its call order and its exactly-once retry
+ * depend on it. Those are bounded by the calls in flight, and by the appends that ended
+ * APPEND_OUTCOME_UNKNOWN and were not appended again.
+ */
+const MOST_IDLE_STREAMS = 10_000;
 
 const RECREATED = "it was re-created since this store wrote to it";
 
@@ -119,8 +126,16 @@ class Appends {
   /** @type {() => NativeStreamStore} */
   #native;
   #timeoutMs;
-  /** @type {Map<string, Writer>} */
+  /**
+   * Every stream this store writes or remembers.
+   * @type {Map<string, Writer>}
+   */
   #writers = new Map();
+  /**
+   * The idle ones among them, least recently written first: the only ones forgotten.
+   * @type {Map<string, Writer>}
+   */
+  #idle = new Map();
 
   /** `native()` gives the native store (it throws for a closed or clientless one). */
   constructor(native, timeoutMs) {
@@ -130,9 +145,11 @@ class Appends {
 
   /** The stream was created through this store: its first chunk is seq 1. */
   created(id) {
+    // A new generation: calls still running on the previous one keep their own writer.
     const writer = new Writer();
     writer.next = 1;
-    this.#remember(id, writer);
+    this.#writers.set(id, writer);
+    this.#settled(id, writer);
   }
 
   /** Resolves the seq the chunk was stored at, exactly once. */
@@ -145,26 +162,35 @@ class Appends {
         ? writer.tail.then(() => this.#appendNow(id, chunk, writer, deadline))
         : this.#appendNow(id, chunk, writer, deadline);
     writer.running++;
-    writer.tail = turn.then(
-      () => void writer.running--,
-      () => void writer.running--,
-    );
+    this.#idle.delete(id);
+    const done = () => {
+      writer.running--;
+      this.#settled(id, writer);
+    };
+    writer.tail = turn.then(done, done);
     return turn;
   }
 
   #writer(id) {
     let writer = this.#writers.get(id);
-    if (writer === undefined) writer = new Writer();
-    this.#remember(id, writer);
+    if (writer === undefined) {
+      writer = new Writer();
+      this.#writers.set(id, writer);
+    }
     return writer;
   }
 
-  #remember(id, writer) {
-    // Most recently written last, so the first entry is the one to forget.
-    this.#writers.delete(id);
-    this.#writers.set(id, writer);
-    if (this.#writers.size > MOST_STREAMS)
-      this.#writers.delete(/** @type {string} */ (this.#writers.keys().next().value));
+  /** A writer may have become idle: it goes to the end of the idle list. */
+  #settled(id, writer) {
+    if (this.#writers.get(id) !== writer) return; // replaced by a later generation
+    if (writer.running > 0 || writer.pending !== undefined) return;
+    this.#idle.delete(id);
+    this.#idle.set(id, writer);
+    while (this.#idle.size > MOST_IDLE_STREAMS) {
+      const oldest = /** @type {string} */ (this.#idle.keys().next().value);
+      this.#idle.delete(oldest);
+      this.#writers.delete(oldest);
+    }
   }
 
   async #call(make) {

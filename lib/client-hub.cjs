@@ -30,6 +30,8 @@ const LOOP_IDLE_MS = 1_000;
 /** How often an idle loop looks whether a reader has started waiting. */
 const LOOP_LOOK_MS = 50;
 
+/** `listenHeartbeatMs`'s default (src/backend/options.rs). */
+const HEARTBEAT_MS = 30_000;
 const noop = () => {};
 
 function within(promise, ms) {
@@ -56,7 +58,7 @@ class Hub {
   #connector;
   /** @type {import("./listener.cjs").Listener | null} */
   #listener = null;
-  /** @type {Map<object, { ref: WeakRef<object>, listen: boolean, timeoutMs: number }>} by token */
+  /** @type {Map<object, { ref: WeakRef<object>, listen: boolean, timeoutMs: number, heartbeatMs: number }>} by token */
   #backends = new Map();
   #finalizer = new FinalizationRegistry((token) => this.#forget(token));
   // publishing
@@ -97,6 +99,7 @@ class Hub {
       ref: new WeakRef(backend),
       listen: options?.listen !== false,
       timeoutMs: options?.queryTimeoutMs ?? 30_000,
+      heartbeatMs: options?.listenHeartbeatMs ?? HEARTBEAT_MS,
     });
     this.#finalizer.register(backend, token, token);
     if (this.#sharing) backend.shareChecks(this.#heard);
@@ -224,6 +227,11 @@ class Hub {
         },
         wakeAll: () => this.#any()?.wakeAll(),
         changed: () => this.#share(),
+        heartbeatMs: () => {
+          let ms = HEARTBEAT_MS;
+          for (const [, entry] of this.#live()) ms = Math.min(ms, entry.heartbeatMs);
+          return ms;
+        },
       });
     }
     this.#listener.start();

@@ -4,8 +4,8 @@
 
 const { NativeConversationStore } = require("./binding.cjs");
 const { storeError, run } = require("./errors.cjs");
-const { describe, invalid, text } = require("./options.cjs");
-const { Store } = require("./store.cjs");
+const { describe, invalid, text, nativeOptions } = require("./options.cjs");
+const { Store, traced } = require("./store.cjs");
 
 /** @type {(store: object) => import("../binding").NativeConversationStore} the store's native half */
 const native = /** @type {any} */ (require("./store.cjs").native);
@@ -30,8 +30,14 @@ async function chatHistoryClass() {
 }
 
 class PostgresConversationStore extends Store {
+  /** The table, as diagnostics events name it. */
+  #table;
+
   constructor(client, options) {
-    super(NativeConversationStore, client, options);
+    const opts = nativeOptions(options);
+    const table = typeof opts.table === "string" ? opts.table : "aibind_conversations";
+    super(NativeConversationStore, client, options, { kind: "conversation", cleaned: table });
+    this.#table = table;
   }
 
   async load(sessionId) {
@@ -40,6 +46,10 @@ class PostgresConversationStore extends Store {
   }
 
   save(sessionId, chat) {
+    return traced(this, "conversation:save", this.#table, sessionId, () => this.#save(sessionId, chat));
+  }
+
+  #save(sessionId, chat) {
     return run(() => {
       if (chat === null || typeof chat !== "object" || typeof chat.toJSON !== "function") {
         throw invalid(`chat must be a ChatHistory (an object with toJSON()), got ${describe(chat)}`);
@@ -54,16 +64,22 @@ class PostgresConversationStore extends Store {
 
   /** The stored JSON of an unexpired session, or null. */
   loadJSON(sessionId) {
-    return run(() => native(this).loadJSON(text("sessionId", sessionId)));
+    return traced(this, "conversation:load", this.#table, sessionId, () =>
+      run(() => native(this).loadJSON(text("sessionId", sessionId))),
+    );
   }
 
   /** Stores a history's JSON text as it is. */
   saveJSON(sessionId, json) {
-    return run(() => native(this).saveJSON(text("sessionId", sessionId), text("json", json)));
+    return traced(this, "conversation:save", this.#table, sessionId, () =>
+      run(() => native(this).saveJSON(text("sessionId", sessionId), text("json", json))),
+    );
   }
 
   delete(sessionId) {
-    return run(() => native(this).delete(text("sessionId", sessionId)));
+    return traced(this, "conversation:delete", this.#table, sessionId, () =>
+      run(() => native(this).delete(text("sessionId", sessionId))),
+    );
   }
 }
 

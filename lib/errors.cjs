@@ -38,6 +38,20 @@ function storeError(code, message, sqlState) {
   return new PostgresStoreError(code, message, { sqlState });
 }
 
+/** The stores never create tables: a missing one (42P01) says how to create them. */
+const MISSING_TABLE_HINT =
+  '; the stores never create their tables: run `npx @aibind-rs/postgres migrate --url "$DATABASE_URL"` ' +
+  "(or `await migrate(client)` in your code) once before using them";
+
+/**
+ * PostgreSQL's message as it is, and after it what to do where that is known.
+ * @param {string} message
+ * @param {string | undefined} sqlState
+ */
+function withHint(message, sqlState) {
+  return sqlState === "42P01" ? `${message}${MISSING_TABLE_HINT}` : message;
+}
+
 /**
  * A native error (`MARK` + JSON) as a PostgresStoreError; anything else as it is.
  * @param {unknown} err
@@ -47,7 +61,7 @@ function translate(err) {
   if (err instanceof Error && typeof err.message === "string" && err.message.startsWith(MARK)) {
     try {
       const { code, message, sqlState, retryable, unknown, ownLimit } = JSON.parse(err.message.slice(1));
-      const translated = new PostgresStoreError(code, message, { sqlState, retryable });
+      const translated = new PostgresStoreError(code, withHint(message, sqlState), { sqlState, retryable });
       if (unknown) unknownOutcome.add(translated);
       if (ownLimit) stoppedByOwnLimit.add(translated);
       return translated;

@@ -162,7 +162,8 @@ async function openPostgresJs(sql, { notified, listening }) {
 /**
  * The listener state machine of one client object. `hooks`: `deliver(payload)` → the
  * probe number or null, `probePayload(n)`, `send(payload)` → Promise (a NOTIFY through the
- * caller's client), `wakeAll()`, `changed(state)`.
+ * caller's client), `wakeAll()`, `changed(state)`, `heartbeatMs()` (how often a confirmed
+ * listener probes itself again: `listenHeartbeatMs`).
  */
 class Listener {
   /** "off" | "connecting" | "confirmed" | "deaf-polling" */
@@ -280,6 +281,10 @@ class Listener {
           if (probe !== null && probe !== undefined && probe === this.#probe) {
             this.#stopProbing();
             this.#set("confirmed");
+            // Heard: probe again later, and a probe that does not come back then means
+            // the connection went silent (a NAT or proxy dropped it without a word).
+            this.#probeTimer = setTimeout(() => this.#startProbing(() => end("lost")), this.#hooks.heartbeatMs());
+            this.#probeTimer.unref?.();
           }
         },
         listening: () => {
@@ -314,7 +319,10 @@ class Listener {
     return how;
   }
 
-  /** Sends probes (again after 0.5 s, doubling) until one comes back or 3 s passed. */
+  /**
+   * Sends probes (again after 0.5 s, doubling) until one comes back or 3 s passed; then
+   * `deaf()` (or, for a heartbeat of a confirmed listener, its end as lost).
+   */
   #startProbing(deaf) {
     this.#stopProbing();
     const probe = nextProbe();

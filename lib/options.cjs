@@ -6,6 +6,7 @@ const { storeError, translate } = require("./errors.cjs");
 
 function describe(value) {
   if (value === null || value === undefined) return String(value);
+  if (typeof value === "number" && Number.isNaN(value)) return "NaN";
   if (Array.isArray(value)) return "an array";
   if (typeof value === "object") return "an object";
   if (typeof value === "string") return "a string";
@@ -74,8 +75,10 @@ const OPTION_TYPES = {
   idleTimeoutMs: "number",
   pooler: "string",
   listenUrl: "string",
+  listenHeartbeatMs: "number",
   listen: "boolean",
   synchronousCommit: "boolean",
+  diagnosticIds: "boolean",
 };
 
 function nativeOptions(options) {

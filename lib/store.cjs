@@ -6,6 +6,7 @@ const { NativeBackend } = require("./binding.cjs");
 const { storeError, run } = require("./errors.cjs");
 const { invalid, isMissing, missingClient, nativeOptions, construct } = require("./options.cjs");
 const { backendFor, hubOf } = require("./backend.cjs");
+const diagnostics = require("./diagnostics.cjs");
 
 /** What both stores share: the native store, cleanup, close. */
 
@@ -25,9 +26,21 @@ class Store {
    * @type {{ hub: ReturnType<typeof import("./client-hub.cjs").hubFor>, token: unknown } | undefined}
    */
   #hub;
+  /** What diagnostics events say of this store (lib/diagnostics.cjs). */
+  #diagnostics = { kind: "stream", cleaned: "", target: {}, ids: false };
 
-  constructor(Native, client, options) {
+  /**
+   * `kind` ("stream" | "conversation") names the store's diagnostics channels, and
+   * `cleaned` the table `cleanup()` reports.
+   */
+  constructor(Native, client, options, { kind, cleaned }) {
     const opts = nativeOptions(options);
+    this.#diagnostics = {
+      kind,
+      cleaned,
+      target: diagnostics.targetOf(client, typeof client === "string" ? "rust-pool" : "js-client"),
+      ids: opts.diagnosticIds === true,
+    };
     if (isMissing(client)) {
       // Frameworks import route modules while building, often with DATABASE_URL unset:
       // construct anyway (options are still checked now), fail on first use.
@@ -56,6 +69,23 @@ class Store {
   /** A reader is about to wait: the client's listener and shared check run (JS clients). */
   static waiting(store) {
     if (store.#hub) store.#hub.hub.waiting(store.#hub.token);
+  }
+
+  /**
+   * Runs `fn` as the store operation `name` ("stream:append", ...) on `table`, published
+   * on its diagnostics channel when anyone listens; `id` only with `diagnosticIds`.
+   */
+  static traced(store, name, table, id, fn) {
+    if (store === null || typeof store !== "object" || !(#diagnostics in store)) return fn();
+    const { target, ids } = store.#diagnostics;
+    return diagnostics.traced(
+      name,
+      () => {
+        const [kind, operation] = name.split(":");
+        return { store: kind, operation, table, ...target, ...(ids && typeof id === "string" ? { id } : {}) };
+      },
+      fn,
+    );
   }
 
   /** The pool, the listener, waiting readers and counters now (null where not known). */
@@ -103,7 +133,8 @@ class Store {
 
   /** Removes expired rows; resolves how many streams (or conversations) went. */
   cleanup() {
-    return run(() => native(this).cleanup());
+    const { kind, cleaned } = this.#diagnostics;
+    return traced(this, `${kind}:cleanup`, cleaned, undefined, () => run(() => native(this).cleanup()));
   }
 
   /**
@@ -129,9 +160,10 @@ class Store {
 const native = (store) => Store.native(store);
 const wrote = (store) => Store.wrote(store);
 const waiting = (store) => Store.waiting(store);
+const traced = (store, name, table, id, fn) => Store.traced(store, name, table, id, fn);
 
 if (typeof Symbol.asyncDispose === "symbol") {
   Store.prototype[Symbol.asyncDispose] = Store.prototype.close;
 }
 
-module.exports = { Store, native, wrote, waiting };
+module.exports = { Store, native, wrote, waiting, traced };

@@ -6,7 +6,7 @@ const { NativeStreamStore } = require("./binding.cjs");
 const { PostgresStoreError, run } = require("./errors.cjs");
 const { Appends } = require("./appends.cjs");
 const { text, seqArgument, nativeOptions } = require("./options.cjs");
-const { Store, wrote, waiting } = require("./store.cjs");
+const { Store, wrote, waiting, traced } = require("./store.cjs");
 
 /** @type {(store: object) => import("../binding").NativeStreamStore} the store's native half */
 const native = /** @type {any} */ (require("./store.cjs").native);
@@ -20,21 +20,28 @@ function sleep(ms) {
  * The readers of one store waiting for news (`pauseThen`): each has a token, and Rust
  * calls `woken` once with the tokens of all the readers it let go on
  * (src/waker.rs). While any reader waits, a timer keeps the process alive, as
- * a pending promise of the original's polling reader does.
+ * a pending promise of the original's polling reader does. A stop signal's watcher waits
+ * the same way but keeps nothing alive: a process whose work is done exits, as it would
+ * with an AbortSignal of its own.
  */
 class ReaderWakes {
-  /** @type {Map<number, (value?: unknown) => void>} */
+  /** @type {Map<number, { resolve: (value?: unknown) => void, keepsAlive: boolean }>} */
   #waiting = new Map();
   #next = 0;
+  /** Waiting readers that keep the process alive. */
+  #keeping = 0;
   /** @type {ReturnType<typeof setInterval> | null} */
   #keepAlive = null;
 
-  /** @param {import("../binding").NativeStreamReader} reader */
-  pause(reader) {
+  /**
+   * @param {import("../binding").NativeStreamReader} reader
+   * @param {boolean} [keepsAlive] false for a stop signal's watcher
+   */
+  pause(reader, keepsAlive = true) {
     const token = (this.#next = (this.#next + 1) >>> 0);
     return new Promise((resolve) => {
-      this.#waiting.set(token, resolve);
-      this.#keepAlive ??= setInterval(() => {}, 1 << 30);
+      this.#waiting.set(token, { resolve, keepsAlive });
+      if (keepsAlive && this.#keeping++ === 0) this.#keepAlive = setInterval(() => {}, 1 << 30);
       reader.pauseThen(token);
     });
   }
@@ -42,13 +49,14 @@ class ReaderWakes {
   /** @param {number[]} tokens */
   woken(tokens) {
     for (const token of tokens) {
-      const resolve = this.#waiting.get(token);
+      const waiting = this.#waiting.get(token);
+      if (waiting === undefined) continue;
       this.#waiting.delete(token);
-      resolve?.();
-    }
-    if (this.#waiting.size === 0 && this.#keepAlive !== null) {
-      clearInterval(this.#keepAlive);
-      this.#keepAlive = null;
+      if (waiting.keepsAlive && --this.#keeping === 0 && this.#keepAlive !== null) {
+        clearInterval(this.#keepAlive);
+        this.#keepAlive = null;
+      }
+      waiting.resolve();
     }
   }
 }
@@ -61,18 +69,27 @@ class PostgresStreamStore extends Store {
   /** @type {ReaderWakes | undefined} made with the first reader */
   #wakes;
 
+  /** The two tables, as diagnostics events name them. */
+  #chunks;
+  #status;
+
   constructor(client, options) {
-    super(NativeStreamStore, client, options);
     const opts = nativeOptions(options);
+    const status = typeof opts.statusTable === "string" ? opts.statusTable : "aibind_stream_status";
+    super(NativeStreamStore, client, options, { kind: "stream", cleaned: status });
+    this.#chunks = typeof opts.chunksTable === "string" ? opts.chunksTable : "aibind_stream_chunks";
+    this.#status = status;
     this.#appends = new Appends(() => native(this), opts.queryTimeoutMs ?? 30_000);
     this.#pollIntervalMs = opts.pollIntervalMs ?? 100;
   }
 
   create(id) {
-    return run(async () => {
-      await native(this).create(text("stream id", id));
-      this.#appends.created(id);
-    });
+    return traced(this, "stream:create", this.#status, id, () =>
+      run(async () => {
+        await native(this).create(text("stream id", id));
+        this.#appends.created(id);
+      }),
+    );
   }
 
   /**
@@ -80,13 +97,15 @@ class PostgresStreamStore extends Store {
    * stored and never will be, or with APPEND_OUTCOME_UNKNOWN (see lib/appends.cjs).
    */
   append(id, chunk) {
-    return run(() => {
-      native(this);
-      const appended = this.#appends.append(text("stream id", id), text("chunk", chunk));
-      const announce = () => wrote(this);
-      appended.then(announce, announce);
-      return appended;
-    });
+    return traced(this, "stream:append", this.#chunks, id, () =>
+      run(() => {
+        native(this);
+        const appended = this.#appends.append(text("stream id", id), text("chunk", chunk));
+        const announce = () => wrote(this);
+        appended.then(announce, announce);
+        return appended;
+      }),
+    );
   }
 
   /**
@@ -114,7 +133,7 @@ class PostgresStreamStore extends Store {
           try {
             while ((await run(() => reader.nextPage())) !== null) {
               waiting(this);
-              await reader.pause();
+              await this.#readerWakes().pause(reader, false);
             }
           } finally {
             reader.release();
@@ -147,7 +166,7 @@ class PostgresStreamStore extends Store {
     const wakes = this.#readerWakes();
     const retryFor = native(this).retryReadsForMs;
     const fetch = () => {
-      const page = run(() => reader.nextPage());
+      const page = traced(this, "stream:read", this.#chunks, id, () => run(() => reader.nextPage()));
       page.catch(() => {}); // awaited below, unless the reader is left first
       return page;
     };
@@ -201,22 +220,28 @@ class PostgresStreamStore extends Store {
   async getStatus(id) {
     // napi gives a missing status as null (binding.d.ts also allows undefined).
     const status = /** @type {import("../binding").DurableStreamStatus | null} */ (
-      await run(() => native(this).getStatus(text("stream id", id)))
+      await traced(this, "stream:getStatus", this.#status, id, () =>
+        run(() => native(this).getStatus(text("stream id", id))),
+      )
     );
     if (status === null) return null;
     return { state: status.state, error: status.error ?? undefined, totalChunks: status.totalChunks };
   }
 
   stop(id) {
-    return run(() => native(this).stop(text("stream id", id)));
+    return traced(this, "stream:stop", this.#status, id, () => run(() => native(this).stop(text("stream id", id))));
   }
 
   complete(id) {
-    return run(() => native(this).complete(text("stream id", id)));
+    return traced(this, "stream:complete", this.#status, id, () =>
+      run(() => native(this).complete(text("stream id", id))),
+    );
   }
 
   fail(id, error) {
-    return run(() => native(this).fail(text("stream id", id), text("error", error)));
+    return traced(this, "stream:fail", this.#status, id, () =>
+      run(() => native(this).fail(text("stream id", id), text("error", error))),
+    );
   }
 }
 

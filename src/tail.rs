@@ -115,7 +115,7 @@ impl Tail {
 
     fn push(&mut self, source: Source, seq: u32, data: Arc<str>, version: u64) {
         if data.len() > LARGEST_KEPT {
-            self.reset(source);
+            self.restart(source, i64::from(seq));
             self.unknown = version;
             return;
         }
@@ -132,7 +132,7 @@ impl Tail {
                 if !self.chunks.is_empty() {
                     self.unknown = version;
                 }
-                self.reset(source);
+                self.restart(source, i64::from(seq));
             }
         }
         self.bytes += data.len();
@@ -163,12 +163,26 @@ impl Tail {
         version
     }
 
-    fn reset(&mut self, source: Source) {
+    /// Forgets the chunks here (and what a fetch found) to start over from chunks of
+    /// `source` up to seq `upto`. A finish learned of the same source stays if it can
+    /// still hold (its count reaches `upto`): a page or a chunk that arrives after the
+    /// news of the finish, as a fetch begun before it or a NOTIFY overtaken by the
+    /// finish's own, must not make readers wait for a poll to learn it again.
+    fn restart(&mut self, source: Source, upto: i64) {
+        let finished = self
+            .finished
+            .filter(|(total, _)| source == self.source && *total >= upto);
         self.source = source;
         self.chunks.clear();
         self.bytes = 0;
-        self.finished = None;
+        self.finished = finished;
         self.checked = None;
+    }
+
+    /// Forgets everything known of the stream, finish included (another source's news,
+    /// or a stream made anew).
+    fn reset(&mut self, source: Source) {
+        self.restart(source, i64::MAX);
     }
 
     /// The stream finished with `total` chunks (seen through `source`).
@@ -335,11 +349,11 @@ impl Tail {
         } else {
             Vec::new()
         };
-        self.reset(source);
+        self.restart(source, i64::from(last));
         let skip = chunks.len().saturating_sub(MOST_CHUNKS);
         for (seq, data) in &chunks[skip..] {
             if data.len() > LARGEST_KEPT {
-                self.reset(source);
+                self.restart(source, i64::from(last));
                 continue;
             }
             self.bytes += data.len();

@@ -10,15 +10,21 @@ const native = (body: object) => new Error(`\u001f${JSON.stringify(body)}`);
 
 describe("translate", () => {
   it("makes a native error a PostgresStoreError with code, message, sqlState and retryable", () => {
-    const err = translate(native({ code: "DATABASE_ERROR", message: "relation missing", sqlState: "42P01", retryable: false }));
+    const err = translate(native({ code: "DATABASE_ERROR", message: "value too long", sqlState: "22001", retryable: false }));
     expect(err).toBeInstanceOf(PostgresStoreError);
     expect(err).toBeInstanceOf(Error);
     expect(err.name).toBe("PostgresStoreError");
     expect(err.code).toBe("DATABASE_ERROR");
-    expect(err.message).toBe("relation missing");
-    expect(err.sqlState).toBe("42P01");
+    expect(err.message).toBe("value too long");
+    expect(err.sqlState).toBe("22001");
     expect(err.retryable).toBe(false);
     expect(outcomeUnknown(err)).toBe(false);
+  });
+
+  it("a missing table (42P01): PostgreSQL's message, then the command that creates the tables", () => {
+    const err = translate(native({ code: "DATABASE_ERROR", message: 'relation "t" does not exist', sqlState: "42P01", retryable: false }));
+    expect(err.message).toMatch(/^relation "t" does not exist; the stores never create their tables: run `npx @aibind-rs\/postgres migrate --url "\$DATABASE_URL"`/);
+    expect(err.sqlState).toBe("42P01");
   });
 
   it("keeps retryable, leaves sqlState out when there is none, and marks unknown outcomes", () => {

@@ -15,7 +15,14 @@ if (!existsSync(executablePath))
 
 const server = spawn(process.execPath, [new URL("./server.mjs", import.meta.url).pathname], {
   env: { ...process.env, PORT: "0", TOKEN_MS: "60" },
-  stdio: ["ignore", "pipe", "inherit"],
+  stdio: ["ignore", "pipe", "pipe"],
+});
+// The server's stderr, passed on and kept: it must print no warning (one per answer, such
+// as MaxListenersExceededWarning, is what a user would see first).
+let serverErr = "";
+server.stderr.on("data", (d) => {
+  serverErr += d;
+  process.stderr.write(d);
 });
 const base = await new Promise((resolve, reject) => {
   server.stdout.on("data", (d) => {
@@ -117,6 +124,7 @@ try {
   await browser.close();
   server.kill("SIGTERM");
 }
+check(!/Warning/.test(serverErr), "the server printed no warning");
 
 function screenshotPath() {
   const dir = new URL("../../docs/", import.meta.url).pathname;

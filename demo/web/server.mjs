@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { randomUUID } from "node:crypto";
 import process from "node:process";
+import { setTimeout as sleep } from "node:timers/promises";
 import { PostgresStreamStore, migrate } from "../../index.js";
 import { answerFor } from "./model.mjs";
 
@@ -25,10 +26,9 @@ async function generate(id, prompt) {
   // given it (`streamText({ abortSignal })`) stops, and its bill with it.
   const signal = store.stopSignal(id);
   for (const token of answerFor(prompt)) {
-    await new Promise((resolve) => {
-      const timer = setTimeout(resolve, TOKEN_MS);
-      signal.addEventListener("abort", () => resolve(clearTimeout(timer)), { once: true });
-    });
+    // Waits one token's time, or less if the stream is stopped; the timer removes its
+    // listener from the signal when it fires, so the signal does not collect one per token.
+    await sleep(TOKEN_MS, undefined, { signal }).catch(() => {});
     if (signal.aborted) return; // stopped by a user
     try {
       await store.append(id, token);

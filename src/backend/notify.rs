@@ -17,7 +17,7 @@ use crate::wakeups;
 type Key = (String, String);
 
 /// Keep payloads well under PostgreSQL's 8,000-byte limit.
-const MAX_PAYLOAD: usize = 7_500;
+const MAX_PAYLOAD: usize = crate::sql::NOTIFY_MOST_BYTES;
 
 /// A write to announce: a stream, and the chunk when it was an append.
 pub struct Written {
@@ -60,6 +60,10 @@ struct Payload<'a> {
     /// The streams in `s` finished (stop, complete, fail): stop signals wake too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     f: Option<u8>,
+    /// A stream was written whose id is too long to name in a payload: every reader
+    /// looks (older versions ignore it, and their shared check finds the write).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    w: Option<u8>,
 }
 
 /// A chunk whose JSON is larger than this goes by name only: its readers fetch it.
@@ -92,9 +96,15 @@ pub fn payloads(written: impl IntoIterator<Item = Written>) -> Vec<String> {
         payload.x.clear();
         named.clear();
     };
+    let mut unnamed = false;
     for written in written {
         let key: Key = (written.table, written.id);
         let name = serde_json::to_string(&key).unwrap_or_default().len() + 1;
+        // Named twice (in `s` and `x`), it would not fit in a payload of its own.
+        if empty + 2 * name > MAX_PAYLOAD {
+            unnamed = true;
+            continue;
+        }
         let carried = written.chunk.and_then(|(seq, data)| {
             let entry = (key.0.clone(), key.1.clone(), seq, data.to_string());
             let size = serde_json::to_string(&entry).unwrap_or_default().len() + 1;
@@ -124,7 +134,20 @@ pub fn payloads(written: impl IntoIterator<Item = Written>) -> Vec<String> {
         }
     }
     flush(&mut payload, &mut named, &mut out);
+    if unnamed {
+        out.push(wake_all_payload());
+    }
     out
+}
+
+/// A payload that wakes every reader of the processes that hear it.
+fn wake_all_payload() -> String {
+    serde_json::to_string(&Payload {
+        o: wakeups::origin().into(),
+        w: Some(1),
+        ..Payload::default()
+    })
+    .unwrap_or_default()
 }
 
 /// What a notification was.
@@ -144,6 +167,10 @@ pub fn deliver(payload: &str, source: Source) -> Heard {
         // This process's own writes reached its readers at once.
         Ok(payload) if payload.o == wakeups::origin() => {
             return payload.p.map_or(Heard::Writes, Heard::Probe);
+        }
+        Ok(payload) if payload.w.is_some() => {
+            wakeups::wake_all();
+            return Heard::Writes;
         }
         Ok(payload) => payload,
         // Not ours, or cut: waking everyone costs a query each, never a chunk.

@@ -33,6 +33,11 @@ pub struct PoolOptions {
     /// A connection string used only for LISTEN (a direct host, when the main one goes
     /// through a pooler that cannot deliver notifications). Default: the main one.
     pub listen_url: Option<String>,
+    /// How often a LISTEN connection that has proved it hears sends itself a probe again,
+    /// in ms (default 30000). A probe not back within 3 s means the connection was lost
+    /// without a word (a NAT or a proxy that dropped it): it is opened again, and every
+    /// waiting reader looks once. Also used, from the store's options, with a JS client.
+    pub listen_heartbeat_ms: Option<f64>,
 }
 
 impl PoolOptions {
@@ -57,6 +62,11 @@ impl PoolOptions {
             idle_timeout_ms,
             pooler: Pooler::parse(self.pooler.as_deref())?,
             listen_url: self.listen_url,
+            listen_heartbeat_ms: positive_ms(
+                "listenHeartbeatMs",
+                self.listen_heartbeat_ms,
+                30_000,
+            )?,
         })
     }
 }

@@ -92,6 +92,33 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// A failure to open a connection that does not say where to (a refused or timed-out
+    /// TCP connection, a TLS failure): `target` (`host:port`) added.
+    pub fn connecting_to(self, target: &str) -> Self {
+        match self {
+            Error::Connection {
+                message,
+                sql_state: None,
+                retryable,
+            } => {
+                let message = if message.contains("Connection refused") {
+                    format!(
+                        "{message}: nothing accepts connections at {target}; is PostgreSQL \
+                         running there, and are the host and port right?"
+                    )
+                } else {
+                    format!("{message} (connecting to {target})")
+                };
+                Error::Connection {
+                    message,
+                    sql_state: None,
+                    retryable,
+                }
+            }
+            other => other,
+        }
+    }
+
     pub fn invalid_argument(message: impl fmt::Display) -> Self {
         Error::InvalidArgument(message.to_string())
     }

@@ -13,8 +13,8 @@ mod stream;
 mod tables;
 
 pub use conversation::ConversationSql;
-pub use statement::{Column, Combined, Kind, Statement};
-pub use stream::{StreamSql, NOTIFY_CHANNEL, PAGE_ROWS, SMALL_CHUNK_BYTES};
+pub use statement::{Combined, Kind, Statement};
+pub use stream::{StreamSql, NOTIFY_CHANNEL, NOTIFY_MOST_BYTES, PAGE_ROWS, SMALL_CHUNK_BYTES};
 pub use tables::{finish_key, schema, table_name, wake_key};
 
 #[cfg(test)]

@@ -16,6 +16,9 @@ pub const SMALL_CHUNK_BYTES: i64 = 2048;
 /// with the chunks written (`c`) and the streams finished (`e`) when they fit (see
 /// `backend/notify.rs`).
 pub const NOTIFY_CHANNEL: &str = "aibind_stream_writes";
+/// The most bytes a payload on `NOTIFY_CHANNEL` takes: well under PostgreSQL's limit of
+/// 8,000, which fails the statement that sends more.
+pub const NOTIFY_MOST_BYTES: usize = 7_500;
 /// The statements of `PostgresStreamStore`, for its two tables.
 #[derive(Debug)]
 pub struct StreamSql {
@@ -153,19 +156,24 @@ impl StreamSql {
                 // ids, chunks and expiries in call order; each stream's seqs follow that
                 // order. The status rows are locked in id order first, so two of these can
                 // never deadlock; rows locked elsewhere are skipped. A call without a row
-                // goes to the side path, whose waiting form tells why.
+                // goes to the side path, whose waiting form tells why. Each call's seq is
+                // the one it asks for ($4), or none of its stream's calls here are stored:
+                // the k-th call of a stream asks for `count before + k`, so `expected - k`
+                // is the same for all of them and equals the stream's count.
                     format!(
-                        "WITH input AS (SELECT id, data, expires, expected, ord FROM unnest($1::text[], \
+                        "WITH input AS (SELECT id, data, expires, expected, ord, \
+                         row_number() OVER (PARTITION BY id ORDER BY ord) AS k FROM unnest($1::text[], \
                          $2::text[], $3::bigint[], $4::int[]) \
                          WITH ORDINALITY AS i(id, data, expires, expected, ord)), \
                          locked AS (SELECT st.id FROM {status} st WHERE st.id = ANY($1::text[]) \
                          AND st.state = 'active' ORDER BY st.id FOR UPDATE SKIP LOCKED), \
                          counts AS (SELECT input.id, count(*)::int AS n, max(expires) AS expires, \
-                         min(expected) AS expected \
+                         count(expected)::int AS conditional, min(expected - k) AS lo, max(expected - k) AS hi \
                          FROM input JOIN locked USING (id) GROUP BY input.id), \
                          s AS (UPDATE {status} st SET total_chunks = st.total_chunks + counts.n, \
                          expires_at = counts.expires FROM counts WHERE st.id = counts.id \
-                         AND (counts.expected IS NULL OR st.total_chunks = counts.expected - 1) \
+                         AND (counts.conditional = 0 OR (counts.conditional = counts.n \
+                         AND st.total_chunks = counts.lo AND counts.hi = counts.lo)) \
                          RETURNING st.id, st.total_chunks - counts.n AS base), \
                          numbered AS (SELECT input.ord, input.id, input.data, (s.base + row_number() \
                          OVER (PARTITION BY input.id ORDER BY input.ord))::int AS seq \
@@ -219,16 +227,23 @@ impl StreamSql {
             // stop / complete / fail: only an active stream changes; its ttl starts now.
             // The change is announced to listening processes in the same transaction
             // (once per stream, so the NOTIFY lock at commit costs nothing that matters),
-            // so the news cannot be lost when the writer's process exits right after.
+            // so the news cannot be lost when the writer's process exits right after. An
+            // id too long to name within PostgreSQL's payload limit (a long id of control
+            // characters, which JSON spells in 6 bytes each) is announced as a wake-up of
+            // every reader (`w`, `backend/notify.rs`), never as an error that would leave
+            // the stream active.
             finish: Statement::new(
                 format!(
                     "WITH u AS (UPDATE {status} SET state = $2::text, error = $3::text, \
                      expires_at = $4::bigint WHERE id = $1::text AND state = 'active' \
-                     RETURNING id, total_chunks) \
-                     SELECT total_chunks, pg_notify('{NOTIFY_CHANNEL}', json_build_object('o', $5::text, \
+                     RETURNING id, total_chunks), \
+                     p AS (SELECT total_chunks, json_build_object('o', $5::text, \
                      'f', 1, 's', json_build_array(json_build_array('{key}', id)), \
-                     'e', json_build_array(json_build_array('{key}', id, $2::text, total_chunks)))::text) \
-                     AS notified FROM u"
+                     'e', json_build_array(json_build_array('{key}', id, $2::text, total_chunks)))::text AS p \
+                     FROM u) \
+                     SELECT total_chunks, pg_notify('{NOTIFY_CHANNEL}', CASE WHEN octet_length(p) <= {MOST} \
+                     THEN p ELSE json_build_object('o', $5::text, 'f', 1, 'w', 1)::text END) AS notified FROM p",
+                    MOST = NOTIFY_MOST_BYTES,
                 ),
                 &[Column { name: "total_chunks", kind: Kind::Int }],
             ),

@@ -299,3 +299,49 @@ fn a_page_that_does_not_reach_the_end_is_not_kept() {
         Look::Query { .. }
     ));
 }
+
+#[test]
+fn a_finish_learned_during_a_fetch_survives_its_page() {
+    let mut tail = Tail::default();
+    let since = match tail.look(1, 0, &mut { 0 }, &mut { true }, false) {
+        Look::Query { since } => since,
+        other => panic!("{other:?}"),
+    };
+    // The page is in flight when the stream finishes with the two chunks it holds.
+    tail.finished(1, 2);
+    // The page was read before the finish: the stream still active then.
+    tail.fetched(1, 0, since, &[(1, "a"), (2, "b")], 2, true);
+    assert_eq!(
+        tail.look(1, 2, &mut { since }, &mut { false }, false),
+        Look::Finished,
+        "the reader ends without waiting for a poll"
+    );
+}
+
+#[test]
+fn a_chunk_overtaken_by_the_finish_keeps_the_finish() {
+    let mut tail = Tail::default();
+    // The finish's NOTIFY (sent inside its statement) arrives before the one announcing
+    // the last chunk (sent after the append's commit).
+    tail.finished(1, 1);
+    tail.appended(1, 1, "a".into());
+    match tail.look(1, 0, &mut { 0 }, &mut { false }, false) {
+        Look::Chunks { chunks, end, .. } => {
+            assert_eq!(chunks.len(), 1);
+            assert!(end, "the page says the stream ended with it");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_chunk_past_the_finish_forgets_it() {
+    let mut tail = Tail::default();
+    tail.finished(1, 1);
+    // A later generation of the stream (made anew elsewhere): the old finish is void.
+    tail.appended(1, 3, "c".into());
+    assert!(matches!(
+        tail.look(1, 1, &mut { 0 }, &mut { false }, false),
+        Look::Query { .. }
+    ));
+}

@@ -121,3 +121,24 @@ async fn a_finish_wakes_stop_signals_and_a_write_does_not() {
         .await
         .expect("a finish wakes it");
 }
+
+#[test]
+fn an_id_too_long_to_name_becomes_a_wake_up_and_the_rest_still_go() {
+    // 700 bytes of U+0001: JSON spells each in 6 bytes, 4,200 bytes named, twice in `x`.
+    let odd = "\u{1}".repeat(700);
+    let out = payloads([
+        chunk("t", "before", 1, "a"),
+        chunk("t", &odd, 1, &"y".repeat(3_000)),
+        chunk("t", "after", 1, "b"),
+    ]);
+    let mut carried = Vec::new();
+    let mut woken = false;
+    for payload in &out {
+        assert!(payload.len() <= MAX_PAYLOAD, "{}", payload.len());
+        let decoded = serde_json::from_str::<Payload>(payload).unwrap();
+        woken |= decoded.w.is_some();
+        carried.extend(decoded.c.into_iter().map(|(_, id, _, _)| id));
+    }
+    assert!(woken, "the stream that cannot be named wakes every reader");
+    assert_eq!(carried, vec!["before".to_string(), "after".to_string()]);
+}

@@ -11,13 +11,19 @@
 //!   least twice as many spare as the pool already holds: a process that holds many stops
 //!   first, so sixteen processes sharing one server settle at a fair share each, below its
 //!   limit, and one that starts late still finds room.
+//! - **Never waiting to measure.** Without a measure from the last `FRESH` (a pool that
+//!   was quiet, then finds its connections busy), the pool grows by one at once: the
+//!   connection it opens measures as it is set up. Measuring through the pool instead
+//!   would queue behind the very connections that are busy (a statement waiting on a row
+//!   lock would hold every call on every stream). One such growth per `FRESH` at most, so
+//!   an old measure never adds more than one connection; a full server refuses it (below).
 //! - **Refused (53300, "too many clients").** The call does not fail: it waits for a
 //!   connection the pool has; holding none, the pool tries again with back-off (one
 //!   attempt at a time for all its callers), until the call's deadline
 //!   (`queryTimeoutMs`). The pool does not grow for a while.
 //! - **Idle.** A connection unused for `idleTimeoutMs` is closed.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -31,14 +37,6 @@ const HOLD: Duration = Duration::from_secs(2);
 /// How long a measure of the server's spare connections counts.
 const FRESH: Duration = Duration::from_millis(500);
 
-/// What a call that waited lets the pool do.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Grow {
-    No,
-    Grew,
-    /// Measure the server's spare connections first.
-    Measure,
-}
 /// Back-off between attempts while the server refuses and the pool holds nothing.
 const RETRY_FIRST: Duration = Duration::from_millis(50);
 const RETRY_AT_MOST: Duration = Duration::from_secs(1);
@@ -56,7 +54,6 @@ pub struct Budget {
     times: Mutex<Times>,
     /// Connection attempts the server refused with 53300.
     pub refused: AtomicU64,
-    measuring: AtomicBool,
 }
 
 struct Times {
@@ -95,7 +92,6 @@ impl Budget {
                 spare: None,
             }),
             refused: AtomicU64::new(0),
-            measuring: AtomicBool::new(false),
         }
     }
 
@@ -109,37 +105,38 @@ impl Budget {
             && Instant::now() >= self.times().retry_at
     }
 
-    /// A call has waited `GROW_AFTER` for a connection: the pool may hold one more, unless
-    /// it grew moments ago, is at `poolSize`, is holding back, or the server has fewer
-    /// spare connections than twice what the pool holds. Twice: processes that grow at
-    /// the same moment each add one before they measure again. Without a measure from the
-    /// last `FRESH`, it asks for one (`Grow::Measure`) and grows once it has it.
-    pub fn waited(&self) -> Grow {
+    /// A call has waited `GROW_AFTER` for a connection: whether the pool may hold one
+    /// more. Not if it grew moments ago, is at `poolSize`, is holding back, or the server
+    /// has fewer spare connections than twice what the pool holds (twice: processes that
+    /// grow at the same moment each add one before they measure again). Without a fresh
+    /// measure it grows by one, at most once per `FRESH` (see the module's doc).
+    pub fn waited(&self) -> bool {
         let now = Instant::now();
         let mut times = self.times();
         if now < times.hold_until || now.duration_since(times.grew_at) < GROW_AFTER {
-            return Grow::No;
+            return false;
         }
         let cap = self.cap.load(Ordering::Acquire);
         if cap >= self.max {
-            return Grow::No;
+            return false;
         }
-        match times.spare {
-            Some((spare, at)) if now.duration_since(at) < FRESH => {
-                if spare < 2 * cap as i64 {
-                    return Grow::No;
-                }
-            }
-            _ => return Grow::Measure,
+        let enough = match times.spare {
+            Some((spare, at)) if now.duration_since(at) < FRESH => spare >= 2 * cap as i64,
+            // No fresh measure: the connection opened now brings one.
+            _ => now.duration_since(times.grew_at) >= FRESH,
+        };
+        if !enough {
+            return false;
         }
         self.cap.store(cap + 1, Ordering::Release);
         times.grew_at = now;
         // The next growth needs a new measure (the connection it opens takes one).
         times.spare = None;
-        Grow::Grew
+        true
     }
 
     /// The server has `spare` connections to spare now.
+    #[cfg(test)]
     pub fn measured(&self, spare: i64) {
         self.times().spare = Some((spare, Instant::now()));
     }
@@ -151,15 +148,6 @@ impl Budget {
         if let Some(spare) = spare {
             times.spare = Some((spare, Instant::now()));
         }
-    }
-
-    /// Whether a measure of the server's spare connections may start now (one at a time).
-    pub fn start_measuring(&self) -> bool {
-        !self.measuring.swap(true, Ordering::AcqRel)
-    }
-
-    pub fn done_measuring(&self) {
-        self.measuring.store(false, Ordering::Release);
     }
 
     /// The server refused a connection as full; the pool holds `open`.
@@ -213,7 +201,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn grows_one_at_a_time_on_a_fresh_measure_and_holds_back_when_refused() {
+    fn grows_one_at_a_time_and_holds_back_when_refused() {
         let budget = Budget::new(3);
         assert!(budget.may_open(0));
         assert!(
@@ -221,20 +209,40 @@ mod tests {
             "one connection until a call has waited"
         );
         std::thread::sleep(GROW_AFTER);
-        assert_eq!(budget.waited(), Grow::Measure, "no measure yet");
         budget.measured(100);
-        assert_eq!(budget.waited(), Grow::Grew);
-        assert_eq!(budget.waited(), Grow::No, "one more per GROW_AFTER");
+        assert!(budget.waited());
+        assert!(!budget.waited(), "one more per GROW_AFTER");
         assert_eq!(budget.cap(), 2);
         std::thread::sleep(GROW_AFTER);
-        assert_eq!(budget.waited(), Grow::Measure, "each growth measures again");
+        assert!(
+            !budget.waited(),
+            "each growth measures again: no second growth on an old measure"
+        );
         budget.refused(2);
         assert_eq!(budget.refused.load(Ordering::Relaxed), 1);
         budget.measured(100);
         std::thread::sleep(GROW_AFTER);
-        assert_eq!(budget.waited(), Grow::No, "no growth while holding back");
+        assert!(!budget.waited(), "no growth while holding back");
         budget.shrunk(0);
         assert_eq!(budget.cap(), 1);
+    }
+
+    #[test]
+    fn without_a_fresh_measure_grows_by_one_at_once_then_waits_for_a_measure() {
+        let budget = Budget::new(10);
+        // Quiet for longer than a measure counts: the pool grows without measuring
+        // (a measure through the pool would wait behind its busy connections).
+        std::thread::sleep(FRESH + GROW_AFTER);
+        assert!(budget.waited(), "grows on no measure");
+        assert_eq!(budget.cap(), 2);
+        std::thread::sleep(GROW_AFTER * 2);
+        assert!(
+            !budget.waited(),
+            "not again until the new connection measured"
+        );
+        budget.opened(Some(100));
+        assert!(budget.waited(), "the new connection's measure lets it grow");
+        assert_eq!(budget.cap(), 3);
     }
 
     #[test]
@@ -251,10 +259,10 @@ mod tests {
         let budget = Budget::new(10);
         budget.measured(2);
         std::thread::sleep(GROW_AFTER);
-        assert_eq!(budget.waited(), Grow::Grew, "2 spare, 1 held");
+        assert!(budget.waited(), "2 spare, 1 held");
         budget.measured(3);
         std::thread::sleep(GROW_AFTER);
-        assert_eq!(budget.waited(), Grow::No, "3 spare, 2 held");
+        assert!(!budget.waited(), "3 spare, 2 held");
         assert_eq!(budget.cap(), 2);
     }
 }

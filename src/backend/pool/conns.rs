@@ -11,13 +11,14 @@ use tokio::time::{sleep, sleep_until, timeout_at, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::budget::{self, Budget, Grow, GROW_AFTER};
+use super::budget::{self, Budget, GROW_AFTER};
 use super::execute::run;
-use super::pooler::{Mode, SPARE};
+use super::pooler::Mode;
+use super::writable::{refused_read_write, ReadOnly};
 use crate::backend::rows::{Param, Row};
 use crate::backend::stats::Counters;
 use crate::error::{Error, Result};
-use crate::sql::{Column, Kind, Statement};
+use crate::sql::Statement;
 
 /// Most time the check of an idle connection may take (and a fifth of the time a cancel
 /// request may take).
@@ -28,6 +29,8 @@ pub(super) const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct Conns {
     pub(super) pool: Pool,
+    /// Where connections go (`host:port`), for errors that do not say.
+    pub(super) target: Arc<str>,
     pub(super) tls: MakeRustlsConnect,
     pub(super) size: usize,
     pub(super) query_timeout: Duration,
@@ -96,7 +99,7 @@ impl Conns {
                     Ok(Err(PoolError::Backend(e)))
                     | Ok(Err(PoolError::PostCreateHook(HookError::Backend(e)))) => {
                         if !full(&e) {
-                            return Err(Error::from_connect(e));
+                            return Err(Error::from_connect(e).connecting_to(&self.target));
                         }
                         // The server is full: wait for a connection the pool has, or
                         // (holding none) try again after a back-off, by the deadline.
@@ -120,9 +123,8 @@ impl Conns {
             tokio::select! {
                 _ = returned => {}
                 _ = sleep(GROW_AFTER) => {
-                    if budget.waited() == Grow::Measure {
-                        self.measure_spare();
-                    }
+                    // May let the pool open one more (the loop's next turn opens it).
+                    budget.waited();
                 }
                 _ = sleep_until(deadline) => return Err(self.no_connection(refusal)),
             }
@@ -132,7 +134,7 @@ impl Conns {
     fn no_connection(&self, refusal: Option<tokio_postgres::Error>) -> Error {
         let status = self.pool.status();
         if let (0, Some(refusal)) = (status.size, refusal) {
-            return Error::from_connect(refusal);
+            return Error::from_connect(refusal).connecting_to(&self.target);
         }
         if status.size > 0 {
             Error::no_free_connection(self.query_timeout_ms())
@@ -147,33 +149,6 @@ impl Conns {
                 retryable: true,
             }
         }
-    }
-
-    /// Measures, in the background, how many connections the server can spare (through
-    /// the pool, like any statement): the pool grows only on a fresh measure.
-    fn measure_spare(&self) {
-        static COLUMNS: [Column; 1] = [Column {
-            name: "spare",
-            kind: Kind::Int,
-        }];
-        if !self.budget.start_measuring() {
-            return;
-        }
-        let conns = self.clone();
-        tokio::spawn(async move {
-            let statement = Statement {
-                text: format!("SELECT ({SPARE})::int AS spare").into(),
-                columns: &COLUMNS,
-                joined: None,
-                combined: None,
-            };
-            if let Ok(rows) = conns.query(&statement, &[], conns.deadline()).await {
-                if let Some(spare) = rows.first().and_then(|row| row.int(0)) {
-                    conns.budget.measured(spare);
-                }
-            }
-            conns.budget.done_measuring();
-        });
     }
 
     /// Starts the task that closes connections idle for `idleTimeoutMs`, unless it runs.
@@ -244,16 +219,24 @@ impl Conns {
             }
             Counters::add(&self.counters.statements);
             let begin = self.mode.transaction().then(|| self.mode.begin());
-            let outcome = self
+            let (outcome, cancel_sent) = self
                 .run_by(client.get(), statement, params, begin, deadline)
-                .await
-                .map_err(|err| {
-                    if writable {
-                        refused_read_write(err)
-                    } else {
-                        err
-                    }
-                });
+                .await;
+            let outcome = if writable {
+                outcome.map_err(refused_read_write)
+            } else {
+                outcome
+            };
+            if cancel_sent {
+                // The cancel request travels on a connection of its own and may reach
+                // the server only after the statement ended: on this connection it could
+                // then stop the next, unrelated statement. So this one is not used again.
+                match &outcome {
+                    Err(err) if err.spoils_connection() => self.discard(client, false),
+                    _ => self.retire(client),
+                }
+                return outcome;
+            }
             let Err(err) = &outcome else { return outcome };
             // A named statement went missing or collided: a transaction pooler is in
             // between. It never ran: send it again, unnamed.
@@ -272,7 +255,8 @@ impl Conns {
         }
     }
 
-    /// Runs the statement on `client` by `deadline`, then settles it (see below).
+    /// Runs the statement on `client` by `deadline`, then settles it (see below); also
+    /// says whether a cancel request was sent for it.
     async fn run_by(
         &self,
         client: &Object,
@@ -280,7 +264,7 @@ impl Conns {
         params: &[Param],
         begin: Option<String>,
         deadline: Instant,
-    ) -> Result<Vec<Row>> {
+    ) -> (Result<Vec<Row>>, bool) {
         // The last tenth of the time (at least 100 ms, or half of it when it is short) is
         // kept to settle a statement still running then: the server is asked to cancel
         // it, and its own answer is awaited until the deadline. Then its outcome is
@@ -291,7 +275,7 @@ impl Conns {
         let running = run(client, statement, params, begin);
         tokio::pin!(running);
         match timeout_at(deadline - settle, &mut running).await {
-            Ok(outcome) => outcome,
+            Ok(outcome) => (outcome, false),
             Err(_) => {
                 let cancel = client.cancel_token();
                 let tls = self.tls.clone();
@@ -302,10 +286,18 @@ impl Conns {
                 .await;
                 match settled {
                     // A 57014 now is this cancel's, not the server's own limit.
-                    Ok(outcome) => outcome.map_err(Error::cancelled_by_store),
-                    Err(_) => Err(Error::timed_out(self.query_timeout_ms())),
+                    Ok(outcome) => (outcome.map_err(Error::cancelled_by_store), true),
+                    Err(_) => (Err(Error::timed_out(self.query_timeout_ms())), true),
                 }
             }
+        }
+    }
+
+    /// Drops one connection that must not be used again, keeping the others.
+    fn retire(&self, mut client: Lent<'_>) {
+        if let Some(client) = client.0.take() {
+            drop(Object::take(client));
+            self.budget.returned.notify_one();
         }
     }
 
@@ -326,55 +318,6 @@ impl Conns {
         drop(Object::take(client));
         self.pool.retain(|_, _| false);
         self.budget.returned.notify_one();
-    }
-}
-
-/// Whether the answer to `SHOW transaction_read_only` says the session is read-only.
-pub(super) fn read_only(answer: &[tokio_postgres::SimpleQueryMessage]) -> bool {
-    answer.iter().any(|message| match message {
-        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0) == Some("on"),
-        _ => false,
-    })
-}
-
-/// A session that refused to become read-write (25001 from `set_config(
-/// 'transaction_read_only', 'off', true)` in a read-only transaction) as a 25006.
-fn refused_read_write(err: Error) -> Error {
-    match err {
-        Error::Database { message, sql_state } if sql_state == "25001" => Error::Database {
-            message: format!("{message} (the connection is on a read-only node)"),
-            sql_state: SqlState::READ_ONLY_SQL_TRANSACTION.code().into(),
-        },
-        other => other,
-    }
-}
-
-/// Tries of a statement refused by a read-only node (25006), each on a new connection
-/// (`discard` dropped the idle ones): after a failover the address soon leads to the
-/// writable node. A short back-off, within the call's deadline and `READ_ONLY_PATIENCE`.
-#[derive(Default)]
-struct ReadOnly {
-    since: Option<Instant>,
-    backoff: Duration,
-}
-
-/// How long a call keeps trying to reach a writable node before it reports the 25006.
-const READ_ONLY_PATIENCE: Duration = Duration::from_secs(3);
-
-impl ReadOnly {
-    /// Waits the back-off and returns true if the statement should be tried again.
-    async fn again(&mut self, deadline: Instant, query_timeout: Duration) -> bool {
-        let now = Instant::now();
-        let since = *self.since.get_or_insert(now);
-        self.backoff =
-            (self.backoff * 2).clamp(Duration::from_millis(10), Duration::from_millis(200));
-        let at = now + self.backoff;
-        // Enough time left after the back-off for the statement to run and settle.
-        if at + query_timeout / 5 > deadline || at > since + READ_ONLY_PATIENCE {
-            return false;
-        }
-        sleep_until(at).await;
-        true
     }
 }
 

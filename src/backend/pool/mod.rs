@@ -3,7 +3,8 @@
 //! behind a transaction pooler: `pooler.rs`), its connection budget (`budget.rs`) and its
 //! LISTEN/NOTIFY wake-ups (`notifier.rs`). Its parts: `conns.rs` (connections and
 //! deadlines), `execute.rs` (one statement on one connection), `combine/` (calls combined
-//! when busy), `conninfo.rs` + `tls.rs` (the connection string's sslmode and TLS).
+//! when busy), `connect.rs` + `conninfo.rs` + `tls.rs` (the connection string's hosts, sslmode
+//! and TLS), `writable.rs` (failovers: never writing through a read-only node).
 //!
 //! The pool heals: a connection whose statement timed out or broke is never used again
 //! (a timed-out statement is also cancelled on the server), every idle connection is
@@ -14,12 +15,14 @@
 
 mod budget;
 pub mod combine;
+mod connect;
 mod conninfo;
 mod conns;
 mod execute;
 mod notifier;
 mod pooler;
 mod tls;
+mod writable;
 
 pub use pooler::Pooler;
 
@@ -32,8 +35,6 @@ use deadpool_postgres::{
     Hook, HookError, Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime,
 };
 use tokio::time::Instant;
-use tokio_postgres::Config;
-use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::check::{Checker, Waiter, Waiting};
 use super::notify::Written;
@@ -44,23 +45,14 @@ use crate::sql::Statement;
 use crate::tail::Source;
 use budget::Budget;
 use combine::{Queues, Runner};
-use conninfo::ConnInfo;
-use conns::{read_only, Conns, CHECK_TIMEOUT};
+use connect::{client_config, target};
+use conns::{Conns, CHECK_TIMEOUT};
 use notifier::Notifier;
 use pooler::Mode;
-use tls::Tls;
+use writable::read_only;
 
 /// A pooled connection idle for this long is checked with an empty query before reuse.
 const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
-/// TCP keepalive: first probe after this much silence, then every `KEEPALIVE_INTERVAL`,
-/// giving up after `KEEPALIVE_RETRIES`; unacknowledged data gives up after
-/// `TCP_USER_TIMEOUT`. Applied unless the connection string sets them.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
-const KEEPALIVE_RETRIES: u32 = 3;
-const TCP_USER_TIMEOUT: Duration = Duration::from_secs(20);
-/// `application_name` unless the connection string sets one.
-const APPLICATION_NAME: &str = "aibind-rs";
 
 /// How a pool is set up: its size, its time limits in ms (`idle_timeout_ms` 0: never), how
 /// it runs statements, and where it LISTENs.
@@ -72,6 +64,7 @@ pub struct PoolSettings {
     pub idle_timeout_ms: u64,
     pub pooler: Pooler,
     pub listen_url: Option<String>,
+    pub listen_heartbeat_ms: u64,
 }
 
 pub struct SharedPool {
@@ -118,6 +111,7 @@ impl SharedPool {
             idle_timeout_ms,
             pooler,
             listen_url,
+            listen_heartbeat_ms,
         } = settings;
         // No `options` startup parameter: poolers refuse it (PgBouncer's default
         // ignore_startup_parameters). The server-side limit is set once per connection
@@ -179,6 +173,7 @@ impl SharedPool {
             .map_err(|e| Error::InvalidArgument(format!("could not build the pool: {e}")))?;
         let conns = Conns {
             pool,
+            target: target(&config).into(),
             tls: connector.clone(),
             size,
             query_timeout: Duration::from_millis(query_timeout_ms),
@@ -192,7 +187,13 @@ impl SharedPool {
         Ok(SharedPool {
             stores: 1.into(),
             checker: Checker::default(),
-            notifier: Notifier::new(conns.clone(), listen_config, listen_tls, source),
+            notifier: Notifier::new(
+                conns.clone(),
+                listen_config,
+                listen_tls,
+                source,
+                Duration::from_millis(listen_heartbeat_ms),
+            ),
             source,
             conns,
             queues: Queues::default(),
@@ -342,44 +343,4 @@ impl Closing {
         })
         .await;
     }
-}
-
-/// A client configuration for `url`, and its TLS connector: libpq's sslmode and
-/// sslrootcert, a connect timeout, keepalive, and `application_name` "aibind-rs" unless
-/// the string names one. No other startup parameter is added.
-fn client_config(url: &str, connect_timeout_ms: u64) -> Result<(Config, MakeRustlsConnect)> {
-    let mut info = ConnInfo::parse(url)?;
-    let mut tls = Tls::take(&mut info)?;
-    let mut config: Config = info.to_string().parse().map_err(|e| {
-        Error::InvalidArgument(format!(
-            "the connection string is not valid ({e}); expected \
-             postgres://user:password@host:port/database or key=value pairs"
-        ))
-    })?;
-    // Several hosts (a primary and its standbys): the store writes, so unless the string
-    // says otherwise it connects only to a writable one, as libpq's read-write does.
-    if config.get_hosts().len() > 1 && !info.has("target_session_attrs") {
-        config.target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
-    }
-    tls.plain_on_loopback(&config);
-    config.ssl_mode(tls.ssl_mode());
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_millis(connect_timeout_ms));
-    }
-    // A dead peer (a NAT or load balancer that dropped the flow, a failed-over server) is
-    // noticed in seconds; the default keepalive starts after two hours.
-    if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
-        config
-            .keepalives(true)
-            .keepalives_idle(KEEPALIVE_IDLE)
-            .keepalives_interval(KEEPALIVE_INTERVAL)
-            .keepalives_retries(KEEPALIVE_RETRIES);
-    }
-    if config.get_tcp_user_timeout().is_none() {
-        config.tcp_user_timeout(TCP_USER_TIMEOUT);
-    }
-    if config.get_application_name().is_none() {
-        config.application_name(APPLICATION_NAME);
-    }
-    Ok((config, tls.connector()?))
 }

@@ -27,11 +27,11 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::conns::{read_only, Conns};
+use super::conns::Conns;
+use super::writable::{listen_if_writable, still_writable, Listened, READ_ONLY_RETRY};
 use crate::backend::notify::{deliver, payloads, probe_payload, Heard, Written};
 use crate::backend::rows::Param;
 use crate::backend::stats::Counters;
@@ -69,13 +69,11 @@ fn notify_statement() -> Statement {
 /// `Conns::query_writable`): a notification never goes out from a read-only node.
 const NOTIFY_SQL: &str = "SELECT set_config('transaction_read_only', 'off', true), \
      pg_notify($1::text, $2::text), set_config('synchronous_commit', 'off', true)";
-/// How often a listening connection checks that its node is still writable.
-const WRITABLE_CHECK: Duration = Duration::from_secs(1);
-/// After a read-only node refused the listener, it tries again after this.
-const READ_ONLY_RETRY: Duration = Duration::from_millis(200);
 
 pub struct Notifier {
     conns: Conns,
+    /// How often a confirmed listener probes itself again (`listenHeartbeatMs`).
+    heartbeat: Duration,
     config: Config,
     tls: MakeRustlsConnect,
     queue: OnceLock<mpsc::Sender<Written>>,
@@ -101,8 +99,15 @@ impl Drop for Notifier {
 }
 
 impl Notifier {
-    pub fn new(conns: Conns, config: Config, tls: MakeRustlsConnect, source: Source) -> Self {
+    pub fn new(
+        conns: Conns,
+        config: Config,
+        tls: MakeRustlsConnect,
+        source: Source,
+        heartbeat: Duration,
+    ) -> Self {
         Notifier {
+            heartbeat,
             source,
             conns,
             config,
@@ -147,6 +152,7 @@ impl Notifier {
             self.listening.clone(),
             self.state.clone(),
             self.source,
+            self.heartbeat,
         )));
     }
 
@@ -169,12 +175,14 @@ async fn publish_batches(conns: Conns, mut queue: mpsc::Receiver<Written>) {
         for payload in payloads(written) {
             let params = [Param::Text(CHANNEL.into()), Param::Text(payload)];
             Counters::add(&conns.counters.notifications_sent);
-            if conns
+            match conns
                 .query_writable(&statement, &params, conns.deadline())
                 .await
-                .is_err()
             {
-                break; // the database is away
+                Ok(_) => {}
+                // This payload was refused: the others still go.
+                Err(crate::error::Error::Database { .. }) => {}
+                Err(_) => break, // the database is away
             }
         }
     }
@@ -202,6 +210,7 @@ async fn listen_forever(
     up: Arc<AtomicBool>,
     state: Arc<AtomicU8>,
     source: Source,
+    heartbeat: Duration,
 ) {
     // Probe numbers, unique in the process (its pools share the channel).
     static PROBES: AtomicU64 = AtomicU64::new(0);
@@ -212,7 +221,16 @@ async fn listen_forever(
         if state.load(Ordering::Acquire) != DEAF {
             state.store(CONNECTING, Ordering::Release);
         }
-        let ended = listen_once(&config, tls.clone(), &conns, &up, &state, probe, source).await;
+        let ended = listen_once(
+            &config,
+            tls.clone(),
+            &conns,
+            &up,
+            &state,
+            (probe, heartbeat),
+            source,
+        )
+        .await;
         up.store(false, Ordering::Release);
         match ended {
             Ended::Deaf => {
@@ -236,29 +254,37 @@ async fn listen_forever(
     }
 }
 
-/// One listening connection, until it ends.
+/// One listening connection, until it ends. `probe`: its probe's number, and how often
+/// it is sent again once it came back (the heartbeat).
 async fn listen_once(
     config: &Config,
     tls: MakeRustlsConnect,
     conns: &Conns,
     up: &Arc<AtomicBool>,
     state: &Arc<AtomicU8>,
-    probe: u64,
+    (probe, heartbeat): (u64, Duration),
     source: Source,
 ) -> Ended {
-    let heard = up.clone();
     let Ok((client, mut connection)) = config.connect(tls).await else {
         return Ended::NotListening;
     };
+    // How many times the probe came back.
+    let echoes = Arc::new(AtomicU64::new(0));
     let counters = conns.counters.clone();
     // The connection's messages are pumped in this same task, so aborting the task
     // (the pool went away) closes the connection.
-    let pump = async move {
-        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-            if let AsyncMessage::Notification(notification) = message {
-                Counters::add(&counters.notifications_received);
-                if deliver(notification.payload(), source) == Heard::Probe(probe) {
-                    heard.store(true, Ordering::Release);
+    let pump = {
+        let (up, echoes) = (up.clone(), echoes.clone());
+        async move {
+            while let Some(Ok(message)) =
+                std::future::poll_fn(|cx| connection.poll_message(cx)).await
+            {
+                if let AsyncMessage::Notification(notification) = message {
+                    Counters::add(&counters.notifications_received);
+                    if deliver(notification.payload(), source) == Heard::Probe(probe) {
+                        up.store(true, Ordering::Release);
+                        echoes.fetch_add(1, Ordering::AcqRel);
+                    }
                 }
             }
         }
@@ -266,61 +292,25 @@ async fn listen_once(
     tokio::pin!(pump);
     let command = format!("LISTEN {CHANNEL}");
     // Only on a writable node: writers notify there (`NOTIFY_SQL`).
-    let listen = async {
-        if read_only(&client.simple_query("SHOW transaction_read_only").await?) {
-            return Ok(false);
-        }
-        client.batch_execute(&command).await.map(|()| true)
-    };
     tokio::select! {
-        listened = listen => match listened {
-            Ok(true) => {}
-            Ok(false) => return Ended::ReadOnly,
-            // LISTEN on a standby: "cannot execute LISTEN during recovery".
-            Err(e) if e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) => {
-                return Ended::ReadOnly
-            }
-            Err(_) => return Ended::NotListening,
+        listened = listen_if_writable(&client, &command) => match listened {
+            Listened::Yes => {}
+            Listened::ReadOnly => return Ended::ReadOnly,
+            Listened::No => return Ended::NotListening,
         },
         _ = &mut pump => return Ended::NotListening,
     }
     // Whatever was written while no one listened: every reader looks again.
     wakeups::wake_all();
-    let payload = probe_payload(probe);
-    // The probe goes through the pool; until it comes back it is sent again, with
-    // back-off (a probe lost, or the database away a moment), for `DEAF_AFTER`.
-    let prober = {
-        let (conns, up, state) = (conns.clone(), up.clone(), state.clone());
-        async move {
-            let statement = notify_statement();
-            let deaf_at = tokio::time::Instant::now() + DEAF_AFTER;
-            let mut wait = PROBE_AGAIN;
-            loop {
-                let params = [Param::Text(CHANNEL.into()), Param::Text(payload.clone())];
-                Counters::add(&conns.counters.notifications_sent);
-                let _ = conns
-                    .query_writable(&statement, &params, conns.deadline())
-                    .await;
-                let until = (tokio::time::Instant::now() + wait).min(deaf_at);
-                while !up.load(Ordering::Acquire) && tokio::time::Instant::now() < until {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                if up.load(Ordering::Acquire) {
-                    state.store(CONFIRMED, Ordering::Release);
-                    // Listening: nothing more to do until the connection ends.
-                    return std::future::pending::<()>().await;
-                }
-                if tokio::time::Instant::now() >= deaf_at {
-                    return;
-                }
-                wait *= 2;
-            }
-        }
-    };
+    let prober = probe_until_deaf(conns, probe_payload(probe), echoes, state, heartbeat);
     tokio::select! {
         _ = &mut pump => Ended::Lost,
         _ = still_writable(&client, &command) => Ended::ReadOnly,
-        _ = prober => {
+        silent = prober => {
+            if silent {
+                // It heard, then stopped hearing: the connection is gone without a word.
+                return Ended::Lost;
+            }
             // Deaf: stop listening and close the connection (a pooler would otherwise
             // keep a server connection that receives what it cannot pass on).
             let unlisten = client.batch_execute("UNLISTEN *");
@@ -340,21 +330,61 @@ async fn listen_once(
     }
 }
 
-/// Resolves once the listening connection's node is read-only (a failover left it on the
-/// old writer, now a reader): writers notify on the writable node, not there.
-/// `listen`, the LISTEN command, is sent again after each check (a no-op), so that the
-/// connection's last statement, as `pg_stat_activity` shows it, stays the LISTEN.
-async fn still_writable(client: &tokio_postgres::Client, listen: &str) {
+/// Sends the listener's probe through the pool until it comes back (then the listener
+/// is confirmed), again with back-off for `DEAF_AFTER`; returns `false` if it never came
+/// back (deaf). Once confirmed, sends it again every `heartbeat`; returns `true` when one
+/// of those is not back within `DEAF_AFTER` (the connection went silent).
+async fn probe_until_deaf(
+    conns: &Conns,
+    payload: String,
+    echoes: Arc<AtomicU64>,
+    state: &Arc<AtomicU8>,
+    heartbeat: Duration,
+) -> bool {
+    let statement = notify_statement();
+    let send = || {
+        let params = [Param::Text(CHANNEL.into()), Param::Text(payload.clone())];
+        Counters::add(&conns.counters.notifications_sent);
+        let statement = &statement;
+        async move {
+            conns
+                .query_writable(statement, &params, conns.deadline())
+                .await
+                .is_ok()
+        }
+    };
+    let heard_since = |before: u64| echoes.load(Ordering::Acquire) > before;
+    let deaf_at = tokio::time::Instant::now() + DEAF_AFTER;
+    let mut wait = PROBE_AGAIN;
     loop {
-        tokio::time::sleep(WRITABLE_CHECK).await;
-        let check = async {
-            let answer = client.simple_query("SHOW transaction_read_only").await?;
-            client.batch_execute(listen).await.map(|()| answer)
-        };
-        if let Ok(Ok(answer)) = tokio::time::timeout(WRITABLE_CHECK * 2, check).await {
-            if read_only(&answer) {
-                return;
+        let before = echoes.load(Ordering::Acquire);
+        let _ = send().await;
+        let until = (tokio::time::Instant::now() + wait).min(deaf_at);
+        while !heard_since(before) && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if echoes.load(Ordering::Acquire) > 0 {
+            break;
+        }
+        if tokio::time::Instant::now() >= deaf_at {
+            return false;
+        }
+        wait *= 2;
+    }
+    state.store(CONFIRMED, Ordering::Release);
+    loop {
+        tokio::time::sleep(heartbeat).await;
+        let before = echoes.load(Ordering::Acquire);
+        if !send().await {
+            continue; // the database is away: the connection's own end will tell
+        }
+        // Counted from the commit: a busy pool does not make a listener look silent.
+        let back_by = tokio::time::Instant::now() + DEAF_AFTER;
+        while !heard_since(before) {
+            if tokio::time::Instant::now() >= back_by {
+                return true;
             }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }

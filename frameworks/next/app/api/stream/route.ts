@@ -1,3 +1,4 @@
+import { after } from "next/server";
 import { generate } from "@/lib/model";
 import { store } from "@/lib/stores";
 
@@ -12,13 +13,15 @@ export async function POST(request: Request) {
   // Aborts when the stream is stopped, on whichever server the stop request lands:
   // pass it to the model call (with the AI SDK: `streamText({ ..., abortSignal })`).
   const signal = store.stopSignal(id);
-  void (async () => {
+  // Writes the tokens after the response. `after()` keeps the function running until
+  // this is done on serverless hosts (Vercel), which would otherwise freeze it.
+  after(async () => {
     try {
       for await (const token of generate(prompt, signal)) await store.append(id, token);
       if (!signal.aborted) await store.complete(id);
     } catch (err) {
       await store.fail(id, String(err)).catch(() => {});
     }
-  })();
+  });
   return Response.json({ id });
 }

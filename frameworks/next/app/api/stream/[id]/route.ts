@@ -3,8 +3,9 @@ import { store } from "@/lib/stores";
 export const runtime = "nodejs"; // native addons need the Node runtime
 
 // Server-sent events: every chunk after the one the client has, then live ones until the
-// stream ends. `Last-Event-ID` is what EventSource sends when it reconnects by itself;
-// `?after=` is for a reloaded page, whose new EventSource starts without it.
+// stream ends, then an `end` event. `Last-Event-ID` is what EventSource sends when it
+// reconnects by itself; `?after=` is for a reloaded page, whose new EventSource starts
+// without it.
 export async function GET(request: Request, { params }: { params: Promise<{ id: string }> }) {
   const { id } = await params;
   const url = new URL(request.url);
@@ -14,7 +15,13 @@ export async function GET(request: Request, { params }: { params: Promise<{ id: 
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       const { value, done } = await chunks.next();
-      if (done) return controller.close();
+      if (done) {
+        // Say that the stream is over, with how it ended: a browser's EventSource would
+        // otherwise reconnect for good. Its client stops on this event (see the README).
+        const status = await store.getStatus(id);
+        controller.enqueue(encoder.encode(`event: end\ndata: ${JSON.stringify(status ?? { state: "missing" })}\n\n`));
+        return controller.close();
+      }
       controller.enqueue(encoder.encode(`id: ${value.seq}\ndata: ${JSON.stringify(value.data)}\n\n`));
     },
     cancel: () => void chunks.return(undefined), // the client went away: release the reader

@@ -2,8 +2,9 @@ import { store } from "$lib/server/stores";
 import type { RequestHandler } from "./$types";
 
 // Server-sent events: every chunk after the one the client has, then live ones until the
-// stream ends. `Last-Event-ID` is what EventSource sends when it reconnects by itself;
-// `?after=` is for a reloaded page, whose new EventSource starts without it.
+// stream ends, then an `end` event. `Last-Event-ID` is what EventSource sends when it
+// reconnects by itself; `?after=` is for a reloaded page, whose new EventSource starts
+// without it.
 export const GET: RequestHandler = ({ params, request, url }) => {
   const after = Number(request.headers.get("last-event-id") ?? url.searchParams.get("after") ?? 0) || 0;
   const chunks = store.readFrom(params.id, after);
@@ -11,7 +12,13 @@ export const GET: RequestHandler = ({ params, request, url }) => {
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       const { value, done } = await chunks.next();
-      if (done) return controller.close();
+      if (done) {
+        // Say that the stream is over, with how it ended: a browser's EventSource would
+        // otherwise reconnect for good. Its client stops on this event (see the README).
+        const status = await store.getStatus(params.id);
+        controller.enqueue(encoder.encode(`event: end\ndata: ${JSON.stringify(status ?? { state: "missing" })}\n\n`));
+        return controller.close();
+      }
       controller.enqueue(encoder.encode(`id: ${value.seq}\ndata: ${JSON.stringify(value.data)}\n\n`));
     },
     cancel: () => void chunks.return(undefined), // the client went away: release the reader

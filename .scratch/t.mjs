@@ -1,0 +1,14 @@
+import pg from "pg";
+import { PostgresStreamStore } from "/work/main/index.js";
+const pool = new pg.Pool({ connectionString: "postgres://postgres@127.0.0.1:5432/test" });
+await pool.query("CREATE TABLE IF NOT EXISTS tmp_st (id TEXT PRIMARY KEY, state TEXT NOT NULL DEFAULT 'active', error TEXT, total_chunks INTEGER NOT NULL DEFAULT 0, expires_at BIGINT NOT NULL); CREATE TABLE IF NOT EXISTS tmp_ch (id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (id, seq))");
+const s = new PostgresStreamStore(pool, { chunksTable: "tmp_ch", statusTable: "tmp_st" });
+const id = "n" + Math.random();
+await s.create(id);
+const it = s.readFrom(id)[Symbol.asyncIterator]();
+const p = it.next();
+await new Promise(r => setTimeout(r, 500));
+console.log(s.stats());
+await s.append(id, "x");
+console.log(await p);
+await s.close(); await pool.end();

@@ -1,0 +1,84 @@
+// Diagnostics channels: each store operation is published on a `node:diagnostics_channel`
+// tracing channel (start, end, asyncStart, asyncEnd, error), as mysql2, undici and
+// fastify publish theirs, for APM agents and OpenTelemetry instrumentations to subscribe
+// to with no dependency. Nothing is built, and nothing runs, while nobody subscribes.
+//
+// Channel names (stable; docs/observability.md):
+//   aibind-rs:stream:create  :append  :read (one per page a reader reads)  :stop
+//   :complete  :fail  :getStatus  :cleanup
+//   aibind-rs:conversation:save  :load  :delete  :cleanup
+//
+// The context of each event: `store` ("stream" | "conversation"), `operation`, `table`,
+// `backend` ("rust-pool" | "js-client"), `serverAddress`, `serverPort`, `database` (never
+// a user or password), then `result` or `error` as the tracing channel sets them (an
+// error carries `code`, `sqlState`, `retryable`). Never parameter values or chunk text;
+// a stream or session id only with the store option `diagnosticIds: true`.
+"use strict";
+
+const dc = require("node:diagnostics_channel");
+
+/** @type {Map<string, import("node:diagnostics_channel").TracingChannel<object, object>>} */
+const channels = new Map();
+
+function channel(name) {
+  let found = channels.get(name);
+  if (found === undefined) {
+    found = dc.tracingChannel(`aibind-rs:${name}`);
+    channels.set(name, found);
+  }
+  return found;
+}
+
+/**
+ * Where a store's statements go, as far as its client says: host, port and database,
+ * never credentials; only `backend` when the client does not say (a `{ query }` adapter).
+ */
+function targetOf(client, backend) {
+  /** @type {{ backend: string, serverAddress?: string, serverPort?: number, database?: string }} */
+  const target = { backend };
+  try {
+    if (typeof client === "string") {
+      const url = new URL(client);
+      target.serverAddress = decodeURIComponent(url.hostname).replace(/^\[|\]$/g, "") || undefined;
+      target.serverPort = url.port ? Number(url.port) : 5432;
+      target.database = decodeURIComponent(url.pathname.slice(1)) || undefined;
+    } else {
+      const params = client?.options ?? client?.connectionParameters;
+      if (params && typeof params === "object") {
+        if (typeof params.connectionString === "string") return targetOf(params.connectionString, backend);
+        if (typeof params.host === "string") target.serverAddress = params.host;
+        if (typeof params.port === "number") target.serverPort = params.port;
+        if (typeof params.database === "string") target.database = params.database;
+      }
+    }
+  } catch {
+    // a connection string URL cannot parse (key=value form): no address to report
+  }
+  return target;
+}
+
+/**
+ * What an event's `result` shows of an operation's value: a seq or a count as it is, a
+ * status's state and count, a page's number of chunks; never text (chunks, a failure's
+ * message, a conversation's JSON).
+ */
+function summary(value) {
+  if (value === null || value === undefined || typeof value === "number") return value;
+  if (typeof value?.seqs?.length === "number") return { chunks: value.seqs.length };
+  if (typeof value?.state === "string") return { state: value.state, totalChunks: value.totalChunks };
+  return typeof value === "string" ? { found: true } : undefined;
+}
+
+/**
+ * Runs `fn` (which returns a promise) as operation `name`, published on its tracing
+ * channel when anyone subscribes; `context()` makes the event's context only then.
+ * `hasSubscribers` is undefined on Node versions before 20.13: then it publishes.
+ */
+function traced(name, context, fn) {
+  const ch = channel(name);
+  if (ch.hasSubscribers === false) return fn();
+  let value;
+  return ch.tracePromise(async () => summary((value = await fn())), context()).then(() => value);
+}
+
+module.exports = { traced, targetOf };
