@@ -93,6 +93,7 @@ export type PostgresStoreErrorCode =
   | "QUERY_TIMEOUT"
   | "OVERLOADED"
   | "APPEND_OUTCOME_UNKNOWN"
+  | "STREAM_WENT_BACK"
   | "MISSING_PEER_DEPENDENCY";
 
 /** Every error this package raises is an instance of this class. */

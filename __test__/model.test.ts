@@ -128,6 +128,8 @@ interface WriterModel {
   lastSeq: number;
   last?: string;
   fenced: boolean;
+  /** Why it is fenced: the reason its refusals give. */
+  why?: string;
   /** The generation of the stream this store last created or wrote. */
   generation: number;
 }
@@ -141,6 +143,12 @@ interface World {
 }
 
 const RECREATED = "it was re-created since this store wrote to it";
+/** A count that went back: lost writes or a new generation, which the store cannot tell apart. */
+const wentBack = (had: number, now: number) =>
+  now === 0
+    ? RECREATED
+    : `its chunk count went back from ${had} to ${now}: the database lost writes it had acknowledged ` +
+      `(a failover to an asynchronous standby), or ${RECREATED}`;
 
 const full = (w: World, key: string) => `${w.prefix}-${key}`;
 
@@ -180,17 +188,17 @@ class Create implements fc.AsyncCommand<World, Driver[]> {
  * What an append through store `via` does, by the store's rule (lib/appends.cjs): the
  * seq it takes, or that it is refused as a later generation ("re-created").
  */
-function appendOutcome(w: World, via: number, id: string, s: StreamModel): { seq: number } | { recreated: true } {
+function appendOutcome(w: World, via: number, id: string, s: StreamModel): { seq: number } | { recreated: true; why: string } {
   const writer = w.writers[via].get(id);
   const n = s.chunks.length;
   if (writer === undefined) return { seq: n + 1 };
-  if (writer.fenced) return { recreated: true };
+  if (writer.fenced) return { recreated: true, why: writer.why ?? RECREATED };
   if (n === writer.next - 1) return { seq: n + 1 };
-  if (n < writer.next - 1) return { recreated: true };
+  if (n < writer.next - 1) return { recreated: true, why: wentBack(writer.next - 1, n) };
   // Further along than this store expects: another store appended, or a later generation
   // with another text where this store wrote last.
   if (writer.lastSeq === writer.next - 1 && writer.last !== undefined && s.chunks[writer.lastSeq - 1] !== writer.last) {
-    return { recreated: true };
+    return { recreated: true, why: RECREATED };
   }
   return { seq: n + 1 };
 }
@@ -212,15 +220,17 @@ class Append implements fc.AsyncCommand<World, Driver[]> {
       expect(o.ok, this.toString()).toBe(false);
       if (!o.ok) {
         expect(o.code, this.toString()).toBe("STREAM_NOT_ACTIVE");
-        expect([`Stream "${id}" not found or not active`, `Stream "${id}" not found or not active (${RECREATED})`]).toContain(o.message);
-        if (o.message.includes(RECREATED)) w.writers[this.via].get(id)!.fenced = true;
+        const plain = `Stream "${id}" not found or not active`;
+        const fenced = o.message.startsWith(`${plain} (`) && o.message.endsWith(`${RECREATED})`);
+        expect(o.message === plain || fenced, `${this.toString()}: ${o.message}`).toBe(true);
+        if (fenced) Object.assign(w.writers[this.via].get(id)!, { fenced: true, why: o.message.slice(plain.length + 2, -1) });
       }
       return;
     }
     const outcome = appendOutcome(w, this.via, id, s);
     if ("recreated" in outcome) {
-      expectError(o, "STREAM_NOT_ACTIVE", `Stream "${id}" not found or not active (${RECREATED})`, this.toString());
-      w.writers[this.via].get(id)!.fenced = true;
+      expectError(o, "STREAM_NOT_ACTIVE", `Stream "${id}" not found or not active (${outcome.why})`, this.toString());
+      Object.assign(w.writers[this.via].get(id)!, { fenced: true, why: outcome.why });
       return;
     }
     s.chunks.push(this.data);

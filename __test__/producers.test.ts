@@ -62,7 +62,12 @@ describe.each(backends)("fenced producers ($name)", (backend) => {
     for (const chunk of ["old-1", "old-2", "old-3"]) await zombie.append(id, chunk);
     await reapAndRecreate(id, other, fresh);
     const err = await rejection(zombie.append(id, "old-4"));
-    expect([err.code, err.message]).toEqual(["STREAM_NOT_ACTIVE", `Stream "${id}" not found or not active (it was re-created since this store wrote to it)`]);
+    // Fewer chunks (but some): as lost writes look too, which the store cannot tell apart.
+    const why =
+      fresh.length > 0 && fresh.length < 3
+        ? `its chunk count went back from 3 to ${fresh.length}: the database lost writes it had acknowledged (a failover to an asynchronous standby), or `
+        : "";
+    expect([err.code, err.message]).toEqual(["STREAM_NOT_ACTIVE", `Stream "${id}" not found or not active (${why}it was re-created since this store wrote to it)`]);
     // And stays fenced, while the new generation goes on.
     expect((await rejection(zombie.append(id, "old-5"))).code).toBe("STREAM_NOT_ACTIVE");
     await other.append(id, "new-next");

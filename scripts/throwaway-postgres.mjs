@@ -202,32 +202,45 @@ function startWithPgCtl({ bin, data, port, flags, ids, logFile }) {
 }
 
 /**
+ * The directory of the server's binaries (initdb, postgres) and, as root, the ids of the
+ * user to run them as; `parent`: a world-readable directory to copy them into if need be.
+ * @returns {Promise<{ bin: string, ids: { uid?: number, gid?: number } }>}
+ */
+export async function serverBinaries(parent, major = defaultMajor()) {
+  const binaries = await import(await binariesFor(major));
+  if (!binaries.system) hydrateSymlinks(binaries.postgres);
+  let bin = dirname(binaries.postgres);
+  /** @type {{ uid?: number, gid?: number }} */
+  let ids = {};
+  if (typeof process.getuid === "function" && process.getuid() === 0) {
+    ids = postgresUser();
+    // The postgres user may not be able to reach node_modules (a checkout in a private
+    // directory): it runs a copy of the binaries inside the world-readable temp dir.
+    if (!binaries.system) {
+      cpSync(dirname(bin), join(parent, "pg"), { recursive: true, verbatimSymlinks: true });
+      bin = join(parent, "pg", "bin");
+    }
+  }
+  return { bin, ids };
+}
+
+export { freePort };
+
+/**
  * Starts a server. `settings`: extra postgresql.conf settings; `hba`: the whole
  * pg_hba.conf (default: trust on 127.0.0.1); `files`: files to write into the data
  * directory first (certificates, keys), readable by the server only.
  * @param {{ settings?: Record<string, string>, hba?: string, files?: Record<string, string>, major?: number }} [options]
  */
 export async function startThrowaway({ settings: extra = {}, hba, files = {}, major = defaultMajor() } = {}) {
-  const binaries = await import(await binariesFor(major));
-  if (!binaries.system) hydrateSymlinks(binaries.postgres);
   const parent = mkdtempSync(join(tmpdir(), "aibind-pg-"));
   chmodSync(parent, 0o755);
   const remove = () => rmSync(parent, { recursive: true, force: true });
   try {
-    let bin = dirname(binaries.postgres);
-    let ids = {};
-    if (typeof process.getuid === "function" && process.getuid() === 0) {
-      ids = postgresUser();
-      // The postgres user may not be able to reach node_modules (a checkout in a private
-      // directory): it runs a copy of the binaries inside the world-readable temp dir.
-      if (!binaries.system) {
-        cpSync(dirname(bin), join(parent, "pg"), { recursive: true, verbatimSymlinks: true });
-        bin = join(parent, "pg", "bin");
-      }
-    }
+    const { bin, ids } = await serverBinaries(parent, major);
     const data = join(parent, "data");
     mkdirSync(data, { mode: 0o700 });
-    if (ids.uid !== undefined) chownSync(data, ids.uid, ids.gid);
+    if (ids.uid !== undefined && ids.gid !== undefined) chownSync(data, ids.uid, ids.gid);
     execFileSync(
       join(bin, "initdb"),
       ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"],
@@ -240,7 +253,7 @@ export async function startThrowaway({ settings: extra = {}, hba, files = {}, ma
     for (const [name, content] of Object.entries(own)) {
       const path = join(data, name);
       writeFileSync(path, content, { mode: 0o600 });
-      if (ids.uid !== undefined) chownSync(path, ids.uid, ids.gid);
+      if (ids.uid !== undefined && ids.gid !== undefined) chownSync(path, ids.uid, ids.gid);
     }
     const port = await freePort();
     /** @type {Record<string, string>} */

@@ -35,6 +35,9 @@ pub struct Waiter {
     pub id: String,
     /// The last seq the reader has.
     pub after: i32,
+    /// Woken too if the stream's count is below this (it went back: lost writes, or a
+    /// new generation); 0: never.
+    pub below: i32,
     pub poll_interval: Duration,
     /// Whether the store takes other processes' writes from notifications.
     pub listen: bool,
@@ -164,21 +167,26 @@ impl Check {
 }
 
 fn checks(waiters: &Waiters) -> Vec<Check> {
-    // Per status table: its statement, and each stream's lowest cursor.
-    let mut tables: BTreeMap<String, (Statement, HashMap<String, i32>)> = BTreeMap::new();
+    // Per status table: its statement, and each stream's lowest cursor (and highest
+    // count below which a reader would see it went back).
+    type Streams = HashMap<String, (i32, i32)>;
+    let mut tables: BTreeMap<String, (Statement, Streams)> = BTreeMap::new();
     for waiter in waiters.all.values() {
         let (_, streams) = tables
             .entry(waiter.status_table.clone())
             .or_insert_with(|| (waiter.statement.clone(), HashMap::new()));
-        let after = streams.entry(waiter.id.clone()).or_insert(waiter.after);
+        let (after, below) = streams
+            .entry(waiter.id.clone())
+            .or_insert((waiter.after, waiter.below));
         *after = (*after).min(waiter.after);
+        *below = (*below).max(waiter.below);
     }
     tables
         .into_iter()
         .map(|(table, (statement, streams))| {
             let list: Vec<_> = streams
                 .iter()
-                .map(|(id, after)| json!({ "id": id, "after": after }))
+                .map(|(id, (after, below))| json!({ "id": id, "after": after, "below": below }))
                 .collect();
             Check {
                 table,
@@ -201,6 +209,7 @@ mod tests {
             status_table: table.into(),
             id: id.into(),
             after,
+            below: 0,
             poll_interval: Duration::from_millis(poll_ms),
             listen,
         }

@@ -44,6 +44,8 @@ impl Error {
     /// came while opening the session (nothing ran), not while a statement ran.
     pub fn from_server(state: &str, message: String, at_connect: bool) -> Self {
         let sql_state = Some(state.to_string());
+        // Stopped by the server: unless the store sent the cancel itself (then it is
+        // `cancelled_by_store`), by the server's own limit.
         if state == SqlState::QUERY_CANCELED.code() {
             return Error::Timeout {
                 message: format!(
@@ -53,6 +55,28 @@ impl Error {
                 ),
                 sql_state,
                 sent: true,
+                own_limit: true,
+            };
+        }
+        if state == SqlState::LOCK_NOT_AVAILABLE.code() {
+            return Error::Timeout {
+                message: format!(
+                    "the server stopped the statement ({message}): it waited for a lock past \
+                     its lock_timeout; it did not take effect. Retry later"
+                ),
+                sql_state,
+                sent: true,
+                own_limit: true,
+            };
+        }
+        if state == SqlState::READ_ONLY_SQL_TRANSACTION.code() {
+            return Error::Database {
+                message: format!(
+                    "{message} (the connection is on a read-only node: a standby, or a \
+                     writer that failed over; connections to the writable node are opened \
+                     instead. Retry)"
+                ),
+                sql_state: state.to_string(),
             };
         }
         if refused_for_good(state) {

@@ -17,6 +17,9 @@ impl Error {
         if self.outcome_unknown() {
             out["unknown"] = true.into();
         }
+        if self.own_limit() {
+            out["ownLimit"] = true.into();
+        }
         if let Some(state) = self.sql_state() {
             out["sqlState"] = state.into();
         }

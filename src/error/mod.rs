@@ -63,18 +63,30 @@ pub enum Error {
     /// or rows without the columns asked for, or with values out of range.
     #[error("{0}")]
     MalformedResult(String),
-    /// A call did not finish within `queryTimeoutMs`, or the server stopped it (57014).
-    /// `sent`: its statement had gone to the server (and may yet take effect, unless the
-    /// server itself stopped it).
+    /// A call did not finish within `queryTimeoutMs`, or the server stopped it (57014,
+    /// or 55P03 for `lock_timeout`). `sent`: its statement had gone to the server (and may
+    /// yet take effect, unless the server itself stopped it). `own_limit`: the server
+    /// stopped it by its own `statement_timeout` / `lock_timeout` (the store did not
+    /// cancel it): trying again within the same call would hit the same limit.
     #[error("{message}")]
     Timeout {
         message: String,
         sql_state: Option<String>,
         sent: bool,
+        own_limit: bool,
     },
     /// A queue of the store is full: the database is not keeping up with the calls.
     #[error("{0}")]
     Overloaded(String),
+    /// A stream's chunk count went back below what a reader had read: the database lost
+    /// acknowledged writes (a failover to an asynchronous standby), or it was re-created.
+    #[error(
+        "the stream's chunk count went back to {total}, below the {read} chunks this reader \
+         has read: the database lost writes it had acknowledged (a failover to an \
+         asynchronous standby), or the stream was re-created. Chunks read past {total} will \
+         not come again; read it again from afterSeq 0 for what it holds now"
+    )]
+    WentBack { total: i64, read: i64 },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -121,6 +133,7 @@ impl Error {
             ),
             sql_state: None,
             sent: true,
+            own_limit: false,
         }
     }
 
@@ -134,6 +147,7 @@ impl Error {
             ),
             sql_state: None,
             sent: false,
+            own_limit: false,
         }
     }
 
@@ -162,6 +176,7 @@ impl Error {
             Error::MalformedResult(_) => "MALFORMED_RESULT",
             Error::Timeout { .. } => "QUERY_TIMEOUT",
             Error::Overloaded(_) => "OVERLOADED",
+            Error::WentBack { .. } => "STREAM_WENT_BACK",
         }
     }
 
@@ -175,6 +190,9 @@ impl Error {
             Error::Database { sql_state, .. } => {
                 sql_state == SqlState::T_R_SERIALIZATION_FAILURE.code()
                     || sql_state == SqlState::T_R_DEADLOCK_DETECTED.code()
+                    // A node that became read-only (a failover): a new connection reaches
+                    // the writable one.
+                    || sql_state == SqlState::READ_ONLY_SQL_TRANSACTION.code()
             }
             _ => false,
         }
@@ -193,14 +211,54 @@ impl Error {
     /// Whether the connection that gave this error must not be used again: it broke, or
     /// a statement on it may still be running.
     pub fn spoils_connection(&self) -> bool {
+        self.read_only()
+            || matches!(
+                self,
+                Error::Lost { .. }
+                    | Error::Timeout {
+                        sql_state: None,
+                        ..
+                    }
+            )
+    }
+
+    /// Whether the statement was refused because its connection is on a read-only node
+    /// (25006: a standby, or a writer that failed over and came back as a reader). It did
+    /// not take effect; a new connection may reach the writable node.
+    pub fn read_only(&self) -> bool {
+        matches!(self, Error::Database { sql_state, .. }
+            if sql_state == SqlState::READ_ONLY_SQL_TRANSACTION.code())
+    }
+
+    /// Whether the server stopped the statement by its own time limit (`statement_timeout`,
+    /// `lock_timeout`), not at the store's request: retrying within the call won't help.
+    pub fn own_limit(&self) -> bool {
         matches!(
             self,
-            Error::Lost { .. }
-                | Error::Timeout {
-                    sql_state: None,
-                    ..
-                }
+            Error::Timeout {
+                own_limit: true,
+                ..
+            }
         )
+    }
+
+    /// The same error, known to come from a cancel this store sent itself (its deadline):
+    /// not the server's own limit.
+    pub fn cancelled_by_store(self) -> Self {
+        match self {
+            Error::Timeout {
+                message,
+                sql_state,
+                sent,
+                ..
+            } => Error::Timeout {
+                message,
+                sql_state,
+                sent,
+                own_limit: false,
+            },
+            other => other,
+        }
     }
 
     /// Whether the statement may have taken effect although the call failed: the

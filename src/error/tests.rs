@@ -50,6 +50,8 @@ fn sql_states_are_classified_once() {
         ("53300", "CONNECTION_ERROR", true),
         ("40001", "DATABASE_ERROR", true),
         ("40P01", "DATABASE_ERROR", true),
+        ("25006", "DATABASE_ERROR", true),
+        ("55P03", "QUERY_TIMEOUT", true),
         ("23505", "DATABASE_ERROR", false),
         ("42P01", "DATABASE_ERROR", false),
     ];
@@ -92,4 +94,34 @@ fn lost_and_not_connected_say_so() {
     assert!(lost.outcome_unknown());
     assert!(crossed(lost)["unknown"] == true);
     assert!(!Error::StreamNotActive("x".into()).spoils_connection());
+}
+
+#[test]
+fn a_read_only_node_spoils_the_connection_and_is_worth_retrying() {
+    let err = Error::from_server(
+        "25006",
+        "cannot execute UPDATE in a read-only transaction".into(),
+        false,
+    );
+    assert!(err.read_only() && err.spoils_connection() && err.retryable());
+    assert!(!err.outcome_unknown());
+    assert!(err.to_string().contains("read-only node"));
+    assert!(!Error::from_server("23505", "m".into(), false).spoils_connection());
+}
+
+#[test]
+fn the_servers_own_time_limits_are_told_from_the_stores_cancel() {
+    for state in ["57014", "55P03"] {
+        let err = Error::from_server(state, "canceling statement".into(), false);
+        assert_eq!(
+            (err.code(), err.retryable(), err.own_limit()),
+            ("QUERY_TIMEOUT", true, true)
+        );
+        assert!(!err.spoils_connection() && !err.outcome_unknown());
+        assert!(crossed(err.clone())["ownLimit"] == true);
+        let ours = err.cancelled_by_store();
+        assert!(!ours.own_limit());
+        assert!(crossed(ours).get("ownLimit").is_none());
+    }
+    assert!(!Error::timed_out(5).own_limit());
 }

@@ -159,12 +159,18 @@ impl ReaderInner {
         };
         if !self.done() && waits {
             let settings = &self.shared.settings;
+            // One lock of the cursor (a second in the same expression would deadlock).
+            let (after, below) = {
+                let cursor = self.cursor();
+                (cursor.after, cursor.went_back_below())
+            };
             let waiting = self.shared.db.wait(
                 Waiter {
                     statement: self.shared.sql.waiting.clone(),
                     status_table: self.key.clone(),
                     id: self.id.clone(),
-                    after: self.cursor().after,
+                    after,
+                    below,
                     poll_interval: settings.poll_interval,
                     listen: settings.listen,
                 },

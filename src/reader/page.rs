@@ -80,6 +80,9 @@ pub struct Cursor {
     pub waiting: bool,
     /// The reader has not read the database yet (`Tail::look`).
     pub fresh: bool,
+    /// The last page said the stream has fewer chunks than the cursor: one more page
+    /// saying so (not a lagging snapshot, then) ends the reader with `STREAM_WENT_BACK`.
+    pub went_back: bool,
 }
 
 impl Default for Cursor {
@@ -94,6 +97,7 @@ impl Default for Cursor {
             must_look: true,
             waiting: false,
             fresh: true,
+            went_back: false,
         }
     }
 }
@@ -140,6 +144,22 @@ impl Cursor {
             .and_then(|(state, total)| Some((state, total.parse::<i64>().ok()?)))
             .ok_or_else(|| missing(sql, 1))?;
         let active = state == "active";
+        if total < i64::from(cursor.after) && cursor.total >= i64::from(cursor.after) {
+            // The count went back below what this reader saw it reach (lost writes, or a
+            // new generation of the stream): what it read past it will never come again.
+            // (A reader that starts past a stream's end waits, as the original's does.) Seen twice, it is not a
+            // snapshot behind this reader's (the shared check wakes it again meanwhile).
+            if std::mem::replace(&mut cursor.went_back, true) {
+                let read = i64::from(cursor.after);
+                return Err(crate::error::Error::WentBack { total, read });
+            }
+            cursor.more_now = false;
+            return Ok(Taken {
+                page: Some(Page::default()),
+                landed: None,
+            });
+        }
+        cursor.went_back = false;
         cursor.total = total;
         cursor.must_look = false;
         cursor.fresh = false;
@@ -198,6 +218,16 @@ impl Cursor {
             page: Some(page),
             landed,
         })
+    }
+
+    /// The count below which the stream went back, for the shared check: the cursor, once
+    /// this reader saw the stream reach it (0: never).
+    pub fn went_back_below(&self) -> i32 {
+        if self.total >= i64::from(self.after) {
+            self.after
+        } else {
+            0
+        }
     }
 
     /// A page from the tail: the chunks right after the cursor, no query.

@@ -187,14 +187,16 @@ impl StreamSql {
                     ],
                 ),
             // The readers waiting in this process, checked at once: which of these
-            // streams (given as JSON `[{"id": ..., "after": seq read up to}, ...]`) have chunks past that
-            // seq, have finished, or are gone. One statement a tick for every waiting
+            // streams (given as JSON `[{"id": ..., "after": seq read up to, "below": n}, ...]`)
+            // have chunks past that seq (or fewer than `below`: the count went back), have
+            // finished, or are gone. One statement a tick for every waiting
             // reader, instead of one per reader.
             waiting: Statement::new(
                 format!(
-                    "SELECT w.id FROM json_to_recordset($1::text::json) AS w(id text, after int) \
+                    "SELECT w.id FROM json_to_recordset($1::text::json) AS w(id text, after int, below int) \
                      LEFT JOIN {status} s ON s.id = w.id \
-                     WHERE s.id IS NULL OR s.state <> 'active' OR s.total_chunks > w.after"
+                     WHERE s.id IS NULL OR s.state <> 'active' OR s.total_chunks > w.after \
+                     OR s.total_chunks < w.below"
                 ),
                 &[Column { name: "id", kind: Kind::Text }],
             ),

@@ -279,6 +279,7 @@ fn failure(failed: &AdapterFailure) -> Error {
                 sql_state: None,
                 // Still queued or waiting for a connection: never sent.
                 sent: !matches!(phase, Some("queued" | "connect")),
+                own_limit: false,
             };
         }
         "OVERLOADED" => return Error::Overloaded(message),
@@ -299,7 +300,14 @@ fn failure(failed: &AdapterFailure) -> Error {
             .all(|ch| ch.is_ascii_digit() || ch.is_ascii_uppercase())
         && code.chars().any(|ch| ch.is_ascii_digit());
     if is_sql_state {
-        return Error::from_server(code, message, at_connect);
+        let err = Error::from_server(code, message, at_connect);
+        // The adapter had asked the server to cancel it (its deadline), so a 57014 is
+        // the store's own doing, not the server's limit (phase "cancelled").
+        return if phase == Some("cancelled") {
+            err.cancelled_by_store()
+        } else {
+            err
+        };
     }
     // No connection was made: errno codes of connecting, postgres.js's own, and pg.Pool's
     // exhausted pool ("timeout exceeded when trying to connect").

@@ -38,6 +38,14 @@ impl ConnInfo {
         }
     }
 
+    /// Whether the string sets an option.
+    pub fn has(&self, key: &str) -> bool {
+        match self {
+            ConnInfo::Url { params, .. } => params.iter().any(|(k, _, _)| k == key),
+            ConnInfo::KeyValue(params) => params.iter().any(|(k, _)| k == key),
+        }
+    }
+
     /// Removes an option and returns its value (the last one, if given twice).
     pub fn take(&mut self, key: &str) -> Option<String> {
         let mut found = None;

@@ -14,6 +14,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::budget::{self, Budget, GROW_AFTER};
 use super::execute::run;
 use super::pooler::Mode;
+use super::writable::{refused_read_write, ReadOnly};
 use crate::backend::rows::{Param, Row};
 use crate::backend::stats::Counters;
 use crate::error::{Error, Result};
@@ -184,7 +185,31 @@ impl Conns {
         params: &[Param],
         deadline: Instant,
     ) -> Result<Vec<Row>> {
+        self.query_on(statement, params, deadline, false).await
+    }
+
+    /// `query` for a statement that must run on a writable node (a NOTIFY: on a read-only
+    /// one it would reach only that node's listeners). Its text sets
+    /// `transaction_read_only` off, which a read-only session refuses (25001): that
+    /// counts as a read-only node's 25006 (the connection is dropped, the call tried again).
+    pub async fn query_writable(
+        &self,
+        statement: &Statement,
+        params: &[Param],
+        deadline: Instant,
+    ) -> Result<Vec<Row>> {
+        self.query_on(statement, params, deadline, true).await
+    }
+
+    async fn query_on(
+        &self,
+        statement: &Statement,
+        params: &[Param],
+        deadline: Instant,
+        writable: bool,
+    ) -> Result<Vec<Row>> {
         let mut switched = false;
+        let mut read_only = ReadOnly::default();
         loop {
             let client = Lent(Some(self.connection(deadline).await?), &self.budget);
             // Too little time left to hear back: not sent at all, so it certainly did not
@@ -197,6 +222,11 @@ impl Conns {
             let (outcome, cancel_sent) = self
                 .run_by(client.get(), statement, params, begin, deadline)
                 .await;
+            let outcome = if writable {
+                outcome.map_err(refused_read_write)
+            } else {
+                outcome
+            };
             if cancel_sent {
                 // The cancel request travels on a connection of its own and may reach
                 // the server only after the statement ended: on this connection it could
@@ -213,6 +243,10 @@ impl Conns {
             let again = !switched && self.mode.pooler_error(err);
             if err.spoils_connection() {
                 self.discard(client, matches!(err, Error::Lost { .. }) && !again);
+            }
+            // On a read-only node (a failover): it did not run; again on a new connection.
+            if err.read_only() && read_only.again(deadline, self.query_timeout).await {
+                continue;
             }
             if !again {
                 return outcome;
@@ -251,7 +285,8 @@ impl Conns {
                 })
                 .await;
                 match settled {
-                    Ok(outcome) => (outcome, true),
+                    // A 57014 now is this cancel's, not the server's own limit.
+                    Ok(outcome) => (outcome.map_err(Error::cancelled_by_store), true),
                     Err(_) => (Err(Error::timed_out(self.query_timeout_ms())), true),
                 }
             }

@@ -3,22 +3,26 @@
 //! behind a transaction pooler: `pooler.rs`), its connection budget (`budget.rs`) and its
 //! LISTEN/NOTIFY wake-ups (`notifier.rs`). Its parts: `conns.rs` (connections and
 //! deadlines), `execute.rs` (one statement on one connection), `combine/` (calls combined
-//! when busy), `conninfo.rs` + `tls.rs` (the connection string's sslmode and TLS).
+//! when busy), `connect.rs` + `conninfo.rs` + `tls.rs` (the connection string's hosts, sslmode
+//! and TLS), `writable.rs` (failovers: never writing through a read-only node).
 //!
 //! The pool heals: a connection whose statement timed out or broke is never used again
 //! (a timed-out statement is also cancelled on the server), every idle connection is
 //! dropped at such a failure (the network that broke one has likely broken the others),
-//! a connection idle for a while is checked before reuse, and TCP keepalive notices a
-//! dead peer in seconds, not hours.
+//! a connection idle for a while is checked before reuse (also that it is not read-only),
+//! a statement refused by a read-only node (25006, a failover) drops the connection and
+//! runs again on a new one, and TCP keepalive notices a dead peer in seconds, not hours.
 
 mod budget;
 pub mod combine;
+mod connect;
 mod conninfo;
 mod conns;
 mod execute;
 mod notifier;
 mod pooler;
 mod tls;
+mod writable;
 
 pub use pooler::Pooler;
 
@@ -31,8 +35,6 @@ use deadpool_postgres::{
     Hook, HookError, Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime,
 };
 use tokio::time::Instant;
-use tokio_postgres::Config;
-use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::check::{Checker, Waiter, Waiting};
 use super::notify::Written;
@@ -43,23 +45,14 @@ use crate::sql::Statement;
 use crate::tail::Source;
 use budget::Budget;
 use combine::{Queues, Runner};
-use conninfo::ConnInfo;
+use connect::{client_config, target};
 use conns::{Conns, CHECK_TIMEOUT};
 use notifier::Notifier;
 use pooler::Mode;
-use tls::Tls;
+use writable::read_only;
 
 /// A pooled connection idle for this long is checked with an empty query before reuse.
 const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
-/// TCP keepalive: first probe after this much silence, then every `KEEPALIVE_INTERVAL`,
-/// giving up after `KEEPALIVE_RETRIES`; unacknowledged data gives up after
-/// `TCP_USER_TIMEOUT`. Applied unless the connection string sets them.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
-const KEEPALIVE_RETRIES: u32 = 3;
-const TCP_USER_TIMEOUT: Duration = Duration::from_secs(20);
-/// `application_name` unless the connection string sets one.
-const APPLICATION_NAME: &str = "aibind-rs";
 
 /// How a pool is set up: its size, its time limits in ms (`idle_timeout_ms` 0: never), how
 /// it runs statements, and where it LISTENs.
@@ -166,9 +159,12 @@ impl SharedPool {
                     if metrics.last_used() < CHECK_IDLE_AFTER {
                         return Ok(());
                     }
-                    // Idle for a while: make sure the other end is still there.
-                    match tokio::time::timeout(CHECK_TIMEOUT, client.simple_query("")).await {
-                        Ok(Ok(_)) => Ok(()),
+                    // Idle for a while: make sure the other end is still there, and still
+                    // writable (a failover may have left it on a node that is now a reader).
+                    let check = client.simple_query("SHOW transaction_read_only");
+                    match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+                        Ok(Ok(answer)) if !read_only(&answer) => Ok(()),
+                        Ok(Ok(_)) => Err(HookError::message("an idle connection is read-only")),
                         _ => Err(HookError::message("an idle connection did not answer")),
                     }
                 })
@@ -347,61 +343,4 @@ impl Closing {
         })
         .await;
     }
-}
-
-/// A client configuration for `url`, and its TLS connector: libpq's sslmode and
-/// sslrootcert, a connect timeout, keepalive, and `application_name` "aibind-rs" unless
-/// the string names one. No other startup parameter is added.
-/// Where a configuration connects: `host:port`, each host of a multi-host string.
-fn target(config: &Config) -> String {
-    use tokio_postgres::config::Host;
-    let ports = config.get_ports();
-    let hosts: Vec<String> = (config.get_hosts().iter().enumerate())
-        .map(|(i, host)| {
-            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
-            match host {
-                Host::Tcp(name) if name.contains(':') => format!("[{name}]:{port}"),
-                Host::Tcp(name) => format!("{name}:{port}"),
-                #[cfg(unix)]
-                Host::Unix(path) => format!("{} (port {port})", path.display()),
-            }
-        })
-        .collect();
-    if hosts.is_empty() {
-        "localhost:5432".into()
-    } else {
-        hosts.join(", ")
-    }
-}
-
-fn client_config(url: &str, connect_timeout_ms: u64) -> Result<(Config, MakeRustlsConnect)> {
-    let mut info = ConnInfo::parse(url)?;
-    let mut tls = Tls::take(&mut info)?;
-    let mut config: Config = info.to_string().parse().map_err(|e| {
-        Error::InvalidArgument(format!(
-            "the connection string is not valid ({e}); expected \
-             postgres://user:password@host:port/database or key=value pairs"
-        ))
-    })?;
-    tls.plain_on_loopback(&config);
-    config.ssl_mode(tls.ssl_mode());
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_millis(connect_timeout_ms));
-    }
-    // A dead peer (a NAT or load balancer that dropped the flow, a failed-over server) is
-    // noticed in seconds; the default keepalive starts after two hours.
-    if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
-        config
-            .keepalives(true)
-            .keepalives_idle(KEEPALIVE_IDLE)
-            .keepalives_interval(KEEPALIVE_INTERVAL)
-            .keepalives_retries(KEEPALIVE_RETRIES);
-    }
-    if config.get_tcp_user_timeout().is_none() {
-        config.tcp_user_timeout(TCP_USER_TIMEOUT);
-    }
-    if config.get_application_name().is_none() {
-        config.application_name(APPLICATION_NAME);
-    }
-    Ok((config, tls.connector()?))
 }

@@ -31,6 +31,7 @@ use tokio_postgres::{AsyncMessage, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::conns::Conns;
+use super::writable::{listen_if_writable, still_writable, Listened, READ_ONLY_RETRY};
 use crate::backend::notify::{deliver, payloads, probe_payload, Heard, Written};
 use crate::backend::rows::Param;
 use crate::backend::stats::Counters;
@@ -64,8 +65,10 @@ fn notify_statement() -> Statement {
 
 /// The text of the statement that sends a notification (`$1` channel, `$2` payload);
 /// `lib/client-hub.cjs` sends the same for JS clients.
-const NOTIFY_SQL: &str =
-    "SELECT pg_notify($1::text, $2::text), set_config('synchronous_commit', 'off', true)";
+/// Setting `transaction_read_only` off first makes a read-only session refuse it (see
+/// `Conns::query_writable`): a notification never goes out from a read-only node.
+const NOTIFY_SQL: &str = "SELECT set_config('transaction_read_only', 'off', true), \
+     pg_notify($1::text, $2::text), set_config('synchronous_commit', 'off', true)";
 
 pub struct Notifier {
     conns: Conns,
@@ -172,7 +175,10 @@ async fn publish_batches(conns: Conns, mut queue: mpsc::Receiver<Written>) {
         for payload in payloads(written) {
             let params = [Param::Text(CHANNEL.into()), Param::Text(payload)];
             Counters::add(&conns.counters.notifications_sent);
-            match conns.query(&statement, &params, conns.deadline()).await {
+            match conns
+                .query_writable(&statement, &params, conns.deadline())
+                .await
+            {
                 Ok(_) => {}
                 // This payload was refused: the others still go.
                 Err(crate::error::Error::Database { .. }) => {}
@@ -191,6 +197,8 @@ enum Ended {
     Lost,
     /// Its probe never came back: it was closed.
     Deaf,
+    /// Its node is read-only (a standby, a failed-over writer): writers notify elsewhere.
+    ReadOnly,
 }
 
 /// LISTENs on a connection of its own; when it is lost, connects again with back-off;
@@ -235,6 +243,8 @@ async fn listen_forever(
             }
             Ended::Lost => backoff = Duration::from_millis(50),
             Ended::NotListening => {}
+            // Until the address leads to the writable node: soon after a failover.
+            Ended::ReadOnly => backoff = READ_ONLY_RETRY / 2,
         }
         if state.load(Ordering::Acquire) != DEAF {
             state.store(CONNECTING, Ordering::Release);
@@ -281,13 +291,13 @@ async fn listen_once(
     };
     tokio::pin!(pump);
     let command = format!("LISTEN {CHANNEL}");
-    let listen = client.batch_execute(&command);
+    // Only on a writable node: writers notify there (`NOTIFY_SQL`).
     tokio::select! {
-        listened = listen => {
-            if listened.is_err() {
-                return Ended::NotListening;
-            }
-        }
+        listened = listen_if_writable(&client, &command) => match listened {
+            Listened::Yes => {}
+            Listened::ReadOnly => return Ended::ReadOnly,
+            Listened::No => return Ended::NotListening,
+        },
         _ = &mut pump => return Ended::NotListening,
     }
     // Whatever was written while no one listened: every reader looks again.
@@ -295,6 +305,7 @@ async fn listen_once(
     let prober = probe_until_deaf(conns, probe_payload(probe), echoes, state, heartbeat);
     tokio::select! {
         _ = &mut pump => Ended::Lost,
+        _ = still_writable(&client, &command) => Ended::ReadOnly,
         silent = prober => {
             if silent {
                 // It heard, then stopped hearing: the connection is gone without a word.
@@ -337,7 +348,7 @@ async fn probe_until_deaf(
         let statement = &statement;
         async move {
             conns
-                .query(statement, &params, conns.deadline())
+                .query_writable(statement, &params, conns.deadline())
                 .await
                 .is_ok()
         }

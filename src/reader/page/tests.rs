@@ -250,3 +250,50 @@ fn chunks_from_the_tail_move_the_cursor() {
     assert_eq!(page, Page::default());
     assert_eq!(cursor.after, 6);
 }
+
+#[test]
+fn a_count_that_went_back_ends_the_reader_when_seen_twice() {
+    let mut cursor = at(0);
+    page(
+        &mut cursor,
+        &[status("active", 2), chunk(1, "a"), chunk(2, "b")],
+    );
+    assert_eq!((cursor.after, cursor.went_back_below()), (2, 2));
+    // Once: maybe a snapshot behind this reader's; an empty page, and it waits.
+    let once = page(&mut cursor, &[status("active", 1)]).expect("an empty page");
+    assert!(once.seqs.is_empty() && !cursor.more_now && !cursor.finished);
+    let rows = [status("active", 1)];
+    let twice = cursor.take_page(&sql(), &rows, false);
+    let err = twice.expect_err("the count went back");
+    assert_eq!(err.code(), "STREAM_WENT_BACK");
+    assert!(err
+        .to_string()
+        .contains("went back to 1, below the 2 chunks"));
+}
+
+#[test]
+fn a_count_that_comes_back_in_between_is_no_error() {
+    let mut cursor = at(0);
+    page(
+        &mut cursor,
+        &[status("active", 2), chunk(1, "a"), chunk(2, "b")],
+    );
+    page(&mut cursor, &[status("active", 1)]);
+    page(&mut cursor, &[status("active", 3), chunk(3, "c")]);
+    assert!(!cursor.went_back);
+    assert_eq!(
+        page(&mut cursor, &[status("active", 3)]).map(|p| p.seqs.len()),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_reader_that_starts_past_the_end_waits_as_the_originals_does() {
+    let mut cursor = at(10);
+    assert_eq!(cursor.went_back_below(), 0);
+    for _ in 0..3 {
+        let page = page(&mut cursor, &[status("active", 3)]).expect("an empty page");
+        assert!(page.seqs.is_empty());
+    }
+    assert_eq!(cursor.went_back_below(), 0);
+}
