@@ -212,6 +212,7 @@ describe.each(backends)("$name: random interleavings", ({ native, client: make }
         ],
         lockers,
         statusTable: tables.stream.statusTable,
+        active: new Set(),
         calls: [],
         appends: [],
         gens: [],
