@@ -73,6 +73,11 @@ pub struct Tail {
     /// at that count knows every write announced before that version.
     checked: Option<(i64, u64)>,
     version: u64,
+    /// The version of the last write (an append, a finish, a write whose text is not
+    /// here, a stream made anew): what a reader of another source looks for. A page a
+    /// reader fetched stamps a version too, but it is no write: were it news to readers
+    /// of another source, each one's own fetch would send it to fetch again, for ever.
+    written: u64,
 }
 
 /// What a reader at `after` should do next (see the module's doc).
@@ -95,7 +100,16 @@ pub enum Look {
 }
 
 impl Tail {
+    /// A new version, for a write.
     fn stamp(&mut self) -> u64 {
+        self.version += 1;
+        self.written = self.version;
+        self.version
+    }
+
+    /// A new version that is no write (a fetch's page landed, or it failed): it wakes the
+    /// readers waiting on that fetch, and is news to no one else.
+    fn stamp_fetch(&mut self) -> u64 {
         self.version += 1;
         self.version
     }
@@ -249,7 +263,7 @@ impl Tail {
                     .finished
                     .is_some_and(|(total, version)| version > since && total != i64::from(after))
         } else {
-            self.version > since
+            self.written > since
         };
         if !*must_look && !news {
             return Look::Nothing;
@@ -312,7 +326,7 @@ impl Tail {
         total: i64,
         active: bool,
     ) -> u64 {
-        let version = self.stamp();
+        let version = self.stamp_fetch();
         if self
             .fetch
             .is_some_and(|f| f.after == after && f.started == started)
@@ -331,6 +345,10 @@ impl Tail {
             if self.source == source {
                 self.checked = Some((total, started));
                 if !active {
+                    if self.finished.is_none() {
+                        // News of a finish, learned by this fetch.
+                        self.written = version;
+                    }
                     self.finished = Some((total, version));
                 }
             }
@@ -387,7 +405,7 @@ impl Tail {
             self.fetch = None;
             return self.unknown();
         }
-        self.stamp()
+        self.stamp_fetch()
     }
 
     pub fn version(&self) -> u64 {

@@ -345,3 +345,26 @@ fn a_chunk_past_the_finish_forgets_it() {
         Look::Query { .. }
     ));
 }
+
+#[test]
+fn a_reader_of_another_source_is_not_sent_back_by_its_own_fetch() {
+    // Written through source 1, read through source 2 (two pools of one process).
+    let mut tail = Tail::default();
+    tail.appended(1, 1, "a".into());
+    let mut since = 0;
+    let started = match tail.look(2, 0, &mut since, &mut { false }, false) {
+        Look::Query { since } => since,
+        other => panic!("a write is news: {other:?}"),
+    };
+    tail.fetched(2, 0, started, &[(1, "a")], 1, true);
+    assert_eq!(
+        tail.look(2, 1, &mut { started }, &mut { false }, false),
+        Look::Nothing,
+        "its own page is no news: it waits"
+    );
+    tail.appended(1, 2, "b".into());
+    assert!(matches!(
+        tail.look(2, 1, &mut { started }, &mut { false }, false),
+        Look::Query { .. }
+    ));
+}
