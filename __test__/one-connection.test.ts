@@ -108,6 +108,35 @@ describe("one connection (a pg.Client, or a Rust pool of one)", () => {
     await store.close();
   });
 
+  it("a pg.Pool too: a client whose statement was cancelled is not given back", async () => {
+    // The same race on a pooled pg client (max 1, so the next statement would take it).
+    const pool = new pg.Pool({ connectionString: proxy.url(DATABASE_URL), max: 1, connectionTimeoutMillis: 5_000 });
+    pool.on("error", () => {});
+    const store = new PostgresStreamStore(pool, { ...tables.stream, queryTimeoutMs: 2_000 });
+    const [first, second] = [uid("late-a"), uid("late-b")];
+    await store.create(first);
+    await store.create(second);
+    const accepted = proxy.accepted;
+    proxy.set("stall", { which: "new" }); // only connections opened from now: the cancel's
+    const lockA = await lockStream(first);
+    const held = store.complete(first);
+    await eventually(async () => proxy.accepted === accepted + 1, 5_000);
+    const lockB = await lockStream(second);
+    await lockA.release();
+    await held; // done before the cancel arrived
+    const next = timed(store.complete(second)); // held by lockB until after the cancel
+    await sleep(150);
+    proxy.release(); // the cancel request reaches the server now
+    proxy.set("pass", { which: "new" });
+    await sleep(150);
+    await lockB.release();
+    const { error } = await next;
+    expect(error).toBeUndefined();
+    expect(await store.getStatus(second)).toMatchObject({ state: "done" });
+    await store.close();
+    await pool.end();
+  });
+
   it("refuses calls beyond 20,000 waiting with OVERLOADED, at once", async () => {
     const client = new pg.Client({ connectionString: DATABASE_URL });
     await client.connect();

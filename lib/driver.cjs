@@ -98,9 +98,8 @@ const MOST_QUEUED = 20_000;
 
 /**
  * The caller's `query` as the native backend calls it (the protocol above): always
- * settling through `settle(ticket, outcome)`; what `settle` returns (or throws) is what
- * the method resolves (or rejects) with. The call's `queryTimeoutMs` runs from the moment it is made, waiting for
- * a connection or in the queue of a one-connection client included.
+ * settling through `settle(ticket, outcome)`, whose result the method resolves (or
+ * rejects) with. `queryTimeoutMs` runs from the call, waiting for a connection included.
  *
  * A `pg.Pool` runs each query on a client it checks out itself, so that a query that
  * timed out can be cancelled on the server and its client destroyed (`release(err)`),
@@ -212,7 +211,8 @@ function adapt(client, settle, timeoutMs) {
       Promise.resolve(pending).then(off, off);
       Promise.resolve(pending).then((result) => {
         if (conn) {
-          conn.release();
+          // A cancel sent for it may arrive late and stop its next statement: not given back.
+          conn.release(cancelling ? new Error("aibind-rs: a cancel request was sent on this client") : undefined);
           conn = undefined;
         }
         finish(() => settle(ticket, columns == null ? settleRows(result) : outcomeOf(result, columns, byIndex)));
