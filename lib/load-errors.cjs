@@ -17,7 +17,7 @@ const GLIBC_FLOOR = "2.17";
  * package, and in the repository), which links on to the recipes in docs/deploy.md.
  */
 function docs(code) {
-  return `See docs/errors.md#${code.toLowerCase()} in ${PACKAGE} (the package's own folder, or its repository).`;
+  return `See docs/errors.md#${code.toLowerCase()} in ${PACKAGE} (in the installed package, or its repository).`;
 }
 
 function loadError(code, message, cause) {
