@@ -5,7 +5,7 @@
 import { execFileSync } from "node:child_process";
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { nodeFileTrace } from "@vercel/nft";
 import { afterAll, describe, expect, it } from "vitest";
@@ -28,7 +28,10 @@ function installedApp() {
   const manifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { files: string[] };
   for (const file of manifest.files) {
     if (file.endsWith("/")) cpSync(join(root, file), join(pkg, file), { recursive: true });
-    else copyFileSync(join(root, file), join(pkg, file));
+    else {
+      mkdirSync(dirname(join(pkg, file)), { recursive: true });
+      copyFileSync(join(root, file), join(pkg, file));
+    }
   }
   copyFileSync(join(root, "package.json"), join(pkg, "package.json"));
   const platform = join(app, "node_modules", "@aibind-rs", `postgres-${here}`);
