@@ -83,6 +83,8 @@ describe.each(cases)("$name", (c) => {
         for await (const chunk of store.readFrom(id, 0)) read.push(chunk);
       })();
       await eventually(async () => store.stats().listener === "confirmed", 5_000);
+      // The waiting reader is counted, whichever the client (a JS client's once said 0).
+      await eventually(async () => store.stats().readersWaiting === 1, 5_000);
       await quiet();
       expect(await listeners(app)).toBe(1);
       proxy.set("blackhole", { which: "existing" }); // the listener's link, silently

@@ -274,6 +274,11 @@ impl Db {
     pub fn stats(&self) -> BackendStats {
         match self.backend() {
             Ok(Backend::Pool(pool)) => pool.stats(),
+            // Readers in the client's shared check (those polling on their own are not).
+            Ok(Backend::Js(js)) => BackendStats {
+                readers_waiting: js.checker.len() as u32,
+                ..BackendStats::js_client()
+            },
             _ => BackendStats::js_client(),
         }
     }
