@@ -39,6 +39,10 @@ pub struct Combined {
     /// For statements whose lane skips locked rows: the lane's form of a single call, and
     /// the side path's form, which waits for the lock.
     pub skipping: Option<(Statement, Statement)>,
+    /// For durable appends: the lane's form of a single call that also announces its
+    /// chunk, in its own transaction. The pool uses it while it is no slower
+    /// (`backend/pool/combine/notify_choice.rs`).
+    pub notifying: Option<Statement>,
 }
 
 impl Statement {
@@ -60,6 +64,7 @@ impl Statement {
         self.combined = Some(Arc::new(Combined {
             statement: Statement::new(text, columns),
             skipping: None,
+            notifying: None,
         }));
         self
     }
@@ -81,7 +86,18 @@ impl Statement {
         self.combined = Some(Arc::new(Combined {
             statement: Statement::new(many, columns),
             skipping: Some((one, side)),
+            notifying: None,
         }));
+        self
+    }
+
+    /// The lane's single call in a form that also announces what it wrote (see
+    /// `Combined::notifying`); after `combined_skipping_locked`.
+    pub(super) fn lane_notifying(mut self, text: Option<String>) -> Self {
+        let columns = self.columns;
+        let combined = self.combined.as_mut().and_then(Arc::get_mut);
+        let combined = combined.expect("a combined form not yet shared");
+        combined.notifying = text.map(|text| Statement::new(text, columns));
         self
     }
 

@@ -65,33 +65,33 @@ fn append_waiting(chunks: &str, status: &str, tail: &Tail) -> String {
     )
 }
 
-/// How a single append statement ends, by durability.
+/// How a single append statement ends: its durability, and whether it notifies itself.
 struct Tail {
     /// What joins the insert's rows (`RELAXED`, or nothing).
     relaxed: &'static str,
-    /// The final SELECT of `ins`'s seq, and (relaxed) the notification of the chunk.
+    /// The final SELECT of `ins`'s seq, and (when it notifies) the notification of the
+    /// chunk.
     returning: String,
 }
 
 impl Tail {
-    /// Durable: the statement returns the seq; the pool announces the chunk afterwards, in
-    /// a transaction of its own (`backend/pool/notifier.rs`), so that concurrent writers never
-    /// queue on the NOTIFY lock through each other's WAL flush. Relaxed: the commit does
-    /// not wait for the flush, so the lock is held for no time that matters, and the
-    /// statement notifies itself: one transaction a chunk, and other processes hear of it
-    /// at the commit. Its payload is `backend/notify.rs`'s format (the chunk carried, or
-    /// named when its JSON is too large); `notified` is NULL when even the name would not
-    /// fit (an id of control characters), and then the pool announces it.
-    fn new(key: &str, relaxed: bool, origin: &str) -> Self {
-        if !relaxed {
+    /// `notify`: the statement notifies itself, in its own transaction: one transaction
+    /// a chunk, and other processes hear of it at the commit. Its payload is
+    /// `backend/notify.rs`'s format (the chunk carried, or named when its JSON is too
+    /// large); `notified` is NULL when even the name would not fit (an id of control
+    /// characters), and then the pool announces it. Otherwise the pool announces the
+    /// chunk afterwards, in a transaction of its own (`backend/pool/notifier.rs`).
+    fn new(key: &str, relaxed: bool, notify: bool, origin: &str) -> Self {
+        let relaxed = if relaxed { RELAXED } else { "" };
+        if !notify {
             return Tail {
-                relaxed: "",
+                relaxed,
                 returning: "SELECT seq, NULL::int AS notified FROM ins".into(),
             };
         }
         let stream = format!("json_build_array(json_build_array('{key}', $1::text))");
         Tail {
-            relaxed: RELAXED,
+            relaxed,
             returning: format!(
                 "SELECT ins.seq, n.notified FROM ins LEFT JOIN LATERAL (\
                  SELECT CASE WHEN pg_notify('{NOTIFY_CHANNEL}', p) IS NULL THEN 1 ELSE 1 END AS notified \
@@ -115,8 +115,24 @@ impl StreamSql {
     /// notify themselves as `origin` (this process, `wakeups::origin`).
     pub fn new(chunks: &str, status: &str, relaxed: bool, origin: &str) -> Self {
         let key = wake_key(status);
-        let tail = Tail::new(&key, relaxed, origin);
+        // Relaxed appends always announce themselves: their commit does not wait for the
+        // WAL flush, so the NOTIFY lock is held for no time that matters. Durable ones
+        // may, on the Rust pool's lane, while that proves no slower (`notifying`).
+        let tail = Tail::new(&key, relaxed, relaxed, origin);
+        let notifying = (!relaxed).then(|| Tail::new(&key, false, true, origin));
         let relaxed = tail.relaxed;
+        let lane = |tail: &Tail| {
+            format!(
+                "WITH l AS (SELECT id FROM {status} WHERE id = $1::text AND state = 'active' \
+                 FOR UPDATE SKIP LOCKED), \
+                 s AS (UPDATE {status} st SET total_chunks = st.total_chunks + 1, \
+                 expires_at = $3::bigint FROM l WHERE st.id = l.id \
+                 AND ($4::int IS NULL OR st.total_chunks = $4::int - 1) RETURNING st.total_chunks), \
+                 ins AS (INSERT INTO {chunks} (id, seq, data) SELECT $1::text, total_chunks, \
+                 $2::text FROM s{relaxed} RETURNING seq) {returning}",
+                returning = tail.returning
+            )
+        };
         StreamSql {
             // Atomic: of two concurrent creates of one id, exactly one inserts. Chunks an
             // earlier stream of that id left behind (the original's cleanup can orphan
@@ -143,15 +159,7 @@ impl StreamSql {
                 // No row back: locked elsewhere, or missing, finished or not at $4 - 1;
                 // the waiting form (the side path) then tells which.
                 .combined_skipping_locked(
-                format!(
-                    "WITH l AS (SELECT id FROM {status} WHERE id = $1::text AND state = 'active' \
-                     FOR UPDATE SKIP LOCKED), \
-                     s AS (UPDATE {status} st SET total_chunks = st.total_chunks + 1, \
-                     expires_at = $3::bigint FROM l WHERE st.id = l.id \
-                     AND ($4::int IS NULL OR st.total_chunks = $4::int - 1) RETURNING st.total_chunks), \
-                     ins AS (INSERT INTO {chunks} (id, seq, data) SELECT $1::text, total_chunks, \
-                     $2::text FROM s{relaxed} RETURNING seq) {returning}", returning = tail.returning
-                ),
+                lane(&tail),
                 // Many appends (to one or many streams) in one statement: $1/$2/$3 are the
                 // ids, chunks and expiries in call order; each stream's seqs follow that
                 // order. The status rows are locked in id order first, so two of these can
@@ -185,7 +193,8 @@ impl StreamSql {
                         Column { name: "ord", kind: Kind::Int },
                         Column { name: "seq", kind: Kind::Int },
                     ],
-                ),
+                )
+                .lane_notifying(notifying.as_ref().map(lane)),
             // The readers waiting in this process, checked at once: which of these
             // streams (given as JSON `[{"id": ..., "after": seq read up to, "below": n}, ...]`)
             // have chunks past that seq (or fewer than `below`: the count went back), have

@@ -21,8 +21,12 @@
 //! waiting form in `Combined::skipping`) by their own deadlines, so the key's calls keep
 //! their order and other keys go on.
 //!
+//! A durable append alone on the lane may announce its chunk in its own transaction
+//! (`notify_choice.rs` decides, by measuring).
+//!
 //! `queue.rs`: the queues and the calls in them; `side.rs`: the side path.
 
+mod notify_choice;
 mod queue;
 mod side;
 
@@ -36,6 +40,7 @@ use tokio::time::Instant;
 use crate::backend::rows::{Cell, Param, Row};
 use crate::error::{Error, Result};
 use crate::sql::Statement;
+use notify_choice::Pick;
 use queue::{key, Combining, Queued};
 use side::hold;
 
@@ -51,8 +56,8 @@ pub const MOST_QUEUED: usize = 20_000;
 
 /// How a call takes its place, decided on the calling thread so calls keep their order.
 enum Place {
-    /// It has a lane: send it now.
-    Lane(Vec<Param>),
+    /// It has a lane: send it now (in its notifying form, if so picked).
+    Lane(Vec<Param>, Option<Pick>),
     /// It waits in the queue or on its key's side path.
     Queued(u64, oneshot::Receiver<Result<Vec<Row>>>),
 }
@@ -78,14 +83,27 @@ pub fn run<P: Runner>(
     };
     let place = place(&*pool, &combined, params, deadline);
     async move {
-        let params = match place {
+        let (params, pick) = match place {
             Err(err) => return Err(err),
             Ok(Place::Queued(ticket, outcome)) => {
                 return wait(&*pool, &combined, ticket, outcome, deadline).await
             }
-            Ok(Place::Lane(params)) => params,
+            Ok(Place::Lane(params, pick)) => (params, pick),
         };
-        let outcome = match pool.query(&statement, &params, deadline).await {
+        let notifying = combined.sql.notifying.as_ref();
+        let sent = match (pick, notifying) {
+            (Some(pick), Some(notifying)) if pick.inside => notifying,
+            _ => &statement,
+        };
+        let started = std::time::Instant::now();
+        let outcome = pool.query(sent, &params, deadline).await;
+        if let (Some(pick), Ok(rows)) = (pick, &outcome) {
+            if !rows.is_empty() {
+                let micros = started.elapsed().as_micros() as u64;
+                combined.state().notify.record(pick, micros);
+            }
+        }
+        let outcome = match outcome {
             Ok(rows) if combined.sql.skipping.is_some() && is_busy(&rows) => {
                 // Its row is locked elsewhere: it goes to the side path, and the lane on.
                 let (done, outcome) = oneshot::channel();
@@ -127,7 +145,8 @@ fn place<P: Runner>(
     let held = key(&params).is_some_and(|k| state.held.contains_key(k));
     if !held && state.in_flight < LANES.min(pool.size()) {
         state.in_flight += 1;
-        return Ok(Place::Lane(params));
+        let pick = combined.sql.notifying.is_some().then(|| state.notify.pick());
+        return Ok(Place::Lane(params, pick));
     }
     state.next_ticket += 1;
     let ticket = state.next_ticket;

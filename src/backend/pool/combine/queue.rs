@@ -12,6 +12,8 @@ use crate::backend::rows::{Param, Row};
 use crate::error::Result;
 use crate::sql::{Combined, Statement};
 
+use super::notify_choice::NotifyChoice;
+
 pub(super) struct Queued {
     /// Identifies the call, to take it out of the queue when its deadline passes.
     pub ticket: u64,
@@ -29,6 +31,8 @@ pub(super) struct State {
     pub held: HashMap<String, VecDeque<Queued>>,
     /// Calls on side paths.
     pub held_calls: usize,
+    /// Where the lane's durable appends announce their chunks.
+    pub notify: NotifyChoice,
 }
 
 /// What runs the statements: the pool (`pool/mod.rs`), or a stand-in in the tests.
