@@ -55,7 +55,8 @@ try {
 } catch (err) {
   if (err instanceof UsageError) failWith(err, 2);
   // A bad table name is bad input too; the stores name their options, the command its flags.
-  if (err?.code === "INVALID_OPTION" || err?.code === "INVALID_ARGUMENT") failWith(flagged(err), 2);
+  if (err?.code === "INVALID_OPTION" || err?.code === "INVALID_ARGUMENT")
+    failWith(Object.assign(flagged(err), { command }), 2);
   if (err?.name === "PostgresStoreError") failWith(err, 1);
   throw err; // a bug: its stack trace is what a report needs
 }

@@ -65,7 +65,7 @@ async function listStreams(db, status, f) {
 async function serverView(db, tables) {
   const sql = `SELECT json_build_object(
     'database', current_database(),
-    'serverVersion', current_setting('server_version'),
+    'serverVersion', split_part(current_setting('server_version'), ' ', 1),
     'maxConnections', current_setting('max_connections')::int,
     'clientConnections', (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),
     'connections', (SELECT coalesce(json_agg(c ORDER BY c.total DESC, c."applicationName"), '[]') FROM (
