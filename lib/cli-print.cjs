@@ -119,7 +119,9 @@ function statsText(s) {
     ),
   );
   if (s.streams) {
-    const by = Object.entries(s.streams.byState).map(([state, v]) => `${state} ${v.streams} (${v.chunks} chunks)`);
+    const by = ["active", "stale", "done", "stopped", "error"]
+      .filter((state) => state in s.streams.byState)
+      .map((state) => `${state} ${s.streams.byState[state].streams} (${s.streams.byState[state].chunks} chunks)`);
     out.push("", `streams: ${by.length ? by.join(", ") : "none"}`);
     out.push(`waiting for cleanup: ${s.streams.removable.streams} streams, ${s.streams.removable.chunks} chunks`);
   }
