@@ -164,6 +164,14 @@ describe("tail", () => {
     await store.append(id, "Hello");
     const tail = startTail([id]);
     await eventually(async () => tail.out.stdout === "Hello", 20_000);
+    // A reader as any: it waits on the pool's LISTEN connection, named as the command.
+    await eventually(async () => {
+      const { rows } = await admin.query(
+        `SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+         AND application_name = 'aibind-postgres-cli' AND query = 'LISTEN aibind_stream_writes'`,
+      );
+      return rows.length > 0;
+    }, 20_000);
     await writer.append(id, ", ");
     await eventually(async () => tail.out.stdout === "Hello, ", 20_000);
     await writer.append(id, "world");
@@ -300,7 +308,9 @@ describe("help, exit codes and bad input", () => {
   it("says what is wrong with a stable code, never a stack trace: 2 for bad input, 1 for the database", async () => {
     const none = { DATABASE_URL: "" };
     const cases: [string[], RegExp, number, Record<string, string>?][] = [
-      [["streams", "--limit", "ten"], /--limit must be a whole number, 0 or more, got "ten" \(INVALID_ARGUMENT\)/, 2],
+      [["streams", "--limit", "ten"], /--limit must be a whole number of at least 1, got "ten" \(INVALID_ARGUMENT\)/, 2],
+      [["streams", "--limit=0"], /--limit must be a whole number of at least 1, got "0"/, 2],
+      [["tail", "a", "--last", "-1"], /--last must be a whole number, 0 or more, got "-1"/, 2],
       [["streams", "--state", "running"], /--state must be a comma-separated list of active, stale, done, stopped, error or finished/, 2],
       [["streams", "--stale", "--state", "done"], /--stale and --state together/, 2],
       [["streams", "--json=yes"], /--json takes no value/, 2],
