@@ -37,6 +37,9 @@ function run(args: string[], env: Record<string, string> = {}): Promise<Ran> {
 }
 
 const MINUTE = 60_000;
+/** Each test spawns the command (a Node process) up to 20 times: slow on a loaded machine. */
+const SLOW = 180_000;
+
 
 /** Puts a stream into the status table as it would be after `idle` ms without a write (ttlMs 5 min). */
 async function putStream(id: string, state: string, chunks: number, idleMs: number, error: string | null = null) {
@@ -77,7 +80,7 @@ describe("streams", () => {
     expect(lines[2]).toMatch(/2m ago\s+in (3m|2m 5\ds)\s+no/);
     expect(lines[4]).toMatch(/10m ago\s+5m ago\s+yes\s+the model said no$/); // finished and past its ttl
     expect(lines[5]).toMatch(/2h ago\s+1h 55m ago\s+yes/); // stale: cleanup removes it
-  });
+  }, SLOW);
 
   it("--json gives every field; --limit says more matched", async () => {
     const out = await run(["streams", "--prefix", p, "--limit", "2", "--json", ...tableFlags]);
@@ -100,7 +103,7 @@ describe("streams", () => {
     expect(Date.parse(streams[1].expiresAt) - Date.parse(streams[1].lastWriteAt)).toBe(5 * MINUTE);
     const all = await run(["streams", "--prefix", p, "--limit", "5", "--json", ...tableFlags]);
     expect(JSON.parse(all.stdout).more).toBe(false);
-  });
+  }, SLOW);
 
   it("filters by state, staleness, idleness, cleanup and id prefix", async () => {
     const cases: [string[], string[]][] = [
@@ -125,12 +128,12 @@ describe("streams", () => {
     const ttl = await run(["streams", "--prefix", `${p}-live`, "--ttl-ms", String(10 * MINUTE), "--json", ...tableFlags]);
     expect(JSON.parse(ttl.stdout).streams[0].idleMs).toBeGreaterThan(5 * MINUTE);
     expect(JSON.parse(ttl.stdout).streams[0].idleMs).toBeLessThan(6 * MINUTE);
-  });
+  }, SLOW);
 
   it("says when nothing matches", async () => {
     const out = await run(["streams", "--prefix", "no-such-prefix-", ...tableFlags]);
     expect(out).toMatchObject({ code: 0, stdout: "no streams match\n" });
-  });
+  }, SLOW);
 });
 
 /** Starts `tail`, collecting its output as it comes. */
@@ -180,7 +183,7 @@ describe("tail", () => {
     expect(await tail.exited).toBe(0);
     expect(tail.out.stdout).toBe("Hello, world");
     expect(tail.out.stderr).toBe(`aibind-postgres: stream "${id}" done: 3 chunks\n`);
-  });
+  }, SLOW);
 
   it("--json from a seq: a line per chunk, then how it ended; exit 3 when it fails", async () => {
     const id = uid("tail");
@@ -199,7 +202,7 @@ describe("tail", () => {
       { end: "error", totalChunks: 4, error: "out of tokens" },
     ]);
     expect(tail.out.stderr).toBe("");
-  });
+  }, SLOW);
 
   it("--last n on a finished stream: its last chunks, exit 4 when it was stopped", async () => {
     const id = uid("tail");
@@ -210,7 +213,7 @@ describe("tail", () => {
     expect(out).toEqual({ code: 4, stdout: "34", stderr: `aibind-postgres: stream "${id}" stopped: 4 chunks\n` });
     const all = await run(["tail", id, "--last", "10", ...tableFlags]);
     expect(all.stdout).toBe("1234");
-  });
+  }, SLOW);
 
   it("exits 5 for a stream that does not exist", async () => {
     const out = await run(["tail", uid("none"), ...tableFlags]);
@@ -218,7 +221,7 @@ describe("tail", () => {
     expect(out.stderr).toMatch(/no stream "none-[^"]+" \(never created, or removed by cleanup\)/);
     const json = await run(["tail", uid("none"), "--json", ...tableFlags]);
     expect(json).toMatchObject({ code: 5, stdout: '{"end":"missing","totalChunks":null}\n' });
-  });
+  }, SLOW);
 
   it("exits 130 on Ctrl-C while it waits", async () => {
     const id = uid("tail");
@@ -228,7 +231,7 @@ describe("tail", () => {
     await eventually(async () => tail.out.stdout === "x", 20_000);
     tail.child.kill("SIGINT");
     expect(await tail.exited).toBe(130);
-  });
+  }, SLOW);
 });
 
 describe("stats", () => {
@@ -277,7 +280,7 @@ describe("stats", () => {
       await store.close();
       await conversations.close();
     }
-  });
+  }, SLOW);
 
   it("text: the same figures for a person; a table not created is named missing", async () => {
     const out = await run(["stats", ...tableFlags.slice(0, 4), "--conversations-table", `${fresh.schema}.not_made`]);
@@ -288,7 +291,7 @@ describe("stats", () => {
     expect(out.stdout).toMatch(new RegExp(`${fresh.schema}\\.not_made\\s+missing \\(run migrate\\)`));
     expect(out.stdout).toMatch(/^waiting for cleanup: \d+ streams, \d+ chunks$/m);
     expect(out.stdout).not.toMatch(/^conversations:/m);
-  });
+  }, SLOW);
 });
 
 describe("help, exit codes and bad input", () => {
@@ -303,7 +306,7 @@ describe("help, exit codes and bad input", () => {
       expect(out.stdout, c).toMatch(new RegExp(`^usage: aibind-postgres ${c}`));
     }
     expect((await run(["tail", "-h"])).stdout).toMatch(/Exit codes: 0 the stream completed, 3 it failed/);
-  });
+  }, SLOW);
 
   it("says what is wrong with a stable code, never a stack trace: 2 for bad input, 1 for the database", async () => {
     const none = { DATABASE_URL: "" };
@@ -332,7 +335,7 @@ describe("help, exit codes and bad input", () => {
       expect(out.stderr, args.join(" ")).not.toMatch(/\n\s+at /); // no stack trace
       if (code === 2) expect(out.stderr, args.join(" ")).toMatch(new RegExp(`usage: aibind-postgres ${args[0]}`));
     }
-  });
+  }, SLOW);
 
   it("--json errors are JSON on stderr, with the code", async () => {
     const out = await run(["streams", "--json", "--limit", "-3"]);
@@ -342,5 +345,5 @@ describe("help, exit codes and bad input", () => {
     const db = await run(["stats", "--json", "--status-table", `${fresh.schema}.absent`, "--url", "postgres://postgres@127.0.0.1:1/db"]);
     expect(db.code).toBe(1);
     expect(JSON.parse(db.stderr).error.code).toBe("CONNECTION_ERROR");
-  });
+  }, SLOW);
 });
