@@ -230,9 +230,7 @@ function flagged(err) {
   for (const [flag, [key]] of Object.entries({ ...COMMON, ...COMMANDS.streams.flags, ...COMMANDS.tail.flags })) {
     message = message.replaceAll(`option "${key}"`, flag);
   }
-  if (message === err.message) return err;
-  const renamed = storeError(err.code, message, err.sqlState);
-  return renamed;
+  return message === err.message ? err : storeError(err.code, message, err.sqlState);
 }
 
-module.exports = { COMMANDS, UsageError, overview, helpOf, parse, connectionString, flagged, EXIT_CODES };
+module.exports = { COMMANDS, UsageError, overview, helpOf, parse, connectionString, flagged };
