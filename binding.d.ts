@@ -22,6 +22,12 @@ export declare class NativeBackend {
   static connect(url: string, options?: PoolOptions | undefined | null): NativeBackend
   /** Runs one statement whose rows do not matter (the schema's DDL, for `migrate`). */
   execute(sql: string): Promise<undefined>
+  /**
+   * Runs one look-up of the `aibind-postgres` command (`lib/inspect.cjs`): a statement
+   * whose rows carry one text column, its parameters all text. Resolves the first
+   * row's value, `null` when there is no row.
+   */
+  queryText(sql: string, params: Array<string>): Promise<string | undefined | null>
   /** The pool, the listener and the readers now (see `BackendStats`). */
   stats(): BackendStats
   /** Lets go of the connection; resolves once a pool no other store uses is closed. */

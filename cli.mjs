@@ -1,67 +1,62 @@
 #!/usr/bin/env node
-// The `aibind-postgres` command: `npx @aibind-rs/postgres migrate --url ...` creates what is
-// missing of the stores' tables (idempotent); `--print` writes the SQL instead, for
-// Drizzle, Prisma or plain migration files.
+// The `aibind-postgres` command: `migrate` (the stores' tables), and for an operator
+// `streams`, `tail <id>` and `stats`. Arguments and help: lib/cli-args.cjs; what each
+// command does: lib/cli-commands.cjs; its SQL: lib/inspect.cjs; text output:
+// lib/cli-print.cjs. Exit codes: 0 done, 1 the database said no, 2 bad input; tail:
+// 3 failed, 4 stopped, 5 no such stream, 130 interrupted.
 import process from "node:process";
-import { migrate, schemaSql } from "./index.js";
+import { createRequire } from "node:module";
 
-const usage = `usage: aibind-postgres migrate [--url <connection string>] [--print]
-                       [--chunks-table <name>] [--status-table <name>] [--conversations-table <name>]
-
-  migrate   create the tables of PostgresStreamStore and PostgresConversationStore, and
-            the indexes that keep cleanup() fast, where missing (safe to run again)
-  --url     the database (default: $DATABASE_URL)
-  --print   print the SQL instead of running it
-  --*-table table names, plain or schema-qualified (defaults: aibind_stream_chunks,
-            aibind_stream_status, aibind_conversations)`;
-
-function fail(message) {
-  console.error(`aibind-postgres: ${message}\n\n${usage}`);
-  process.exit(2);
-}
+const require = createRequire(import.meta.url);
+const { COMMANDS, UsageError, overview, helpOf, parse, flagged } = require("./lib/cli-args.cjs");
 
 const [command, ...rest] = process.argv.slice(2);
-if (command === "--help" || command === "-h" || command === "help") {
-  console.log(usage);
+const wantsJson = rest.includes("--json");
+
+// `| head` closes stdout early: that is not an error.
+process.stdout.on("error", (err) => {
+  if (err.code === "EPIPE") process.exit(0);
+  throw err;
+});
+
+/** Says what went wrong on stderr (JSON with --json) and exits with `exitCode`. */
+function failWith(err, exitCode) {
+  const code = err.code ?? "INTERNAL";
+  if (wantsJson) {
+    const error = { code, message: err.message, ...(err.sqlState ? { sqlState: err.sqlState } : {}) };
+    process.stderr.write(`${JSON.stringify({ error })}\n`);
+  } else {
+    const usage =
+      exitCode === 2
+        ? `\n\n${err.command ? `usage: ${COMMANDS[err.command].usage}\n(aibind-postgres ${err.command} --help for more)` : overview()}`
+        : "";
+    process.stderr.write(`aibind-postgres: ${err.message} (${code})${usage}\n`);
+  }
+  process.exit(exitCode);
+}
+
+if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+  if (command === undefined) failWith(new UsageError("no command given"), 2);
+  const topic = rest[0];
+  if (topic !== undefined && topic in COMMANDS) console.log(helpOf(topic));
+  else console.log(overview());
   process.exit(0);
 }
-if (command !== "migrate") fail(command ? `unknown command "${command}"` : "no command given");
+if (!Object.hasOwn(COMMANDS, command)) failWith(new UsageError(`unknown command "${command}"`), 2);
 
-const flags = { print: false };
-const names = {
-  "--url": "url",
-  "--chunks-table": "chunksTable",
-  "--status-table": "statusTable",
-  "--conversations-table": "conversationsTable",
-};
-for (let i = 0; i < rest.length; i++) {
-  const [flag, inline] = rest[i].split(/=(.*)/s, 2);
-  if (flag === "--print") flags.print = true;
-  else if (flag in names) {
-    const value = inline ?? rest[++i];
-    if (value === undefined || value.startsWith("--")) fail(`${flag} needs a value`);
-    flags[names[flag]] = value;
-  } else fail(`unknown option "${rest[i]}"`);
-}
-
-const options = {
-  chunksTable: flags.chunksTable,
-  statusTable: flags.statusTable,
-  conversationsTable: flags.conversationsTable,
-};
 try {
-  if (flags.print) {
-    process.stdout.write(schemaSql(options));
-  } else {
-    const url = flags.url ?? process.env.DATABASE_URL;
-    if (!url) fail("no database: pass --url or set DATABASE_URL");
-    const ran = await migrate(url, options);
-    console.log(`schema ready: ${ran.length} statements run (each creates only what was missing)`);
+  const { flags, positional } = parse(command, rest);
+  if (flags.help) {
+    console.log(helpOf(command));
+    process.exit(0);
   }
+  const { RUN } = require("./lib/cli-commands.cjs");
+  process.exitCode = await RUN[command](flags, positional);
 } catch (err) {
-  // The stores name their options (`option "chunksTable" ...`); here they are flags.
-  let message = String(err.message);
-  for (const [flag, name] of Object.entries(names)) message = message.replaceAll(`option "${name}"`, flag);
-  console.error(`aibind-postgres: ${message}${err.code ? ` (${err.code})` : ""}`);
-  process.exit(1);
+  if (err instanceof UsageError) failWith(err, 2);
+  // A bad table name is bad input too; the stores name their options, the command its flags.
+  if (err?.code === "INVALID_OPTION" || err?.code === "INVALID_ARGUMENT")
+    failWith(Object.assign(flagged(err), { command }), 2);
+  if (err?.name === "PostgresStoreError") failWith(err, 1);
+  throw err; // a bug: its stack trace is what a report needs
 }

@@ -135,9 +135,9 @@ describe("the aibind-postgres command", () => {
       [["frobnicate"], /unknown command "frobnicate"/, 2],
       [["migrate", "--colour"], /unknown option "--colour"/, 2],
       [["migrate", "--url"], /--url needs a value/, 2],
-      [["migrate", "--print", "--status-table", "bad name"], /INVALID_OPTION/, 1],
+      [["migrate", "--print", "--status-table", "bad name"], /INVALID_OPTION/, 2],
       // The command names its flags, not the stores' option names.
-      [["migrate", "--print", "--chunks-table", "bad name"], /^aibind-postgres: --chunks-table [^"]*"bad name".*\(INVALID_OPTION\)$/m, 1],
+      [["migrate", "--print", "--chunks-table", "bad name"], /^aibind-postgres: --chunks-table [^"]*"bad name".*\(INVALID_OPTION\)$/m, 2],
       [["migrate", "--url", "postgres://postgres@127.0.0.1:1/db"], /CONNECTION_ERROR/, 1],
     ] as const) {
       const err = await run(process.execPath, [cli, ...args], { env: { ...process.env, DATABASE_URL: "" } }).then(

@@ -69,6 +69,22 @@ impl NativeBackend {
             .run(env, &Statement::plain(sql), Vec::new(), |_| Ok(()))
     }
 
+    /// Runs one look-up of the `aibind-postgres` command (`lib/inspect.cjs`): a statement
+    /// whose rows carry one text column, its parameters all text. Resolves the first
+    /// row's value, `null` when there is no row.
+    #[napi]
+    pub fn query_text<'env>(
+        &self,
+        env: &'env Env,
+        sql: String,
+        params: Vec<String>,
+    ) -> napi::Result<PromiseRaw<'env, Option<String>>> {
+        let params = params.into_iter().map(Param::Text).collect();
+        self.db.run(env, &Statement::one_text(sql), params, |rows| {
+            Ok(rows.first().and_then(|row| row.text(0)).map(str::to_owned))
+        })
+    }
+
     /// The pool, the listener and the readers now (see `BackendStats`).
     #[napi]
     pub fn stats(&self) -> BackendStats {

@@ -60,6 +60,18 @@ impl Statement {
         Statement::new(text, &[])
     }
 
+    /// A statement whose rows carry one text column (JSON): the look-ups of the
+    /// `aibind-postgres` command, whose SQL is in `lib/inspect.cjs`.
+    pub fn one_text(text: String) -> Self {
+        Statement::new(
+            text,
+            &[Column {
+                name: "json",
+                kind: Kind::Text,
+            }],
+        )
+    }
+
     pub(super) fn combined(mut self, text: String, columns: &'static [Column]) -> Self {
         self.combined = Some(Arc::new(Combined {
             statement: Statement::new(text, columns),
