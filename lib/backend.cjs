@@ -9,6 +9,12 @@ const { describe, invalid, isMissing, missingClient } = require("./options.cjs")
 
 /** A JS client's backend → its client's hub (lib/client-hub.cjs) and its place there. */
 const hubOf = new WeakMap();
+/**
+ * A JS client's backend → its statements run from JS, by the same driver and limits
+ * (`query(sql, params, columns)` resolves the driver's outcome, never rejects): what
+ * lib/replay.cjs reads pages with.
+ */
+const directOf = new WeakMap();
 
 function backendFor(client, options) {
   if (isMissing(client)) throw missingClient();
@@ -16,12 +22,18 @@ function backendFor(client, options) {
   if (typeof client === "string") return NativeBackend.connect(client, options);
   if (client !== null && typeof client === "object" && typeof client.query === "function") {
     const hub = hubFor(client, sender(client, options?.queryTimeoutMs ?? 30_000));
+    let direct;
     const backend = NativeBackend.fromQuery(
-      (settle, timeoutMs) => adapt(client, settle, timeoutMs),
+      (settle, timeoutMs) => {
+        const query = adapt(client, (_ticket, outcome) => outcome, timeoutMs);
+        direct = (sql, params, columns) => query(sql, params, 0, columns, null);
+        return adapt(client, settle, timeoutMs);
+      },
       options,
       hub.number,
     );
     hubOf.set(backend, { hub, token: hub.add(backend, options) });
+    if (direct) directOf.set(backend, direct);
     return backend;
   }
   throw invalid(
@@ -31,4 +43,4 @@ function backendFor(client, options) {
   );
 }
 
-module.exports = { backendFor, hubOf };
+module.exports = { backendFor, hubOf, directOf };

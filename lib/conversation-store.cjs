@@ -5,7 +5,8 @@
 const { NativeConversationStore } = require("./binding.cjs");
 const { storeError, run } = require("./errors.cjs");
 const { describe, invalid, text, nativeOptions } = require("./options.cjs");
-const { Store, traced } = require("./store.cjs");
+const { Store, traced, direct } = require("./store.cjs");
+const { Lane, plainId, textsByCall } = require("./lane.cjs");
 
 /** @type {(store: object) => import("../binding").NativeConversationStore} the store's native half */
 const native = /** @type {any} */ (require("./store.cjs").native);
@@ -32,12 +33,40 @@ async function chatHistoryClass() {
 class PostgresConversationStore extends Store {
   /** The table, as diagnostics events name it. */
   #table;
+  /** A JS client's loads and saves, combined when several are made at once (lib/lane.cjs). */
+  #loads;
+  #saves;
 
   constructor(client, options) {
     const opts = nativeOptions(options);
     const table = typeof opts.table === "string" ? opts.table : "aibind_conversations";
     super(NativeConversationStore, client, options, { kind: "conversation", cleaned: table });
     this.#table = table;
+    const query = direct(this);
+    const single = {
+      load: (id) => run(() => native(this).loadJSON(id)),
+      save: (id, json) => run(() => native(this).saveJSON(id, json)),
+    };
+    if (query === undefined) {
+      this.#loads = { call: (_plain, id) => single.load(id) };
+      this.#saves = { call: (_plain, id, json) => single.save(id, json) };
+      return;
+    }
+    let forms;
+    const formsOf = () => (forms ??= native(this).combinedForms);
+    this.#loads = new Lane(single.load, async (calls) => {
+      const now = Date.now();
+      const ids = calls.map(([id]) => id);
+      const outcome = await query(formsOf().load, [ids, ids.map(() => now)], "ord:i,data:t");
+      return textsByCall(outcome, calls.length);
+    });
+    this.#saves = new Lane(single.save, async (calls) => {
+      const { save, ttlMs } = formsOf();
+      const expires = Date.now() + ttlMs;
+      const params = [calls.map(([id]) => id), calls.map(([, json]) => json), calls.map(() => expires)];
+      const outcome = await query(save, params, "");
+      return Array.isArray(outcome?.columns) ? calls.map(() => undefined) : null;
+    });
   }
 
   async load(sessionId) {
@@ -60,7 +89,8 @@ class PostgresConversationStore extends Store {
           if (typeof json !== "string") {
             throw invalid(`chat.toJSON() must return a string (ChatHistory's JSON), got ${describe(json)}`);
           }
-          return native(this).saveJSON(text("sessionId", sessionId), text("chat.toJSON()", json));
+          native(this);
+          return this.#save(text("sessionId", sessionId), text("chat.toJSON()", json));
         }),
     );
   }
@@ -72,7 +102,12 @@ class PostgresConversationStore extends Store {
       "conversation:load",
       () => this.#table,
       sessionId,
-      () => run(() => native(this).loadJSON(text("sessionId", sessionId))),
+      () =>
+        run(() => {
+          native(this); // a wrong `this`, or a closed store, says so first
+          const id = text("sessionId", sessionId);
+          return this.#loads.call(plainId(id), id);
+        }),
     );
   }
 
@@ -83,8 +118,17 @@ class PostgresConversationStore extends Store {
       "conversation:save",
       () => this.#table,
       sessionId,
-      () => run(() => native(this).saveJSON(text("sessionId", sessionId), text("json", json))),
+      () =>
+        run(() => {
+          native(this);
+          return this.#save(text("sessionId", sessionId), text("json", json));
+        }),
     );
+  }
+
+  /** Saves `json` (checked to be text) for the session `id`. */
+  #save(id, json) {
+    return this.#saves.call(plainId(id) && !json.includes("\0"), id, json);
   }
 
   delete(sessionId) {

@@ -5,7 +5,7 @@
 const { NativeBackend } = require("./binding.cjs");
 const { storeError, run } = require("./errors.cjs");
 const { invalid, isMissing, missingClient, nativeOptions, construct } = require("./options.cjs");
-const { backendFor, hubOf } = require("./backend.cjs");
+const { backendFor, hubOf, directOf } = require("./backend.cjs");
 const diagnostics = require("./diagnostics.cjs");
 
 /** What both stores share: the native store, cleanup, close. */
@@ -64,6 +64,15 @@ class Store {
   /** An append settled: other processes hear of what was written (JS clients). */
   static wrote(store) {
     store.#hub?.hub.wrote();
+  }
+
+  /**
+   * A JS client's statements run from JS (lib/backend.cjs `directOf`); undefined for the
+   * Rust pool, or a store that is not one.
+   */
+  static direct(store) {
+    if (store === null || typeof store !== "object" || !(#backend in store) || !store.#backend) return undefined;
+    return directOf.get(store.#backend);
   }
 
   /** A reader is about to wait: the client's listener and shared check run (JS clients). */
@@ -175,9 +184,10 @@ const native = (store) => Store.native(store);
 const wrote = (store) => Store.wrote(store);
 const waiting = (store) => Store.waiting(store);
 const traced = (store, name, table, id, fn) => Store.traced(store, name, table, id, fn);
+const direct = (store) => Store.direct(store);
 
 if (typeof Symbol.asyncDispose === "symbol") {
   Store.prototype[Symbol.asyncDispose] = Store.prototype.close;
 }
 
-module.exports = { Store, native, wrote, waiting, traced };
+module.exports = { Store, native, wrote, waiting, traced, direct };

@@ -3,10 +3,12 @@
 "use strict";
 
 const { NativeStreamStore } = require("./binding.cjs");
-const { PostgresStoreError, run } = require("./errors.cjs");
+const { PostgresStoreError, run, translate } = require("./errors.cjs");
 const { Appends } = require("./appends.cjs");
 const { text, seqArgument, nativeOptions } = require("./options.cjs");
-const { Store, wrote, waiting, traced } = require("./store.cjs");
+const { Store, wrote, waiting, traced, direct } = require("./store.cjs");
+const { replay, pageOf } = require("./replay.cjs");
+const { plainId } = require("./lane.cjs");
 
 /** @type {(store: object) => import("../binding").NativeStreamStore} the store's native half */
 const native = /** @type {any} */ (require("./store.cjs").native);
@@ -72,6 +74,10 @@ class PostgresStreamStore extends Store {
   /** The two tables, as diagnostics events name them. */
   #chunks;
   #status;
+  /** @type {import("../binding").PageStatement | undefined} a reader's page, for lib/replay.cjs */
+  #pageStatement;
+  /** @type {Map<string, Promise<any>>} pages read in JS now, by cursor and stream id */
+  #pagesInFlight = new Map();
 
   constructor(client, options) {
     const opts = nativeOptions(options);
@@ -172,7 +178,11 @@ class PostgresStreamStore extends Store {
   }
 
   async *readFrom(id, afterSeq) {
-    const reader = await run(() => native(this).reader(text("stream id", id), seqArgument(afterSeq)));
+    native(this); // a wrong `this`, or a closed store, says so first
+    const stream = text("stream id", id);
+    const after = seqArgument(afterSeq);
+    const query = direct(this);
+    const reader = await run(() => native(this).reader(stream, after));
     const wakes = this.#readerWakes();
     const retryFor = native(this).retryReadsForMs;
     const fetch = () => {
@@ -187,6 +197,46 @@ class PostgresStreamStore extends Store {
       return page;
     };
     try {
+      if (query !== undefined && Number.isInteger(after) && after >= 0 && after <= 2e9 && plainId(stream)) {
+        // A JS client: what is stored already is read in JS (lib/replay.cjs), the rest by
+        // the native reader, made first so that what happens meanwhile is news to it.
+        const { text: sql, rows, smallBytes } = (this.#pageStatement ??= native(this).pageStatement);
+        // Readers at one cursor at once (opened together) share one statement.
+        const page = (from) => {
+          const key = `${from} ${stream}`;
+          let read = this.#pagesInFlight.get(key);
+          if (read === undefined) {
+            const params = [stream, from, from + rows, smallBytes];
+            read = traced(
+              this,
+              "stream:read",
+              () => this.#chunks,
+              id,
+              () => query(sql, params, "seq:i,data:t").then((outcome) => pageOf(outcome, from, fail)),
+            );
+            this.#pagesInFlight.set(key, read);
+            const landed = () => this.#pagesInFlight.delete(key);
+            read.then(landed, landed);
+          }
+          return read;
+        };
+        // A failed page throws the error the native reader would have; a retryable one
+        // leaves it to the native reader, which retries for `retryReadsForMs`.
+        const fail = (outcome) => {
+          try {
+            reader.pageFailure(outcome);
+          } catch (err) {
+            const error = translate(err);
+            if (!error.retryable) throw error;
+          }
+        };
+        const cursor = { after, total: -1, ended: false };
+        for await (const { seqs, text, starts, ends } of replay(page, cursor, rows)) {
+          for (let i = 0; i < seqs.length; i++) yield { seq: seqs[i], data: text.slice(starts[i], ends[i]) };
+        }
+        if (cursor.ended) return;
+        if (cursor.total >= 0) reader.replayed(cursor.after, cursor.total);
+      }
       /** @type {Promise<any> | null} the next page (a StreamPage, or null at the end) */
       let next = fetch();
       let failingSince = 0;

@@ -34,6 +34,21 @@ impl NativeConversationStore {
         })
     }
 
+    /// The combined forms of load and save, for a JS client's calls made while one of
+    /// their kind is in flight (`lib/lane.cjs`), and the ttl a save sets.
+    #[napi(getter)]
+    pub fn combined_forms(&self) -> CombinedForms {
+        let text = |s: &crate::sql::Statement| {
+            let combined = s.combined.as_ref().expect("a combined form");
+            combined.statement.text.to_string()
+        };
+        CombinedForms {
+            load: text(&self.sql.load),
+            save: text(&self.sql.save),
+            ttl_ms: self.ttl_ms as f64,
+        }
+    }
+
     /// The stored JSON of an unexpired session, or `null`.
     #[napi(js_name = "loadJSON")]
     pub fn load_json<'env>(
@@ -102,4 +117,13 @@ impl NativeConversationStore {
     pub fn closed(&self) -> bool {
         self.db.is_closed()
     }
+}
+
+/// `NativeConversationStore::combined_forms`: load's parameters are the session ids and
+/// the times now (ms); save's the session ids, the JSON texts and the expiries (ms).
+#[napi(object)]
+pub struct CombinedForms {
+    pub load: String,
+    pub save: String,
+    pub ttl_ms: f64,
 }

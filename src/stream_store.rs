@@ -272,6 +272,18 @@ impl NativeStreamStore {
         crate::backend::close(env, &self.shared.db)
     }
 
+    /// The statement of a reader's page, for a JS client's reader to read what is
+    /// already stored in JS (`lib/replay.cjs`): parameters stream id, after, until, and
+    /// the most bytes of a chunk whose text comes with it.
+    #[napi(getter)]
+    pub fn page_statement(&self) -> PageStatement {
+        PageStatement {
+            text: self.shared.sql.read_page.text.to_string(),
+            rows: crate::sql::PAGE_ROWS as u32,
+            small_bytes: crate::sql::SMALL_CHUNK_BYTES as u32,
+        }
+    }
+
     /// `retryReadsForMs`, for `readFrom` in `index.cjs`.
     #[napi(getter)]
     pub fn retry_reads_for_ms(&self) -> f64 {
@@ -314,4 +326,14 @@ impl NativeStreamStore {
             Ok(())
         })
     }
+}
+
+/// A reader's page statement, as `NativeStreamStore::page_statement` gives it.
+#[napi(object)]
+pub struct PageStatement {
+    pub text: String,
+    /// The most chunks a page asks for.
+    pub rows: u32,
+    /// Chunks up to this many bytes come with their text.
+    pub small_bytes: u32,
 }

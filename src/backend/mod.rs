@@ -25,7 +25,7 @@ mod stats;
 
 pub use check::Waiter;
 pub use db::{close, Db, Started};
-pub use js::MakeAdapter;
+pub use js::{read_rows as read_js_outcome, MakeAdapter};
 pub use options::PoolOptions;
 #[cfg(test)]
 pub use rows::Cell;

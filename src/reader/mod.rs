@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use napi::bindgen_prelude::{PromiseRaw, Uint32Array};
+use napi::bindgen_prelude::{PromiseRaw, Uint32Array, Unknown};
 use napi::Env;
 use napi_derive::napi;
 use tokio::sync::watch;
@@ -365,6 +365,31 @@ impl NativeStreamReader {
     #[napi(getter)]
     pub fn has_more(&self) -> bool {
         self.inner.cursor().more_now && !self.inner.done()
+    }
+
+    /// The reader's first pages were read in JS (`lib/replay.cjs`) up to `after`, in a
+    /// snapshot where the stream had `total` chunks. At the end of the stream, the next
+    /// look goes by the tail (what it learned since this reader was made is news to
+    /// it), not by the database.
+    #[napi]
+    pub fn replayed(&self, after: u32, total: u32) {
+        let mut cursor = self.inner.cursor();
+        cursor.after = after.min(i32::MAX as u32) as i32;
+        cursor.total = i64::from(total);
+        let at_end = after >= total;
+        cursor.must_look = !at_end;
+        cursor.fresh = !at_end;
+        cursor.more_now = !at_end;
+    }
+
+    /// Throws the error of a page statement's `outcome` (the JS driver's) that failed when
+    /// read in JS (`lib/replay.cjs`), as `nextPage()` would have; nothing if it did not
+    /// fail.
+    #[napi]
+    pub fn page_failure(&self, env: Env, outcome: Unknown) -> napi::Result<()> {
+        let statement = &self.inner.shared.sql.read_page;
+        crate::backend::read_js_outcome(&env, statement, outcome)?;
+        Ok(())
     }
 
     /// Ends the reader: a pending `pause()` returns and `nextPage()` resolves `null`.

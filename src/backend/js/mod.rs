@@ -19,7 +19,8 @@ use serde_json::Value;
 
 mod decode;
 
-use decode::{client_failure, read_rows};
+use decode::client_failure;
+pub use decode::read_rows;
 
 use super::check::Checker;
 use super::notify::{payloads, Written};

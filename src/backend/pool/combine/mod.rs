@@ -145,7 +145,11 @@ fn place<P: Runner>(
     let held = key(&params).is_some_and(|k| state.held.contains_key(k));
     if !held && state.in_flight < LANES.min(pool.size()) {
         state.in_flight += 1;
-        let pick = combined.sql.notifying.is_some().then(|| state.notify.pick());
+        let pick = combined
+            .sql
+            .notifying
+            .is_some()
+            .then(|| state.notify.pick());
         return Ok(Place::Lane(params, pick));
     }
     state.next_ticket += 1;

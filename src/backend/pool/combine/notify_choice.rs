@@ -127,7 +127,10 @@ mod tests {
         let picks = epoch(&mut choice, 400, 300);
         assert!(picks[..TRIAL].iter().all(|inside| !inside));
         assert!(picks[TRIAL..2 * TRIAL].iter().all(|inside| *inside));
-        assert!(picks[2 * TRIAL..].iter().all(|inside| *inside), "inside won");
+        assert!(
+            picks[2 * TRIAL..].iter().all(|inside| *inside),
+            "inside won"
+        );
         // The NOTIFY lock queues this store behind others' flushes: back to after.
         let picks = epoch(&mut choice, 400, 1_200);
         assert!(picks[2 * TRIAL..].iter().all(|inside| !inside));
