@@ -80,6 +80,11 @@ export declare class NativeBackend {
 
 export declare class NativeConversationStore {
   constructor(backend: NativeBackend, options?: ConversationStoreOptions | undefined | null)
+  /**
+   * The combined forms of load and save, for a JS client's calls made while one of
+   * their kind is in flight (`lib/lane.cjs`), and the ttl a save sets.
+   */
+  get combinedForms(): CombinedForms
   /** The stored JSON of an unexpired session, or `null`. */
   loadJSON(sessionId: string): Promise<string | undefined | null>
   saveJSON(sessionId: string, json: string): Promise<undefined>
@@ -114,6 +119,19 @@ export declare class NativeStreamReader {
    * chunk count. `index.cjs` then asks for the next page while it yields this one.
    */
   get hasMore(): boolean
+  /**
+   * The reader's first pages were read in JS (`lib/replay.cjs`) up to `after`, in a
+   * snapshot where the stream had `total` chunks. At the end of the stream, the next
+   * look goes by the tail (what it learned since this reader was made is news to
+   * it), not by the database.
+   */
+  replayed(after: number, total: number): void
+  /**
+   * Throws the error of a page statement's `outcome` (the JS driver's) that failed when
+   * read in JS (`lib/replay.cjs`), as `nextPage()` would have; nothing if it did not
+   * fail.
+   */
+  pageFailure(outcome: unknown): void
   /** Ends the reader: a pending `pause()` returns and `nextPage()` resolves `null`. */
   release(): void
 }
@@ -165,6 +183,12 @@ export declare class NativeStreamStore {
    * Resolves once a pool no other store uses has closed its connections.
    */
   close(): Promise<undefined>
+  /**
+   * The statement of a reader's page, for a JS client's reader to read what is
+   * already stored in JS (`lib/replay.cjs`): parameters stream id, after, until, and
+   * the most bytes of a chunk whose text comes with it.
+   */
+  get pageStatement(): PageStatement
   /** `retryReadsForMs`, for `readFrom` in `index.cjs`. */
   get retryReadsForMs(): number
   get closed(): boolean
@@ -215,6 +239,16 @@ export interface BackendStats {
   connectionsRefused?: number
 }
 
+/**
+ * `NativeConversationStore::combined_forms`: load's parameters are the session ids and
+ * the times now (ms); save's the session ids, the JSON texts and the expiries (ms).
+ */
+export interface CombinedForms {
+  load: string
+  save: string
+  ttlMs: number
+}
+
 /** Options of `PostgresConversationStore` (as in `@aibind/postgres`). */
 export interface ConversationStoreOptions {
   /** Conversations table (default "aibind_conversations"); `name` or `schema.name`. */
@@ -228,6 +262,15 @@ export interface DurableStreamStatus {
   state: string
   error?: string
   totalChunks: number
+}
+
+/** A reader's page statement, as `NativeStreamStore::page_statement` gives it. */
+export interface PageStatement {
+  text: string
+  /** The most chunks a page asks for. */
+  rows: number
+  /** Chunks up to this many bytes come with their text. */
+  smallBytes: number
 }
 
 /** Pool settings for a store built from a connection string. */

@@ -204,20 +204,20 @@ class PostgresStreamStore extends Store {
         // Readers at one cursor at once (opened together) share one statement.
         const page = (from) => {
           const key = `${from} ${stream}`;
-          let read = this.#pagesInFlight.get(key);
-          if (read === undefined) {
-            const params = [stream, from, from + rows, smallBytes];
-            read = traced(
-              this,
-              "stream:read",
-              () => this.#chunks,
-              id,
-              () => query(sql, params, "seq:i,data:t").then((outcome) => pageOf(outcome, from, fail)),
-            );
-            this.#pagesInFlight.set(key, read);
-            const landed = () => this.#pagesInFlight.delete(key);
-            read.then(landed, landed);
-          }
+          const shared = this.#pagesInFlight.get(key);
+          if (shared !== undefined) return shared;
+          const params = [stream, from, from + rows, smallBytes];
+          /** @type {Promise<any>} */
+          const read = traced(
+            this,
+            "stream:read",
+            () => this.#chunks,
+            id,
+            () => query(sql, params, "seq:i,data:t").then((outcome) => pageOf(outcome, from, fail)),
+          );
+          this.#pagesInFlight.set(key, read);
+          const landed = () => this.#pagesInFlight.delete(key);
+          read.then(landed, landed);
           return read;
         };
         // A failed page throws the error the native reader would have; a retryable one
