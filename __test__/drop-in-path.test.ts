@@ -1,0 +1,178 @@
+// The drop-in path (a JS client such as pg.Pool) does less per call than going through
+// the native store each time: a reader reads what is stored already in JS
+// (lib/replay.cjs), and conversation loads and saves made while one is in flight go out
+// as one combined statement (lib/lane.cjs). Each test checks the results exactly and
+// counts the statements the client was asked to run.
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PostgresConversationStore, PostgresStreamStore, wrapPostgresJs } from "../index.js";
+import postgres from "postgres";
+import { DATABASE_URL, adminPool, collect, freshSchema, rejection, uid } from "./helpers.js";
+
+const admin = adminPool();
+let tables: Awaited<ReturnType<typeof freshSchema>>;
+
+beforeAll(async () => {
+  tables = await freshSchema(admin);
+});
+afterAll(async () => {
+  await tables.drop();
+  await admin.end();
+});
+
+/** A pg.Pool whose statements are counted by kind; `refuse` makes matching ones fail. */
+function countingPool() {
+  const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 10 });
+  const counted = {
+    pages: 0,
+    combined: 0,
+    single: 0,
+    refuse: null as RegExp | null,
+    query(config: string | { text: string }, params?: unknown[]) {
+      const text = typeof config === "string" ? config : config.text;
+      if (counted.refuse?.test(text))
+        return Promise.reject(Object.assign(new Error("refused by the test"), { code: "XX000" }));
+      if (text.includes("UNION ALL")) counted.pages++;
+      else if (text.includes("unnest(")) counted.combined++;
+      else counted.single++;
+      return pool.query(config as string, params);
+    },
+    end: () => pool.end(),
+  };
+  return counted;
+}
+
+async function finishedStream(store: PostgresStreamStore, n: number) {
+  const id = uid("replay");
+  await store.create(id);
+  await admin.query(
+    `INSERT INTO ${tables.stream.chunksTable} (id, seq, data) SELECT $1, g, $2 || g FROM generate_series(1, $3::int) g`,
+    [id, "chunk ", n],
+  );
+  await admin.query(`UPDATE ${tables.stream.statusTable} SET total_chunks = $2, state = 'done' WHERE id = $1`, [id, n]);
+  return { id, expected: Array.from({ length: n }, (_, i) => ({ seq: i + 1, data: `chunk ${i + 1}` })) };
+}
+
+describe("a JS client's reader reads what is stored in JS", () => {
+  it("replays 5,000 chunks exactly, one statement a page, and readers opened together share them", async () => {
+    const client = countingPool();
+    const store = new PostgresStreamStore(client, tables.stream);
+    try {
+      const { id, expected } = await finishedStream(store, 5000);
+      expect(await collect(store.readFrom(id, 0))).toEqual(expected);
+      expect(client.pages).toBe(3); // 2,000 + 2,000 + 1,000
+      expect(await collect(store.readFrom(id, 4321))).toEqual(expected.slice(4321));
+      client.pages = 0;
+      const together = await Promise.all(Array.from({ length: 20 }, () => collect(store.readFrom(id, 0))));
+      for (const got of together) expect(got).toEqual(expected);
+      expect(client.pages).toBe(3);
+    } finally {
+      await store.close();
+      await client.end();
+    }
+  });
+
+  it("hands a large chunk, and the live end, to the native reader without missing or repeating one", async () => {
+    const client = countingPool();
+    const store = new PostgresStreamStore(client, tables.stream);
+    try {
+      const id = uid("large");
+      await store.create(id);
+      const large = "L".repeat(5000);
+      const chunks = Array.from({ length: 30 }, (_, i) => (i === 14 ? large : `c${i + 1}`));
+      for (const chunk of chunks) await store.append(id, chunk);
+      const reader = store.readFrom(id, 0);
+      const read: { seq: number; data: string }[] = [];
+      for await (const chunk of reader) {
+        read.push(chunk);
+        if (chunk.seq === 30) break;
+      }
+      expect(read.map((c) => c.data)).toEqual(chunks);
+      // Live: a reader at the end waits, then gets what is appended, then ends.
+      const live = collect(store.readFrom(id, 30));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await store.append(id, "after");
+      await store.complete(id);
+      expect(await live).toEqual([{ seq: 31, data: "after" }]);
+    } finally {
+      await store.close();
+      await client.end();
+    }
+  });
+
+  it("a page that fails with a lasting error rejects after the pages before it, as the native reader does", async () => {
+    const client = countingPool();
+    const store = new PostgresStreamStore(client, tables.stream);
+    try {
+      const { id } = await finishedStream(store, 10);
+      client.refuse = /UNION ALL/;
+      const err = await rejection(collect(store.readFrom(id, 0)));
+      expect(err.code).toBe("DATABASE_ERROR");
+      expect(err.message).toMatch(/refused by the test/);
+      client.refuse = null;
+      expect((await collect(store.readFrom(id, 0))).length).toBe(10);
+    } finally {
+      await store.close();
+      await client.end();
+    }
+  });
+});
+
+describe("a JS client's conversation loads and saves go out combined when made at once", () => {
+  for (const kind of ["pg.Pool", "postgres.js"] as const) {
+    it(`${kind}: 40 sessions saved and loaded at once, each exactly, in a few statements`, async () => {
+      const sql = kind === "postgres.js" ? postgres(DATABASE_URL, { max: 10, onnotice: () => {} }) : null;
+      const pool = countingPool();
+      const client = sql
+        ? (() => {
+            const wrapped = wrapPostgresJs(sql);
+            return {
+              query(text: string, params?: unknown[]) {
+                if (text.includes("unnest(")) pool.combined++;
+                else pool.single++;
+                return wrapped.query(text, params);
+              },
+            };
+          })()
+        : pool;
+      const store = new PostgresConversationStore(client, tables.conversation);
+      try {
+        const ids = Array.from({ length: 40 }, () => uid("conv"));
+        const json = (id: string, n: number) =>
+          JSON.stringify({ messages: [{ role: "user", content: `${id} ${n} ✓` }] });
+        await Promise.all(ids.map((id) => store.saveJSON(id, json(id, 1))));
+        // The same session saved twice at once: the later call wins, as one after another.
+        await Promise.all([store.saveJSON(ids[0], json(ids[0], 2)), store.saveJSON(ids[0], json(ids[0], 3))]);
+        const loaded = await Promise.all([...ids.map((id) => store.loadJSON(id)), store.loadJSON(uid("none"))]);
+        expect(loaded).toEqual([json(ids[0], 3), ...ids.slice(1).map((id) => json(id, 1)), null]);
+        expect(pool.combined).toBeGreaterThan(0);
+        expect(pool.single + pool.combined).toBeLessThan(40);
+      } finally {
+        await store.close();
+        await pool.end();
+        await sql?.end();
+      }
+    });
+  }
+
+  it("a combined statement that fails leaves each call to go alone, with its own outcome", async () => {
+    const client = countingPool();
+    const store = new PostgresConversationStore(client, tables.conversation);
+    try {
+      client.refuse = /unnest\(/;
+      const ids = Array.from({ length: 10 }, () => uid("alone"));
+      await Promise.all(ids.map((id) => store.saveJSON(id, `"${id}"`)));
+      // Bad input among them still says what is wrong, and the others are stored.
+      const results = await Promise.allSettled([store.saveJSON("", "x"), ...ids.map((id) => store.loadJSON(id))]);
+      expect(results[0].status).toBe("rejected");
+      expect(((results[0] as PromiseRejectedResult).reason as { code: string }).code).toBe("INVALID_ARGUMENT");
+      expect(results.slice(1).map((r) => (r as PromiseFulfilledResult<string>).value)).toEqual(
+        ids.map((id) => `"${id}"`),
+      );
+      expect(client.single).toBeGreaterThanOrEqual(20);
+    } finally {
+      await store.close();
+      await client.end();
+    }
+  });
+});
