@@ -24,10 +24,12 @@ import {
   FAN,
   FAN_READERS,
   PRODUCED,
+  PRODUCED_ELSEWHERE,
   fanOut,
   liveTail,
   liveTailAcross,
   liveTailMany,
+  oneProducerReaderElsewhere,
   oneProducerWithReader,
   stopAcross,
 } from "./live-rows.mjs";
@@ -39,6 +41,7 @@ const FAN_READERS_XACT = "fan-out: readers' database transactions per chunk";
 const FAN_ALL_XACT = "fan-out: all database transactions per chunk (writer + readers)";
 const PRODUCER_LABEL = `one producer + one live reader (same process), ${PRODUCED.toLocaleString("en")} awaited appends`;
 const PRODUCER_XACT = `${PRODUCER_LABEL}: database transactions per chunk`;
+const SOLO_LABEL = `one producer process + one live reader in another, ${PRODUCED_ELSEWHERE.toLocaleString("en")} awaited appends`;
 
 /**
  * @typedef {ReturnType<typeof import("./modes.mjs").makeModes>["modes"][number]} Mode
@@ -131,6 +134,28 @@ const figures = [
         label: `${PRODUCER_LABEL}, synchronousCommit: false: database transactions per chunk`,
         show: (r) => `${r.transactionsPerChunk ?? "n/a (not counted)"}`,
         value: (r) => r.transactionsPerChunk,
+        higherIsBetter: false,
+      },
+    ],
+  ],
+  [
+    SOLO_LABEL,
+    oneProducerReaderElsewhere,
+    (r) => `${r.chunksPerSecond} chunks/s`,
+    (r) => r.chunksPerSecond,
+    true,
+    3,
+    [
+      {
+        label: `${SOLO_LABEL}: database transactions per chunk`,
+        show: (r) => `${r.transactionsPerChunk ?? "n/a (not counted)"}`,
+        value: (r) => r.transactionsPerChunk,
+        higherIsBetter: false,
+      },
+      {
+        label: `${SOLO_LABEL}: the reader's lag p50`,
+        show: (r) => `${r.p50Ms} ms`,
+        value: (r) => r.p50Ms,
         higherIsBetter: false,
       },
     ],

@@ -11,6 +11,9 @@
 //     appends `count` chunks one after another, each awaited, completes it and prints
 //     {"chunksPerSecond", "delivered", "problems"}; {"unsupported"} if the store refused
 //     the options (INVALID_OPTION)
+//   node child.mjs produce-only <mode> <tables JSON> <id> <count>   appends `count` chunks
+//     to the (existing) stream one after another, each awaited and carrying its
+//     wall-clock send time, completes it and prints {"chunksPerSecond"}
 //   node child.mjs idle <mode> <tables JSON> <id prefix> <count>   opens a reader on each
 //     of `count` streams, prints "ready" and waits until it is killed
 //   node child.mjs stopper <mode> <tables JSON> - 0    stops each stream whose id comes on
@@ -101,6 +104,12 @@ if (task === "write") {
   await store.complete(id);
   const problems = await reader;
   console.log(JSON.stringify({ chunksPerSecond: Math.round(Number(count) / seconds), delivered, problems }));
+} else if (task === "produce-only") {
+  const start = performance.now();
+  for (let i = 0; i < Number(count); i++) await store.append(id, String(wallMs()));
+  const seconds = (performance.now() - start) / 1000;
+  await store.complete(id);
+  console.log(JSON.stringify({ chunksPerSecond: Math.round(Number(count) / seconds) }));
 } else if (task === "idle") {
   const readers = Array.from({ length: Number(count) }, (_, i) =>
     store.readFrom(`${id}${i}`, 0)[Symbol.asyncIterator](),

@@ -273,3 +273,32 @@ export function oneProducerWithReader(options) {
     };
   };
 }
+
+export const PRODUCED_ELSEWHERE = 5000;
+/**
+ * One producer process, as DurableStream does (each append awaited), and one live reader
+ * in another process (issue: a single fast writer at the commit rate): chunks/s over the
+ * appends, the reader's lag from each chunk's send to its receipt, and every database
+ * transaction of both processes per chunk, as the server counts them.
+ */
+export async function oneProducerReaderElsewhere(mode) {
+  const place = await countedPlace();
+  const id = await activeStream(place, `solo-${mode.key}`);
+  const tables = JSON.stringify(place.tables);
+  const n = String(PRODUCED_ELSEWHERE);
+  const { result, transactions } = await place.count(async () => {
+    const reader = child(["tail", mode.key, tables, id, n], { db: place.url });
+    await guard([reader], reader.waitFor("ready"));
+    const producer = child(["produce-only", mode.key, tables, id, n], { db: place.url });
+    const [made, read] = await allResults([producer, reader]);
+    return { ...made, read };
+  });
+  await place.done();
+  noteProblems("one producer + a reader elsewhere", mode, result.read.problems);
+  return {
+    chunksPerSecond: result.chunksPerSecond,
+    p50Ms: round2(median(result.read.lags)),
+    delivered: result.read.delivered,
+    transactionsPerChunk: perChunk(transactions, PRODUCED_ELSEWHERE),
+  };
+}

@@ -58,6 +58,7 @@ impl NativeStreamStore {
                 ),
                 settings,
                 waker: Waker::default(),
+                lone: Arc::default(),
             }),
         })
     }
@@ -119,10 +120,19 @@ impl NativeStreamStore {
             .filter(|ms| ms.is_finite())
             .map(|ms| std::time::Duration::from_millis(ms.max(1.0) as u64));
         let shared = s.clone();
-        let statement = if alone == Some(true) {
-            &s.sql.append_alone
-        } else {
-            &s.sql.append
+        // A JS client's append made alone may announce its chunk itself (the Rust pool
+        // decides in its append lane: `backend/pool/combine/`).
+        let (statement, in_flight) = match &s.sql.append_notifying {
+            Some(notifying) if alone != Some(true) && s.db.is_js() => {
+                let (pick, in_flight) = s.lone.start();
+                let inside = pick.is_some_and(|pick| pick.inside);
+                (
+                    if inside { notifying } else { &s.sql.append },
+                    Some(in_flight),
+                )
+            }
+            _ if alone == Some(true) => (&s.sql.append_alone, None),
+            _ => (&s.sql.append, None),
         };
         s.db.run_within(env, statement, params, within, move |rows| {
             let (seq, notified) = match rows.first() {
@@ -132,6 +142,9 @@ impl NativeStreamStore {
                     row.int(1).is_some(),
                 ),
             };
+            if let Some(in_flight) = &in_flight {
+                in_flight.stored();
+            }
             let key = &shared.settings.wake_key;
             shared.db.appended(key, &id, seq as u32, data, notified);
             Ok(seq as u32)

@@ -84,6 +84,11 @@ impl Db {
             .ok_or(Error::Closed)
     }
 
+    /// Whether statements go through a JS client.
+    pub fn is_js(&self) -> bool {
+        matches!(self.backend(), Ok(Backend::Js(_)))
+    }
+
     /// Runs one statement and resolves the returned promise with what `decode` makes of
     /// its rows. With the Rust pool the statement runs on napi's tokio runtime; with a JS
     /// client it runs right here on the JS thread (the client's `query` is JS anyway),

@@ -18,6 +18,7 @@ mod check;
 mod db;
 mod js;
 mod notify;
+pub mod notify_choice;
 mod options;
 mod pool;
 mod rows;

@@ -41,7 +41,7 @@ pub struct Combined {
     pub skipping: Option<(Statement, Statement)>,
     /// For durable appends: the lane's form of a single call that also announces its
     /// chunk, in its own transaction. The pool uses it while it is no slower
-    /// (`backend/pool/combine/notify_choice.rs`).
+    /// (`backend/notify_choice.rs`).
     pub notifying: Option<Statement>,
 }
 

@@ -27,6 +27,9 @@ pub struct StreamSql {
     /// `append`'s waiting form, never combined: an attempt that settles an unknown
     /// outcome goes alone, not behind other calls.
     pub append_alone: Statement,
+    /// Durable only: `append`'s waiting form that also announces its chunk, for an
+    /// append a JS client's store makes alone (`backend/notify_choice.rs`).
+    pub append_notifying: Option<Statement>,
     pub waiting: Statement,
     pub status: Statement,
     pub lookup: Statement,
@@ -153,6 +156,9 @@ impl StreamSql {
             // waits for a status row locked elsewhere; JS clients use it, and so does the
             // Rust pool for a stream whose row it found locked.
             append_alone: Statement::new(append_waiting(chunks, status, &tail), APPENDED),
+            append_notifying: notifying
+                .as_ref()
+                .map(|tail| Statement::new(append_waiting(chunks, status, tail), APPENDED)),
             append: Statement::new(append_waiting(chunks, status, &tail), APPENDED)
                 // The Rust pool's lane: the same, but a status row locked elsewhere is
                 // skipped, so one held-up stream cannot stall the appends to all others.

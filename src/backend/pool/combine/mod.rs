@@ -22,11 +22,10 @@
 //! their order and other keys go on.
 //!
 //! A durable append alone on the lane may announce its chunk in its own transaction
-//! (`notify_choice.rs` decides, by measuring).
+//! (`backend/notify_choice.rs` decides, by measuring).
 //!
 //! `queue.rs`: the queues and the calls in them; `side.rs`: the side path.
 
-mod notify_choice;
 mod queue;
 mod side;
 
@@ -37,10 +36,10 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::backend::notify_choice::Pick;
 use crate::backend::rows::{Cell, Param, Row};
 use crate::error::{Error, Result};
 use crate::sql::Statement;
-use notify_choice::Pick;
 use queue::{key, Combining, Queued};
 use side::hold;
 

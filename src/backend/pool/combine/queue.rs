@@ -12,7 +12,7 @@ use crate::backend::rows::{Param, Row};
 use crate::error::Result;
 use crate::sql::{Combined, Statement};
 
-use super::notify_choice::NotifyChoice;
+use crate::backend::notify_choice::NotifyChoice;
 
 pub(super) struct Queued {
     /// Identifies the call, to take it out of the queue when its deadline passes.

@@ -8,6 +8,10 @@
 //! their commits would share a flush (measured here: 8 stores appending at once made
 //! 3-4x fewer appends a second inside than after).
 //!
+//! The Rust pool's append lane chooses per store (`pool/combine/`); so does a store on a
+//! JS client, for an append made while none of its others is in flight
+//! (`stream_store.rs`).
+//!
 //! Whether anyone else is committing a NOTIFY is not visible from here, but its effect is:
 //! the append's own latency. So the lane measures. Every `EPOCH` lane appends begin
 //! with `TRIAL` appends announced after and `TRIAL` announced inside; the rest of the
