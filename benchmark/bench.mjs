@@ -279,13 +279,19 @@ async function main() {
   let rs;
   if (
     selected(RS_LABEL) ||
-    (only && [FAN_LABEL, PRODUCER_LABEL, "live tail, across processes"].some((l) => l.includes(only ?? "")))
+    (only && [FAN_LABEL, PRODUCER_LABEL, SOLO_LABEL, "live tail, across processes"].some((l) => l.includes(only ?? "")))
   ) {
     const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
     const module = await import("./resumable-stream.mjs").catch((err) => err);
     const why = module instanceof Error ? `cannot load it: ${module.message}` : await module.redisAnswers(redisUrl);
     if (why === true) {
-      rs = await module.measureResumableStream({ redisUrl, fan: FAN, produced: PRODUCED, rounds: 3 });
+      rs = await module.measureResumableStream({
+        redisUrl,
+        fan: FAN,
+        produced: PRODUCED,
+        elsewhere: PRODUCED_ELSEWHERE,
+        rounds: 3,
+      });
       results.resumableStream = rs;
       if (rs.problems.length)
         problems.push(`${RS_LABEL}: ${rs.problems.length} problem(s), e.g. ${rs.problems.slice(0, 3).join("; ")}`);
@@ -323,6 +329,21 @@ async function main() {
         figure: "fan-out: server operations per chunk, all (Redis commands; PG transactions)",
         rs: `${f.fanOut.redisCommandsPerChunk}`,
         ...ours(FAN_ALL_XACT, (r) => `${r.allTransactionsPerChunk ?? "n/a"}`),
+      },
+      {
+        figure: `${SOLO_LABEL}: chunks/s`,
+        rs: `${f.elsewhere.chunksPerSecond} chunks/s`,
+        ...ours(SOLO_LABEL, (r) => `${r.chunksPerSecond} chunks/s`),
+      },
+      {
+        figure: `${SOLO_LABEL}: the reader's lag p50`,
+        rs: `${f.elsewhere.p50Ms} ms`,
+        ...ours(SOLO_LABEL, (r) => `${r.p50Ms} ms`),
+      },
+      {
+        figure: `${SOLO_LABEL}: server operations per chunk (Redis commands; PG transactions)`,
+        rs: `${f.elsewhere.redisCommandsPerChunk}`,
+        ...ours(SOLO_LABEL, (r) => `${r.transactionsPerChunk ?? "n/a"}`),
       },
       {
         figure: `one producer + one live reader (same process), ${PRODUCED.toLocaleString("en")} chunks: chunks/s`,

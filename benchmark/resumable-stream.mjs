@@ -17,6 +17,8 @@
 //     another process; lag from send (wall clock in the chunk) to receipt;
 //   fan-out: a producer process emits FAN.chunks chunks 20 ms apart; FAN.processes
 //     processes of FAN.readersEach readers each; lag, delivered, Redis commands per chunk;
+//   one producer process + one live reader in another: the producer's source yields its
+//     chunks as fast as they are read; chunks/s, the reader's lag, Redis commands per chunk;
 //   one producer + one live reader in one process: the producer's source yields PRODUCED
 //     chunks as fast as it is read (the library awaits each chunk's PUBLISH before it
 //     reads the next: the counterpart of an awaited append); chunks/s from the first
@@ -122,12 +124,19 @@ async function childMain(/** @type {string[]} */ [task, redisUrl, prefix, id, co
     let go;
     /** @type {Promise<void>} */
     const started = new Promise((resolve) => (go = resolve));
-    const out = await ctx.createNewResumableStream(id, () => source(n, Number(extra), started));
+    /** @type {number | undefined} */
+    let endedAt;
+    const out = await ctx.createNewResumableStream(id, () =>
+      source(n, Number(extra), started, () => (endedAt = performance.now())),
+    );
     console.log("ready");
     for await (const line of createInterface({ input: process.stdin })) if (line === "go") break;
     process.stdin.destroy(); // else it keeps this process alive
+    const start = performance.now();
     /** @type {() => void} */ (go)(); // set by the promise's executor, which has run
     await drain(out); // as the producer's own response would be read
+    // prettier-ignore
+    console.log(JSON.stringify({ chunksPerSecond: Math.round(n / ((/** @type {number} */ (endedAt) - start) / 1000)) }));
   } else if (task === "tail") {
     const streams = await Promise.all(Array.from({ length: Number(extra) }, () => ctx.resumeExistingStream(id)));
     if (!streams.every(Boolean)) throw new Error(`resumeExistingStream gave ${streams.find((s) => !s)}`);
@@ -205,7 +214,7 @@ const round2 = (x) => +x.toFixed(2);
  * p50 lag, by chunks/s) with the version of resumable-stream and of Redis. Fails if a
  * child fails; leaves no key behind (they are under a prefix of this run).
  */
-export async function measureResumableStream({ redisUrl, fan, produced, rounds = 3 }) {
+export async function measureResumableStream({ redisUrl, fan, produced, elsewhere, rounds = 3 }) {
   // Its package.json is not among its exports: found next to its entry (dist/index.js).
   const entry = createRequire(import.meta.url).resolve("resumable-stream");
   const { version } = JSON.parse(readFileSync(new URL("../package.json", pathToFileURL(entry)), "utf8"));
@@ -230,9 +239,9 @@ export async function measureResumableStream({ redisUrl, fan, produced, rounds =
     });
 
   /** A producer process (chunks `gap` ms apart) and `processes` reader processes. */
-  async function live(chunks, processes, readersEach) {
+  async function live(chunks, processes, readersEach, gap = 20) {
     const id = `s${streams++}`;
-    const producer = start(["produce", id, String(chunks), "20"]);
+    const producer = start(["produce", id, String(chunks), String(gap)]);
     const all = [producer];
     try {
       await producer.waitFor("ready");
@@ -243,9 +252,10 @@ export async function measureResumableStream({ redisUrl, fan, produced, rounds =
       throw err;
     }
     producer.send("go");
-    const [, ...tails] = await allResults(all);
+    const [made, ...tails] = await allResults(all);
     const lags = tails.flatMap((t) => t.lags);
     return {
+      chunksPerSecond: made?.chunksPerSecond,
       p50Ms: round2(quantile(lags, 0.5)),
       p99Ms: round2(quantile(lags, 0.99)),
       delivered: tails.reduce((n, t) => n + t.delivered, 0),
@@ -254,8 +264,8 @@ export async function measureResumableStream({ redisUrl, fan, produced, rounds =
     };
   }
 
-  /** @type {{ crossTail: Record<string, any>[], fanOut: Record<string, any>[], oneProducer: Record<string, any>[] }} */
-  const runs = { crossTail: [], fanOut: [], oneProducer: [] };
+  /** @type {{ crossTail: Record<string, any>[], fanOut: Record<string, any>[], oneProducer: Record<string, any>[], elsewhere: Record<string, any>[] }} */
+  const runs = { crossTail: [], fanOut: [], oneProducer: [], elsewhere: [] };
   let redisVersion;
   try {
     for (let round = 0; round < rounds; round++) {
@@ -266,6 +276,8 @@ export async function measureResumableStream({ redisUrl, fan, produced, rounds =
         redisCommandsPerChunk: round2(f.commands / fan.chunks),
         redisCommands: f.commands,
       });
+      const e = await counted(() => live(elsewhere, 1, 1, 0));
+      runs.elsewhere.push({ ...e.result, redisCommandsPerChunk: round2(e.commands / elsewhere) });
       const s = await counted(() => start(["solo", `s${streams++}`, String(produced)]).result());
       runs.oneProducer.push({
         ...s.result,
@@ -297,6 +309,7 @@ export async function measureResumableStream({ redisUrl, fan, produced, rounds =
         delivered: Math.min(...runs.fanOut.map((r) => r.delivered)),
       },
       oneProducer: strip(mid(runs.oneProducer, (r) => -r.chunksPerSecond)),
+      elsewhere: strip(mid(runs.elsewhere, (r) => -r.chunksPerSecond)),
     },
   };
 }
