@@ -5,13 +5,15 @@
 import process from "node:process";
 import { migrate, schemaSql } from "./index.js";
 
-const usage = `usage: aibind-postgres migrate [--url <connection string>] [--print]
+const usage = `usage: aibind-postgres migrate [--url <connection string>] [--print] [--citus]
                        [--chunks-table <name>] [--status-table <name>] [--conversations-table <name>]
 
   migrate   create the tables of PostgresStreamStore and PostgresConversationStore, and
             the indexes that keep cleanup() fast, where missing (safe to run again)
   --url     the database (default: $DATABASE_URL)
   --print   print the SQL instead of running it
+  --citus   also distribute the tables with Citus (colocated, by stream id and session id)
+            and create the functions the stores call there (docs/citus.md)
   --*-table table names, plain or schema-qualified (defaults: aibind_stream_chunks,
             aibind_stream_status, aibind_conversations)`;
 
@@ -27,7 +29,7 @@ if (command === "--help" || command === "-h" || command === "help") {
 }
 if (command !== "migrate") fail(command ? `unknown command "${command}"` : "no command given");
 
-const flags = { print: false };
+const flags = { print: false, citus: false };
 const names = {
   "--url": "url",
   "--chunks-table": "chunksTable",
@@ -37,6 +39,7 @@ const names = {
 for (let i = 0; i < rest.length; i++) {
   const [flag, inline] = rest[i].split(/=(.*)/s, 2);
   if (flag === "--print") flags.print = true;
+  else if (flag === "--citus") flags.citus = true;
   else if (flag in names) {
     const value = inline ?? rest[++i];
     if (value === undefined || value.startsWith("--")) fail(`${flag} needs a value`);
@@ -48,6 +51,7 @@ const options = {
   chunksTable: flags.chunksTable,
   statusTable: flags.statusTable,
   conversationsTable: flags.conversationsTable,
+  ...(flags.citus ? { citus: true } : {}),
 };
 try {
   if (flags.print) {

@@ -22,6 +22,9 @@ function backendFor(client, options) {
       hub.number,
     );
     hubOf.set(backend, { hub, token: hub.add(backend, options) });
+    // Once per backend, unless the `citus` option says: statements go in their plain
+    // form until the answer is in (src/backend/citus.rs).
+    if (options?.citus === undefined) backend.detectCitus().catch(() => {});
     return backend;
   }
   throw invalid(

@@ -29,7 +29,7 @@ impl NativeConversationStore {
         let settings = ConversationSettings::new(options.unwrap_or_default())?;
         Ok(NativeConversationStore {
             db: backend.db.clone(),
-            sql: ConversationSql::new(&settings.table),
+            sql: ConversationSql::new(&settings.table).forced(settings.citus),
             ttl_ms: settings.ttl_ms,
         })
     }

@@ -55,7 +55,8 @@ impl NativeStreamStore {
                     &settings.status_table,
                     settings.relaxed_appends,
                     wakeups::origin(),
-                ),
+                )
+                .forced(settings.citus),
                 settings,
                 waker: Waker::default(),
             }),

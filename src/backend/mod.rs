@@ -15,6 +15,7 @@
 //! (`stats()`), `options.rs` (pool options).
 
 mod check;
+mod citus;
 mod db;
 mod js;
 mod notify;
@@ -67,6 +68,16 @@ impl NativeBackend {
     pub fn execute<'env>(&self, env: &'env Env, sql: String) -> napi::Result<PromiseRaw<'env, ()>> {
         self.db
             .run(env, &Statement::plain(sql), Vec::new(), |_| Ok(()))
+    }
+
+    /// Finds out whether the database has Citus (`backend/citus.rs`); `lib/backend.cjs`
+    /// asks once per JS client (the pool asks on its own).
+    #[napi]
+    pub fn detect_citus<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, bool>> {
+        let db = self.db.clone();
+        let detect = crate::sql::citus::detect();
+        self.db
+            .run(env, &detect, Vec::new(), move |rows| Ok(db.citus_found(&rows)))
     }
 
     /// The pool, the listener and the readers now (see `BackendStats`).

@@ -2,6 +2,7 @@
 //! combined forms), status, lookup, finish (stop / complete / fail), read a page,
 //! cleanup, and the shared check of waiting readers.
 
+use super::citus;
 use super::statement::{Column, Kind, Statement};
 use super::tables::wake_key;
 
@@ -115,6 +116,7 @@ impl StreamSql {
     /// notify themselves as `origin` (this process, `wakeups::origin`).
     pub fn new(chunks: &str, status: &str, relaxed: bool, origin: &str) -> Self {
         let key = wake_key(status);
+        let on_citus = || citus::append(status, relaxed, APPENDED);
         let tail = Tail::new(&key, relaxed, origin);
         let relaxed = tail.relaxed;
         StreamSql {
@@ -130,14 +132,17 @@ impl StreamSql {
                      SELECT id FROM ins"
                 ),
                 &[Column { name: "id", kind: Kind::Text }],
-            ),
+            )
+            .on_citus(citus::create(status)),
             // One statement: the row lock on the status row orders concurrent appends, so
             // seqs are gapless and unique. Each append also pushes the expiry forward, which
             // is what lets `cleanup` tell an abandoned stream from a live one. This form
             // waits for a status row locked elsewhere; JS clients use it, and so does the
             // Rust pool for a stream whose row it found locked.
-            append_alone: Statement::new(append_waiting(chunks, status, &tail), APPENDED),
+            append_alone: Statement::new(append_waiting(chunks, status, &tail), APPENDED)
+                .on_citus(on_citus()),
             append: Statement::new(append_waiting(chunks, status, &tail), APPENDED)
+                .on_citus(on_citus())
                 // The Rust pool's lane: the same, but a status row locked elsewhere is
                 // skipped, so one held-up stream cannot stall the appends to all others.
                 // No row back: locked elsewhere, or missing, finished or not at $4 - 1;
@@ -280,6 +285,22 @@ impl StreamSql {
                 ),
                 &[Column { name: "removed", kind: Kind::Int }],
             ),
+        }
+    }
+
+    /// The statements as a store sends them (`Statement::forced`): `citus` is the
+    /// store's `citus` option.
+    pub fn forced(self, citus: Option<bool>) -> Self {
+        StreamSql {
+            create: self.create.forced(citus),
+            append: self.append.forced(citus),
+            append_alone: self.append_alone.forced(citus),
+            waiting: self.waiting,
+            status: self.status,
+            lookup: self.lookup,
+            finish: self.finish,
+            read_page: self.read_page,
+            cleanup: self.cleanup,
         }
     }
 }

@@ -22,6 +22,7 @@ mod decode;
 use decode::{client_failure, read_rows};
 
 use super::check::Checker;
+use super::citus::CitusState;
 use super::notify::{payloads, Written};
 use super::rows::{Param, Row};
 use crate::error::{Error, Result};
@@ -82,6 +83,8 @@ pub struct JsQuery {
     /// known to deliver.
     pub checking: AtomicBool,
     pub heard: AtomicBool,
+    /// Whether the database has Citus (`backend/citus.rs`), from `detectCitus`.
+    pub citus: CitusState,
 }
 
 fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
@@ -116,6 +119,7 @@ impl JsQuery {
             checker: Checker::default(),
             checking: AtomicBool::new(false),
             heard: AtomicBool::new(false),
+            citus: CitusState::default(),
         })
     }
 
