@@ -245,6 +245,17 @@ impl Db {
         }
     }
 
+    /// The stream finished, and its statement did not announce it (on Citus): announce it
+    /// from here, as appends are.
+    pub fn announce_finish(&self, key: &str, id: &str, state: &str, total: i64) {
+        let written = Written::finished(key, id, state, total);
+        match self.backend() {
+            Ok(Backend::Pool(pool)) => pool.publish(written),
+            Ok(Backend::Js(js)) => js.publish(written),
+            _ => {}
+        }
+    }
+
     /// Takes the answer of `sql::citus::detect()` for this backend; whether it is Citus.
     pub fn citus_found(&self, rows: &[Row]) -> bool {
         match self.backend() {

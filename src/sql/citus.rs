@@ -125,3 +125,26 @@ pub fn schema(chunks: &str, status: &str, conversations: &str) -> Vec<String> {
         ),
     ]
 }
+
+/// stop / complete / fail on Citus: the same change, without the NOTIFY, which would be
+/// sent on the worker where no reader listens; `announce` 1 asks the store to announce
+/// it from the coordinator.
+pub fn finish(status: &str) -> Statement {
+    Statement::new(
+        format!(
+            "UPDATE {status} SET state = $2::text, error = $3::text, expires_at = $4::bigint \
+             WHERE id = $1::text AND state = 'active' AND $5::text IS NOT NULL \
+             RETURNING total_chunks, 1 AS announce"
+        ),
+        &[
+            Column {
+                name: "total_chunks",
+                kind: Kind::Int,
+            },
+            Column {
+                name: "announce",
+                kind: Kind::Int,
+            },
+        ],
+    )
+}

@@ -251,7 +251,8 @@ impl StreamSql {
                     MOST = NOTIFY_MOST_BYTES,
                 ),
                 &[Column { name: "total_chunks", kind: Kind::Int }],
-            ),
+            )
+            .on_citus(citus::finish(status)),
             // One round trip per page: the stream's state and chunk count (the row whose
             // seq is NULL, its data "<state> <total_chunks>"; none: the stream does not
             // exist) and the next chunks, read in one snapshot; two columns a row. Seqs are
@@ -298,7 +299,7 @@ impl StreamSql {
             waiting: self.waiting,
             status: self.status,
             lookup: self.lookup,
-            finish: self.finish,
+            finish: self.finish.forced(citus),
             read_page: self.read_page,
             cleanup: self.cleanup,
         }
