@@ -22,6 +22,13 @@ export declare class NativeBackend {
   static connect(url: string, options?: PoolOptions | undefined | null): NativeBackend
   /** Runs one statement whose rows do not matter (the schema's DDL, for `migrate`). */
   execute(sql: string): Promise<undefined>
+  /**
+   * Finds out whether the database has Citus (`backend/citus.rs`); `lib/backend.cjs`
+   * asks once per JS client (the pool asks on its own).
+   */
+  detectCitus(): Promise<boolean>
+  /** Takes what another backend of the same JS client found out (`detectCitus`). */
+  setCitus(citus: boolean): void
   /** The pool, the listener and the readers now (see `BackendStats`). */
   stats(): BackendStats
   /** Lets go of the connection; resolves once a pool no other store uses is closed. */
@@ -215,6 +222,12 @@ export interface ConversationStoreOptions {
   table?: string
   /** How long a conversation is kept after its last save, in ms (default 1800000). */
   ttlMs?: number
+  /**
+   * Tables distributed with Citus (`migrate({ citus: true })`): `true` sends the
+   * statements Citus routes to one worker, `false` never; left out, the store finds
+   * out once per pool or client (docs/citus.md).
+   */
+  citus?: boolean
 }
 
 export interface DurableStreamStatus {
@@ -275,6 +288,11 @@ export interface SchemaOptions {
   statusTable?: string
   /** The conversations table (`table` of `PostgresConversationStore`). */
   conversationsTable?: string
+  /**
+   * Also distribute the tables with Citus, colocated, and create the functions the
+   * stores call there (docs/citus.md).
+   */
+  citus?: boolean
 }
 
 /** The DDL statements, one string each, in the order to run them. */
@@ -337,4 +355,10 @@ export interface StreamStoreOptions {
    * then ends a few chunks short. create, stop, complete and fail stay durable.
    */
   synchronousCommit?: boolean
+  /**
+   * Tables distributed with Citus (`migrate({ citus: true })`): `true` sends the
+   * statements Citus routes to one worker, `false` never; left out, the store finds
+   * out once per pool or client (docs/citus.md).
+   */
+  citus?: boolean
 }

@@ -142,8 +142,9 @@ impl Db {
                 let deadline = pool.conns().deadline_within(within);
                 let statement = statement.clone();
                 env.spawn_future(async move {
+                    let citus = on_citus(&pool, deadline).await;
                     let statement = match &statement.citus {
-                        Some(form) if on_citus(&pool, deadline).await => (**form).clone(),
+                        Some(form) if citus => (**form).clone(),
                         _ => statement,
                     };
                     let rows = pool.query(&statement, &params, deadline).await?;
@@ -253,6 +254,14 @@ impl Db {
             Ok(Backend::Pool(pool)) => pool.publish(written),
             Ok(Backend::Js(js)) => js.publish(written),
             _ => {}
+        }
+    }
+
+    pub fn set_citus(&self, citus: bool) {
+        match self.backend() {
+            Ok(Backend::Pool(pool)) => pool.citus.set(citus),
+            Ok(Backend::Js(js)) => js.citus.set(citus),
+            Err(_) => {}
         }
     }
 

@@ -80,6 +80,12 @@ impl NativeBackend {
             .run(env, &detect, Vec::new(), move |rows| Ok(db.citus_found(&rows)))
     }
 
+    /// Takes what another backend of the same JS client found out (`detectCitus`).
+    #[napi]
+    pub fn set_citus(&self, citus: bool) {
+        self.db.set_citus(citus);
+    }
+
     /// The pool, the listener and the readers now (see `BackendStats`).
     #[napi]
     pub fn stats(&self) -> BackendStats {
