@@ -24,7 +24,8 @@ impl CitusState {
     }
 
     pub fn set(&self, citus: bool) {
-        self.0.store(if citus { YES } else { NO }, Ordering::Release);
+        self.0
+            .store(if citus { YES } else { NO }, Ordering::Release);
     }
 
     /// Takes the answer of `sql::citus::detect()`.

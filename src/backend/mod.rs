@@ -76,8 +76,9 @@ impl NativeBackend {
     pub fn detect_citus<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, bool>> {
         let db = self.db.clone();
         let detect = crate::sql::citus::detect();
-        self.db
-            .run(env, &detect, Vec::new(), move |rows| Ok(db.citus_found(&rows)))
+        self.db.run(env, &detect, Vec::new(), move |rows| {
+            Ok(db.citus_found(&rows))
+        })
     }
 
     /// Takes what another backend of the same JS client found out (`detectCitus`).

@@ -15,8 +15,7 @@ use super::statement::{Column, Kind, Statement};
 /// Whether the database has Citus: one row, 1 or 0.
 pub fn detect() -> Statement {
     Statement::new(
-        "SELECT count(*)::int AS citus FROM pg_catalog.pg_extension WHERE extname = 'citus'"
-            .into(),
+        "SELECT count(*)::int AS citus FROM pg_catalog.pg_extension WHERE extname = 'citus'".into(),
         &[Column {
             name: "citus",
             kind: Kind::Int,
@@ -31,7 +30,10 @@ fn function(status: &str, suffix: &str) -> String {
         Some((schema, bare)) => (format!("{schema}."), bare),
         None => (String::new(), status),
     };
-    format!("{schema}{}_{suffix}", &bare[..bare.len().min(62 - suffix.len())])
+    format!(
+        "{schema}{}_{suffix}",
+        &bare[..bare.len().min(62 - suffix.len())]
+    )
 }
 
 pub fn append_function(status: &str) -> String {
