@@ -16,8 +16,10 @@ const stores = {
 };
 const ROUNDS = 10;
 const PER_ROUND = 40;
+/** @type {Record<string, number[]>} */
 const times = { "raw single-shard INSERT": [], ...Object.fromEntries(Object.keys(stores).map((k) => [k, []])) };
 const run = `b${Date.now()}`;
+/** @type {Record<string, string>} */
 const ids = {};
 for (const [name, store] of Object.entries(stores)) {
   ids[name] = `${run}-${name.length}`;

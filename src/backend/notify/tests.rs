@@ -151,9 +151,9 @@ fn a_finish_announced_afterwards_goes_in_a_payload_of_its_own() {
         Written::finished("public.s", "a", "done", 1),
         chunk("public.s", "b", 1, "y"),
     ];
-    let payloads = payloads(written);
-    assert_eq!(payloads.len(), 3);
-    let finish = serde_json::from_str::<Payload>(&payloads[1]).unwrap();
+    let sent = payloads(written);
+    assert_eq!(sent.len(), 3);
+    let finish = serde_json::from_str::<Payload>(&sent[1]).unwrap();
     assert_eq!(finish.f, Some(1));
     assert_eq!(finish.s, vec![("public.s".into(), "a".into())]);
     assert_eq!(
