@@ -28,6 +28,13 @@ export declare class NativeBackend {
    * row's value, `null` when there is no row.
    */
   queryText(sql: string, params: Array<string>): Promise<string | undefined | null>
+  /**
+   * Finds out whether the database has Citus (`backend/citus.rs`); `lib/backend.cjs`
+   * asks once per JS client (the pool asks on its own).
+   */
+  detectCitus(): Promise<boolean>
+  /** Takes what another backend of the same JS client found out (`detectCitus`). */
+  setCitus(citus: boolean): void
   /** The pool, the listener and the readers now (see `BackendStats`). */
   stats(): BackendStats
   /** Lets go of the connection; resolves once a pool no other store uses is closed. */
@@ -82,9 +89,10 @@ export declare class NativeConversationStore {
   constructor(backend: NativeBackend, options?: ConversationStoreOptions | undefined | null)
   /**
    * The combined forms of load and save, for a JS client's calls made while one of
-   * their kind is in flight (`lib/lane.cjs`), and the ttl a save sets.
+   * their kind is in flight (`lib/lane.cjs`), and the ttl a save sets; none on Citus
+   * (where a statement touches one session's shard only).
    */
-  get combinedForms(): CombinedForms
+  get combinedForms(): CombinedForms | null
   /** The stored JSON of an unexpired session, or `null`. */
   loadJSON(sessionId: string): Promise<string | undefined | null>
   saveJSON(sessionId: string, json: string): Promise<undefined>
@@ -255,6 +263,12 @@ export interface ConversationStoreOptions {
   table?: string
   /** How long a conversation is kept after its last save, in ms (default 1800000). */
   ttlMs?: number
+  /**
+   * Tables distributed with Citus (`migrate({ citus: true })`): `true` sends the
+   * statements Citus routes to one worker, `false` never; left out, the store finds
+   * out once per pool or client (docs/citus.md).
+   */
+  citus?: boolean
 }
 
 export interface DurableStreamStatus {
@@ -324,6 +338,11 @@ export interface SchemaOptions {
   statusTable?: string
   /** The conversations table (`table` of `PostgresConversationStore`). */
   conversationsTable?: string
+  /**
+   * Also distribute the tables with Citus, colocated, and create the functions the
+   * stores call there (docs/citus.md).
+   */
+  citus?: boolean
 }
 
 /** The DDL statements, one string each, in the order to run them. */
@@ -386,4 +405,10 @@ export interface StreamStoreOptions {
    * then ends a few chunks short. create, stop, complete and fail stay durable.
    */
   synchronousCommit?: boolean
+  /**
+   * Tables distributed with Citus (`migrate({ citus: true })`): `true` sends the
+   * statements Citus routes to one worker, `false` never; left out, the store finds
+   * out once per pool or client (docs/citus.md).
+   */
+  citus?: boolean
 }

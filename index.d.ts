@@ -187,7 +187,7 @@ export declare function wrapNeon(
 ): PostgresClient;
 
 /** Table names for the schema tooling (the stores' defaults when left out). */
-/** Table names: `chunksTable`, `statusTable`, `conversationsTable`. */
+/** Table names: `chunksTable`, `statusTable`, `conversationsTable`; `citus: true` also distributes them (docs/citus.md). */
 export interface SchemaOptions extends NativeSchemaOptions {}
 
 /**

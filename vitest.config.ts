@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["__test__/**/*.test.ts"],
+    // The Citus suite needs a cluster: `npm run test:citus` (its own config) starts one.
+    exclude: ["**/node_modules/**", "__test__/citus/**"],
     // Native addon + database clients: one process per test file.
     pool: "forks",
     testTimeout: 30_000,

@@ -5,6 +5,8 @@
 const { NativeBackend } = require("./binding.cjs");
 const { hubFor } = require("./client-hub.cjs");
 const { adapt, sender } = require("./driver.cjs");
+const { POSTGRES_JS } = require("./listener.cjs");
+const { isPg } = require("./pg.cjs");
 const { describe, invalid, isMissing, missingClient } = require("./options.cjs");
 
 /** A JS client's backend → its client's hub (lib/client-hub.cjs) and its place there. */
@@ -15,6 +17,26 @@ const hubOf = new WeakMap();
  * lib/replay.cjs reads pages with.
  */
 const directOf = new WeakMap();
+
+/** A pg or postgres.js client → whether its database has Citus (a promise). */
+const citusOf = new WeakMap();
+
+/**
+ * Whether the database has Citus, asked once per pg or postgres.js client (other `{ query }`
+ * objects are not asked: give them the `citus` option). Statements go in their plain form
+ * until the answer is in (src/backend/citus.rs).
+ */
+function detectCitus(client, backend) {
+  const key = client[POSTGRES_JS] ?? client;
+  if (!isPg(client) && key === client) return;
+  let found = citusOf.get(key);
+  if (found === undefined) {
+    found = backend.detectCitus().catch(() => undefined);
+    citusOf.set(key, found);
+    return;
+  }
+  found.then((citus) => citus !== undefined && backend.setCitus(citus)).catch(() => {});
+}
 
 function backendFor(client, options) {
   if (isMissing(client)) throw missingClient();
@@ -34,6 +56,7 @@ function backendFor(client, options) {
     );
     hubOf.set(backend, { hub, token: hub.add(backend, options) });
     if (direct) directOf.set(backend, direct);
+    if (options?.citus === undefined) detectCitus(client, backend);
     return backend;
   }
   throw invalid(

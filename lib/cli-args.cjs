@@ -33,13 +33,15 @@ const TIMES = `  --ttl-ms <ms>      the stores' ttlMs (default 300000): the last
 const COMMANDS = {
   migrate: {
     summary: "create the stores' tables and indexes where missing (safe to run again)",
-    usage: "aibind-postgres migrate [--url <string>] [--print] [table flags]",
+    usage: "aibind-postgres migrate [--url <string>] [--print] [--citus] [table flags]",
     help: `Creates the tables of PostgresStreamStore and PostgresConversationStore, and the
 indexes that keep cleanup() fast, where missing.
 
   --print            print the SQL instead of running it (no connection)
+  --citus            also distribute the tables with Citus (colocated, by stream id and
+                     session id) and create the functions the stores call there
 ${DB}`,
-    flags: { "--print": ["print", "bool"] },
+    flags: { "--print": ["print", "bool"], "--citus": ["citus", "bool"] },
   },
   streams: {
     summary: "list streams: active, stale and finished, newest first, with filters",

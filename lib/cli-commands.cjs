@@ -47,11 +47,12 @@ const json = (value) => print(JSON.stringify(value, null, 2));
 
 async function migrateCommand(flags) {
   const { names } = tables(flags);
+  const options = flags.citus ? { ...names, citus: true } : names;
   if (flags.print) {
-    process.stdout.write(schemaSql(names));
+    process.stdout.write(schemaSql(options));
     return 0;
   }
-  const ran = await migrate(connectionString(flags.url, "migrate"), names);
+  const ran = await migrate(connectionString(flags.url, "migrate"), options);
   if (flags.json) json({ statements: ran.length });
   else print(`schema ready: ${ran.length} statements run (each creates only what was missing)`);
   return 0;

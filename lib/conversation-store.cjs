@@ -52,16 +52,20 @@ class PostgresConversationStore extends Store {
       this.#saves = { call: (_plain, id, json) => single.save(id, json) };
       return;
     }
-    let forms;
-    const formsOf = () => (forms ??= native(this).combinedForms);
+    // None on Citus: the calls then go alone.
+    const formsOf = () => native(this).combinedForms;
     this.#loads = new Lane(single.load, async (calls) => {
+      const forms = formsOf();
+      if (!forms) return null;
       const now = Date.now();
       const ids = calls.map(([id]) => id);
-      const outcome = await query(formsOf().load, [ids, ids.map(() => now)], "ord:i,data:t");
+      const outcome = await query(forms.load, [ids, ids.map(() => now)], "ord:i,data:t");
       return textsByCall(outcome, calls.length);
     });
     this.#saves = new Lane(single.save, async (calls) => {
-      const { save, ttlMs } = formsOf();
+      const forms = formsOf();
+      if (!forms) return null;
+      const { save, ttlMs } = forms;
       const expires = Date.now() + ttlMs;
       const params = [calls.map(([id]) => id), calls.map(([, json]) => json), calls.map(() => expires)];
       const outcome = await query(save, params, "");

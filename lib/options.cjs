@@ -78,6 +78,7 @@ const OPTION_TYPES = {
   listenHeartbeatMs: "number",
   listen: "boolean",
   synchronousCommit: "boolean",
+  citus: "boolean",
   diagnosticIds: "boolean",
 };
 

@@ -12,13 +12,15 @@ function schemaOptions(options) {
     chunksTable: opts.chunksTable,
     statusTable: opts.statusTable,
     conversationsTable: opts.conversationsTable ?? opts.table,
+    citus: opts.citus,
   };
 }
 
 /**
  * The DDL of the stores' tables (the original's schema) for the chosen table names, with
  * the indexes that keep `cleanup` fast on large tables. Every statement is idempotent.
- * Options: `chunksTable`, `statusTable`, `conversationsTable`.
+ * Options: `chunksTable`, `statusTable`, `conversationsTable`; `citus: true` also
+ * distributes the tables with Citus and creates the functions the stores call there.
  */
 function schemaSql(options) {
   return `${construct(() => schemaStatements(schemaOptions(options))).join(";\n\n")};\n`;

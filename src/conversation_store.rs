@@ -29,24 +29,27 @@ impl NativeConversationStore {
         let settings = ConversationSettings::new(options.unwrap_or_default())?;
         Ok(NativeConversationStore {
             db: backend.db.clone(),
-            sql: ConversationSql::new(&settings.table),
+            sql: ConversationSql::new(&settings.table).forced(settings.citus),
             ttl_ms: settings.ttl_ms,
         })
     }
 
     /// The combined forms of load and save, for a JS client's calls made while one of
-    /// their kind is in flight (`lib/lane.cjs`), and the ttl a save sets.
+    /// their kind is in flight (`lib/lane.cjs`), and the ttl a save sets; none on Citus
+    /// (where a statement touches one session's shard only).
     #[napi(getter)]
-    pub fn combined_forms(&self) -> CombinedForms {
-        let text = |s: &crate::sql::Statement| {
-            let combined = s.combined.as_ref().expect("a combined form");
-            combined.statement.text.to_string()
+    pub fn combined_forms(&self) -> Option<CombinedForms> {
+        let (Some(load), Some(save)) = (&self.sql.load.combined, &self.sql.save.combined) else {
+            return None;
         };
-        CombinedForms {
-            load: text(&self.sql.load),
-            save: text(&self.sql.save),
-            ttl_ms: self.ttl_ms as f64,
+        if self.db.on_citus() {
+            return None;
         }
+        Some(CombinedForms {
+            load: load.statement.text.to_string(),
+            save: save.statement.text.to_string(),
+            ttl_ms: self.ttl_ms as f64,
+        })
     }
 
     /// The stored JSON of an unexpired session, or `null`.

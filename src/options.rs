@@ -43,6 +43,10 @@ pub struct StreamStoreOptions {
     /// times `wal_writer_delay`, 0.6 s by default), never corrupting anything: the stream
     /// then ends a few chunks short. create, stop, complete and fail stay durable.
     pub synchronous_commit: Option<bool>,
+    /// Tables distributed with Citus (`migrate({ citus: true })`): `true` sends the
+    /// statements Citus routes to one worker, `false` never; left out, the store finds
+    /// out once per pool or client (docs/citus.md).
+    pub citus: Option<bool>,
 }
 
 /// Options of `PostgresConversationStore` (as in `@aibind/postgres`).
@@ -53,6 +57,10 @@ pub struct ConversationStoreOptions {
     pub table: Option<String>,
     /// How long a conversation is kept after its last save, in ms (default 1800000).
     pub ttl_ms: Option<f64>,
+    /// Tables distributed with Citus (`migrate({ citus: true })`): `true` sends the
+    /// statements Citus routes to one worker, `false` never; left out, the store finds
+    /// out once per pool or client (docs/citus.md).
+    pub citus: Option<bool>,
 }
 
 pub struct StreamSettings {
@@ -67,6 +75,7 @@ pub struct StreamSettings {
     pub retry_reads_for_ms: i64,
     /// Appends commit without waiting for the WAL flush.
     pub relaxed_appends: bool,
+    pub citus: Option<bool>,
 }
 
 impl StreamSettings {
@@ -88,6 +97,7 @@ impl StreamSettings {
             listen: options.listen.unwrap_or(true),
             retry_reads_for_ms: millis("retryReadsForMs", options.retry_reads_for_ms, 60_000)?,
             relaxed_appends: options.synchronous_commit == Some(false),
+            citus: options.citus,
         })
     }
 }
@@ -95,6 +105,7 @@ impl StreamSettings {
 pub struct ConversationSettings {
     pub table: String,
     pub ttl_ms: i64,
+    pub citus: Option<bool>,
 }
 
 impl ConversationSettings {
@@ -102,6 +113,7 @@ impl ConversationSettings {
         Ok(ConversationSettings {
             table: table("table", options.table, "aibind_conversations")?,
             ttl_ms: millis("ttlMs", options.ttl_ms, 1_800_000)?,
+            citus: options.citus,
         })
     }
 }

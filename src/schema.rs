@@ -14,6 +14,9 @@ pub struct SchemaOptions {
     pub status_table: Option<String>,
     /// The conversations table (`table` of `PostgresConversationStore`).
     pub conversations_table: Option<String>,
+    /// Also distribute the tables with Citus, colocated, and create the functions the
+    /// stores call there (docs/citus.md).
+    pub citus: Option<bool>,
 }
 
 /// The DDL statements, one string each, in the order to run them.
@@ -23,13 +26,16 @@ pub fn schema_statements(options: Option<SchemaOptions>) -> napi::Result<Vec<Str
     let name = |option: &str, value: Option<String>, default: &str| {
         sql::table_name(option, value.as_deref().unwrap_or(default))
     };
-    Ok(sql::schema(
-        &name("chunksTable", o.chunks_table, "aibind_stream_chunks")?,
-        &name("statusTable", o.status_table, "aibind_stream_status")?,
-        &name(
-            "conversationsTable",
-            o.conversations_table,
-            "aibind_conversations",
-        )?,
-    ))
+    let chunks = name("chunksTable", o.chunks_table, "aibind_stream_chunks")?;
+    let status = name("statusTable", o.status_table, "aibind_stream_status")?;
+    let conversations = name(
+        "conversationsTable",
+        o.conversations_table,
+        "aibind_conversations",
+    )?;
+    let mut statements = sql::schema(&chunks, &status, &conversations);
+    if o.citus == Some(true) {
+        statements.extend(sql::citus::schema(&chunks, &status, &conversations));
+    }
+    Ok(statements)
 }

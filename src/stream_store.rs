@@ -55,7 +55,8 @@ impl NativeStreamStore {
                     &settings.status_table,
                     settings.relaxed_appends,
                     wakeups::origin(),
-                ),
+                )
+                .forced(settings.citus),
                 settings,
                 waker: Waker::default(),
                 lone: Arc::default(),
@@ -328,13 +329,19 @@ impl NativeStreamStore {
             Param::Text(wakeups::origin().to_string()),
         ];
         let shared = s.clone();
-        // Other processes hear of it from the statement's own NOTIFY, which carries the
+        let finished_state = state.to_string();
+        // Other processes hear of it from the statement's own NOTIFY (on Citus, from one
+        // sent afterwards: `announce` is 1), which carries the
         // final count; no row back: the stream was not active, nothing changed.
         let statement = s.sql.finish.clone();
         s.db.run(env, &s.sql.finish, params, move |rows| {
             if let Some(row) = rows.first() {
                 let total = row.int(0).ok_or_else(|| missing(&statement, 0))?;
-                shared.db.finished(&shared.settings.wake_key, &id, total);
+                let key = &shared.settings.wake_key;
+                if row.int(1) == Some(1) {
+                    shared.db.announce_finish(key, &id, &finished_state, total);
+                }
+                shared.db.finished(key, &id, total);
             }
             Ok(())
         })

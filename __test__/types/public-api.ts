@@ -6,6 +6,7 @@ import { neon } from "@neondatabase/serverless";
 import pg from "pg";
 import postgres from "postgres";
 import {
+  migrate,
   PostgresConversationStore,
   PostgresStreamStore,
   wrapNeon,
@@ -47,8 +48,9 @@ const c2: ConversationStore = new PostgresConversationStore(new URL("postgres://
 const asClient: PostgresClient = pool;
 const result: Promise<PostgresResult> = asClient.query("SELECT 1", []);
 
-const streamOptions: PostgresStreamStoreOptions = { chunksTable: "x", staleAfterMs: 1 };
-const conversationOptions: PostgresConversationStoreOptions = { table: "x" };
+const streamOptions: PostgresStreamStoreOptions = { chunksTable: "x", staleAfterMs: 1, citus: true };
+const conversationOptions: PostgresConversationStoreOptions = { table: "x", citus: false };
+const distributed: Promise<string[]> = migrate("postgres://localhost/db", { citus: true });
 
 async function usage(store: PostgresStreamStore, err: unknown) {
   for await (const chunk of store.readFrom("id", 0)) {
@@ -76,4 +78,4 @@ async function usage(store: PostgresStreamStore, err: unknown) {
   new PostgresStreamStore(pool, { chunkTable: "typo" });
 }
 
-void [s, s2, s3, s4, s5, s6, c, c2, result, streamOptions, conversationOptions, usage];
+void [s, s2, s3, s4, s5, s6, c, c2, result, streamOptions, conversationOptions, distributed, usage];

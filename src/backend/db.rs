@@ -15,7 +15,7 @@ use super::pool::{combine, Closing, SharedPool};
 use super::rows::{Param, Row};
 use super::stats::BackendStats;
 use crate::error::{Error, Result};
-use crate::sql::Statement;
+use crate::sql::{self, Statement};
 use crate::tail::Source;
 use crate::wakeups;
 
@@ -49,6 +49,18 @@ pub enum Ahead {
 fn ahead(slot: &Mutex<Ahead>) -> std::sync::MutexGuard<'_, Ahead> {
     slot.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether the pool's database has Citus: asked once (`sql::citus::detect`), then known.
+/// Not known when asking fails: the statement then goes in its plain form.
+async fn on_citus(pool: &SharedPool, deadline: tokio::time::Instant) -> bool {
+    if let Some(known) = pool.citus.known() {
+        return known;
+    }
+    match pool.query(&sql::citus::detect(), &[], deadline).await {
+        Ok(rows) => pool.citus.set_from(&rows),
+        Err(_) => false,
+    }
 }
 
 /// A store's connection to the database: a pool it shares or a JS query function.
@@ -121,8 +133,11 @@ impl Db {
         F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
     {
         match self.backend()? {
-            // A statement with a combined form may go out together with other calls of it.
-            Backend::Pool(pool) if statement.combined.is_some() => {
+            // A statement with a combined form may go out together with other calls of it
+            // (never on Citus, nor before the pool knows it is not Citus).
+            Backend::Pool(pool)
+                if statement.combined.is_some() && pool.citus.known() == Some(false) =>
+            {
                 let deadline = pool.conns().deadline_within(within);
                 let rows = combine::run(pool, statement, params, deadline);
                 env.spawn_future(async move { Ok(decode(rows.await?)?) })
@@ -132,11 +147,21 @@ impl Db {
                 let deadline = pool.conns().deadline_within(within);
                 let statement = statement.clone();
                 env.spawn_future(async move {
+                    let citus = on_citus(&pool, deadline).await;
+                    let statement = match &statement.citus {
+                        Some(form) if citus => (**form).clone(),
+                        _ => statement,
+                    };
                     let rows = pool.query(&statement, &params, deadline).await?;
                     Ok(decode(rows)?)
                 })
             }
-            Backend::Js(js) => js.run(env, statement, params, within, decode),
+            Backend::Js(js) => match &statement.citus {
+                Some(form) if js.citus.known() == Some(true) => {
+                    js.run(env, form, params, within, decode)
+                }
+                _ => js.run(env, statement, params, within, decode),
+            },
         }
     }
 
@@ -223,6 +248,43 @@ impl Db {
             Ok(Backend::Pool(pool)) => pool.publish(Written::chunk(key, id, seq, data)),
             Ok(Backend::Js(js)) => js.publish(Written::chunk(key, id, seq, data)),
             _ => {}
+        }
+    }
+
+    /// The stream finished, and its statement did not announce it (on Citus): announce it
+    /// from here, as appends are.
+    pub fn announce_finish(&self, key: &str, id: &str, state: &str, total: i64) {
+        let written = Written::finished(key, id, state, total);
+        match self.backend() {
+            Ok(Backend::Pool(pool)) => pool.publish(written),
+            Ok(Backend::Js(js)) => js.publish(written),
+            _ => {}
+        }
+    }
+
+    /// Whether the database is known to have Citus.
+    pub fn on_citus(&self) -> bool {
+        match self.backend() {
+            Ok(Backend::Pool(pool)) => pool.citus.known() == Some(true),
+            Ok(Backend::Js(js)) => js.citus.known() == Some(true),
+            Err(_) => false,
+        }
+    }
+
+    pub fn set_citus(&self, citus: bool) {
+        match self.backend() {
+            Ok(Backend::Pool(pool)) => pool.citus.set(citus),
+            Ok(Backend::Js(js)) => js.citus.set(citus),
+            Err(_) => {}
+        }
+    }
+
+    /// Takes the answer of `sql::citus::detect()` for this backend; whether it is Citus.
+    pub fn citus_found(&self, rows: &[Row]) -> bool {
+        match self.backend() {
+            Ok(Backend::Pool(pool)) => pool.citus.set_from(rows),
+            Ok(Backend::Js(js)) => js.citus.set_from(rows),
+            Err(_) => false,
         }
     }
 

@@ -15,6 +15,7 @@
 //! (`stats()`), `options.rs` (pool options).
 
 mod check;
+mod citus;
 mod db;
 mod js;
 mod notify;
@@ -84,6 +85,23 @@ impl NativeBackend {
         self.db.run(env, &Statement::one_text(sql), params, |rows| {
             Ok(rows.first().and_then(|row| row.text(0)).map(str::to_owned))
         })
+    }
+
+    /// Finds out whether the database has Citus (`backend/citus.rs`); `lib/backend.cjs`
+    /// asks once per JS client (the pool asks on its own).
+    #[napi]
+    pub fn detect_citus<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, bool>> {
+        let db = self.db.clone();
+        let detect = crate::sql::citus::detect();
+        self.db.run(env, &detect, Vec::new(), move |rows| {
+            Ok(db.citus_found(&rows))
+        })
+    }
+
+    /// Takes what another backend of the same JS client found out (`detectCitus`).
+    #[napi]
+    pub fn set_citus(&self, citus: bool) {
+        self.db.set_citus(citus);
     }
 
     /// The pool, the listener and the readers now (see `BackendStats`).

@@ -24,6 +24,9 @@ pub struct Written {
     table: String,
     id: String,
     chunk: Option<(u32, Arc<str>)>,
+    /// A finish (its state and final count), announced after its statement (on Citus,
+    /// where the statement runs on a worker and its own NOTIFY would be sent there).
+    finish: Option<(String, i64)>,
 }
 
 impl Written {
@@ -32,6 +35,16 @@ impl Written {
             table: table.into(),
             id: id.into(),
             chunk: Some((seq, data)),
+            finish: None,
+        }
+    }
+
+    pub fn finished(table: &str, id: &str, state: &str, total: i64) -> Self {
+        Written {
+            table: table.into(),
+            id: id.into(),
+            chunk: None,
+            finish: Some((state.into(), total)),
         }
     }
 }
@@ -98,6 +111,13 @@ pub fn payloads(written: impl IntoIterator<Item = Written>) -> Vec<String> {
     };
     let mut unnamed = false;
     for written in written {
+        if let Some((state, total)) = written.finish {
+            // A payload of its own, as the finish statement's own NOTIFY would be.
+            flush(&mut payload, &mut named, &mut out);
+            size = empty;
+            out.push(finish_payload(written.table, written.id, state, total));
+            continue;
+        }
         let key: Key = (written.table, written.id);
         let name = serde_json::to_string(&key).unwrap_or_default().len() + 1;
         // Named twice (in `s` and `x`), it would not fit in a payload of its own.
@@ -138,6 +158,24 @@ pub fn payloads(written: impl IntoIterator<Item = Written>) -> Vec<String> {
         out.push(wake_all_payload());
     }
     out
+}
+
+/// A finish's payload (what the finish statement sends itself elsewhere), or a wake-up
+/// of every reader when the id is too long to name.
+fn finish_payload(table: String, id: String, state: String, total: i64) -> String {
+    let payload = Payload {
+        o: wakeups::origin().into(),
+        f: Some(1),
+        s: vec![(table.clone(), id.clone())],
+        e: vec![(table, id, state, total)],
+        ..Payload::default()
+    };
+    let text = serde_json::to_string(&payload).unwrap_or_default();
+    if text.len() <= MAX_PAYLOAD {
+        text
+    } else {
+        wake_all_payload()
+    }
 }
 
 /// A payload that wakes every reader of the processes that hear it.

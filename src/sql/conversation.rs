@@ -67,4 +67,14 @@ impl ConversationSql {
             ),
         }
     }
+
+    /// The statements as a store sends them (`Statement::forced`).
+    pub fn forced(self, citus: Option<bool>) -> Self {
+        ConversationSql {
+            load: self.load.forced(citus),
+            save: self.save.forced(citus),
+            delete: self.delete,
+            cleanup: self.cleanup,
+        }
+    }
 }

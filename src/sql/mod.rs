@@ -5,8 +5,10 @@
 //! is checked here first: a plain or schema-qualified identifier, nothing else.
 //!
 //! `statement.rs`: what a statement is (plain data); `tables.rs`: table names and the
-//! schema; `stream.rs` and `conversation.rs`: each store's statements.
+//! schema; `stream.rs` and `conversation.rs`: each store's statements; `citus.rs`: what differs
+//! on Citus.
 
+pub mod citus;
 mod conversation;
 mod statement;
 mod stream;

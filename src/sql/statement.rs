@@ -29,6 +29,8 @@ pub struct Statement {
     /// 1-based position of its call. Plain data: the calls waiting to go out are the
     /// pool's (one queue per `Combined`, known by its address).
     pub combined: Option<Arc<Combined>>,
+    /// The form sent instead on Citus (`citus.rs`), never combined.
+    pub citus: Option<Arc<Statement>>,
 }
 
 /// The combined forms of a statement (see `Statement::combined`).
@@ -52,6 +54,7 @@ impl Statement {
             columns,
             joined: None,
             combined: None,
+            citus: None,
         }
     }
 
@@ -111,6 +114,29 @@ impl Statement {
         let combined = combined.expect("a combined form not yet shared");
         combined.notifying = text.map(|text| Statement::new(text, columns));
         self
+    }
+
+    pub(super) fn on_citus(mut self, form: Statement) -> Self {
+        self.citus = Some(Arc::new(form));
+        self
+    }
+
+    /// This statement as a store sends it: on Citus (`Some(true)`: its Citus form, never
+    /// combined), elsewhere (`Some(false)`: never its Citus form), or as the backend
+    /// finds out (`None`).
+    pub fn forced(self, citus: Option<bool>) -> Self {
+        match (citus, &self.citus) {
+            (Some(true), Some(form)) => (**form).clone(),
+            (Some(true), None) => Statement {
+                combined: None,
+                ..self
+            },
+            (Some(false), _) => Statement {
+                citus: None,
+                ..self
+            },
+            (None, _) => self,
+        }
     }
 
     pub(super) fn joined(mut self, column: usize) -> Self {

@@ -2,6 +2,7 @@
 //! combined forms), status, lookup, finish (stop / complete / fail), read a page,
 //! cleanup, and the shared check of waiting readers.
 
+use super::citus;
 use super::statement::{Column, Kind, Statement};
 use super::tables::wake_key;
 
@@ -118,6 +119,7 @@ impl StreamSql {
     /// notify themselves as `origin` (this process, `wakeups::origin`).
     pub fn new(chunks: &str, status: &str, relaxed: bool, origin: &str) -> Self {
         let key = wake_key(status);
+        let on_citus = || citus::append(status, relaxed, APPENDED);
         // Relaxed appends always announce themselves: their commit does not wait for the
         // WAL flush, so the NOTIFY lock is held for no time that matters. Durable ones
         // may, on the Rust pool's lane, while that proves no slower (`notifying`).
@@ -149,17 +151,20 @@ impl StreamSql {
                      SELECT id FROM ins"
                 ),
                 &[Column { name: "id", kind: Kind::Text }],
-            ),
+            )
+            .on_citus(citus::create(status)),
             // One statement: the row lock on the status row orders concurrent appends, so
             // seqs are gapless and unique. Each append also pushes the expiry forward, which
             // is what lets `cleanup` tell an abandoned stream from a live one. This form
             // waits for a status row locked elsewhere; JS clients use it, and so does the
             // Rust pool for a stream whose row it found locked.
-            append_alone: Statement::new(append_waiting(chunks, status, &tail), APPENDED),
-            append_notifying: notifying
-                .as_ref()
-                .map(|tail| Statement::new(append_waiting(chunks, status, tail), APPENDED)),
+            append_alone: Statement::new(append_waiting(chunks, status, &tail), APPENDED)
+                .on_citus(on_citus()),
+            append_notifying: notifying.as_ref().map(|tail| {
+                Statement::new(append_waiting(chunks, status, tail), APPENDED).on_citus(on_citus())
+            }),
             append: Statement::new(append_waiting(chunks, status, &tail), APPENDED)
+                .on_citus(on_citus())
                 // The Rust pool's lane: the same, but a status row locked elsewhere is
                 // skipped, so one held-up stream cannot stall the appends to all others.
                 // No row back: locked elsewhere, or missing, finished or not at $4 - 1;
@@ -261,7 +266,8 @@ impl StreamSql {
                     MOST = NOTIFY_MOST_BYTES,
                 ),
                 &[Column { name: "total_chunks", kind: Kind::Int }],
-            ),
+            )
+            .on_citus(citus::finish(status)),
             // One round trip per page: the stream's state and chunk count (the row whose
             // seq is NULL, its data "<state> <total_chunks>"; none: the stream does not
             // exist) and the next chunks, read in one snapshot; two columns a row. Seqs are
@@ -295,6 +301,23 @@ impl StreamSql {
                 ),
                 &[Column { name: "removed", kind: Kind::Int }],
             ),
+        }
+    }
+
+    /// The statements as a store sends them (`Statement::forced`): `citus` is the
+    /// store's `citus` option.
+    pub fn forced(self, citus: Option<bool>) -> Self {
+        StreamSql {
+            create: self.create.forced(citus),
+            append: self.append.forced(citus),
+            append_alone: self.append_alone.forced(citus),
+            append_notifying: self.append_notifying.map(|s| s.forced(citus)),
+            waiting: self.waiting,
+            status: self.status,
+            lookup: self.lookup,
+            finish: self.finish.forced(citus),
+            read_page: self.read_page,
+            cleanup: self.cleanup,
         }
     }
 }

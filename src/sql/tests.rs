@@ -78,3 +78,43 @@ fn statements_use_the_given_tables() {
     let c = ConversationSql::new("convs");
     assert!(c.save.text.contains("INSERT INTO convs"));
 }
+
+#[test]
+fn on_citus_create_append_and_finish_have_forms_of_their_own_never_combined() {
+    let sql = StreamSql::new("app.chunks", "app.status", false, "o");
+    assert!(sql.append.combined.is_some());
+    let citus = sql.append.citus.clone().unwrap();
+    assert!(citus.text.contains("FROM app.status_append($1::text"));
+    assert!(citus.combined.is_none());
+    let forced = StreamSql::new("app.chunks", "app.status", true, "o").forced(Some(true));
+    assert!(forced.append.combined.is_none());
+    assert!(forced
+        .append
+        .text
+        .contains("status_append($1::text, $2::text, $3::bigint, $4::int, true)"));
+    assert!(forced.create.text.contains("app.status_create("));
+    assert!(!forced.finish.text.contains("pg_notify"));
+    assert!(!forced.read_page.text.is_empty());
+    let plain = StreamSql::new("c", "s", false, "o").forced(Some(false));
+    assert!(plain.append.citus.is_none() && plain.append.combined.is_some());
+    let load = ConversationSql::new("convs").forced(Some(true)).load;
+    assert!(load.combined.is_none());
+}
+
+#[test]
+fn citus_function_names_fit_63_bytes_in_the_tables_schema() {
+    let long = "t".repeat(63);
+    let name = citus::append_function(&format!("app.{long}"));
+    let (schema, bare) = name.split_once('.').unwrap();
+    assert_eq!(schema, "app");
+    assert_eq!(bare.len(), 63);
+    assert!(bare.ends_with("_append"));
+    assert_eq!(
+        citus::create_function("aibind_stream_status"),
+        "aibind_stream_status_create"
+    );
+    let ddl = citus::schema("c", "s", "v").join(";\n");
+    assert!(ddl.contains("create_distributed_table('c', 'id', colocate_with => 's')"));
+    assert!(ddl.contains("create_distributed_table('v', 'session_id')"));
+    assert!(ddl.contains("IF NOT EXISTS (SELECT 1 FROM pg_dist_partition"));
+}

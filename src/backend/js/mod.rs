@@ -23,6 +23,7 @@ use decode::client_failure;
 pub use decode::read_rows;
 
 use super::check::Checker;
+use super::citus::CitusState;
 use super::notify::{payloads, Written};
 use super::rows::{Param, Row};
 use crate::error::{Error, Result};
@@ -83,6 +84,8 @@ pub struct JsQuery {
     /// known to deliver.
     pub checking: AtomicBool,
     pub heard: AtomicBool,
+    /// Whether the database has Citus (`backend/citus.rs`), from `detectCitus`.
+    pub citus: CitusState,
 }
 
 fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
@@ -117,6 +120,7 @@ impl JsQuery {
             checker: Checker::default(),
             checking: AtomicBool::new(false),
             heard: AtomicBool::new(false),
+            citus: CitusState::default(),
         })
     }
 

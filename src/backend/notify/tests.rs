@@ -142,3 +142,29 @@ fn an_id_too_long_to_name_becomes_a_wake_up_and_the_rest_still_go() {
     assert!(woken, "the stream that cannot be named wakes every reader");
     assert_eq!(carried, vec!["before".to_string(), "after".to_string()]);
 }
+
+#[test]
+fn a_finish_announced_afterwards_goes_in_a_payload_of_its_own() {
+    // On Citus finishes are announced after their statement, between appends.
+    let written = vec![
+        chunk("public.s", "a", 1, "x"),
+        Written::finished("public.s", "a", "done", 1),
+        chunk("public.s", "b", 1, "y"),
+    ];
+    let sent = payloads(written);
+    assert_eq!(sent.len(), 3);
+    let finish = serde_json::from_str::<Payload>(&sent[1]).unwrap();
+    assert_eq!(finish.f, Some(1));
+    assert_eq!(finish.s, vec![("public.s".into(), "a".into())]);
+    assert_eq!(
+        finish.e,
+        vec![("public.s".into(), "a".into(), "done".into(), 1)]
+    );
+    assert!(finish.c.is_empty());
+    let long = "\u{1}".repeat(2_000);
+    let unnamed = payloads(vec![Written::finished("public.s", &long, "done", 1)]);
+    assert_eq!(
+        serde_json::from_str::<Payload>(&unnamed[0]).unwrap().w,
+        Some(1)
+    );
+}

@@ -37,6 +37,7 @@ use deadpool_postgres::{
 use tokio::time::Instant;
 
 use super::check::{Checker, Waiter, Waiting};
+use super::citus::CitusState;
 use super::notify::Written;
 use super::rows::{Param, Row};
 use super::stats::{read, BackendStats};
@@ -76,6 +77,8 @@ pub struct SharedPool {
     source: Source,
     /// The calls of combined statements waiting to go out (`combine/`).
     queues: Queues,
+    /// Whether the database has Citus (`backend/citus.rs`).
+    pub citus: CitusState,
 }
 
 impl Drop for SharedPool {
@@ -197,6 +200,7 @@ impl SharedPool {
             source,
             conns,
             queues: Queues::default(),
+            citus: CitusState::default(),
         })
     }
 
