@@ -7,6 +7,8 @@ const { storeError, run } = require("./errors.cjs");
 const { invalid, isMissing, missingClient, nativeOptions, construct } = require("./options.cjs");
 const { backendFor, hubOf } = require("./backend.cjs");
 const diagnostics = require("./diagnostics.cjs");
+const telemetry = require("./telemetry.cjs");
+const metrics = require("./metrics.cjs");
 
 /** What both stores share: the native store, cleanup, close. */
 
@@ -49,6 +51,7 @@ class Store {
       unused.close();
       return; // no #native: every call rejects, saying no client was given
     }
+    if (typeof client === "string") metrics.register(this, this.#diagnostics.target);
     this.#native = construct(() => {
       this.#backend = backendFor(client, opts);
       this.#hub = hubOf.get(this.#backend);
@@ -76,7 +79,7 @@ class Store {
    * names, published on its diagnostics channel when anyone listens; `id` only with
    * `diagnosticIds`. `table` is called only for a real store with a listener.
    */
-  static traced(store, name, table, id, fn) {
+  static traced(store, name, table, id, fn, extra = undefined) {
     // A wrong `this`: the call itself says so (Store.native).
     if (store === null || typeof store !== "object" || !(#diagnostics in store)) return fn();
     const { target, ids } = store.#diagnostics;
@@ -90,6 +93,7 @@ class Store {
           table: table(),
           ...target,
           ...(ids && typeof id === "string" ? { id } : {}),
+          ...extra,
         };
       },
       fn,
@@ -136,6 +140,7 @@ class Store {
         ? storeError("STORE_CLOSED", "this store has been closed; create a new store to keep going")
         : missingClient();
     }
+    telemetry.mark();
     return store.#native;
   }
 
@@ -174,7 +179,7 @@ class Store {
 const native = (store) => Store.native(store);
 const wrote = (store) => Store.wrote(store);
 const waiting = (store) => Store.waiting(store);
-const traced = (store, name, table, id, fn) => Store.traced(store, name, table, id, fn);
+const traced = (store, name, table, id, fn, extra = undefined) => Store.traced(store, name, table, id, fn, extra);
 
 if (typeof Symbol.asyncDispose === "symbol") {
   Store.prototype[Symbol.asyncDispose] = Store.prototype.close;

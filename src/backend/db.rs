@@ -17,6 +17,7 @@ use super::stats::BackendStats;
 use crate::error::{Error, Result};
 use crate::sql::Statement;
 use crate::tail::Source;
+use crate::telemetry;
 use crate::wakeups;
 
 #[cfg(not(feature = "noop"))]
@@ -115,21 +116,25 @@ impl Db {
         T: ToNapiValue + Send + 'static,
         F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
     {
+        // The store call this statement serves (`telemetry.rs`; 0 when nobody listens).
+        let call = vec![telemetry::current_call()];
         match self.backend()? {
             // A statement with a combined form may go out together with other calls of it.
             Backend::Pool(pool) if statement.combined.is_some() => {
                 let deadline = pool.conns().deadline_within(within);
                 let rows = combine::run(pool, statement, params, deadline);
-                env.spawn_future(async move { Ok(decode(rows.await?)?) })
+                env.spawn_future(telemetry::with_calls(call, async move {
+                    Ok(decode(rows.await?)?)
+                }))
             }
             Backend::Pool(pool) => {
                 // The deadline runs from the call, not from when the runtime gets to it.
                 let deadline = pool.conns().deadline_within(within);
                 let statement = statement.clone();
-                env.spawn_future(async move {
+                env.spawn_future(telemetry::with_calls(call, async move {
                     let rows = pool.query(&statement, &params, deadline).await?;
                     Ok(decode(rows)?)
-                })
+                }))
             }
             Backend::Js(js) => js.run(env, statement, params, within, decode),
         }
@@ -144,9 +149,10 @@ impl Db {
                 let statement = statement.clone();
                 let deadline = pool.conns().deadline();
                 let (rows, started) = tokio::sync::oneshot::channel();
-                spawn(async move {
+                let call = vec![telemetry::current_call()];
+                spawn(telemetry::with_calls(call, async move {
                     let _ = rows.send(pool.query(&statement, &params, deadline).await);
-                });
+                }));
                 Some(Started::Pool(started))
             }
             Backend::Js(js) => {

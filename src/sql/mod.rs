@@ -10,6 +10,7 @@
 mod conversation;
 mod statement;
 mod stream;
+pub mod summary;
 mod tables;
 
 pub use conversation::ConversationSql;

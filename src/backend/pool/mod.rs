@@ -182,6 +182,7 @@ impl SharedPool {
             budget,
             counters: Arc::default(),
             reaping: Arc::default(),
+            telemetry: crate::telemetry::Target::of(&config),
         };
         let source = crate::tail::new_source();
         Ok(SharedPool {

@@ -1,0 +1,128 @@
+// OpenTelemetry metrics through `@opentelemetry/api`'s meter, while an SDK's meter
+// provider is registered (lib/telemetry.cjs looks): the stable `db.client.operation.duration`
+// from the Rust pool's round trips, the pool's `db.client.connection.*` from its own status
+// (`stats()`), and the package's own figures under `aibind.`.
+"use strict";
+
+/** @type {any} the instruments, while a meter provider is registered */
+let instruments = null;
+let provider = null;
+
+/** Stores on the Rust pool, as weak references, by pool name (one store per pool). */
+const pools = new Map();
+
+/** A store on the Rust pool: its pool's status is observed while the store lives. */
+function register(store, target) {
+  const name = `${target.serverAddress ?? ""}:${target.serverPort ?? ""}/${target.database ?? ""}`;
+  const known = pools.get(name)?.deref();
+  if (known === undefined || known.closed) pools.set(name, new WeakRef(store));
+}
+
+/** The status of each live pool: [name, stats]. */
+function* statuses() {
+  for (const [name, ref] of pools) {
+    const store = ref.deref();
+    if (store === undefined || store.closed) {
+      pools.delete(name);
+      continue;
+    }
+    yield [name, store.stats()];
+  }
+}
+
+/** Uses `meterProvider` (null: none registered) of the API `api`. */
+function use(api, meterProvider) {
+  if (meterProvider === provider) return;
+  provider = meterProvider;
+  if (meterProvider === null) {
+    instruments = null;
+    return;
+  }
+  const meter = meterProvider.getMeter("@aibind-rs/postgres");
+  const seconds = { unit: "s", advice: { explicitBucketBoundaries: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10] } };
+  instruments = {
+    duration: meter.createHistogram("db.client.operation.duration", {
+      description: "Duration of database client operations (the Rust pool's round trips).",
+      ...seconds,
+    }),
+    timeouts: meter.createCounter("db.client.connection.timeouts", {
+      description: "Calls that timed out waiting for a connection of the pool.",
+      unit: "{timeout}",
+    }),
+    reconnects: meter.createCounter("aibind.listener.reconnects", {
+      description: "LISTEN connections that ended (lost, deaf, read-only) and were opened again.",
+      unit: "{reconnect}",
+    }),
+    combined: meter.createHistogram("aibind.append.combined", {
+      description: "Store calls served per combined statement.",
+      unit: "{call}",
+      advice: { explicitBucketBoundaries: [1, 2, 4, 8, 16, 32, 64, 128, 256] },
+    }),
+  };
+  const count = meter.createObservableUpDownCounter("db.client.connection.count", {
+    description: "Connections of the pool, by state.",
+    unit: "{connection}",
+  });
+  const max = meter.createObservableUpDownCounter("db.client.connection.max", { unit: "{connection}" });
+  const pending = meter.createObservableUpDownCounter("db.client.connection.pending_requests", {
+    description: "Calls waiting for a connection of the pool.",
+    unit: "{request}",
+  });
+  const waiting = meter.createObservableUpDownCounter("aibind.readers.waiting", {
+    description: "Readers waiting for news (the pool's shared check).",
+    unit: "{reader}",
+  });
+  const sent = meter.createObservableCounter("aibind.notify.sent", {
+    description: "NOTIFY statements the pool sent (payloads of chunks written).",
+    unit: "{notification}",
+  });
+  const received = meter.createObservableCounter("aibind.notify.received", {
+    description: "Notifications the LISTEN connection received.",
+    unit: "{notification}",
+  });
+  meter.addBatchObservableCallback(
+    (observer) => {
+      for (const [name, s] of statuses()) {
+        const pool = { "db.client.connection.pool.name": name };
+        observer.observe(count, s.idle ?? 0, { ...pool, "db.client.connection.state": "idle" });
+        observer.observe(count, s.inUse ?? 0, { ...pool, "db.client.connection.state": "used" });
+        observer.observe(max, s.maxSize ?? 0, pool);
+        observer.observe(pending, s.waiting ?? 0, pool);
+        observer.observe(waiting, s.readersWaiting, pool);
+        observer.observe(sent, s.notificationsSent ?? 0, pool);
+        observer.observe(received, s.notificationsReceived ?? 0, pool);
+      }
+    },
+    [count, max, pending, waiting, sent, received],
+  );
+}
+
+/** Whether metrics are recorded. */
+function active() {
+  return instruments !== null;
+}
+
+/** A record of the Rust pool (lib/telemetry.cjs). */
+function record(r) {
+  if (instruments === null) return;
+  const pool = `${r.serverAddress ?? ""}:${r.serverPort ?? ""}/${r.database ?? ""}`;
+  if (r.kind === "query") {
+    const attributes = { "db.system.name": "postgresql" };
+    if (r.operation) attributes["db.operation.name"] = r.operation;
+    if (r.collection) attributes["db.collection.name"] = r.collection;
+    if (r.summary) attributes["db.query.summary"] = r.summary;
+    if (r.database) attributes["db.namespace"] = r.database;
+    if (r.serverAddress) attributes["server.address"] = r.serverAddress;
+    if (r.serverPort) attributes["server.port"] = r.serverPort;
+    if (r.code) attributes["error.type"] = r.code;
+    if (r.sqlState) attributes["db.response.status_code"] = r.sqlState;
+    instruments.duration.record(Math.max(0, r.end - r.start) / 1000, attributes);
+    if (r.batchSize) instruments.combined.record(r.batchSize);
+  } else if (r.kind === "checkout" && r.detail === "timeout") {
+    instruments.timeouts.add(1, { "db.client.connection.pool.name": pool });
+  } else if (r.kind === "unlisten") {
+    instruments.reconnects.add(1, { reason: r.detail ?? "lost" });
+  }
+}
+
+module.exports = { use, active, record, register };
