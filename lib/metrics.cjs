@@ -8,22 +8,40 @@
 let instruments = null;
 let provider = null;
 
-/** Stores on the Rust pool, as weak references, by pool name (one store per pool). */
+/**
+ * A live store of each Rust pool (a weak reference) and the pool's name, by what makes
+ * the pool (the connection string and the pool's options; kept here, never reported).
+ * @type {Map<string, { ref: WeakRef<any>, name: string }>}
+ */
 const pools = new Map();
+const POOL_OPTIONS = ["poolSize", "connectTimeoutMs", "queryTimeoutMs", "idleTimeoutMs", "pooler", "listenUrl", "listenHeartbeatMs"];
 
-/** A store on the Rust pool: its pool's status is observed while the store lives. */
-function register(store, target) {
-  const name = `${target.serverAddress ?? ""}:${target.serverPort ?? ""}/${target.database ?? ""}`;
-  const known = pools.get(name)?.deref();
-  if (known === undefined || known.closed) pools.set(name, new WeakRef(store));
+/**
+ * A store on the Rust pool of connection string `url` with options `opts`: its pool's
+ * status is observed while the store lives. The pool's name is `host:port/database`,
+ * with ` #2`, ` #3` for other pools of the same database.
+ */
+function register(store, url, opts, target) {
+  const key = JSON.stringify([url, ...POOL_OPTIONS.map((o) => opts?.[o] ?? null)]);
+  const known = pools.get(key);
+  const live = known?.ref.deref();
+  if (live !== undefined && !live.closed) return;
+  let name = known?.name;
+  if (name === undefined) {
+    const base = `${target.serverAddress ?? ""}:${target.serverPort ?? ""}/${target.database ?? ""}`;
+    const taken = new Set([...pools.values()].map((p) => p.name));
+    name = base;
+    for (let n = 2; taken.has(name); n++) name = `${base} #${n}`;
+  }
+  pools.set(key, { ref: new WeakRef(store), name });
 }
 
 /** The status of each live pool: [name, stats]. */
 function* statuses() {
-  for (const [name, ref] of pools) {
+  for (const [key, { ref, name }] of pools) {
     const store = ref.deref();
     if (store === undefined || store.closed) {
-      pools.delete(name);
+      pools.delete(key);
       continue;
     }
     yield [name, store.stats()];

@@ -51,7 +51,7 @@ class Store {
       unused.close();
       return; // no #native: every call rejects, saying no client was given
     }
-    if (typeof client === "string") metrics.register(this, this.#diagnostics.target);
+    if (typeof client === "string" || client instanceof URL) metrics.register(this, String(client), opts, this.#diagnostics.target);
     this.#native = construct(() => {
       this.#backend = backendFor(client, opts);
       this.#hub = hubOf.get(this.#backend);
