@@ -90,9 +90,11 @@ pub fn describe(text: &str) -> Described {
         let word = t[i].to_ascii_uppercase();
         let write = match word.as_str() {
             "INSERT" if is(t.get(i + 1), "INTO") => table_at(i + 2, true).map(|n| ("INSERT", n)),
-            // Not a row lock (`FOR UPDATE`, `FOR NO KEY UPDATE`).
+            // Not a row lock (`FOR UPDATE`, `FOR NO KEY UPDATE`) nor an upsert's `DO UPDATE`.
             "UPDATE"
-                if !is(t.get(i.wrapping_sub(1)), "FOR") && !is(t.get(i.wrapping_sub(1)), "KEY") =>
+                if !["FOR", "KEY", "DO"]
+                    .iter()
+                    .any(|w| is(t.get(i.wrapping_sub(1)), w)) =>
             {
                 table_at(i + 1, false).map(|n| ("UPDATE", n))
             }
@@ -189,6 +191,15 @@ mod tests {
         );
         assert_eq!(d.summary, "INSERT ch");
         assert_eq!(d.collection.as_deref(), Some("ch"));
+    }
+
+    #[test]
+    fn an_upsert_is_an_insert() {
+        let d = describe(
+            "INSERT INTO conv (id, data) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",
+        );
+        assert_eq!(d.summary, "INSERT conv");
+        assert_eq!(d.collection.as_deref(), Some("conv"));
     }
 
     #[test]
