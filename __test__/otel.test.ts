@@ -6,14 +6,26 @@
 import { createRequire } from "node:module";
 import { context, metrics, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import {
+  AggregationTemporality,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+} from "@opentelemetry/sdk-metrics";
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+  type ReadableSpan,
+} from "@opentelemetry/sdk-trace-base";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { PostgresConversationStore, PostgresStreamStore } from "../index.js";
 import { DATABASE_URL, adminPool, collect, freshSchema, rejection, sleep, uid, urlWithApp } from "./helpers.js";
 
-const telemetry = createRequire(import.meta.url)("../lib/telemetry.cjs") as { state: { on: boolean; tracing: boolean } };
+const telemetry = createRequire(import.meta.url)("../lib/telemetry.cjs") as {
+  state: { on: boolean; tracing: boolean };
+};
 
 const admin = adminPool();
 let tables: Awaited<ReturnType<typeof freshSchema>>;
@@ -116,7 +128,9 @@ it("a connection string: INTERNAL spans under the caller's, CLIENT spans under t
   expect(saved.attributes["db.collection.name"]).toBe(tables.conversation.table);
 
   // Nothing the app wrote is in any span.
-  const shown = JSON.stringify(all.map((s) => ({ name: s.name, attributes: s.attributes, events: s.events, links: s.links })));
+  const shown = JSON.stringify(
+    all.map((s) => ({ name: s.name, attributes: s.attributes, events: s.events, links: s.links })),
+  );
   for (const secret of SECRETS) expect(shown).not.toContain(secret);
   await store.close();
   await chats.close();
@@ -147,7 +161,10 @@ it("appends combined into one statement: one CLIENT span with the batch size, li
 
 it("an error: both spans say it (error status, error.type, the SQLSTATE)", async () => {
   exporter.reset();
-  const store = new PostgresStreamStore(DATABASE_URL, { chunksTable: "otel_missing_chunks", statusTable: "otel_missing_status" });
+  const store = new PostgresStreamStore(DATABASE_URL, {
+    chunksTable: "otel_missing_chunks",
+    statusTable: "otel_missing_status",
+  });
   const err = await rejection(store.create(uid("secret-id")));
   expect(err.sqlState).toBe("42P01");
   const all = await spans();
@@ -214,7 +231,9 @@ it("metrics: db.client.operation.duration and the pool's db.client.connection.*"
   await sleep(200);
   await reader.forceFlush();
   const exported = metricExporter.getMetrics().flatMap((r) => r.scopeMetrics.flatMap((s) => s.metrics));
-  const named = (name: string) => exported.filter((m) => m.descriptor.name === name).flatMap((m) => m.dataPoints);
+  type Point = { value: unknown; attributes: Record<string, unknown> };
+  const named = (name: string): Point[] =>
+    exported.filter((m) => m.descriptor.name === name).flatMap((m) => m.dataPoints as Point[]);
   const durations = named("db.client.operation.duration");
   expect(durations.length).toBeGreaterThanOrEqual(1);
   expect(durations[0].attributes).toMatchObject({ "db.system.name": "postgresql", "server.address": target.hostname });

@@ -4,7 +4,17 @@
 import dc from "node:diagnostics_channel";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { PostgresStreamStore } from "../index.js";
-import { DATABASE_URL, adminPool, collect, eventually, freshSchema, rejection, sleep, uid, urlWithApp } from "./helpers.js";
+import {
+  DATABASE_URL,
+  adminPool,
+  collect,
+  eventually,
+  freshSchema,
+  rejection,
+  sleep,
+  uid,
+  urlWithApp,
+} from "./helpers.js";
 
 const admin = adminPool();
 let tables: Awaited<ReturnType<typeof freshSchema>>;
@@ -15,10 +25,17 @@ type Event = { kind: "start" | "asyncEnd" | "error"; name: string; context: Reco
 let events: Event[] = [];
 const handlers = NAMES.map((name) => {
   const channel = dc.tracingChannel(`aibind-rs:${name}`);
-  const record = (kind: Event["kind"]) => (context: object) => void events.push({ kind, name, context: { ...context } });
+  const record = (kind: Event["kind"]) => (context: object) =>
+    void events.push({ kind, name, context: { ...context } });
   return {
     channel,
-    subscribers: { start: record("start"), end: () => {}, asyncStart: () => {}, asyncEnd: record("asyncEnd"), error: record("error") },
+    subscribers: {
+      start: record("start"),
+      end: () => {},
+      asyncStart: () => {},
+      asyncEnd: record("asyncEnd"),
+      error: record("error"),
+    },
   };
 });
 const ends = (name: string) => events.filter((e) => e.kind === "asyncEnd" && e.name === name).map((e) => e.context);
@@ -46,7 +63,11 @@ it("round trips, checkouts and connects: what ran where, how long, never a value
 
   const connects = ends("pool:connect");
   expect(connects.length).toBeGreaterThanOrEqual(1);
-  expect(connects[0]).toMatchObject({ serverAddress: target.hostname, serverPort: Number(target.port || 5432), database: target.pathname.slice(1) });
+  expect(connects[0]).toMatchObject({
+    serverAddress: target.hostname,
+    serverPort: Number(target.port || 5432),
+    database: target.pathname.slice(1),
+  });
   const checkouts = ends("pool:checkout");
   expect(checkouts.length).toBeGreaterThanOrEqual(3);
   expect(checkouts[0].opened).toBe(true);
@@ -76,7 +97,10 @@ it("round trips, checkouts and connects: what ran where, how long, never a value
 
 it("an error: its event carries err.code and the SQLSTATE", async () => {
   events = [];
-  const store = new PostgresStreamStore(DATABASE_URL, { statusTable: "pool_diag_missing", chunksTable: "pool_diag_missing_chunks" });
+  const store = new PostgresStreamStore(DATABASE_URL, {
+    statusTable: "pool_diag_missing",
+    chunksTable: "pool_diag_missing_chunks",
+  });
   const err = await rejection(store.create(uid("x")));
   await eventually(async () => events.some((e) => e.kind === "error" && e.name === "pool:query"));
   const failed = events.find((e) => e.kind === "error" && e.name === "pool:query")!.context;
@@ -92,7 +116,10 @@ it("the LISTEN connection: listening, lost, listening again", async () => {
   await store.create(id);
   const reading = collect(store.readFrom(id, 0));
   await eventually(async () => ends("listener:listen").length >= 1, 20_000);
-  expect(ends("listener:listen")[0]).toMatchObject({ serverAddress: target.hostname, database: target.pathname.slice(1) });
+  expect(ends("listener:listen")[0]).toMatchObject({
+    serverAddress: target.hostname,
+    database: target.pathname.slice(1),
+  });
   // The server drops the LISTEN connection: the listener ends ("lost") and listens again.
   await eventually(async () => {
     const { rows } = await admin.query(

@@ -14,7 +14,15 @@ let provider = null;
  * @type {Map<string, { ref: WeakRef<any>, name: string }>}
  */
 const pools = new Map();
-const POOL_OPTIONS = ["poolSize", "connectTimeoutMs", "queryTimeoutMs", "idleTimeoutMs", "pooler", "listenUrl", "listenHeartbeatMs"];
+const POOL_OPTIONS = [
+  "poolSize",
+  "connectTimeoutMs",
+  "queryTimeoutMs",
+  "idleTimeoutMs",
+  "pooler",
+  "listenUrl",
+  "listenHeartbeatMs",
+];
 
 /**
  * A store on the Rust pool of connection string `url` with options `opts`: its pool's

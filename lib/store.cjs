@@ -51,7 +51,8 @@ class Store {
       unused.close();
       return; // no #native: every call rejects, saying no client was given
     }
-    if (typeof client === "string" || client instanceof URL) metrics.register(this, String(client), opts, this.#diagnostics.target);
+    if (typeof client === "string" || client instanceof URL)
+      metrics.register(this, String(client), opts, this.#diagnostics.target);
     this.#native = construct(() => {
       this.#backend = backendFor(client, opts);
       this.#hub = hubOf.get(this.#backend);
@@ -77,9 +78,11 @@ class Store {
   /**
    * Runs `fn` as the store operation `name` ("stream:append", ...) on the table `table()`
    * names, published on its diagnostics channel when anyone listens; `id` only with
-   * `diagnosticIds`. `table` is called only for a real store with a listener.
+   * `diagnosticIds`. `table` is called only for a real store with a listener. `extra`:
+   * more of the event's context (a reader's `waitedMs`).
+   * @param {object} [extra]
    */
-  static traced(store, name, table, id, fn, extra = undefined) {
+  static traced(store, name, table, id, fn, extra = {}) {
     // A wrong `this`: the call itself says so (Store.native).
     if (store === null || typeof store !== "object" || !(#diagnostics in store)) return fn();
     const { target, ids } = store.#diagnostics;
@@ -179,7 +182,8 @@ class Store {
 const native = (store) => Store.native(store);
 const wrote = (store) => Store.wrote(store);
 const waiting = (store) => Store.waiting(store);
-const traced = (store, name, table, id, fn, extra = undefined) => Store.traced(store, name, table, id, fn, extra);
+/** @type {(store: any, name: string, table: () => string, id: unknown, fn: () => any, extra?: object) => any} */
+const traced = (store, name, table, id, fn, extra = {}) => Store.traced(store, name, table, id, fn, extra);
 
 if (typeof Symbol.asyncDispose === "symbol") {
   Store.prototype[Symbol.asyncDispose] = Store.prototype.close;

@@ -188,7 +188,7 @@ class PostgresStreamStore extends Store {
             mark();
             return reader.nextPage();
           }),
-        waitedMs === undefined ? undefined : { waitedMs },
+        waitedMs === undefined ? {} : { waitedMs },
       );
       page.catch(() => {}); // awaited below, unless the reader is left first
       return page;
