@@ -342,8 +342,11 @@ export interface StreamStoreOptions {
 /** The store call JS makes next on this thread (0: none), for the round trips it causes. */
 export declare function telemetryCall(token: number): void
 
-/** Turns gathering on or off (JS: while a subscriber or an OpenTelemetry SDK is there). */
-export declare function telemetryEnabled(on: boolean): void
+/**
+ * Turns gathering on or off (JS: while a subscriber or an OpenTelemetry SDK is there);
+ * `callsOnly`: only the round trips of numbered store calls (a tracer alone wants no more).
+ */
+export declare function telemetryEnabled(on: boolean, callsOnly?: boolean | undefined | null): void
 
 /** One thing the pool did, as it crosses into JS. */
 export interface TelemetryRecord {

@@ -57,6 +57,8 @@ const state = {
   tracing: false,
   /** The Rust pool gathers records, and store calls get numbers. */
   on: false,
+  /** Every record is wanted (a pool channel's subscriber, metrics), not only spans'. */
+  all: false,
   sink: false,
 };
 let lastMeterProvider;
@@ -78,17 +80,19 @@ function refresh() {
     metering = metrics.active();
   }
   state.tracing = tracing;
-  let on = tracing || metering;
+  let all = metering;
   // Before Node 20.13 `hasSubscribers` is undefined: taken as "yes".
-  for (const kind in poolChannels) on ||= poolChannels[kind].hasSubscribers !== false;
-  if (on !== state.on) {
+  for (const kind in poolChannels) all ||= poolChannels[kind].hasSubscribers !== false;
+  const on = tracing || all;
+  if (on !== state.on || all !== state.all) {
     if (on && !state.sink) {
       binding.telemetrySink(deliver);
       state.sink = true;
     }
-    binding.telemetryEnabled(on);
+    binding.telemetryEnabled(on, !all);
     binding.telemetryCall(0);
     state.on = on;
+    state.all = all;
   }
   return on;
 }
@@ -99,6 +103,13 @@ let ended = new Map();
 let rotating = null;
 let nextCall = 0;
 const calls = new AsyncLocalStorage();
+
+/** A new number for a store call, also told in its diagnostics event (`call`). */
+function numbered(context) {
+  const call = (nextCall = (nextCall % 0xfffffffe) + 1);
+  context.call = call;
+  return call;
+}
 
 /** Keeps the contexts of ended calls a while, for records that arrive after them. */
 function retire(call, spanContext) {
@@ -138,9 +149,7 @@ const ATTRIBUTE = {
  * numbered for the pool's records, in an INTERNAL span when tracing.
  */
 function operation(name, context, fn) {
-  const call = (nextCall = (nextCall % 0xfffffffe) + 1);
-  context.call = call;
-  if (!state.tracing) return calls.run(call, fn);
+  if (!state.tracing) return calls.run(numbered(context), fn);
   const a = /** @type {any} */ (api);
   const attributes = { "db.system.name": "postgresql" };
   for (const key in ATTRIBUTE) if (context[key] !== undefined) attributes[ATTRIBUTE[key]] = context[key];
@@ -151,6 +160,9 @@ function operation(name, context, fn) {
   if (context.waitedMs !== undefined) span.addEvent("aibind.reader.woken", { "aibind.waited_ms": context.waitedMs });
   const inSpan = a.trace.setSpan(parent, span);
   const recording = span.isRecording();
+  // A span not sampled wants no round trips under it: the call is numbered only for
+  // whoever wants every record.
+  const call = recording || state.all ? numbered(context) : 0;
   if (recording) live.set(call, inSpan);
   const finish = (err) => {
     if (err) {
@@ -163,7 +175,7 @@ function operation(name, context, fn) {
   };
   let promise;
   try {
-    promise = calls.run(call, () => a.context.with(inSpan, fn));
+    promise = call === 0 ? a.context.with(inSpan, fn) : calls.run(call, () => a.context.with(inSpan, fn));
   } catch (err) {
     finish(err);
     throw err;

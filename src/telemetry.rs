@@ -7,7 +7,7 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -19,7 +19,11 @@ use napi_derive::napi;
 use crate::error::Error;
 use crate::sql::summary;
 
-static ENABLED: AtomicBool = AtomicBool::new(false);
+/// 0: off; `CALLS_ONLY`: only round trips of numbered store calls (spans, when tracing
+/// alone); `EVERYTHING`: every record (a subscriber, metrics).
+static ENABLED: AtomicU8 = AtomicU8::new(0);
+const CALLS_ONLY: u8 = 1;
+const EVERYTHING: u8 = 2;
 
 /// Most records waiting for JS: past this (JS not keeping up), new ones are dropped.
 const MOST_QUEUED: usize = 10_000;
@@ -108,7 +112,12 @@ fn queue() -> std::sync::MutexGuard<'static, Queue> {
 
 /// Whether anyone listens (cheap: one atomic load).
 pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
+    ENABLED.load(Ordering::Relaxed) != 0
+}
+
+/// Whether records not of a numbered store call are wanted (checkouts, NOTIFY, ...).
+fn everything() -> bool {
+    ENABLED.load(Ordering::Relaxed) == EVERYTHING
 }
 
 /// Sets the JS function that takes the records, called with each batch (weak: it never
@@ -129,10 +138,16 @@ pub fn telemetry_sink(callback: Function<Vec<TelemetryRecord>, ()>) -> napi::Res
     Ok(())
 }
 
-/// Turns gathering on or off (JS: while a subscriber or an OpenTelemetry SDK is there).
+/// Turns gathering on or off (JS: while a subscriber or an OpenTelemetry SDK is there);
+/// `callsOnly`: only the round trips of numbered store calls (a tracer alone wants no more).
 #[napi]
-pub fn telemetry_enabled(on: bool) {
-    ENABLED.store(on, Ordering::Relaxed);
+pub fn telemetry_enabled(on: bool, calls_only: Option<bool>) {
+    let level = match (on, calls_only) {
+        (false, _) => 0,
+        (true, Some(true)) => CALLS_ONLY,
+        (true, _) => EVERYTHING,
+    };
+    ENABLED.store(level, Ordering::Relaxed);
     if !on {
         queue().records.clear();
     }
@@ -198,8 +213,11 @@ pub fn record(kind: &str, start: f64, target: &Target) -> TelemetryRecord {
 
 /// A round trip of `text` that began at `start` and ended now with `error` (if any).
 pub fn round_trip(text: &str, start: f64, target: &Target, error: Option<&Error>) {
-    let described = summary::of(text);
     let calls = calls_served();
+    if calls.is_empty() && !everything() {
+        return;
+    }
+    let described = summary::of(text);
     let mut r = record("query", start, target);
     r.summary = Some(described.summary.clone());
     r.operation = described.operation.clone();
@@ -216,7 +234,7 @@ pub fn round_trip(text: &str, start: f64, target: &Target, error: Option<&Error>
 /// A LISTEN connection ended (`how`: `Ended`'s name in `notifier.rs`: `Lost`, `Deaf`,
 /// `ReadOnly`, `NotListening`); it was opened at `start`.
 pub fn unlisten(how: &str, start: f64, target: &Target) {
-    if !enabled() {
+    if !everything() {
         return;
     }
     let mut r = record("unlisten", start, target);
@@ -239,7 +257,7 @@ pub fn failed(r: &mut TelemetryRecord, err: &Error) {
 
 /// Queues a record for JS, scheduling a call of the sink if none is on its way.
 pub fn send(record: TelemetryRecord) {
-    if !enabled() {
+    if !enabled() || (record.calls.is_empty() && !everything()) {
         return;
     }
     let Some(sink) = SINK.lock().unwrap_or_else(PoisonError::into_inner).clone() else {
