@@ -94,6 +94,8 @@ function child(config, url) {
 
 /** Each configuration's median round (by throughput), the configurations taking turns. */
 export async function measureTelemetryCost(url, rounds = 3) {
+  const { migrate } = await import("../index.js");
+  await migrate(url);
   /** @type {Record<string, any[]>} */
   const runs = Object.fromEntries(CONFIGS.map(([key]) => [key, []]));
   for (let round = 0; round < rounds; round++) {
@@ -130,7 +132,5 @@ if (process.argv[2] === "--child") {
 } else if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const url = process.env.DATABASE_URL;
   if (!url) throw new Error("DATABASE_URL is not set");
-  const { migrate } = await import("../index.js");
-  await migrate(url);
   printTelemetryCost(await measureTelemetryCost(url, Number(process.env.ROUNDS ?? 3)));
 }
