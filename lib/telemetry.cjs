@@ -31,7 +31,10 @@ const POOL_CHANNELS = {
 };
 /** @type {Record<string, import("node:diagnostics_channel").TracingChannel<object, object>>} */
 const poolChannels = {};
-for (const [kind, name] of Object.entries(POOL_CHANNELS)) poolChannels[kind] = dc.tracingChannel(name);
+// Tracing channels came in Node 18.19: before it, nothing is published.
+if (typeof dc.tracingChannel === "function") {
+  for (const [kind, name] of Object.entries(POOL_CHANNELS)) poolChannels[kind] = dc.tracingChannel(name);
+}
 
 /** `@opentelemetry/api`, or null when it is not installed; undefined until first looked. */
 let api;
@@ -44,7 +47,7 @@ function otel() {
     try {
       api = require("@opentelemetry/api");
       noopTracing = new api.ProxyTracerProvider().getDelegate();
-      noopMeter = api.createNoopMeter();
+      noopMeter = api.createNoopMeter?.();
     } catch {
       api = null;
     }
