@@ -244,3 +244,32 @@ it("metrics: db.client.operation.duration and the pool's db.client.connection.*"
   for (const secret of SECRETS) expect(shown).not.toContain(secret);
   await store.close();
 });
+
+it("metrics: an append whose outcome was unknown, then found stored, counts as landed", async () => {
+  const pool = new pg.Pool({ connectionString: DATABASE_URL });
+  let broken = 0;
+  // A client that runs the first append, then loses its answer (as a dropped connection does).
+  const client = {
+    async query(sql: string, params?: unknown[]) {
+      const result = await pool.query(sql, params);
+      if (broken === 0 && sql.includes(`INSERT INTO ${tables.stream.chunksTable}`) && params?.[1] === "maybe") {
+        broken++;
+        throw new Error("Connection terminated unexpectedly");
+      }
+      return result;
+    },
+  };
+  const store = new PostgresStreamStore(client, tables.stream);
+  const id = uid("unknown");
+  await store.create(id);
+  expect(await store.append(id, "maybe")).toBe(1);
+  expect(broken).toBe(1);
+  await reader.forceFlush();
+  const exported = metricExporter.getMetrics().flatMap((r) => r.scopeMetrics.flatMap((s) => s.metrics));
+  const points = exported
+    .filter((m) => m.descriptor.name === "aibind.append.unknown_settled")
+    .flatMap((m) => m.dataPoints);
+  expect(points.find((p) => p.attributes["aibind.outcome"] === "landed")?.value).toBe(1);
+  await store.close();
+  await pool.end();
+});

@@ -79,6 +79,11 @@ function use(api, meterProvider) {
       description: "LISTEN connections that ended (lost, deaf, read-only) and were opened again.",
       unit: "{reconnect}",
     }),
+    settled: meter.createCounter("aibind.append.unknown_settled", {
+      description:
+        "Appends sent again after an unknown outcome, by how it ended: stored (sent again), landed (the first attempt had landed), unknown (APPEND_OUTCOME_UNKNOWN).",
+      unit: "{append}",
+    }),
     combined: meter.createHistogram("aibind.append.combined", {
       description: "Store calls served per combined statement.",
       unit: "{call}",
@@ -128,6 +133,11 @@ function active() {
   return instruments !== null;
 }
 
+/** An append whose earlier attempt's outcome was unknown ended `outcome` (lib/appends.cjs). */
+function settled(outcome) {
+  instruments?.settled.add(1, { "aibind.outcome": outcome });
+}
+
 /** A record of the Rust pool (lib/telemetry.cjs). */
 function record(r) {
   if (instruments === null) return;
@@ -151,4 +161,4 @@ function record(r) {
   }
 }
 
-module.exports = { use, active, record, register };
+module.exports = { use, active, record, register, settled };
