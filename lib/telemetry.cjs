@@ -131,9 +131,24 @@ function retire(call, spanContext) {
   }
 }
 
-/** Before a call into the native store: tells Rust which store call it is part of. */
+let clearing = false;
+const clear = () => {
+  clearing = false;
+  binding.telemetryCall(0);
+};
+
+/**
+ * Before a call into the native store: tells Rust which store call it is part of. It
+ * holds for the calls made in this synchronous run only (cleared in a microtask), so a
+ * native call made without `mark()` (a stop signal's watcher, `migrate`) is nobody's.
+ */
 function mark() {
-  if (state.on) binding.telemetryCall(calls.getStore() ?? 0);
+  if (!state.on) return;
+  binding.telemetryCall(calls.getStore() ?? 0);
+  if (!clearing) {
+    clearing = true;
+    queueMicrotask(clear);
+  }
 }
 
 const ATTRIBUTE = {
