@@ -268,7 +268,7 @@ it("metrics: an append whose outcome was unknown, then found stored, counts as l
   const exported = metricExporter.getMetrics().flatMap((r) => r.scopeMetrics.flatMap((s) => s.metrics));
   const points = exported
     .filter((m) => m.descriptor.name === "aibind.append.unknown_settled")
-    .flatMap((m) => m.dataPoints);
+    .flatMap((m) => m.dataPoints as Array<{ value: unknown; attributes: Record<string, unknown> }>);
   expect(points.find((p) => p.attributes["aibind.outcome"] === "landed")?.value).toBe(1);
   await store.close();
   await pool.end();
