@@ -52,6 +52,17 @@ afterAll(async () => {
 
 it("round trips, checkouts and connects: what ran where, how long, never a value", async () => {
   events = [];
+  // The append's own event (at its start) names the call its round trip's event names.
+  const appendStarts: Array<Record<string, unknown>> = [];
+  const appendChannel = dc.tracingChannel("aibind-rs:stream:append");
+  const onAppend = {
+    start: (c: object) => void appendStarts.push({ ...c }),
+    end() {},
+    asyncStart() {},
+    asyncEnd() {},
+    error() {},
+  };
+  appendChannel.subscribe(onAppend);
   const app = uid("pool-diag");
   const store = new PostgresStreamStore(urlWithApp(app), tables.stream);
   const id = uid("secret-id");
@@ -89,6 +100,8 @@ it("round trips, checkouts and connects: what ran where, how long, never a value
   // operation's own event does (`call`).
   expect(insert!.calls).toHaveLength(1);
   expect(insert!.calls[0]).toBeGreaterThan(0);
+  appendChannel.unsubscribe(onAppend);
+  expect(appendStarts.map((c) => c.call)).toEqual(insert!.calls);
 
   const shown = JSON.stringify(events);
   for (const secret of ["secret-id", "secret-chunk", "password"]) expect(shown).not.toContain(secret);

@@ -83,7 +83,9 @@ function traced(name, context, fn) {
   const publish = ch.hasSubscribers !== false;
   if (!publish && !on) return fn();
   const ctx = context();
-  const run = on ? () => telemetry.operation(name, ctx, fn) : fn;
+  // Started (span, number) before the channel's `start`, which then sees `call`.
+  const operation = on ? telemetry.operation(name, ctx) : undefined;
+  const run = operation ? () => operation(fn) : fn;
   if (!publish) return run();
   let value;
   return ch.tracePromise(async () => summary((value = await run())), ctx).then(() => value);

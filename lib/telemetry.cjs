@@ -102,7 +102,9 @@ function refresh() {
 
 /** Store calls in flight (and lately ended), by number: their span's context. */
 let live = new Map();
+/** Calls ended lately: this period's and the one before (a record may come a little late). */
 let ended = new Map();
+let endedBefore = new Map();
 let rotating = null;
 let nextCall = 0;
 const calls = new AsyncLocalStorage();
@@ -121,10 +123,11 @@ function retire(call, spanContext) {
   ended.set(call, spanContext);
   if (rotating === null) {
     rotating = setInterval(() => {
-      if (ended.size === 0 && live.size === 0) {
-        clearInterval(rotating);
+      if (ended.size === 0 && endedBefore.size === 0 && live.size === 0) {
+        clearInterval(/** @type {any} */ (rotating));
         rotating = null;
       }
+      endedBefore = ended;
       ended = new Map();
     }, 10_000);
     rotating.unref?.();
@@ -163,11 +166,16 @@ const ATTRIBUTE = {
 };
 
 /**
- * Runs the store operation `name` ("stream:append") with the event context `context`:
- * numbered for the pool's records, in an INTERNAL span when tracing.
+ * Starts the store operation `name` ("stream:append") with the event context `context`:
+ * numbered for the pool's records (`context.call`), in an INTERNAL span when tracing.
+ * Returns what runs its work `fn` (a function returning a promise) as that operation.
+ * @returns {(fn: () => any) => any}
  */
-function operation(name, context, fn) {
-  if (!state.tracing) return calls.run(numbered(context), fn);
+function operation(name, context) {
+  if (!state.tracing) {
+    const call = numbered(context);
+    return (fn) => calls.run(call, fn);
+  }
   const a = /** @type {any} */ (api);
   const attributes = { "db.system.name": "postgresql" };
   for (const key in ATTRIBUTE) if (context[key] !== undefined) attributes[ATTRIBUTE[key]] = context[key];
@@ -191,18 +199,20 @@ function operation(name, context, fn) {
     span.end();
     retire(call, recording ? inSpan : undefined);
   };
-  let promise;
-  try {
-    promise = call === 0 ? a.context.with(inSpan, fn) : calls.run(call, () => a.context.with(inSpan, fn));
-  } catch (err) {
-    finish(err);
-    throw err;
-  }
-  Promise.resolve(promise).then(
-    () => finish(undefined),
-    (err) => finish(err),
-  );
-  return promise;
+  return (fn) => {
+    let promise;
+    try {
+      promise = call === 0 ? a.context.with(inSpan, fn) : calls.run(call, () => a.context.with(inSpan, fn));
+    } catch (err) {
+      finish(err);
+      throw err;
+    }
+    Promise.resolve(promise).then(
+      () => finish(undefined),
+      (err) => finish(err),
+    );
+    return promise;
+  };
 }
 
 /** The context a diagnostics event of a record carries (camelCase, never values). */
@@ -254,7 +264,7 @@ function publish(channel, event) {
 /** A CLIENT span for a round trip, under the store call it served. */
 function clientSpan(r) {
   const a = /** @type {any} */ (api);
-  const parents = r.calls.map((c) => live.get(c) ?? ended.get(c)).filter((c) => c !== undefined);
+  const parents = r.calls.map((c) => live.get(c) ?? ended.get(c) ?? endedBefore.get(c)).filter((c) => c !== undefined);
   if (parents.length === 0) return; // not a traced store call's (a NOTIFY, the shared check)
   const attributes = {
     "db.system.name": "postgresql",
