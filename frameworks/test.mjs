@@ -10,7 +10,8 @@
 // package in devDependencies (bundled by adapter-node): it serves, and in the Docker
 // recipe, where `--omit=dev` leaves it out, it names the fix. A Nitro app's .output/ copied
 // out of the tree. Last, Bun and Deno (from npm)
-// run scripts/smoke.mjs. Needs DATABASE_URL (the npm script provides one).
+// run scripts/smoke.mjs. The Next servers export their spans to a receiver here (frameworks/otel.mjs).
+// Needs DATABASE_URL (the npm script provides one).
 import { spawn, spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -233,7 +234,7 @@ try {
 
   step(
     "OK (SvelteKit: adapter-node in the tree and as its Docker recipe, adapter-vercel's function alone, devDependencies; " +
-      "Next.js: standalone copied out and next start; Nitro's .output copied out; builds without DATABASE_URL, SSE with id/Last-Event-ID/?after=, " +
+      "Next.js: standalone copied out and next start, its OpenTelemetry trace; Nitro's .output copied out; builds without DATABASE_URL, SSE with id/Last-Event-ID/?after=, " +
       "live joins, two servers; misconfigurations name the fix; Bun and Deno round trips)",
   );
 } finally {
