@@ -840,3 +840,6 @@ module.exports.NativeConversationStore = nativeBinding.NativeConversationStore
 module.exports.NativeStreamReader = nativeBinding.NativeStreamReader
 module.exports.NativeStreamStore = nativeBinding.NativeStreamStore
 module.exports.schemaStatements = nativeBinding.schemaStatements
+module.exports.telemetryCall = nativeBinding.telemetryCall
+module.exports.telemetryEnabled = nativeBinding.telemetryEnabled
+module.exports.telemetrySink = nativeBinding.telemetrySink

@@ -412,3 +412,51 @@ export interface StreamStoreOptions {
    */
   citus?: boolean
 }
+
+/** The store call JS makes next on this thread (0: none), for the round trips it causes. */
+export declare function telemetryCall(token: number): void
+
+/**
+ * Turns gathering on or off (JS: while a subscriber or an OpenTelemetry SDK is there);
+ * `callsOnly`: only the round trips of numbered store calls (a tracer alone wants no more).
+ */
+export declare function telemetryEnabled(on: boolean, callsOnly?: boolean | undefined | null): void
+
+/** One thing the pool did, as it crosses into JS. */
+export interface TelemetryRecord {
+  /**
+   * "query", "checkout", "connect", "listen" (a LISTEN connection listening) or
+   * "unlisten" (it ended: `detail` says why).
+   */
+  kind: string
+  /** `db.query.summary`, as `INSERT aibind_stream_chunks`. */
+  summary?: string
+  operation?: string
+  collection?: string
+  /** The statement's text, with `$1`-style placeholders (never a value). */
+  text?: string
+  /** Calls served by a combined statement (absent for one call's statement). */
+  batchSize?: number
+  /** Milliseconds since the epoch. */
+  start: number
+  end: number
+  serverAddress?: string
+  serverPort?: number
+  database?: string
+  sqlState?: string
+  /** The store's error code (`err.code`). */
+  code?: string
+  /** The store calls (`telemetryCall` tokens) it served. */
+  calls: Array<number>
+  /**
+   * "opened" for a checkout that opened a connection; why a LISTEN connection ended
+   * ("lost", "deaf", "read-only", "not-listening").
+   */
+  detail?: string
+}
+
+/**
+ * Sets the JS function that takes the records, called with each batch (weak: it never
+ * keeps the process alive).
+ */
+export declare function telemetrySink(callback: (arg: Array<TelemetryRecord>) => void): void

@@ -18,6 +18,7 @@ describe("the framework examples in README.md and docs/", () => {
     expect([...new Set(blocks.map((b) => b.path))].sort()).toEqual([
       "frameworks/next/app/api/stream/[id]/route.ts",
       "frameworks/next/app/api/stream/route.ts",
+      "frameworks/next/instrumentation.ts",
       "frameworks/next/lib/model.ts",
       "frameworks/next/lib/stores.ts",
       "frameworks/next/next.config.mjs",

@@ -10,7 +10,7 @@
 //   BENCH_ONLY=<part of a figure's label> node benchmark/bench.mjs   runs just those rows
 import { writeFileSync } from "node:fs";
 import os from "node:os";
-import { admin, cleanUp, modes, only, problems } from "./context.mjs";
+import { admin, cleanUp, modes, only, problems, url } from "./context.mjs";
 import {
   appendThroughput,
   cleanup,
@@ -366,6 +366,13 @@ async function main() {
       ["figure", "rs", ...modes.map((m) => m.key)],
       rsTable,
     );
+  }
+
+  // What observability costs appends: no SDK, an SDK sampling nothing, an SDK on.
+  if (selected("observability cost")) {
+    const { measureTelemetryCost, printTelemetryCost } = await import("./otel-cost.mjs");
+    results.observabilityCost = await measureTelemetryCost(url);
+    printTelemetryCost(results.observabilityCost);
   }
 
   writeFileSync(new URL("./results.json", import.meta.url), `${JSON.stringify(results, null, 2)}\n`);

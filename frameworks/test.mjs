@@ -10,7 +10,8 @@
 // package in devDependencies (bundled by adapter-node): it serves, and in the Docker
 // recipe, where `--omit=dev` leaves it out, it names the fix. A Nitro app's .output/ copied
 // out of the tree. Last, Bun and Deno (from npm)
-// run scripts/smoke.mjs. Needs DATABASE_URL (the npm script provides one).
+// run scripts/smoke.mjs. The Next servers export their spans to a receiver here (frameworks/otel.mjs).
+// Needs DATABASE_URL (the npm script provides one).
 import { spawn, spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -21,6 +22,7 @@ import { migrate } from "../index.js";
 import { packTarballs } from "../scripts/pack.mjs";
 import { checkStop, checkStreams } from "./checks.mjs";
 import { expectAddon, nextStandalone, sveltekitDockerRecipe, vercelFunction } from "./deploy.mjs";
+import { checkStoreSpans, otlpReceiver } from "./otel.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const url = process.env.DATABASE_URL;
@@ -43,10 +45,11 @@ function run(cmd, args, cwd, { env = buildEnv, fail = true } = {}) {
   return { status: result.status, output };
 }
 
-/** Starts `cmd` on `port` with DATABASE_URL set; resolves once it answers HTTP. */
-async function serve(cmd, args, cwd, port) {
+/** Starts `cmd` on `port` with DATABASE_URL (and `more`) set; resolves once it answers HTTP. */
+async function serve(cmd, args, cwd, port, more = {}) {
   const env = {
     ...buildEnv,
+    ...more,
     DATABASE_URL: url,
     PORT: String(port),
     HOST: "127.0.0.1",
@@ -171,10 +174,17 @@ try {
   step("Next.js: .next/standalone copied out of the tree; `node server.js` and `next start`, streams over SSE");
   const standalone = nextStandalone(next, join(work, "next-standalone"));
   const nextBin = join(next, "node_modules", "next", "dist", "bin", "next");
-  servers.push(await serve(process.execPath, ["server.js"], standalone, 4321));
-  servers.push(await serve(process.execPath, [nextBin, "start", "-p", "4322", "-H", "127.0.0.1"], next, 4322));
+  // Both export their spans (instrumentation.ts, @vercel/otel) to a receiver here.
+  const otlp = await otlpReceiver();
+  servers.push(await serve(process.execPath, ["server.js"], standalone, 4321, otlp.env));
+  servers.push(
+    await serve(process.execPath, [nextBin, "start", "-p", "4322", "-H", "127.0.0.1"], next, 4322, otlp.env),
+  );
   await checkStreams("Next.js", servers[0], servers[1]);
   await checkStop("Next.js", servers[0], servers[1]);
+  step("Next.js: the streamed request's trace holds the store's spans under the route's");
+  await checkStoreSpans("Next.js with @vercel/otel", otlp);
+  otlp.close();
   stopAll();
 
   step("Next.js: next build without serverExternalPackages");
@@ -224,7 +234,7 @@ try {
 
   step(
     "OK (SvelteKit: adapter-node in the tree and as its Docker recipe, adapter-vercel's function alone, devDependencies; " +
-      "Next.js: standalone copied out and next start; Nitro's .output copied out; builds without DATABASE_URL, SSE with id/Last-Event-ID/?after=, " +
+      "Next.js: standalone copied out and next start, its OpenTelemetry trace; Nitro's .output copied out; builds without DATABASE_URL, SSE with id/Last-Event-ID/?after=, " +
       "live joins, two servers; misconfigurations name the fix; Bun and Deno round trips)",
   );
 } finally {

@@ -28,6 +28,7 @@
 "use strict";
 
 const { PostgresStoreError, translate, outcomeUnknown, ownLimit } = require("./errors.cjs");
+const metrics = require("./metrics.cjs");
 
 /** @typedef {import("../binding").NativeStreamStore} NativeStreamStore */
 
@@ -226,7 +227,10 @@ class Appends {
       // Later attempts go alone, on a connection of their own, not behind other calls.
       const alone = attempt > 0;
       const { value: seq, error } = await this.#call(() => native.append(id, chunk, at, within, alone));
-      if (error === undefined) return this.#stored(writer, seq, chunk);
+      if (error === undefined) {
+        if (mayHaveLanded) metrics.settled("stored");
+        return this.#stored(writer, seq, chunk);
+      }
       if (error.code !== "STREAM_NOT_ACTIVE") {
         // Nothing of this chunk can have landed and trying again cannot help: say so.
         if (!mayHaveLanded && !outcomeUnknown(error) && !error.retryable) throw error;
@@ -244,7 +248,10 @@ class Appends {
       }
       const look = looked.value;
       if (look === null) throw notActive(id);
-      if (mayHaveLanded && look.totalChunks >= at && look.at === chunk) return this.#stored(writer, at, chunk);
+      if (mayHaveLanded && look.totalChunks >= at && look.at === chunk) {
+        metrics.settled("landed");
+        return this.#stored(writer, at, chunk);
+      }
       if (
         look.totalChunks < at - 1 ||
         (writer.lastSeq === at - 1 && writer.last !== undefined && look.before !== writer.last)
@@ -266,6 +273,7 @@ class Appends {
     // The chunk may still be stored at `at`, and nowhere else: the next append finds out.
     writer.next = at;
     writer.pending = { at, chunk };
+    metrics.settled("unknown");
     throw unknown(id, at, lastError);
   }
 

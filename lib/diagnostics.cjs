@@ -16,6 +16,7 @@
 "use strict";
 
 const dc = require("node:diagnostics_channel");
+const telemetry = require("./telemetry.cjs");
 
 /** @type {Map<string, import("node:diagnostics_channel").TracingChannel<object, object>>} */
 const channels = new Map();
@@ -72,13 +73,22 @@ function summary(value) {
 /**
  * Runs `fn` (which returns a promise) as operation `name`, published on its tracing
  * channel when anyone subscribes; `context()` makes the event's context only then.
- * `hasSubscribers` is undefined on Node versions before 20.13: then it publishes.
+ * `hasSubscribers` is undefined on Node versions before 20.13: then it publishes. With
+ * anyone listening to the pool's channels or an OpenTelemetry SDK (lib/telemetry.cjs),
+ * the operation is numbered for the pool's records and traced.
  */
 function traced(name, context, fn) {
   const ch = channel(name);
-  if (ch.hasSubscribers === false) return fn();
+  const on = telemetry.refresh();
+  const publish = ch.hasSubscribers !== false;
+  if (!publish && !on) return fn();
+  const ctx = context();
+  // Started (span, number) before the channel's `start`, which then sees `call`.
+  const operation = on ? telemetry.operation(name, ctx) : undefined;
+  const run = operation ? () => operation(fn) : fn;
+  if (!publish) return run();
   let value;
-  return ch.tracePromise(async () => summary((value = await fn())), context()).then(() => value);
+  return ch.tracePromise(async () => summary((value = await run())), ctx).then(() => value);
 }
 
 module.exports = { traced, targetOf };

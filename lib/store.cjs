@@ -7,6 +7,8 @@ const { storeError, run } = require("./errors.cjs");
 const { invalid, isMissing, missingClient, nativeOptions, construct } = require("./options.cjs");
 const { backendFor, hubOf, directOf } = require("./backend.cjs");
 const diagnostics = require("./diagnostics.cjs");
+const telemetry = require("./telemetry.cjs");
+const metrics = require("./metrics.cjs");
 
 /** What both stores share: the native store, cleanup, close. */
 
@@ -49,6 +51,8 @@ class Store {
       unused.close();
       return; // no #native: every call rejects, saying no client was given
     }
+    if (typeof client === "string" || client instanceof URL)
+      metrics.register(this, String(client), opts, this.#diagnostics.target);
     this.#native = construct(() => {
       this.#backend = backendFor(client, opts);
       this.#hub = hubOf.get(this.#backend);
@@ -83,9 +87,11 @@ class Store {
   /**
    * Runs `fn` as the store operation `name` ("stream:append", ...) on the table `table()`
    * names, published on its diagnostics channel when anyone listens; `id` only with
-   * `diagnosticIds`. `table` is called only for a real store with a listener.
+   * `diagnosticIds`. `table` is called only for a real store with a listener. `extra`:
+   * more of the event's context (a reader's `waitedMs`).
+   * @param {object} [extra]
    */
-  static traced(store, name, table, id, fn) {
+  static traced(store, name, table, id, fn, extra = {}) {
     // A wrong `this`: the call itself says so (Store.native).
     if (store === null || typeof store !== "object" || !(#diagnostics in store)) return fn();
     const { target, ids } = store.#diagnostics;
@@ -99,6 +105,7 @@ class Store {
           table: table(),
           ...target,
           ...(ids && typeof id === "string" ? { id } : {}),
+          ...extra,
         };
       },
       fn,
@@ -145,6 +152,7 @@ class Store {
         ? storeError("STORE_CLOSED", "this store has been closed; create a new store to keep going")
         : missingClient();
     }
+    telemetry.mark();
     return store.#native;
   }
 
@@ -183,7 +191,8 @@ class Store {
 const native = (store) => Store.native(store);
 const wrote = (store) => Store.wrote(store);
 const waiting = (store) => Store.waiting(store);
-const traced = (store, name, table, id, fn) => Store.traced(store, name, table, id, fn);
+/** @type {(store: any, name: string, table: () => string, id: unknown, fn: () => any, extra?: object) => any} */
+const traced = (store, name, table, id, fn, extra = {}) => Store.traced(store, name, table, id, fn, extra);
 const direct = (store) => Store.direct(store);
 
 if (typeof Symbol.asyncDispose === "symbol") {

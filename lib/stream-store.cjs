@@ -9,6 +9,7 @@ const { text, seqArgument, nativeOptions } = require("./options.cjs");
 const { Store, wrote, waiting, traced, direct } = require("./store.cjs");
 const { replay, pageOf } = require("./replay.cjs");
 const { plainId } = require("./lane.cjs");
+const { mark } = require("./telemetry.cjs");
 
 /** @type {(store: object) => import("../binding").NativeStreamStore} the store's native half */
 const native = /** @type {any} */ (require("./store.cjs").native);
@@ -185,13 +186,19 @@ class PostgresStreamStore extends Store {
     const reader = await run(() => native(this).reader(stream, after));
     const wakes = this.#readerWakes();
     const retryFor = native(this).retryReadsForMs;
-    const fetch = () => {
+    /** @param {number} [waitedMs] how long the reader waited for news before this page */
+    const fetch = (waitedMs = undefined) => {
       const page = traced(
         this,
         "stream:read",
         () => this.#chunks,
         id,
-        () => run(() => reader.nextPage()),
+        () =>
+          run(() => {
+            mark();
+            return reader.nextPage();
+          }),
+        waitedMs === undefined ? {} : { waitedMs },
       );
       page.catch(() => {}); // awaited below, unless the reader is left first
       return page;
@@ -261,8 +268,9 @@ class PostgresStreamStore extends Store {
         const { seqs, text, ends } = page;
         if (seqs.length === 0) {
           waiting(this);
+          const since = performance.now();
           await wakes.pause(reader);
-          next = fetch();
+          next = fetch(Math.round(performance.now() - since));
           continue;
         }
         // More is there already: fetch it while this page is handed out.
@@ -274,8 +282,9 @@ class PostgresStreamStore extends Store {
           // At the end as far as this reader knows: wait for news (at once if some came
           // while the page was handed out, or if the stream finished), then look.
           waiting(this);
+          const since = performance.now();
           await wakes.pause(reader);
-          next = fetch();
+          next = fetch(Math.round(performance.now() - since));
         }
       }
     } finally {

@@ -16,6 +16,7 @@ mod sql;
 mod stream_shared;
 mod stream_store;
 mod tail;
+mod telemetry;
 mod waker;
 mod wakeups;
 
@@ -23,6 +24,7 @@ pub use conversation_store::NativeConversationStore;
 pub use reader::{NativeStreamReader, StreamPage};
 pub use schema::{schema_statements, SchemaOptions};
 pub use stream_store::{DurableStreamStatus, NativeStreamStore};
+pub use telemetry::{telemetry_call, telemetry_enabled, telemetry_sink, TelemetryRecord};
 
 /// The tokio runtime the Rust pool runs on: one worker thread. Every connection's task
 /// and every query's task then run on the same thread, so a statement costs one wake-up

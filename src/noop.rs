@@ -7,6 +7,7 @@ use napi::sys::{napi_env, napi_value};
 
 use crate::reader::StreamPage;
 use crate::stream_store::{AppendLookup, DurableStreamStatus};
+use crate::telemetry::TelemetryRecord;
 
 macro_rules! never_converted {
     ($($ty:ty),*) => {$(
@@ -20,4 +21,9 @@ macro_rules! never_converted {
     )*};
 }
 
-never_converted!(StreamPage, DurableStreamStatus, AppendLookup);
+never_converted!(
+    StreamPage,
+    DurableStreamStatus,
+    AppendLookup,
+    TelemetryRecord
+);

@@ -17,6 +17,7 @@ use super::stats::BackendStats;
 use crate::error::{Error, Result};
 use crate::sql::{self, Statement};
 use crate::tail::Source;
+use crate::telemetry;
 use crate::wakeups;
 
 #[cfg(not(feature = "noop"))]
@@ -132,6 +133,8 @@ impl Db {
         T: ToNapiValue + Send + 'static,
         F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
     {
+        // The store call this statement serves (`telemetry.rs`; 0 when nobody listens).
+        let call = vec![telemetry::current_call()];
         match self.backend()? {
             // A statement with a combined form may go out together with other calls of it
             // (never on Citus, nor before the pool knows it is not Citus).
@@ -140,13 +143,15 @@ impl Db {
             {
                 let deadline = pool.conns().deadline_within(within);
                 let rows = combine::run(pool, statement, params, deadline);
-                env.spawn_future(async move { Ok(decode(rows.await?)?) })
+                env.spawn_future(telemetry::with_calls(call, async move {
+                    Ok(decode(rows.await?)?)
+                }))
             }
             Backend::Pool(pool) => {
                 // The deadline runs from the call, not from when the runtime gets to it.
                 let deadline = pool.conns().deadline_within(within);
                 let statement = statement.clone();
-                env.spawn_future(async move {
+                env.spawn_future(telemetry::with_calls(call, async move {
                     let citus = on_citus(&pool, deadline).await;
                     let statement = match &statement.citus {
                         Some(form) if citus => (**form).clone(),
@@ -154,7 +159,7 @@ impl Db {
                     };
                     let rows = pool.query(&statement, &params, deadline).await?;
                     Ok(decode(rows)?)
-                })
+                }))
             }
             Backend::Js(js) => match &statement.citus {
                 Some(form) if js.citus.known() == Some(true) => {
@@ -174,9 +179,10 @@ impl Db {
                 let statement = statement.clone();
                 let deadline = pool.conns().deadline();
                 let (rows, started) = tokio::sync::oneshot::channel();
-                spawn(async move {
+                let call = vec![telemetry::current_call()];
+                spawn(telemetry::with_calls(call, async move {
                     let _ = rows.send(pool.query(&statement, &params, deadline).await);
-                });
+                }));
                 Some(Started::Pool(started))
             }
             Backend::Js(js) => {

@@ -12,6 +12,7 @@ pub mod citus;
 mod conversation;
 mod statement;
 mod stream;
+pub mod summary;
 mod tables;
 
 pub use conversation::ConversationSql;

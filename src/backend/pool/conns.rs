@@ -19,6 +19,7 @@ use crate::backend::rows::{Param, Row};
 use crate::backend::stats::Counters;
 use crate::error::{Error, Result};
 use crate::sql::Statement;
+use crate::telemetry;
 
 /// Most time the check of an idle connection may take (and a fifth of the time a cancel
 /// request may take).
@@ -40,6 +41,8 @@ pub struct Conns {
     pub counters: Arc<Counters>,
     /// Whether the task that closes idle connections runs.
     pub(super) reaping: Arc<std::sync::atomic::AtomicBool>,
+    /// Where connections go, as telemetry records say (`telemetry.rs`).
+    pub(super) telemetry: Arc<telemetry::Target>,
 }
 
 /// Whether opening a connection failed because the server (or the pooler) is full.
@@ -73,6 +76,26 @@ impl Conns {
     /// new one if the pool may open it, else the next one given back. A server that
     /// refuses a connection as full (53300) is waited out, not reported.
     async fn connection(&self, deadline: Instant) -> Result<Object> {
+        if !telemetry::enabled() {
+            return self.connection_by(deadline).await;
+        }
+        let start = telemetry::now();
+        let opened = self.pool.status().available == 0;
+        let got = self.connection_by(deadline).await;
+        let mut r = telemetry::record("checkout", start, &self.telemetry);
+        r.detail = opened.then(|| "opened".into());
+        if let Err(err) = &got {
+            telemetry::failed(&mut r, err);
+            // No connection was free by the deadline (the pool is full).
+            if self.pool.status().size > 0 && err.code() == "CONNECTION_FAILED" {
+                r.detail = Some("timeout".into());
+            }
+        }
+        telemetry::send(r);
+        got
+    }
+
+    async fn connection_by(&self, deadline: Instant) -> Result<Object> {
         self.reap_idle();
         let budget = &self.budget;
         let _waiting = budget::Waiting::new(&budget.waiting);
@@ -90,7 +113,15 @@ impl Conns {
                 if opening {
                     budget.opening.fetch_add(1, Ordering::AcqRel);
                 }
+                let start = (opening && telemetry::enabled()).then(telemetry::now);
                 let got = timeout_at(deadline, self.pool.get()).await;
+                if let Some(start) = start {
+                    let mut r = telemetry::record("connect", start, &self.telemetry);
+                    if !matches!(got, Ok(Ok(_))) {
+                        r.code = Some("CONNECTION_FAILED".into());
+                    }
+                    telemetry::send(r);
+                }
                 if opening {
                     budget.opening.fetch_sub(1, Ordering::AcqRel);
                 }
@@ -219,9 +250,14 @@ impl Conns {
             }
             Counters::add(&self.counters.statements);
             let begin = self.mode.transaction().then(|| self.mode.begin());
+            let start = telemetry::enabled().then(telemetry::now);
             let (outcome, cancel_sent) = self
                 .run_by(client.get(), statement, params, begin, deadline)
                 .await;
+            if let Some(start) = start {
+                let target = &self.telemetry;
+                telemetry::round_trip(&statement.text, start, target, outcome.as_ref().err());
+            }
             let outcome = if writable {
                 outcome.map_err(refused_read_write)
             } else {

@@ -185,6 +185,7 @@ impl SharedPool {
             budget,
             counters: Arc::default(),
             reaping: Arc::default(),
+            telemetry: crate::telemetry::Target::of(&config),
         };
         let source = crate::tail::new_source();
         Ok(SharedPool {

@@ -37,6 +37,7 @@ use crate::backend::rows::Param;
 use crate::backend::stats::Counters;
 use crate::sql::{Statement, NOTIFY_CHANNEL as CHANNEL};
 use crate::tail::Source;
+use crate::telemetry;
 use crate::wakeups;
 
 /// Most streams queued for the next notification. Beyond it a write goes unannounced:
@@ -216,8 +217,10 @@ async fn listen_forever(
     static PROBES: AtomicU64 = AtomicU64::new(0);
     let mut backoff = Duration::from_millis(50);
     let mut deaf_backoff = DEAF_RETRY;
+    let target = telemetry::Target::of(&config);
     loop {
         let probe = PROBES.fetch_add(1, Ordering::Relaxed);
+        let start = telemetry::now();
         if state.load(Ordering::Acquire) != DEAF {
             state.store(CONNECTING, Ordering::Release);
         }
@@ -228,10 +231,11 @@ async fn listen_forever(
             &up,
             &state,
             (probe, heartbeat),
-            source,
+            (source, &target),
         )
         .await;
         up.store(false, Ordering::Release);
+        telemetry::unlisten(&format!("{ended:?}"), start, &target);
         match ended {
             Ended::Deaf => {
                 state.store(DEAF, Ordering::Release);
@@ -263,8 +267,9 @@ async fn listen_once(
     up: &Arc<AtomicBool>,
     state: &Arc<AtomicU8>,
     (probe, heartbeat): (u64, Duration),
-    source: Source,
+    (source, target): (Source, &telemetry::Target),
 ) -> Ended {
+    let start = telemetry::now();
     let Ok((client, mut connection)) = config.connect(tls).await else {
         return Ended::NotListening;
     };
@@ -300,6 +305,7 @@ async fn listen_once(
         },
         _ = &mut pump => return Ended::NotListening,
     }
+    telemetry::send(telemetry::record("listen", start, target));
     // Whatever was written while no one listened: every reader looks again.
     wakeups::wake_all();
     let prober = probe_until_deaf(conns, probe_payload(probe), echoes, state, heartbeat);

@@ -40,6 +40,7 @@ use crate::backend::notify_choice::Pick;
 use crate::backend::rows::{Cell, Param, Row};
 use crate::error::{Error, Result};
 use crate::sql::Statement;
+use crate::telemetry;
 use queue::{key, Combining, Queued};
 use side::hold;
 
@@ -116,6 +117,7 @@ pub fn run<P: Runner>(
                     params,
                     deadline,
                     done,
+                    call: telemetry::current_call(),
                 };
                 hold(&pool, &combined, vec![call]);
                 serve_queue(&pool, &statement, &combined);
@@ -159,6 +161,7 @@ fn place<P: Runner>(
         params,
         deadline,
         done,
+        call: telemetry::current_call(),
     };
     if held {
         let k = key(&call.params).unwrap_or_default().to_string();
@@ -297,7 +300,8 @@ async fn send_batch<P: Runner>(
     let deadline = batch.iter().map(|q| q.deadline).min().expect("a call");
     if batch.len() == 1 {
         let q = batch.into_iter().next().expect("one call");
-        match pool.query(one, &q.params, deadline).await {
+        let sent = pool.query(one, &q.params, deadline);
+        match telemetry::with_calls(vec![q.call], sent).await {
             Ok(rows) if combined.sql.skipping.is_some() && is_busy(&rows) => {
                 hold(pool, combined, vec![q])
             }
@@ -308,10 +312,10 @@ async fn send_batch<P: Runner>(
         return;
     }
     let params: Vec<Vec<Param>> = batch.iter().map(|q| q.params.clone()).collect();
-    match pool
-        .query(&combined.sql.statement, &Param::columns(params), deadline)
-        .await
-    {
+    let calls = batch.iter().map(|q| q.call).collect();
+    let columns = Param::columns(params);
+    let sent = pool.query(&combined.sql.statement, &columns, deadline);
+    match telemetry::with_calls(calls, sent).await {
         Ok(rows) => {
             let each = demux(rows, batch.len());
             let mut busy = Vec::new();

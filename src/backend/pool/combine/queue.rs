@@ -20,6 +20,8 @@ pub(super) struct Queued {
     pub params: Vec<Param>,
     pub deadline: Instant,
     pub done: oneshot::Sender<Result<Vec<Row>>>,
+    /// The store call it is (`telemetry.rs`; 0 when nobody listens).
+    pub call: u32,
 }
 
 #[derive(Default)]
