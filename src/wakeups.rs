@@ -62,6 +62,12 @@ impl Hub {
         });
     }
 
+    /// See `Tail::replica_may_serve`.
+    pub fn replica_may_serve(&self, source: Source, total: i64) -> bool {
+        let tail = self.tail.lock().unwrap_or_else(PoisonError::into_inner);
+        tail.replica_may_serve(source, total)
+    }
+
     /// See `Tail::fetch_failed`.
     pub fn fetch_failed(&self, fetch: &Fetched) {
         self.change(|tail| tail.fetch_failed(fetch.after, fetch.since));

@@ -12,8 +12,10 @@ use super::check::{Waiter, Waiting};
 use super::js::JsQuery;
 use super::notify::Written;
 use super::pool::{combine, Closing, SharedPool};
+use super::read::{routed, Route};
+use super::stats::Counters;
 use super::rows::{Param, Row};
-use super::stats::BackendStats;
+use super::stats::{read, BackendStats, Reads};
 use crate::error::{Error, Result};
 use crate::sql::Statement;
 use crate::tail::Source;
@@ -57,6 +59,8 @@ pub struct Db {
     closed: watch::Sender<bool>,
     /// Which database what this store reads and writes comes from (`tail.rs`).
     source: Source,
+    /// Reads that may go to a replica, by where they were served (`read.rs`).
+    pub(super) reads: Arc<Reads>,
 }
 
 impl Db {
@@ -69,6 +73,7 @@ impl Db {
             backend: RwLock::new(Some(backend)),
             closed: watch::Sender::new(false),
             source,
+            reads: Arc::default(),
         })
     }
 
@@ -139,17 +144,37 @@ impl Db {
     /// (a reader's next page, asked for while the current one is read): with the Rust
     /// pool on a connection of its own, with a JS client right away through its `query`.
     pub fn start(&self, env: &Env, statement: &Statement, params: Vec<Param>) -> Option<Started> {
+        self.start_routed(env, statement, params, None)
+    }
+
+    /// `start`, for a read that may go to the replica (`read.rs`); `route` `None`: a read
+    /// for the primary alone, counted as such.
+    pub(super) fn start_routed(
+        &self,
+        env: &Env,
+        statement: &Statement,
+        params: Vec<Param>,
+        route: Option<Option<Route>>,
+    ) -> Option<Started> {
         match self.backend().ok()? {
             Backend::Pool(pool) => {
                 let statement = statement.clone();
                 let deadline = pool.conns().deadline();
                 let (rows, started) = tokio::sync::oneshot::channel();
+                let reads = self.reads.clone();
                 spawn(async move {
-                    let _ = rows.send(pool.query(&statement, &params, deadline).await);
+                    let got = match route {
+                        Some(route) => routed(&pool, &reads, &statement, &params, route, deadline).await,
+                        None => pool.query(&statement, &params, deadline).await,
+                    };
+                    let _ = rows.send(got);
                 });
                 Some(Started::Pool(started))
             }
             Backend::Js(js) => {
+                if route.is_some() {
+                    Counters::add(&self.reads.primary);
+                }
                 let slot = Arc::new(Mutex::new(Ahead::Running));
                 let done = slot.clone();
                 js.start(env, statement, params, move |rows| {
@@ -272,6 +297,18 @@ impl Db {
 
     /// What `store.stats()` reports (a closed store: nothing open).
     pub fn stats(&self) -> BackendStats {
+        let mut stats = self.backend_stats();
+        stats.primary_reads = read(&self.reads.primary);
+        if let Ok(Backend::Pool(pool)) = self.backend() {
+            if pool.replica().is_some() {
+                stats.replica_reads = Some(read(&self.reads.replica));
+                stats.replica_fallbacks = Some(read(&self.reads.fell_back));
+            }
+        }
+        stats
+    }
+
+    fn backend_stats(&self) -> BackendStats {
         match self.backend() {
             Ok(Backend::Pool(pool)) => pool.stats(),
             // Readers in the client's shared check (those polling on their own are not).

@@ -20,6 +20,7 @@ mod js;
 mod notify;
 mod options;
 mod pool;
+mod read;
 mod rows;
 mod stats;
 
@@ -27,6 +28,7 @@ pub use check::Waiter;
 pub use db::{close, Db, Started};
 pub use js::MakeAdapter;
 pub use options::PoolOptions;
+pub use read::Route;
 #[cfg(test)]
 pub use rows::Cell;
 pub use rows::{missing, Param, Row};

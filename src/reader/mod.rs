@@ -15,6 +15,7 @@ use napi_derive::napi;
 use tokio::sync::watch;
 
 mod page;
+mod replica;
 
 use crate::backend::{Param, Row, Started, Waiter};
 use crate::error::Result;
@@ -23,6 +24,16 @@ use crate::stream_shared::StreamShared;
 use crate::tail::Look;
 use crate::wakeups::{self, Fetched, Hub, Subscription};
 use page::{Cursor, Page};
+use replica::ReplicaUse;
+
+/// What the store's writer knows of a stream a reader reads (`readFrom`): whether it
+/// writes it (created or appended through this store, not seen finished) and the most
+/// chunks it stored. A replica is read only for a stream it does not write.
+#[derive(Clone, Copy, Default)]
+pub struct WriterKnows {
+    pub writing: bool,
+    pub written: i64,
+}
 
 /// One page of chunks, in columns: their seqs, and their texts joined into one string,
 /// chunk `i` ending at UTF-16 offset `ends[i]`. One string and two typed arrays cross into
@@ -85,6 +96,8 @@ struct ReaderInner {
     ahead: Mutex<Option<(i32, Started)>>,
     /// The key its wake-ups come under: the status table's, or its finishes' alone.
     key: String,
+    /// Where its pages may be read (`replica.rs`).
+    replica: ReplicaUse,
 }
 
 #[napi]
@@ -93,14 +106,27 @@ pub struct NativeStreamReader {
 }
 
 impl NativeStreamReader {
-    pub fn new(shared: Arc<StreamShared>, id: String, after: i32) -> Self {
+    pub fn new(shared: Arc<StreamShared>, id: String, after: i32, writer: WriterKnows) -> Self {
         let key = shared.settings.wake_key.clone();
-        Self::with_key(shared, id, after, key)
+        Self::with_key(shared, id, after, key, Some(writer))
     }
 
-    /// A reader woken under `key` (see `sql::finish_key`).
-    pub fn with_key(shared: Arc<StreamShared>, id: String, after: i32, key: String) -> Self {
+    /// A reader woken under `key` (see `sql::finish_key`); `writer` `None`: it never
+    /// reads the replica.
+    pub fn with_key(
+        shared: Arc<StreamShared>,
+        id: String,
+        after: i32,
+        key: String,
+        writer: Option<WriterKnows>,
+    ) -> Self {
         let subscription = wakeups::subscribe(&key, &id);
+        let replica = ReplicaUse {
+            allowed: writer.is_some_and(|w| !w.writing),
+            written: writer.map_or(0, |w| w.written),
+            on_primary: Arc::default(),
+            hub: subscription.hub(),
+        };
         NativeStreamReader {
             inner: Arc::new(ReaderInner {
                 cursor: Mutex::new(Cursor {
@@ -115,6 +141,7 @@ impl NativeStreamReader {
                 shared,
                 id,
                 ahead: Mutex::new(None),
+                replica,
             }),
         }
     }
@@ -308,7 +335,7 @@ impl NativeStreamReader {
             if largest == SMALL_CHUNK_BYTES && total > i64::from(until) {
                 let next = until.saturating_add(PAGE_ROWS);
                 *ahead = db
-                    .start(env, sql, page(until, next, SMALL_CHUNK_BYTES))
+                    .start_read(env, sql, page(until, next, SMALL_CHUNK_BYTES), inner.route())
                     .map(|started| (until, started));
             }
             started
@@ -326,7 +353,7 @@ impl NativeStreamReader {
                     reader.take_page(&reader.shared.sql.read_page, rows, None)
                 })
             }
-            None => db.run(env, sql, page(from, until, largest), move |rows| {
+            None => db.read(env, sql, page(from, until, largest), inner.route(), move |rows| {
                 reader.take_page(&reader.shared.sql.read_page, rows, fetch)
             }),
         }
