@@ -13,8 +13,8 @@ use super::js::JsQuery;
 use super::notify::Written;
 use super::pool::{combine, Closing, SharedPool};
 use super::read::{routed, Route};
-use super::stats::Counters;
 use super::rows::{Param, Row};
+use super::stats::Counters;
 use super::stats::{read, BackendStats, Reads};
 use crate::error::{Error, Result};
 use crate::sql::Statement;
@@ -164,7 +164,9 @@ impl Db {
                 let reads = self.reads.clone();
                 spawn(async move {
                     let got = match route {
-                        Some(route) => routed(&pool, &reads, &statement, &params, route, deadline).await,
+                        Some(route) => {
+                            routed(&pool, &reads, &statement, &params, route, deadline).await
+                        }
                         None => pool.query(&statement, &params, deadline).await,
                     };
                     let _ = rows.send(got);

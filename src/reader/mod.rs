@@ -335,7 +335,12 @@ impl NativeStreamReader {
             if largest == SMALL_CHUNK_BYTES && total > i64::from(until) {
                 let next = until.saturating_add(PAGE_ROWS);
                 *ahead = db
-                    .start_read(env, sql, page(until, next, SMALL_CHUNK_BYTES), inner.route())
+                    .start_read(
+                        env,
+                        sql,
+                        page(until, next, SMALL_CHUNK_BYTES),
+                        inner.route(),
+                    )
                     .map(|started| (until, started));
             }
             started
@@ -353,9 +358,13 @@ impl NativeStreamReader {
                     reader.take_page(&reader.shared.sql.read_page, rows, None)
                 })
             }
-            None => db.read(env, sql, page(from, until, largest), inner.route(), move |rows| {
-                reader.take_page(&reader.shared.sql.read_page, rows, fetch)
-            }),
+            None => db.read(
+                env,
+                sql,
+                page(from, until, largest),
+                inner.route(),
+                move |rows| reader.take_page(&reader.shared.sql.read_page, rows, fetch),
+            ),
         }
     }
 

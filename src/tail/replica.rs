@@ -36,11 +36,17 @@ mod tests {
         assert!(!tail.replica_may_serve(7, 3), "active here");
         tail.finished(7, 4);
         assert!(tail.replica_may_serve(7, 4));
-        assert!(!tail.replica_may_serve(7, 3), "the replica is behind the finish");
+        assert!(
+            !tail.replica_may_serve(7, 3),
+            "the replica is behind the finish"
+        );
         tail.created();
         assert!(!tail.replica_may_serve(7, 4), "made anew here");
         let mut other = Tail::default();
         other.unknown();
-        assert!(!other.replica_may_serve(7, 4), "a write whose text is not here");
+        assert!(
+            !other.replica_may_serve(7, 4),
+            "a write whose text is not here"
+        );
     }
 }
