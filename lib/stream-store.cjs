@@ -172,7 +172,9 @@ class PostgresStreamStore extends Store {
   }
 
   async *readFrom(id, afterSeq) {
-    const reader = await run(() => native(this).reader(text("stream id", id), seqArgument(afterSeq)));
+    const reader = await run(() =>
+      native(this).reader(text("stream id", id), seqArgument(afterSeq), ...this.#appends.knows(id)),
+    );
     const wakes = this.#readerWakes();
     const retryFor = native(this).retryReadsForMs;
     const fetch = () => {
@@ -248,13 +250,20 @@ class PostgresStreamStore extends Store {
     return { state: status.state, error: status.error ?? undefined, totalChunks: status.totalChunks };
   }
 
+  /** A finish through this store: its writer knows the stream finished once it is done. */
+  async #finished(id, finishing) {
+    const result = await finishing;
+    this.#appends.finished(id);
+    return result;
+  }
+
   stop(id) {
     return traced(
       this,
       "stream:stop",
       () => this.#status,
       id,
-      () => run(() => native(this).stop(text("stream id", id))),
+      () => run(() => this.#finished(id, native(this).stop(text("stream id", id)))),
     );
   }
 
@@ -264,7 +273,7 @@ class PostgresStreamStore extends Store {
       "stream:complete",
       () => this.#status,
       id,
-      () => run(() => native(this).complete(text("stream id", id))),
+      () => run(() => this.#finished(id, native(this).complete(text("stream id", id)))),
     );
   }
 
@@ -274,7 +283,7 @@ class PostgresStreamStore extends Store {
       "stream:fail",
       () => this.#status,
       id,
-      () => run(() => native(this).fail(text("stream id", id), text("error", error))),
+      () => run(() => this.#finished(id, native(this).fail(text("stream id", id), text("error", error)))),
     );
   }
 }
