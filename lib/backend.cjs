@@ -6,6 +6,7 @@ const { NativeBackend } = require("./binding.cjs");
 const { hubFor } = require("./client-hub.cjs");
 const { adapt, sender } = require("./driver.cjs");
 const { describe, invalid, isMissing, missingClient } = require("./options.cjs");
+const { storeError } = require("./errors.cjs");
 
 /** A JS client's backend → its client's hub (lib/client-hub.cjs) and its place there. */
 const hubOf = new WeakMap();
@@ -15,6 +16,13 @@ function backendFor(client, options) {
   if (client instanceof URL) client = client.href;
   if (typeof client === "string") return NativeBackend.connect(client, options);
   if (client !== null && typeof client === "object" && typeof client.query === "function") {
+    if (options?.replicaUrl !== undefined && options?.replicaUrl !== null) {
+      throw storeError(
+        "INVALID_OPTION",
+        'option "replicaUrl" needs a connection string as the store\'s client (the Rust pool reads the ' +
+          "replica); with a JS client every read goes through that client",
+      );
+    }
     const hub = hubFor(client, sender(client, options?.queryTimeoutMs ?? 30_000));
     const backend = NativeBackend.fromQuery(
       (settle, timeoutMs) => adapt(client, settle, timeoutMs),
