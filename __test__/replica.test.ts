@@ -68,7 +68,7 @@ describe("read replicas (connection string)", () => {
       const reader = streams();
       const before = reader.stats();
       expect(before.replicaReads).toBe(0);
-      expect(await collect(reader.readFrom(id))).toEqual(chunksOf(id, 3_000));
+      expect(await collect(reader.readFrom(id, 0))).toEqual(chunksOf(id, 3_000));
       // A replay from the middle too, and the writer's own store (it saw the stream finish).
       expect(await collect(reader.readFrom(id, 2_990))).toEqual(chunksOf(id, 3_000).slice(2_990));
       expect(await collect(writer.readFrom(id, 1_000))).toHaveLength(2_000);
@@ -99,10 +99,10 @@ describe("read replicas (connection string)", () => {
       await writer.create(old);
       for (let i = 1; i <= 8; i++) await writer.append(old, `${old}:new:${i}`);
       const before = reader.stats();
-      expect(await collect(reader.readFrom(partly))).toEqual(chunksOf(partly, 25));
-      expect(await collect(reader.readFrom(missing))).toEqual(chunksOf(missing, 40));
+      expect(await collect(reader.readFrom(partly, 0))).toEqual(chunksOf(partly, 25));
+      expect(await collect(reader.readFrom(missing, 0))).toEqual(chunksOf(missing, 40));
       const fresh = Array.from({ length: 8 }, (_, i) => ({ seq: i + 1, data: `${old}:new:${i + 1}` }));
-      const live = writer.readFrom(old)[Symbol.asyncIterator]();
+      const live = writer.readFrom(old, 0)[Symbol.asyncIterator]();
       for (const chunk of fresh) expect((await live.next()).value).toEqual(chunk);
       await writer.complete(old);
       expect((await live.next()).done).toBe(true);
@@ -119,7 +119,7 @@ describe("read replicas (connection string)", () => {
     const writer = streams();
     const reader = streams();
     const id = await written(writer, 3, false);
-    const tail = reader.readFrom(id)[Symbol.asyncIterator]();
+    const tail = reader.readFrom(id, 0)[Symbol.asyncIterator]();
     for (let i = 1; i <= 3; i++) expect((await tail.next()).value).toEqual({ seq: i, data: `${id}:${i}` });
     const next = tail.next();
     for (let i = 4; i <= 1_500; i++) await writer.append(id, `${id}:${i}`);
@@ -130,7 +130,7 @@ describe("read replicas (connection string)", () => {
     expect(rest).toEqual(chunksOf(id, 1_500).slice(3));
     expect(reader.stats().replicaReads).toBe(0);
     // A new reader of the finished stream reads the replica.
-    expect(await collect(reader.readFrom(id))).toEqual(chunksOf(id, 1_500));
+    expect(await collect(reader.readFrom(id, 0))).toEqual(chunksOf(id, 1_500));
     expect(reader.stats().replicaReads).toBeGreaterThan(0);
   }, 60_000);
 
@@ -139,15 +139,15 @@ describe("read replicas (connection string)", () => {
     const id = await written(writer, 20);
     await caughtUp(pair.primary, pair.standby);
     const reader = streams();
-    expect(await collect(reader.readFrom(id))).toEqual(chunksOf(id, 20)); // connected
+    expect(await collect(reader.readFrom(id, 0))).toEqual(chunksOf(id, 20)); // connected
     proxy.set("blackhole");
     try {
       let started = performance.now();
-      expect(await collect(reader.readFrom(id))).toEqual(chunksOf(id, 20));
+      expect(await collect(reader.readFrom(id, 0))).toEqual(chunksOf(id, 20));
       const first = performance.now() - started;
       expect(first).toBeLessThan(options.queryTimeoutMs);
       started = performance.now();
-      expect(await collect(reader.readFrom(id))).toEqual(chunksOf(id, 20));
+      expect(await collect(reader.readFrom(id, 0))).toEqual(chunksOf(id, 20));
       // Resting: straight to the primary, without waiting for the replica again.
       expect(performance.now() - started).toBeLessThan(first);
       const stats = reader.stats();
