@@ -12,7 +12,7 @@ use super::check::{Waiter, Waiting};
 use super::js::JsQuery;
 use super::notify::Written;
 use super::pool::{combine, Closing, SharedPool};
-use super::read::{routed, Route};
+use super::route::{routed, Route};
 use super::rows::{Param, Row};
 use super::stats::Counters;
 use super::stats::{read, BackendStats, Reads};

@@ -21,6 +21,7 @@ mod notify;
 mod options;
 mod pool;
 mod read;
+mod route;
 mod rows;
 mod stats;
 
@@ -28,7 +29,7 @@ pub use check::Waiter;
 pub use db::{close, Db, Started};
 pub use js::MakeAdapter;
 pub use options::PoolOptions;
-pub use read::Route;
+pub use route::Route;
 #[cfg(test)]
 pub use rows::Cell;
 pub use rows::{missing, Param, Row};

@@ -25,15 +25,7 @@ use crate::tail::Look;
 use crate::wakeups::{self, Fetched, Hub, Subscription};
 use page::{Cursor, Page};
 use replica::ReplicaUse;
-
-/// What the store's writer knows of a stream a reader reads (`readFrom`): whether it
-/// writes it (created or appended through this store, not seen finished) and the most
-/// chunks it stored. A replica is read only for a stream it does not write.
-#[derive(Clone, Copy, Default)]
-pub struct WriterKnows {
-    pub writing: bool,
-    pub written: i64,
-}
+pub use replica::WriterKnows;
 
 /// One page of chunks, in columns: their seqs, and their texts joined into one string,
 /// chunk `i` ending at UTF-16 offset `ends[i]`. One string and two typed arrays cross into
@@ -121,12 +113,7 @@ impl NativeStreamReader {
         writer: Option<WriterKnows>,
     ) -> Self {
         let subscription = wakeups::subscribe(&key, &id);
-        let replica = ReplicaUse {
-            allowed: writer.is_some_and(|w| !w.writing),
-            written: writer.map_or(0, |w| w.written),
-            on_primary: Arc::default(),
-            hub: subscription.hub(),
-        };
+        let replica = ReplicaUse::new(writer, subscription.hub());
         NativeStreamReader {
             inner: Arc::new(ReaderInner {
                 cursor: Mutex::new(Cursor {
@@ -322,6 +309,8 @@ impl NativeStreamReader {
             }
         }
         let db = &inner.shared.db;
+        let has_replica = db.has_replica();
+        let route = || inner.replica.route(has_replica, source, total);
         let started = {
             let mut ahead = inner.ahead.lock().unwrap_or_else(PoisonError::into_inner);
             let started = match ahead.take() {
@@ -335,12 +324,7 @@ impl NativeStreamReader {
             if largest == SMALL_CHUNK_BYTES && total > i64::from(until) {
                 let next = until.saturating_add(PAGE_ROWS);
                 *ahead = db
-                    .start_read(
-                        env,
-                        sql,
-                        page(until, next, SMALL_CHUNK_BYTES),
-                        inner.route(),
-                    )
+                    .start_read(env, sql, page(until, next, SMALL_CHUNK_BYTES), route())
                     .map(|started| (until, started));
             }
             started
@@ -358,13 +342,9 @@ impl NativeStreamReader {
                     reader.take_page(&reader.shared.sql.read_page, rows, None)
                 })
             }
-            None => db.read(
-                env,
-                sql,
-                page(from, until, largest),
-                inner.route(),
-                move |rows| reader.take_page(&reader.shared.sql.read_page, rows, fetch),
-            ),
+            None => db.read(env, sql, page(from, until, largest), route(), move |rows| {
+                reader.take_page(&reader.shared.sql.read_page, rows, fetch)
+            }),
         }
     }
 

@@ -7,9 +7,19 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::{page, ReaderInner};
+use super::page;
 use crate::backend::{Route, Row};
+use crate::tail::Source;
 use crate::wakeups::Hub;
+
+/// What the store's writer knows of a stream a reader reads (`readFrom`): whether it
+/// writes it (created or appended through this store, not seen finished) and the most
+/// chunks it stored. A replica is read only for a stream it does not write.
+#[derive(Clone, Copy, Default)]
+pub struct WriterKnows {
+    pub writing: bool,
+    pub written: i64,
+}
 
 /// What decides where a reader's pages are read.
 pub(super) struct ReplicaUse {
@@ -25,30 +35,35 @@ pub(super) struct ReplicaUse {
     pub hub: Arc<Hub>,
 }
 
-impl ReaderInner {
-    /// The route of this reader's next page: `None` (the primary) once it is there.
-    pub(super) fn route(self: &Arc<Self>) -> Option<Route> {
-        let replica = &self.replica;
-        if !replica.allowed
-            || replica.on_primary.load(Ordering::Acquire)
-            || !self.shared.db.has_replica()
-        {
-            return None;
+impl ReplicaUse {
+    /// `writer` `None`: the reader never reads the replica (a stop signal's watcher).
+    pub(super) fn new(writer: Option<WriterKnows>, hub: Arc<Hub>) -> Self {
+        ReplicaUse {
+            allowed: writer.is_some_and(|w| !w.writing),
+            written: writer.map_or(0, |w| w.written),
+            on_primary: Arc::default(),
+            hub,
         }
-        let reader = self.clone();
-        let mut route = Route::new(move |rows| reader.replica_holds(rows));
-        route.on_primary = Some(replica.on_primary.clone());
-        Some(route)
     }
 
-    /// Whether the replica's page may be kept (see the module's doc).
-    fn replica_holds(&self, rows: &[Row]) -> bool {
-        let Some((state, total)) = page::status(rows) else {
-            return false; // missing there: perhaps made since
-        };
-        state != "active"
-            && total >= self.replica.written
-            && total >= self.cursor().total
-            && (self.replica.hub).replica_may_serve(self.shared.db.source(), total)
+    /// The route of a reader's next page (`None`: the primary, where it stays once
+    /// there). `source`: the reader's database as the tails know it; `seen`: the most
+    /// chunks the reader has seen the stream have.
+    pub(super) fn route(&self, has_replica: bool, source: Source, seen: i64) -> Option<Route> {
+        if !self.allowed || self.on_primary.load(Ordering::Acquire) || !has_replica {
+            return None;
+        }
+        let (hub, least) = (self.hub.clone(), self.written.max(seen));
+        let mut route = Route::new(move |rows| holds(rows, least, &hub, source));
+        route.on_primary = Some(self.on_primary.clone());
+        Some(route)
     }
+}
+
+/// Whether the replica's page may be kept (see the module's doc).
+fn holds(rows: &[Row], least: i64, hub: &Hub, source: Source) -> bool {
+    let Some((state, total)) = page::status(rows) else {
+        return false; // missing there: perhaps made since
+    };
+    state != "active" && total >= least && hub.replica_may_serve(source, total)
 }

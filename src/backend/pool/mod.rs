@@ -104,15 +104,18 @@ pub fn shared(url: &str, settings: PoolSettings) -> Result<Arc<SharedPool>> {
     }
     // The replica's pool first (it registers itself), outside the registry's lock.
     let replica = match &settings.replica_url {
-        Some(replica_url) => Some(Replica::new(shared(
-            replica_url,
-            PoolSettings {
-                replica_url: None,
-                listen_url: None,
-                replica: true,
-                ..settings.clone()
-            },
-        )?)),
+        Some(replica_url) => {
+            let pool = shared(
+                replica_url,
+                PoolSettings {
+                    replica_url: None,
+                    listen_url: None,
+                    replica: true,
+                    ..settings.clone()
+                },
+            )?;
+            Some(Replica::new(pool.conns.clone(), pool))
+        }
         None => None,
     };
     let mut pools = POOLS.lock().map_err(|_| Error::Closed)?;

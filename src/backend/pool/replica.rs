@@ -4,12 +4,13 @@
 //! first, within a share of the call's time; whatever it cannot serve (unreachable,
 //! behind, refused by the caller's `keep`) goes to the primary by the same deadline.
 
+use std::any::Any;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::SharedPool;
+use super::conns::Conns;
 use crate::backend::rows::{Param, Row};
 use crate::error::Result;
 use crate::sql::Statement;
@@ -22,15 +23,18 @@ const REPLICA_PATIENCE: Duration = Duration::from_secs(3);
 const REST: Duration = Duration::from_secs(5);
 
 pub struct Replica {
-    pool: Arc<SharedPool>,
+    conns: Conns,
+    /// The replica's pool (shared with other stores of the same replica), kept open.
+    _pool: Arc<dyn Any + Send + Sync>,
     /// Until when reads skip the replica (it failed last time).
     resting_until: Mutex<Option<Instant>>,
 }
 
 impl Replica {
-    pub(super) fn new(pool: Arc<SharedPool>) -> Self {
+    pub(super) fn new(conns: Conns, pool: Arc<dyn Any + Send + Sync>) -> Self {
         Replica {
-            pool,
+            conns,
+            _pool: pool,
             resting_until: Mutex::new(None),
         }
     }
@@ -65,7 +69,7 @@ impl Replica {
         }
         let now = Instant::now();
         let share = (deadline.saturating_duration_since(now) / 3).min(REPLICA_PATIENCE);
-        let rows: Result<Vec<Row>> = self.pool.query(statement, params, now + share).await;
+        let rows: Result<Vec<Row>> = self.conns.query(statement, params, now + share).await;
         match rows {
             Ok(rows) if keep(&rows) => Some(rows),
             Ok(_) => None,
