@@ -27,12 +27,13 @@ export declare class NativeBackend {
   /** Lets go of the connection; resolves once a pool no other store uses is closed. */
   close(): Promise<undefined>
   /**
-   * A backend over a JS client: `makeAdapter(settle, queryTimeoutMs)` returns the
+   * A backend over a JS client (and `makeReplicaAdapter`, its read replica's client,
+   * if given): `makeAdapter(settle, queryTimeoutMs)` returns the
    * function `(sql, params, ticket, columns) => Promise` that runs a query and settles
    * it through `settle(ticket, outcome, columns?)` (see `index.cjs`), giving up after
    * `queryTimeoutMs`. Held by a reference that never keeps the process alive.
    */
-  static fromQuery(makeAdapter: (settle: (ticket: number, outcome: unknown) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string, withinMs: number | null) => Promise<unknown>, options?: PoolOptions, clientNumber?: number): NativeBackend
+  static fromQuery(makeAdapter: (settle: (ticket: number, outcome: unknown) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string, withinMs: number | null) => Promise<unknown>, options?: PoolOptions, clientNumber?: number, makeReplicaAdapter?: (settle: (ticket: number, outcome: unknown) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string, withinMs: number | null) => Promise<unknown>): NativeBackend
   /**
    * JS clients: the NOTIFY payloads announcing this backend's writes since the last
    * call, for `lib/client-hub.cjs` to send through the client.

@@ -48,6 +48,11 @@ export interface PostgresPoolOptions
    */
   replicaUrl?: string | URL;
   /**
+   * With a JS client as the store's client: a client of a read replica (a second
+   * `pg.Pool`, `wrapPostgresJs(sql)`), which serves the same reads as `replicaUrl` does.
+   */
+  replica?: PostgresClient;
+  /**
    * Put the stream or session id into the context of the store's diagnostics channel
    * events (`aibind-rs:stream:append`, ...; default false: no ids, values or text).
    */

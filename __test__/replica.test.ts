@@ -5,8 +5,9 @@
 // hand that the paused replica still has); a replica that lags, is paused or cannot be
 // reached falls back to the primary within the call's deadline; a conversation load after
 // a save through the store is never older than that save.
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PostgresConversationStore, PostgresStreamStore } from "../index.js";
+import { PostgresConversationStore, PostgresStreamStore, type PostgresClient } from "../index.js";
 import { FaultProxy } from "./fixtures/fault-proxy.js";
 import { caughtUp, startPair, type Pair } from "./fixtures/replication.js";
 import { collect, ddl, uid } from "./helpers.js";
@@ -35,28 +36,51 @@ afterAll(async () => {
   await pair?.close();
 });
 
-function streams(extra: object = {}) {
-  const store = new PostgresStreamStore(pair.primary.url, { ...streamTables, ...options, replicaUrl, ...extra });
-  closing.push(store);
-  return store;
+function pgPool(url: string) {
+  const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 2_000 });
+  pool.on("error", () => {});
+  closing.push({ close: () => pool.end() });
+  return pool;
 }
 
-const pause = () => pair.standby.sql("SELECT pg_wal_replay_pause()");
-const resume = () => pair.standby.sql("SELECT pg_wal_replay_resume()");
+/** The two forms: a connection string and `replicaUrl`, a pg.Pool and `replica`. */
+const modes = [
+  {
+    name: "connection string, replicaUrl",
+    // `poolSize` apart: a conversation store's own pool (and replica pool), whose rest the
+    // unreachable replica test does not share.
+    client: (): string | PostgresClient => pair.primary.url,
+    replica: (poolSize = 4) => ({ replicaUrl, poolSize }),
+  },
+  {
+    name: "pg.Pool, replica: a second pg.Pool",
+    client: (): string | PostgresClient => pgPool(pair.primary.url),
+    replica: () => ({ replica: pgPool(replicaUrl) }),
+  },
+];
 
-/** A stream of `n` chunks ("id:1".."id:n"), finished unless `finish` is false. */
-async function written(store: PostgresStreamStore, n: number, finish = true) {
-  const id = uid("r");
-  await store.create(id);
-  for (let i = 1; i <= n; i++) expect(await store.append(id, `${id}:${i}`)).toBe(i);
-  if (finish) await store.complete(id);
-  return id;
-}
+describe.each(modes)("read replicas ($name)", (mode) => {
+  function streams() {
+    const store = new PostgresStreamStore(mode.client(), { ...streamTables, ...options, ...mode.replica() });
+    closing.push(store);
+    return store;
+  }
 
-const chunksOf = (id: string, n: number) =>
-  Array.from({ length: n }, (_, i) => ({ seq: i + 1, data: `${id}:${i + 1}` }));
+  const pause = () => pair.standby.sql("SELECT pg_wal_replay_pause()");
+  const resume = () => pair.standby.sql("SELECT pg_wal_replay_resume()");
 
-describe("read replicas (connection string)", () => {
+  /** A stream of `n` chunks ("id:1".."id:n"), finished unless `finish` is false. */
+  async function written(store: PostgresStreamStore, n: number, finish = true) {
+    const id = uid("r");
+    await store.create(id);
+    for (let i = 1; i <= n; i++) expect(await store.append(id, `${id}:${i}`)).toBe(i);
+    if (finish) await store.complete(id);
+    return id;
+  }
+
+  const chunksOf = (id: string, n: number) =>
+    Array.from({ length: n }, (_, i) => ({ seq: i + 1, data: `${id}:${i + 1}` }));
+
   it("finished replays are served by the replica: it has chunks the primary no longer has", async () => {
     const writer = streams();
     const id = await written(writer, 3_000);
@@ -159,11 +183,10 @@ describe("read replicas (connection string)", () => {
   }, 60_000);
 
   it("a conversation load after a save through the store is never older than that save", async () => {
-    const store = new PostgresConversationStore(pair.primary.url, {
+    const store = new PostgresConversationStore(mode.client(), {
       table: tables.conversationsTable,
       ...options,
-      poolSize: 3, // a pool (and replica pool) of its own: the last test left the other's resting
-      replicaUrl,
+      ...mode.replica(3),
     });
     closing.push(store);
     const session = uid("c");

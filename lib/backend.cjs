@@ -14,20 +14,38 @@ const hubOf = new WeakMap();
 function backendFor(client, options) {
   if (isMissing(client)) throw missingClient();
   if (client instanceof URL) client = client.href;
-  if (typeof client === "string") return NativeBackend.connect(client, options);
+  const { replica, ...rest } = options ?? {};
+  const hasReplica = replica !== undefined && replica !== null;
+  if (hasReplica && (typeof replica !== "object" || typeof replica.query !== "function")) {
+    throw storeError(
+      "INVALID_OPTION",
+      `option "replica" must be a client with query(sql, params) (a pg.Pool, wrapPostgresJs(sql)), got ${describe(replica)}`,
+    );
+  }
+  if (typeof client === "string") {
+    if (hasReplica) {
+      throw storeError(
+        "INVALID_OPTION",
+        'option "replica" (a client object) goes with a JS client as the store\'s client; with a ' +
+          'connection string give "replicaUrl"',
+      );
+    }
+    return NativeBackend.connect(client, options);
+  }
   if (client !== null && typeof client === "object" && typeof client.query === "function") {
     if (options?.replicaUrl !== undefined && options?.replicaUrl !== null) {
       throw storeError(
         "INVALID_OPTION",
-        'option "replicaUrl" needs a connection string as the store\'s client (the Rust pool reads the ' +
-          "replica); with a JS client every read goes through that client",
+        'option "replicaUrl" goes with a connection string as the store\'s client; with a JS client ' +
+          'give "replica", a client of the replica (a second pg.Pool, wrapPostgresJs(sql))',
       );
     }
     const hub = hubFor(client, sender(client, options?.queryTimeoutMs ?? 30_000));
     const backend = NativeBackend.fromQuery(
       (settle, timeoutMs) => adapt(client, settle, timeoutMs),
-      options,
+      rest,
       hub.number,
+      hasReplica ? (settle, timeoutMs) => adapt(replica, settle, timeoutMs) : undefined,
     );
     hubOf.set(backend, { hub, token: hub.add(backend, options) });
     return backend;

@@ -14,7 +14,7 @@ use super::notify::Written;
 use super::pool::{combine, Closing, SharedPool};
 use super::route::{routed, Route};
 use super::rows::{Param, Row};
-use super::stats::Counters;
+use super::js_read;
 use super::stats::{read, BackendStats, Reads};
 use crate::error::{Error, Result};
 use crate::sql::Statement;
@@ -174,12 +174,9 @@ impl Db {
                 Some(Started::Pool(started))
             }
             Backend::Js(js) => {
-                if route.is_some() {
-                    Counters::add(&self.reads.primary);
-                }
                 let slot = Arc::new(Mutex::new(Ahead::Running));
                 let done = slot.clone();
-                js.start(env, statement, params, move |rows| {
+                let done = move |rows| {
                     let mut slot = ahead(&done);
                     match std::mem::replace(&mut *slot, Ahead::Running) {
                         Ahead::Awaited(deliver) => {
@@ -188,7 +185,13 @@ impl Db {
                         }
                         _ => *slot = Ahead::Done(rows),
                     }
-                })
+                };
+                match route {
+                    Some(route) => {
+                        js_read::start(&js, env, statement, params, route, self.reads.clone(), done)
+                    }
+                    None => js.start(env, statement, params, done),
+                }
                 .ok()?;
                 Some(Started::Js(slot))
             }
@@ -301,11 +304,9 @@ impl Db {
     pub fn stats(&self) -> BackendStats {
         let mut stats = self.backend_stats();
         stats.primary_reads = read(&self.reads.primary);
-        if let Ok(Backend::Pool(pool)) = self.backend() {
-            if pool.replica().is_some() {
-                stats.replica_reads = Some(read(&self.reads.replica));
-                stats.replica_fallbacks = Some(read(&self.reads.fell_back));
-            }
+        if self.has_replica() {
+            stats.replica_reads = Some(read(&self.reads.replica));
+            stats.replica_fallbacks = Some(read(&self.reads.fell_back));
         }
         stats
     }

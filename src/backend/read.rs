@@ -10,14 +10,18 @@ use napi::Env;
 use super::db::{Backend, Db, Started};
 use super::route::{routed, Route};
 use super::rows::{Param, Row};
-use super::stats::Counters;
+use super::js_read;
 use crate::error::Result;
 use crate::sql::Statement;
 
 impl Db {
     /// Whether reads may go to a replica (`replicaUrl` was given).
     pub fn has_replica(&self) -> bool {
-        matches!(self.backend(), Ok(Backend::Pool(pool)) if pool.replica().is_some())
+        match self.backend() {
+            Ok(Backend::Pool(pool)) => pool.replica().is_some(),
+            Ok(Backend::Js(js)) => js.replica.is_some(),
+            Err(_) => false,
+        }
     }
 
     /// `run` for a read: on the replica if `route` keeps its rows, else on the primary.
@@ -42,10 +46,15 @@ impl Db {
                     Ok(decode(rows)?)
                 })
             }
-            Backend::Js(_) => {
-                Counters::add(&self.reads.primary);
-                self.run(env, statement, params, decode)
-            }
+            Backend::Js(js) => js_read::read(
+                &js,
+                env,
+                statement,
+                params,
+                route,
+                self.reads.clone(),
+                decode,
+            ),
         }
     }
 

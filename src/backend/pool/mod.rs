@@ -26,7 +26,7 @@ mod tls;
 mod writable;
 
 pub use pooler::Pooler;
-pub use replica::Replica;
+pub use replica::{share as replica_share, Replica, REST as REPLICA_REST};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

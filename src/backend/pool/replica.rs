@@ -20,7 +20,13 @@ use crate::sql::Statement;
 const REPLICA_PATIENCE: Duration = Duration::from_secs(3);
 /// After the replica failed (could not connect, an error, too slow), reads go straight to
 /// the primary for this long.
-const REST: Duration = Duration::from_secs(5);
+pub const REST: Duration = Duration::from_secs(5);
+
+/// The replica's share of `left`, the time a call has left: a third, `REPLICA_PATIENCE`
+/// at most.
+pub fn share(left: Duration) -> Duration {
+    (left / 3).min(REPLICA_PATIENCE)
+}
 
 pub struct Replica {
     conns: Conns,
@@ -68,7 +74,7 @@ impl Replica {
             return None;
         }
         let now = Instant::now();
-        let share = (deadline.saturating_duration_since(now) / 3).min(REPLICA_PATIENCE);
+        let share = share(deadline.saturating_duration_since(now));
         let rows: Result<Vec<Row>> = self.conns.query(statement, params, now + share).await;
         match rows {
             Ok(rows) if keep(&rows) => Some(rows),
