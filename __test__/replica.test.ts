@@ -43,6 +43,8 @@ function pgPool(url: string) {
   return pool;
 }
 
+let primaryPool: pg.Pool | undefined;
+
 /** The two forms: a connection string and `replicaUrl`, a pg.Pool and `replica`. */
 const modes = [
   {
@@ -54,7 +56,10 @@ const modes = [
   },
   {
     name: "pg.Pool, replica: a second pg.Pool",
-    client: (): string | PostgresClient => pgPool(pair.primary.url),
+    // One pool for every store, as an app has: what one store's readers learn of a stream
+    // holds for the others (a second pool is another source, whose news make the replica
+    // be skipped: `Tail::replica_may_serve`).
+    client: (): string | PostgresClient => (primaryPool ??= pgPool(pair.primary.url)),
     replica: () => ({ replica: pgPool(replicaUrl) }),
   },
 ];

@@ -10,11 +10,11 @@ use tokio::sync::watch;
 
 use super::check::{Waiter, Waiting};
 use super::js::JsQuery;
+use super::js_read;
 use super::notify::Written;
 use super::pool::{combine, Closing, SharedPool};
 use super::route::{routed, Route};
 use super::rows::{Param, Row};
-use super::js_read;
 use super::stats::{read, BackendStats, Reads};
 use crate::error::{Error, Result};
 use crate::sql::Statement;

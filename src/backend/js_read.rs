@@ -20,8 +20,9 @@ use super::stats::{Counters, Reads};
 use crate::error::Result;
 use crate::sql::Statement;
 
-/// The replica's client, unless there is none, the read has no route, or it rests.
-fn replica_of(js: &JsQuery, route: Option<Route>) -> Option<(Arc<JsQuery>, Route)> {
+/// The replica's client for a read with a `route`, unless there is none; `Err`: the
+/// replica rests after a failure, the read goes to the primary (a fallback).
+fn replica_of(js: &JsQuery, route: Option<Route>) -> Option<Result<(Arc<JsQuery>, Route), Route>> {
     let replica = js.replica.clone()?;
     let route = route?;
     let resting = js
@@ -29,7 +30,11 @@ fn replica_of(js: &JsQuery, route: Option<Route>) -> Option<(Arc<JsQuery>, Route
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .is_some_and(|until| Instant::now() < until);
-    (!resting).then_some((replica, route))
+    Some(if resting {
+        Err(route)
+    } else {
+        Ok((replica, route))
+    })
 }
 
 /// The replica did not serve the read: counted, and (`failed`) it rests.
@@ -37,8 +42,7 @@ fn fell_back(js: &JsQuery, reads: &Reads, on_primary: Option<Arc<AtomicBool>>, f
     if failed {
         *js.resting_until
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) =
-            Some(Instant::now() + REPLICA_REST);
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + REPLICA_REST);
     }
     Counters::add(&reads.fell_back);
     Counters::add(&reads.primary);
@@ -61,9 +65,16 @@ where
     T: ToNapiValue + Send + 'static,
     F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
 {
-    let Some((replica, route)) = replica_of(js, route) else {
-        Counters::add(&reads.primary);
-        return js.run(env, statement, params, None, decode);
+    let (replica, route) = match replica_of(js, route) {
+        Some(Ok(use_it)) => use_it,
+        resting => {
+            if let Some(Err(route)) = resting {
+                fell_back(js, &reads, route.on_primary, false);
+            } else {
+                Counters::add(&reads.primary);
+            }
+            return js.run(env, statement, params, None, decode);
+        }
     };
     let started = Instant::now();
     let Route {
@@ -93,7 +104,12 @@ where
     let share = replica_share(js.query_timeout);
     let returned = replica.call_rows(env, &on_replica, replica_params, Some(share), done)?;
     // SAFETY: a live value of this env; the adapter always returns a promise.
-    unsafe { <PromiseRaw<T> as napi::bindgen_prelude::FromNapiValue>::from_napi_value(env.raw(), returned) }
+    unsafe {
+        <PromiseRaw<T> as napi::bindgen_prelude::FromNapiValue>::from_napi_value(
+            env.raw(),
+            returned,
+        )
+    }
 }
 
 /// `JsQuery::start` for a read that may go to the replica's client.
@@ -106,9 +122,16 @@ pub(super) fn start(
     reads: Arc<Reads>,
     done: impl FnOnce(Result<Vec<Row>>) + Send + 'static,
 ) -> napi::Result<()> {
-    let Some((replica, route)) = replica_of(js, route) else {
-        Counters::add(&reads.primary);
-        return js.start(env, statement, params, done);
+    let (replica, route) = match replica_of(js, route) {
+        Some(Ok(use_it)) => use_it,
+        resting => {
+            if let Some(Err(route)) = resting {
+                fell_back(js, &reads, route.on_primary, false);
+            } else {
+                Counters::add(&reads.primary);
+            }
+            return js.start(env, statement, params, done);
+        }
     };
     let Route {
         keep,

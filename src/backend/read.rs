@@ -8,9 +8,9 @@ use napi::bindgen_prelude::{PromiseRaw, ToNapiValue};
 use napi::Env;
 
 use super::db::{Backend, Db, Started};
+use super::js_read;
 use super::route::{routed, Route};
 use super::rows::{Param, Row};
-use super::js_read;
 use crate::error::Result;
 use crate::sql::Statement;
 
