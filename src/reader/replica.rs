@@ -5,7 +5,7 @@
 //! every chunk. Anything else goes to the primary, and from then on the reader stays there.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::page;
 use crate::backend::{Route, Row};
@@ -31,8 +31,9 @@ pub(super) struct ReplicaUse {
     pub written: i64,
     /// The primary served one of its pages: it stays there.
     pub on_primary: Arc<AtomicBool>,
-    /// The stream's hub in this process, for what its tail knows (`Tail::replica_may_serve`).
-    pub hub: Arc<Hub>,
+    /// The stream's hub in this process, for what its tail knows (`Tail::replica_may_serve`);
+    /// not kept alive by this (the reader's subscription does, while it reads).
+    pub hub: Weak<Hub>,
 }
 
 impl ReplicaUse {
@@ -42,7 +43,7 @@ impl ReplicaUse {
             allowed: writer.is_some_and(|w| !w.writing),
             written: writer.map_or(0, |w| w.written),
             on_primary: Arc::default(),
-            hub,
+            hub: Arc::downgrade(&hub),
         }
     }
 
@@ -61,9 +62,13 @@ impl ReplicaUse {
 }
 
 /// Whether the replica's page may be kept (see the module's doc).
-fn holds(rows: &[Row], least: i64, hub: &Hub, source: Source) -> bool {
+fn holds(rows: &[Row], least: i64, hub: &Weak<Hub>, source: Source) -> bool {
     let Some((state, total)) = page::status(rows) else {
         return false; // missing there: perhaps made since
     };
-    state != "active" && total >= least && hub.replica_may_serve(source, total)
+    state != "active"
+        && total >= least
+        && hub
+            .upgrade()
+            .is_some_and(|hub| hub.replica_may_serve(source, total))
 }

@@ -5,20 +5,23 @@ use super::{Source, Tail};
 
 impl Tail {
     /// Whether a replica that shows the stream finished with `total` chunks may serve a
-    /// reader of `source`: nothing this process learned says otherwise. A finish known
-    /// here must have that count; chunks or a fetch of the stream known here without a
-    /// finish (it is active, perhaps a later generation), or a write whose text is not
-    /// here (a stream made anew here, a wake-up), send the reader to the primary.
-    pub fn replica_may_serve(&self, source: Source, total: i64) -> bool {
-        if self.source == source {
-            if let Some((finished, _)) = self.finished {
-                return finished == total;
-            }
-            if !self.chunks.is_empty() || self.checked.is_some() {
-                return false;
-            }
+    /// reader of `source`: nothing this process learned says otherwise. Of the reader's
+    /// own source: a finish known here must have that count; chunks, a fetch or a write
+    /// whose text is not here, without a finish, say it is active (perhaps a later
+    /// generation). News of another source (another client object, perhaps another
+    /// database) says nothing of this one, but `made_anew` (a `create` of the stream in
+    /// this process since its last finish was heard) holds for every source.
+    pub fn replica_may_serve(&self, source: Source, total: i64, made_anew: bool) -> bool {
+        if made_anew {
+            return false;
         }
-        self.unknown == 0
+        if self.source != source {
+            return true;
+        }
+        match self.finished {
+            Some((finished, _)) => finished == total,
+            None => self.chunks.is_empty() && self.checked.is_none() && self.unknown == 0,
+        }
     }
 }
 
@@ -31,22 +34,21 @@ mod tests {
     #[test]
     fn a_replica_is_read_only_where_nothing_known_here_says_otherwise() {
         let mut tail = Tail::default();
-        assert!(tail.replica_may_serve(7, 3), "nothing known");
         tail.appended(7, 1, Arc::from("a"));
-        assert!(!tail.replica_may_serve(7, 3), "active here");
+        assert!(!tail.replica_may_serve(7, 3, false), "active here");
+        assert!(tail.replica_may_serve(8, 3, false), "another source's news");
+        assert!(!tail.replica_may_serve(8, 3, true), "made anew here");
         tail.finished(7, 4);
-        assert!(tail.replica_may_serve(7, 4));
-        assert!(
-            !tail.replica_may_serve(7, 3),
-            "the replica is behind the finish"
-        );
+        assert!(tail.replica_may_serve(7, 4, false));
+        assert!(!tail.replica_may_serve(7, 3, false), "behind the finish");
         tail.created();
-        assert!(!tail.replica_may_serve(7, 4), "made anew here");
+        assert!(!tail.replica_may_serve(7, 4, false), "made anew: forgotten");
         let mut other = Tail::default();
+        assert!(other.replica_may_serve(0, 3, false), "nothing known");
         other.unknown();
         assert!(
-            !other.replica_may_serve(7, 4),
-            "a write whose text is not here"
+            !other.replica_may_serve(0, 4, false),
+            "a write without its text"
         );
     }
 }
