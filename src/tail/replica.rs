@@ -6,9 +6,10 @@ use super::{Source, Tail};
 impl Tail {
     /// Whether a replica that shows the stream finished with `total` chunks may serve a
     /// reader of `source`: nothing this process learned says otherwise. Of the reader's
-    /// own source: a finish known here must have that count; chunks, a fetch or a write
-    /// whose text is not here, without a finish, say it is active (perhaps a later
-    /// generation). News of another source (another client object, perhaps another
+    /// own source: a finish known here must have that count; chunks or a fetch that
+    /// found its end, without a finish, say it is active (perhaps a later generation). (A
+    /// wake-up without text is not counted: a fetch that failed stamps one too.) News of
+    /// another source (another client object, perhaps another
     /// database) says nothing of this one, but `made_anew` (a `create` of the stream in
     /// this process since its last finish was heard) holds for every source.
     pub fn replica_may_serve(&self, source: Source, total: i64, made_anew: bool) -> bool {
@@ -20,7 +21,7 @@ impl Tail {
         }
         match self.finished {
             Some((finished, _)) => finished == total,
-            None => self.chunks.is_empty() && self.checked.is_none() && self.unknown == 0,
+            None => self.chunks.is_empty() && self.checked.is_none(),
         }
     }
 }
@@ -42,7 +43,10 @@ mod tests {
         assert!(tail.replica_may_serve(7, 4, false));
         assert!(!tail.replica_may_serve(7, 3, false), "behind the finish");
         tail.created();
-        assert!(!tail.replica_may_serve(7, 4, false), "made anew: forgotten");
+        assert!(
+            !tail.replica_may_serve(7, 4, true),
+            "made anew here (its hub says)"
+        );
         let mut other = Tail::default();
         assert!(other.replica_may_serve(0, 3, false), "nothing known");
         other.unknown();
