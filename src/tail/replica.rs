@@ -51,8 +51,8 @@ mod tests {
         assert!(other.replica_may_serve(0, 3, false), "nothing known");
         other.unknown();
         assert!(
-            !other.replica_may_serve(0, 4, false),
-            "a write without its text"
+            other.replica_may_serve(0, 4, false),
+            "a wake-up (or a failed fetch)"
         );
     }
 }
