@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresConversationStore, PostgresStreamStore, type PostgresClient } from "../index.js";
 import { FaultProxy } from "./fixtures/fault-proxy.js";
 import { caughtUp, startPair, type Pair } from "./fixtures/replication.js";
-import { collect, ddl, uid } from "./helpers.js";
+import { collect, ddl, sleep, uid } from "./helpers.js";
 
 const tables = {
   chunksTable: "aibind_stream_chunks",
@@ -143,6 +143,37 @@ describe.each(modes)("read replicas ($name)", (mode) => {
       await resume();
     }
   }, 60_000);
+
+  it("replays right after each complete are exact while the replica's replay flips between paused and running", async () => {
+    const writer = streams();
+    const reader = streams();
+    let flipping = true;
+    const flipper = (async () => {
+      let paused = false;
+      while (flipping) {
+        await (paused ? resume() : pause());
+        paused = !paused;
+        await sleep(25);
+      }
+      if (paused) await resume();
+    })();
+    try {
+      await Promise.all(
+        Array.from({ length: 4 }, async (_, p) => {
+          for (let k = 0; k < 6; k++) {
+            const n = 20 + ((p * 97 + k * 61) % 400);
+            const id = await written(writer, n);
+            expect(await collect(reader.readFrom(id, 0))).toEqual(chunksOf(id, n));
+          }
+        }),
+      );
+    } finally {
+      flipping = false;
+      await flipper;
+    }
+    const stats = reader.stats();
+    expect(stats.replicaReads! + stats.primaryReads).toBeGreaterThanOrEqual(24);
+  }, 120_000);
 
   it("live tails stay on the primary, and a reader that went there stays there", async () => {
     const writer = streams();
