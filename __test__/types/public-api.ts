@@ -37,16 +37,9 @@ interface ConversationStore {
 const pool = new pg.Pool();
 const client = new pg.Client();
 const s: StreamStore = new PostgresStreamStore(pool);
-const s2: StreamStore = new PostgresStreamStore(client, {
-  chunksTable: "a",
-  statusTable: "b",
-  pollIntervalMs: 50,
-  ttlMs: 1,
-});
+const s2: StreamStore = new PostgresStreamStore(client, { chunksTable: "a", statusTable: "b", pollIntervalMs: 50, ttlMs: 1 });
 const s3: StreamStore = new PostgresStreamStore(wrapPostgresJs(postgres()));
-const s4: StreamStore = new PostgresStreamStore(
-  wrapNeon(async (_q: string, _p?: unknown[]) => [] as Record<string, unknown>[]),
-);
+const s4: StreamStore = new PostgresStreamStore(wrapNeon(async (_q: string, _p?: unknown[]) => [] as Record<string, unknown>[]));
 const s5: StreamStore = new PostgresStreamStore("postgres://localhost/db", { poolSize: 4 });
 const s6: StreamStore = new PostgresStreamStore(wrapNeon(neon("postgres://u:p@host/db")));
 const c: ConversationStore = new PostgresConversationStore(pool, { table: "t", ttlMs: 5 });
@@ -55,10 +48,7 @@ const asClient: PostgresClient = pool;
 const result: Promise<PostgresResult> = asClient.query("SELECT 1", []);
 
 const streamOptions: PostgresStreamStoreOptions = { chunksTable: "x", staleAfterMs: 1 };
-const conversationOptions: PostgresConversationStoreOptions = {
-  table: "x",
-  replicaUrl: new URL("postgres://replica/db"),
-};
+const conversationOptions: PostgresConversationStoreOptions = { table: "x", replicaUrl: new URL("postgres://replica/db") };
 // A read replica: a connection string's, or a JS client's own client of it.
 const replicated = new PostgresStreamStore("postgres://primary/db", { replicaUrl: "postgres://replica/db" });
 const replicatedPool = new PostgresStreamStore(pool, { replica: new pg.Pool() });
@@ -94,20 +84,4 @@ async function usage(store: PostgresStreamStore, err: unknown) {
   new PostgresStreamStore(pool, { replica: 42 });
 }
 
-void [
-  s,
-  s2,
-  s3,
-  s4,
-  s5,
-  s6,
-  c,
-  c2,
-  result,
-  streamOptions,
-  conversationOptions,
-  usage,
-  replicaReads,
-  primaryReads,
-  fallbacks,
-];
+void [s, s2, s3, s4, s5, s6, c, c2, result, streamOptions, conversationOptions, usage, replicaReads, primaryReads, fallbacks];
