@@ -40,12 +40,13 @@ export declare class NativeBackend {
   /** Lets go of the connection; resolves once a pool no other store uses is closed. */
   close(): Promise<undefined>
   /**
-   * A backend over a JS client: `makeAdapter(settle, queryTimeoutMs)` returns the
+   * A backend over a JS client (and `makeReplicaAdapter`, its read replica's client,
+   * if given): `makeAdapter(settle, queryTimeoutMs)` returns the
    * function `(sql, params, ticket, columns) => Promise` that runs a query and settles
    * it through `settle(ticket, outcome, columns?)` (see `index.cjs`), giving up after
    * `queryTimeoutMs`. Held by a reference that never keeps the process alive.
    */
-  static fromQuery(makeAdapter: (settle: (ticket: number, outcome: unknown) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string, withinMs: number | null) => Promise<unknown>, options?: PoolOptions, clientNumber?: number): NativeBackend
+  static fromQuery(makeAdapter: (settle: (ticket: number, outcome: unknown) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string, withinMs: number | null) => Promise<unknown>, options?: PoolOptions, clientNumber?: number, makeReplicaAdapter?: (settle: (ticket: number, outcome: unknown) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string, withinMs: number | null) => Promise<unknown>): NativeBackend
   /**
    * JS clients: the NOTIFY payloads announcing this backend's writes since the last
    * call, for `lib/client-hub.cjs` to send through the client.
@@ -97,7 +98,10 @@ export declare class NativeConversationStore {
   loadJSON(sessionId: string): Promise<string | undefined | null>
   saveJSON(sessionId: string, json: string): Promise<undefined>
   delete(sessionId: string): Promise<undefined>
-  /** Removes expired conversations; resolves how many. */
+  /**
+   * Removes expired conversations; resolves how many. (No read-your-writes note: what
+   * it removes had expired, and a load filters expired rows out on either node.)
+   */
   cleanup(): Promise<number>
   /** Resolves once a pool no other store uses has closed its connections. */
   close(): Promise<undefined>
@@ -177,8 +181,12 @@ export declare class NativeStreamStore {
    * Resolves how many streams it removed.
    */
   cleanup(): Promise<number>
-  /** A reader of the chunks after `afterSeq`, for `readFrom`. */
-  reader(id: string, after: number): NativeStreamReader
+  /**
+   * A reader of the chunks after `afterSeq`, for `readFrom`. `writing`: this store
+   * writes the stream (and has not seen it finish), `written`: the most chunks it
+   * stored; with a read replica they decide whether it may be read there.
+   */
+  reader(id: string, after: number, writing?: boolean | undefined | null, written?: number | undefined | null): NativeStreamReader
   /**
    * What `stopSignal(id)` waits with: a reader past every chunk, woken only when the
    * stream finishes (here, through NOTIFY, or the shared check); its `nextPage()`
@@ -245,6 +253,15 @@ export interface BackendStats {
   notificationsReceived?: number
   /** Connection attempts the server refused as full (53300); the calls waited instead. */
   connectionsRefused?: number
+  /**
+   * Reads (pages of `readFrom` read from the database, conversation loads) served by
+   * the read replica (`replicaUrl`); null without one.
+   */
+  replicaReads?: number
+  /** Such reads served by the primary. */
+  primaryReads: number
+  /** Of `primaryReads`, those the replica could not serve; null without a replica. */
+  replicaFallbacks?: number
 }
 
 /**
@@ -330,6 +347,13 @@ export interface PoolOptions {
    * waiting reader looks once. Also used, from the store's options, with a JS client.
    */
   listenHeartbeatMs?: number
+  /**
+   * A read replica's connection string (a streaming standby of the same database):
+   * replays of finished streams and conversation loads that cannot be older there go
+   * to it, everything else to the main one (`docs/replicas.md`). Connection strings
+   * only.
+   */
+  replicaUrl?: string
 }
 
 /** The table names to make the schema for (the stores' defaults when left out). */

@@ -42,6 +42,17 @@ export interface PostgresPoolOptions
   /** A connection string used only for the LISTEN connection (see `PoolOptions.listenUrl`). */
   listenUrl?: string | URL;
   /**
+   * A read replica's connection string (a streaming standby of the same database):
+   * replays of finished streams and conversation loads that cannot be older there are
+   * read from it (see `PoolOptions.replicaUrl`, docs/replicas.md).
+   */
+  replicaUrl?: string | URL;
+  /**
+   * With a JS client as the store's client: a client of a read replica (a second
+   * `pg.Pool`, `wrapPostgresJs(sql)`), which serves the same reads as `replicaUrl` does.
+   */
+  replica?: PostgresClient;
+  /**
    * Put the stream or session id into the context of the store's diagnostics channel
    * events (`aibind-rs:stream:append`, ...; default false: no ids, values or text).
    */
@@ -73,6 +84,15 @@ export interface PostgresStoreStats {
   notificationsReceived: number | null;
   /** Connection attempts the server refused as full (53300); the calls waited instead. */
   connectionsRefused: number | null;
+  /**
+   * This store's reads that may go to a replica (pages of `readFrom` read from the
+   * database, conversation loads) served by the replica (`replicaUrl`); null without one.
+   */
+  replicaReads: number | null;
+  /** Such reads served by the primary. */
+  primaryReads: number;
+  /** Of `primaryReads`, those the replica could not serve (behind, not finished there, unreachable); null without a replica. */
+  replicaFallbacks: number | null;
 }
 
 export interface PostgresStreamStoreOptions extends PostgresPoolOptions, StreamStoreOptions {}

@@ -119,6 +119,11 @@ const badOptions: Array<[string, string, () => unknown]> = [
   ["pooler 'statement'", "INVALID_OPTION", () => new PostgresStreamStore(DATABASE_URL, { pooler: any("statement") })],
   ["listenUrl 42", "INVALID_OPTION", () => new PostgresStreamStore(DATABASE_URL, { listenUrl: any(42) })],
   ["listenUrl 'not a url'", "INVALID_ARGUMENT", () => new PostgresStreamStore(DATABASE_URL, { listenUrl: "not a url" })],
+  ["replicaUrl 42", "INVALID_OPTION", () => new PostgresStreamStore(DATABASE_URL, { replicaUrl: any(42) })],
+  ["replicaUrl 'not a url'", "INVALID_ARGUMENT", () => new PostgresConversationStore(DATABASE_URL, { replicaUrl: "not a url" })],
+  ["replicaUrl with a pg.Pool", "INVALID_OPTION", () => new PostgresStreamStore(jsPool, { replicaUrl: DATABASE_URL })],
+  ["replica 42", "INVALID_OPTION", () => new PostgresStreamStore(jsPool, { replica: any(42) })],
+  ["replica (a client) with a connection string", "INVALID_OPTION", () => new PostgresConversationStore(DATABASE_URL, { replica: jsPool })],
   // Numbers out of range, and options of the wrong type, with either kind of client.
   ...[
     ["connection string", () => DATABASE_URL as string | PostgresClient] as const,

@@ -117,6 +117,8 @@ class Writer {
   /** The chunk whose append ended APPEND_OUTCOME_UNKNOWN, and the seq it may hold. */
   /** @type {{ chunk: string, at: number } | undefined} */
   pending = undefined;
+  /** The stream finished through this store (stop, complete, fail). */
+  finished = false;
   /** The stream's appends, one at a time: how many are running or waiting, and the last. */
   running = 0;
   /** @type {Promise<unknown>} */
@@ -151,6 +153,24 @@ class Appends {
     writer.next = 1;
     this.#writers.set(id, writer);
     this.#settled(id, writer);
+  }
+
+  /** The stream finished through this store. */
+  finished(id) {
+    const writer = this.#writers.get(id);
+    if (writer !== undefined) writer.finished = true;
+  }
+
+  /**
+   * What this store's writer knows of a stream, for a reader (a read replica is read
+   * only for a stream it does not write): whether it writes it and has not seen it
+   * finish, and the most chunks it stored.
+   * @returns {[boolean, number]}
+   */
+  knows(id) {
+    const writer = this.#writers.get(id);
+    if (writer === undefined) return [false, 0];
+    return [!writer.finished, writer.lastSeq];
   }
 
   /** Resolves the seq the chunk was stored at, exactly once. */

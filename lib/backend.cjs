@@ -8,6 +8,7 @@ const { adapt, sender } = require("./driver.cjs");
 const { POSTGRES_JS } = require("./listener.cjs");
 const { isPg } = require("./pg.cjs");
 const { describe, invalid, isMissing, missingClient } = require("./options.cjs");
+const { storeError } = require("./errors.cjs");
 
 /** A JS client's backend → its client's hub (lib/client-hub.cjs) and its place there. */
 const hubOf = new WeakMap();
@@ -41,18 +42,46 @@ function detectCitus(client, backend) {
 function backendFor(client, options) {
   if (isMissing(client)) throw missingClient();
   if (client instanceof URL) client = client.href;
-  if (typeof client === "string") return NativeBackend.connect(client, options);
+  const { replica, ...rest } = options ?? {};
+  const hasReplica = replica !== undefined && replica !== null;
+  if (hasReplica && (typeof replica !== "object" || typeof replica.query !== "function")) {
+    throw storeError(
+      "INVALID_OPTION",
+      `option "replica" must be a client with query(sql, params) (a pg.Pool, wrapPostgresJs(sql)), got ${describe(replica)}`,
+    );
+  }
+  if (typeof client === "string") {
+    if (hasReplica) {
+      throw storeError(
+        "INVALID_OPTION",
+        'option "replica" (a client object) goes with a JS client as the store\'s client; with a ' +
+          'connection string give "replicaUrl"',
+      );
+    }
+    return NativeBackend.connect(client, options);
+  }
   if (client !== null && typeof client === "object" && typeof client.query === "function") {
+    if (options?.replicaUrl !== undefined && options?.replicaUrl !== null) {
+      throw storeError(
+        "INVALID_OPTION",
+        'option "replicaUrl" goes with a connection string as the store\'s client; with a JS client ' +
+          'give "replica", a client of the replica (a second pg.Pool, wrapPostgresJs(sql))',
+      );
+    }
     const hub = hubFor(client, sender(client, options?.queryTimeoutMs ?? 30_000));
     let direct;
     const backend = NativeBackend.fromQuery(
       (settle, timeoutMs) => {
-        const query = adapt(client, (_ticket, outcome) => outcome, timeoutMs);
-        direct = (sql, params, columns) => query(sql, params, 0, columns, null);
+        // With a replica, reads go through the native backend, which routes them.
+        if (!hasReplica) {
+          const query = adapt(client, (_ticket, outcome) => outcome, timeoutMs);
+          direct = (sql, params, columns) => query(sql, params, 0, columns, null);
+        }
         return adapt(client, settle, timeoutMs);
       },
-      options,
+      rest,
       hub.number,
+      hasReplica ? (settle, timeoutMs) => adapt(replica, settle, timeoutMs) : undefined,
     );
     hubOf.set(backend, { hub, token: hub.add(backend, options) });
     if (direct) directOf.set(backend, direct);

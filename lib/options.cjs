@@ -75,6 +75,7 @@ const OPTION_TYPES = {
   idleTimeoutMs: "number",
   pooler: "string",
   listenUrl: "string",
+  replicaUrl: "string",
   listenHeartbeatMs: "number",
   listen: "boolean",
   synchronousCommit: "boolean",
@@ -86,6 +87,7 @@ function nativeOptions(options) {
   if (options === undefined || options === null) return {};
   if (typeof options !== "object") throw invalid(`options must be an object, got ${describe(options)}`);
   if (options.listenUrl instanceof URL) options = { ...options, listenUrl: options.listenUrl.href };
+  if (options.replicaUrl instanceof URL) options = { ...options, replicaUrl: options.replicaUrl.href };
   for (const [name, type] of Object.entries(OPTION_TYPES)) {
     const value = options[name];
     if (value !== undefined && value !== null && typeof value !== type) {

@@ -133,6 +133,9 @@ class Store {
       notificationsSent: or(s.notificationsSent),
       notificationsReceived: or(s.notificationsReceived),
       connectionsRefused: or(s.connectionsRefused),
+      replicaReads: or(s.replicaReads),
+      primaryReads: s.primaryReads,
+      replicaFallbacks: or(s.replicaFallbacks),
     };
   }
 

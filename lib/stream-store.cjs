@@ -183,7 +183,7 @@ class PostgresStreamStore extends Store {
     const stream = text("stream id", id);
     const after = seqArgument(afterSeq);
     const query = direct(this);
-    const reader = await run(() => native(this).reader(stream, after));
+    const reader = await run(() => native(this).reader(stream, after, ...this.#appends.knows(id)));
     const wakes = this.#readerWakes();
     const retryFor = native(this).retryReadsForMs;
     /** @param {number} [waitedMs] how long the reader waited for news before this page */
@@ -307,13 +307,20 @@ class PostgresStreamStore extends Store {
     return { state: status.state, error: status.error ?? undefined, totalChunks: status.totalChunks };
   }
 
+  /** A finish through this store: its writer knows the stream finished once it is done. */
+  async #finished(id, finishing) {
+    const result = await finishing;
+    this.#appends.finished(id);
+    return result;
+  }
+
   stop(id) {
     return traced(
       this,
       "stream:stop",
       () => this.#status,
       id,
-      () => run(() => native(this).stop(text("stream id", id))),
+      () => run(() => this.#finished(id, native(this).stop(text("stream id", id)))),
     );
   }
 
@@ -323,7 +330,7 @@ class PostgresStreamStore extends Store {
       "stream:complete",
       () => this.#status,
       id,
-      () => run(() => native(this).complete(text("stream id", id))),
+      () => run(() => this.#finished(id, native(this).complete(text("stream id", id)))),
     );
   }
 
@@ -333,7 +340,7 @@ class PostgresStreamStore extends Store {
       "stream:fail",
       () => this.#status,
       id,
-      () => run(() => native(this).fail(text("stream id", id), text("error", error))),
+      () => run(() => this.#finished(id, native(this).fail(text("stream id", id), text("error", error)))),
     );
   }
 }

@@ -5,6 +5,7 @@
 
 mod backend;
 mod clock;
+mod conversation_saved;
 mod conversation_store;
 mod error;
 #[cfg(feature = "noop")]

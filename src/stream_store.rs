@@ -11,7 +11,7 @@ use crate::backend::{missing, NativeBackend, Param};
 use crate::clock::now_ms;
 use crate::error::Error;
 use crate::options::{after_seq, check_id, check_text, StreamSettings, StreamStoreOptions};
-use crate::reader::NativeStreamReader;
+use crate::reader::{NativeStreamReader, WriterKnows};
 use crate::sql::StreamSql;
 use crate::stream_shared::StreamShared;
 use crate::waker::Waker;
@@ -246,17 +246,30 @@ impl NativeStreamStore {
         })
     }
 
-    /// A reader of the chunks after `afterSeq`, for `readFrom`.
+    /// A reader of the chunks after `afterSeq`, for `readFrom`. `writing`: this store
+    /// writes the stream (and has not seen it finish), `written`: the most chunks it
+    /// stored; with a read replica they decide whether it may be read there.
     #[napi]
-    pub fn reader(&self, id: String, after: f64) -> napi::Result<NativeStreamReader> {
+    pub fn reader(
+        &self,
+        id: String,
+        after: f64,
+        writing: Option<bool>,
+        written: Option<u32>,
+    ) -> napi::Result<NativeStreamReader> {
         check_id("stream id", &id)?;
         if self.shared.db.is_closed() {
             return Err(Error::Closed.into());
         }
+        let writer = WriterKnows {
+            writing: writing.unwrap_or(false),
+            written: i64::from(written.unwrap_or(0)),
+        };
         Ok(NativeStreamReader::new(
             self.shared.clone(),
             id,
             after_seq(after)?,
+            writer,
         ))
     }
 
@@ -275,6 +288,7 @@ impl NativeStreamStore {
             id,
             i32::MAX,
             key,
+            None,
         ))
     }
 

@@ -21,6 +21,8 @@
 //! database), and a reader takes only its own source's: two databases with a table of
 //! the same name never mix.
 
+mod replica;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 

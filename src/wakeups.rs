@@ -38,6 +38,9 @@ pub fn origin() -> &'static str {
 pub struct Hub {
     tail: Mutex<Tail>,
     version: watch::Sender<u64>,
+    /// The stream was made anew in this process (through any client) since a finish of it
+    /// was last heard: a read replica showing it finished may show an older generation.
+    made_anew: std::sync::atomic::AtomicBool,
 }
 
 impl Hub {
@@ -60,6 +63,13 @@ impl Hub {
                 active,
             )
         });
+    }
+
+    /// See `Tail::replica_may_serve`.
+    pub fn replica_may_serve(&self, source: Source, total: i64) -> bool {
+        let tail = self.tail.lock().unwrap_or_else(PoisonError::into_inner);
+        let made_anew = self.made_anew.load(std::sync::atomic::Ordering::Acquire);
+        tail.replica_may_serve(source, total, made_anew)
     }
 
     /// See `Tail::fetch_failed`.
@@ -151,6 +161,7 @@ pub fn subscribe(table: &str, id: &str) -> Subscription {
             let hub = Arc::new(Hub {
                 tail: Mutex::default(),
                 version: watch::Sender::new(0),
+                made_anew: Default::default(),
             });
             registry.streams.insert(key, Arc::downgrade(&hub));
             hub
@@ -190,6 +201,8 @@ pub fn appended(table: &str, id: &str, source: Source, seq: u32, data: &Arc<str>
 /// The stream finished with `total` chunks: its readers there end.
 pub fn finished(table: &str, id: &str, source: Source, total: i64) {
     if let Some(hub) = hub(table, id) {
+        hub.made_anew
+            .store(false, std::sync::atomic::Ordering::Release);
         hub.change(|tail| tail.finished(source, total));
     }
 }
@@ -197,6 +210,8 @@ pub fn finished(table: &str, id: &str, source: Source, total: i64) {
 /// The stream was made anew: nothing known of the old one holds.
 pub fn created(table: &str, id: &str) {
     if let Some(hub) = hub(table, id) {
+        hub.made_anew
+            .store(true, std::sync::atomic::Ordering::Release);
         hub.change(Tail::created);
     }
 }

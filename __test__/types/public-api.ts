@@ -38,9 +38,16 @@ interface ConversationStore {
 const pool = new pg.Pool();
 const client = new pg.Client();
 const s: StreamStore = new PostgresStreamStore(pool);
-const s2: StreamStore = new PostgresStreamStore(client, { chunksTable: "a", statusTable: "b", pollIntervalMs: 50, ttlMs: 1 });
+const s2: StreamStore = new PostgresStreamStore(client, {
+  chunksTable: "a",
+  statusTable: "b",
+  pollIntervalMs: 50,
+  ttlMs: 1,
+});
 const s3: StreamStore = new PostgresStreamStore(wrapPostgresJs(postgres()));
-const s4: StreamStore = new PostgresStreamStore(wrapNeon(async (_q: string, _p?: unknown[]) => [] as Record<string, unknown>[]));
+const s4: StreamStore = new PostgresStreamStore(
+  wrapNeon(async (_q: string, _p?: unknown[]) => [] as Record<string, unknown>[]),
+);
 const s5: StreamStore = new PostgresStreamStore("postgres://localhost/db", { poolSize: 4 });
 const s6: StreamStore = new PostgresStreamStore(wrapNeon(neon("postgres://u:p@host/db")));
 const c: ConversationStore = new PostgresConversationStore(pool, { table: "t", ttlMs: 5 });
@@ -51,6 +58,13 @@ const result: Promise<PostgresResult> = asClient.query("SELECT 1", []);
 const streamOptions: PostgresStreamStoreOptions = { chunksTable: "x", staleAfterMs: 1, citus: true };
 const conversationOptions: PostgresConversationStoreOptions = { table: "x", citus: false };
 const distributed: Promise<string[]> = migrate("postgres://localhost/db", { citus: true });
+const replicaOptions: PostgresConversationStoreOptions = { table: "x", replicaUrl: new URL("postgres://replica/db") };
+// A read replica: a connection string's, or a JS client's own client of it.
+const replicated = new PostgresStreamStore("postgres://primary/db", { replicaUrl: "postgres://replica/db" });
+const replicatedPool = new PostgresStreamStore(pool, { replica: new pg.Pool() });
+const replicaReads: number | null = replicated.stats().replicaReads;
+const primaryReads: number = replicatedPool.stats().primaryReads;
+const fallbacks: number | null = replicatedPool.stats().replicaFallbacks;
 
 async function usage(store: PostgresStreamStore, err: unknown) {
   for await (const chunk of store.readFrom("id", 0)) {
@@ -76,6 +90,26 @@ async function usage(store: PostgresStreamStore, err: unknown) {
   new PostgresStreamStore(42);
   // @ts-expect-error: unknown option
   new PostgresStreamStore(pool, { chunkTable: "typo" });
+  // @ts-expect-error: a replica's client is a client, not a number
+  new PostgresStreamStore(pool, { replica: 42 });
 }
 
 void [s, s2, s3, s4, s5, s6, c, c2, result, streamOptions, conversationOptions, distributed, usage];
+const replicaOptions: PostgresConversationStoreOptions = { table: "x", replicaUrl: new URL("postgres://replica/db") };
+void [
+  s,
+  s2,
+  s3,
+  s4,
+  s5,
+  s6,
+  c,
+  c2,
+  result,
+  streamOptions,
+  conversationOptions,
+  usage,
+  replicaReads,
+  primaryReads,
+  fallbacks,
+];

@@ -10,10 +10,12 @@ use tokio::sync::watch;
 
 use super::check::{Waiter, Waiting};
 use super::js::JsQuery;
+use super::js_read;
 use super::notify::Written;
 use super::pool::{combine, Closing, SharedPool};
+use super::route::{routed, Route};
 use super::rows::{Param, Row};
-use super::stats::BackendStats;
+use super::stats::{read, BackendStats, Reads};
 use crate::error::{Error, Result};
 use crate::sql::{self, Statement};
 use crate::tail::Source;
@@ -70,6 +72,8 @@ pub struct Db {
     closed: watch::Sender<bool>,
     /// Which database what this store reads and writes comes from (`tail.rs`).
     source: Source,
+    /// Reads that may go to a replica, by where they were served (`read.rs`).
+    pub(super) reads: Arc<Reads>,
 }
 
 impl Db {
@@ -82,6 +86,7 @@ impl Db {
             backend: RwLock::new(Some(backend)),
             closed: watch::Sender::new(false),
             source,
+            reads: Arc::default(),
         })
     }
 
@@ -174,21 +179,40 @@ impl Db {
     /// (a reader's next page, asked for while the current one is read): with the Rust
     /// pool on a connection of its own, with a JS client right away through its `query`.
     pub fn start(&self, env: &Env, statement: &Statement, params: Vec<Param>) -> Option<Started> {
+        self.start_routed(env, statement, params, None)
+    }
+
+    /// `start`, for a read that may go to the replica (`read.rs`); `route` `None`: a read
+    /// for the primary alone, counted as such.
+    pub(super) fn start_routed(
+        &self,
+        env: &Env,
+        statement: &Statement,
+        params: Vec<Param>,
+        route: Option<Option<Route>>,
+    ) -> Option<Started> {
         match self.backend().ok()? {
             Backend::Pool(pool) => {
                 let statement = statement.clone();
                 let deadline = pool.conns().deadline();
                 let (rows, started) = tokio::sync::oneshot::channel();
                 let call = vec![telemetry::current_call()];
+                let reads = self.reads.clone();
                 spawn(telemetry::with_calls(call, async move {
-                    let _ = rows.send(pool.query(&statement, &params, deadline).await);
+                    let got = match route {
+                        Some(route) => {
+                            routed(&pool, &reads, &statement, &params, route, deadline).await
+                        }
+                        None => pool.query(&statement, &params, deadline).await,
+                    };
+                    let _ = rows.send(got);
                 }));
                 Some(Started::Pool(started))
             }
             Backend::Js(js) => {
                 let slot = Arc::new(Mutex::new(Ahead::Running));
                 let done = slot.clone();
-                js.start(env, statement, params, move |rows| {
+                let done = move |rows| {
                     let mut slot = ahead(&done);
                     match std::mem::replace(&mut *slot, Ahead::Running) {
                         Ahead::Awaited(deliver) => {
@@ -197,7 +221,13 @@ impl Db {
                         }
                         _ => *slot = Ahead::Done(rows),
                     }
-                })
+                };
+                match route {
+                    Some(route) => {
+                        js_read::start(&js, env, statement, params, route, self.reads.clone(), done)
+                    }
+                    None => js.start(env, statement, params, done),
+                }
                 .ok()?;
                 Some(Started::Js(slot))
             }
@@ -345,6 +375,16 @@ impl Db {
 
     /// What `store.stats()` reports (a closed store: nothing open).
     pub fn stats(&self) -> BackendStats {
+        let mut stats = self.backend_stats();
+        stats.primary_reads = read(&self.reads.primary);
+        if self.has_replica() {
+            stats.replica_reads = Some(read(&self.reads.replica));
+            stats.replica_fallbacks = Some(read(&self.reads.fell_back));
+        }
+        stats
+    }
+
+    fn backend_stats(&self) -> BackendStats {
         match self.backend() {
             Ok(Backend::Pool(pool)) => pool.stats(),
             // Readers in the client's shared check (those polling on their own are not).

@@ -18,10 +18,13 @@ mod check;
 mod citus;
 mod db;
 mod js;
+mod js_read;
 mod notify;
 pub mod notify_choice;
 mod options;
 mod pool;
+mod read;
+mod route;
 mod rows;
 mod stats;
 
@@ -29,6 +32,7 @@ pub use check::Waiter;
 pub use db::{close, Db, Started};
 pub use js::{read_rows as read_js_outcome, MakeAdapter};
 pub use options::PoolOptions;
+pub use route::Route;
 #[cfg(test)]
 pub use rows::Cell;
 pub use rows::{missing, Param, Row};
@@ -116,29 +120,33 @@ impl NativeBackend {
         close(env, &self.db)
     }
 
-    /// A backend over a JS client: `makeAdapter(settle, queryTimeoutMs)` returns the
+    /// A backend over a JS client (and `makeReplicaAdapter`, its read replica's client,
+    /// if given): `makeAdapter(settle, queryTimeoutMs)` returns the
     /// function `(sql, params, ticket, columns) => Promise` that runs a query and settles
     /// it through `settle(ticket, outcome, columns?)` (see `index.cjs`), giving up after
     /// `queryTimeoutMs`. Held by a reference that never keeps the process alive.
     #[napi(
         factory,
-        ts_args_type = "makeAdapter: (settle: (ticket: number, outcome: unknown) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string, withinMs: number | null) => Promise<unknown>, options?: PoolOptions, clientNumber?: number"
+        ts_args_type = "makeAdapter: (settle: (ticket: number, outcome: unknown) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string, withinMs: number | null) => Promise<unknown>, options?: PoolOptions, clientNumber?: number, makeReplicaAdapter?: (settle: (ticket: number, outcome: unknown) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string, withinMs: number | null) => Promise<unknown>"
     )]
     pub fn from_query(
         env: &Env,
         make_adapter: MakeAdapter,
         options: Option<PoolOptions>,
         client_number: Option<u32>,
+        make_replica_adapter: Option<MakeAdapter>,
     ) -> napi::Result<Self> {
         let settings = options.unwrap_or_default().settings()?;
         let source = client_number.map_or_else(crate::tail::new_source, u64::from);
+        let timeout = settings.query_timeout_ms as f64;
+        let mut query = js::JsQuery::new(env, make_adapter, timeout, source)?;
+        // A read replica's client (`replica`): reads it may serve go there first.
+        if let Some(make_replica) = make_replica_adapter {
+            let replica = js::JsQuery::new(env, make_replica, timeout, source)?;
+            query.replica = Some(Arc::new(replica));
+        }
         Ok(NativeBackend {
-            db: Db::new(Backend::Js(Arc::new(js::JsQuery::new(
-                env,
-                make_adapter,
-                settings.query_timeout_ms as f64,
-                source,
-            )?))),
+            db: Db::new(Backend::Js(Arc::new(query))),
         })
     }
 

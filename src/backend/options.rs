@@ -38,6 +38,11 @@ pub struct PoolOptions {
     /// without a word (a NAT or a proxy that dropped it): it is opened again, and every
     /// waiting reader looks once. Also used, from the store's options, with a JS client.
     pub listen_heartbeat_ms: Option<f64>,
+    /// A read replica's connection string (a streaming standby of the same database):
+    /// replays of finished streams and conversation loads that cannot be older there go
+    /// to it, everything else to the main one (`docs/replicas.md`). Connection strings
+    /// only.
+    pub replica_url: Option<String>,
 }
 
 impl PoolOptions {
@@ -67,6 +72,8 @@ impl PoolOptions {
                 self.listen_heartbeat_ms,
                 30_000,
             )?,
+            replica_url: self.replica_url,
+            replica: false,
         })
     }
 }

@@ -12,6 +12,17 @@ pub struct Counters {
     pub notifications_received: AtomicU64,
 }
 
+/// A store's reads that may go to a replica (pages of `readFrom` read from the database,
+/// conversation loads), by where they were served.
+#[derive(Debug, Default)]
+pub struct Reads {
+    pub replica: AtomicU64,
+    pub primary: AtomicU64,
+    /// Of those served by the primary: the replica could not serve them (behind, not
+    /// finished there, unreachable or resting after a failure).
+    pub fell_back: AtomicU64,
+}
+
 impl Counters {
     pub fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
@@ -48,6 +59,13 @@ pub struct BackendStats {
     pub notifications_received: Option<f64>,
     /// Connection attempts the server refused as full (53300); the calls waited instead.
     pub connections_refused: Option<f64>,
+    /// Reads (pages of `readFrom` read from the database, conversation loads) served by
+    /// the read replica (`replicaUrl`); null without one.
+    pub replica_reads: Option<f64>,
+    /// Such reads served by the primary.
+    pub primary_reads: f64,
+    /// Of `primaryReads`, those the replica could not serve; null without a replica.
+    pub replica_fallbacks: Option<f64>,
 }
 
 impl BackendStats {
@@ -68,6 +86,9 @@ impl BackendStats {
             notifications_sent: None,
             notifications_received: None,
             connections_refused: None,
+            replica_reads: None,
+            primary_reads: 0.0,
+            replica_fallbacks: None,
         }
     }
 }

@@ -15,6 +15,7 @@ use napi_derive::napi;
 use tokio::sync::watch;
 
 mod page;
+mod replica;
 
 use crate::backend::{Param, Row, Started, Waiter};
 use crate::error::Result;
@@ -23,6 +24,8 @@ use crate::stream_shared::StreamShared;
 use crate::tail::Look;
 use crate::wakeups::{self, Fetched, Hub, Subscription};
 use page::{Cursor, Page};
+use replica::ReplicaUse;
+pub use replica::WriterKnows;
 
 /// One page of chunks, in columns: their seqs, and their texts joined into one string,
 /// chunk `i` ending at UTF-16 offset `ends[i]`. One string and two typed arrays cross into
@@ -85,6 +88,8 @@ struct ReaderInner {
     ahead: Mutex<Option<(i32, Started)>>,
     /// The key its wake-ups come under: the status table's, or its finishes' alone.
     key: String,
+    /// Where its pages may be read (`replica.rs`).
+    replica: ReplicaUse,
 }
 
 #[napi]
@@ -93,14 +98,22 @@ pub struct NativeStreamReader {
 }
 
 impl NativeStreamReader {
-    pub fn new(shared: Arc<StreamShared>, id: String, after: i32) -> Self {
+    pub fn new(shared: Arc<StreamShared>, id: String, after: i32, writer: WriterKnows) -> Self {
         let key = shared.settings.wake_key.clone();
-        Self::with_key(shared, id, after, key)
+        Self::with_key(shared, id, after, key, Some(writer))
     }
 
-    /// A reader woken under `key` (see `sql::finish_key`).
-    pub fn with_key(shared: Arc<StreamShared>, id: String, after: i32, key: String) -> Self {
+    /// A reader woken under `key` (see `sql::finish_key`); `writer` `None`: it never
+    /// reads the replica.
+    pub fn with_key(
+        shared: Arc<StreamShared>,
+        id: String,
+        after: i32,
+        key: String,
+        writer: Option<WriterKnows>,
+    ) -> Self {
         let subscription = wakeups::subscribe(&key, &id);
+        let replica = ReplicaUse::new(writer, subscription.hub());
         NativeStreamReader {
             inner: Arc::new(ReaderInner {
                 cursor: Mutex::new(Cursor {
@@ -115,6 +128,7 @@ impl NativeStreamReader {
                 shared,
                 id,
                 ahead: Mutex::new(None),
+                replica,
             }),
         }
     }
@@ -295,6 +309,8 @@ impl NativeStreamReader {
             }
         }
         let db = &inner.shared.db;
+        let has_replica = db.has_replica();
+        let route = || inner.replica.route(has_replica, source, total);
         let started = {
             let mut ahead = inner.ahead.lock().unwrap_or_else(PoisonError::into_inner);
             let started = match ahead.take() {
@@ -308,7 +324,7 @@ impl NativeStreamReader {
             if largest == SMALL_CHUNK_BYTES && total > i64::from(until) {
                 let next = until.saturating_add(PAGE_ROWS);
                 *ahead = db
-                    .start(env, sql, page(until, next, SMALL_CHUNK_BYTES))
+                    .start_read(env, sql, page(until, next, SMALL_CHUNK_BYTES), route())
                     .map(|started| (until, started));
             }
             started
@@ -326,7 +342,7 @@ impl NativeStreamReader {
                     reader.take_page(&reader.shared.sql.read_page, rows, None)
                 })
             }
-            None => db.run(env, sql, page(from, until, largest), move |rows| {
+            None => db.read(env, sql, page(from, until, largest), route(), move |rows| {
                 reader.take_page(&reader.shared.sql.read_page, rows, fetch)
             }),
         }

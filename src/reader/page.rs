@@ -57,6 +57,14 @@ pub struct Taken<'r> {
 /// A fetch's chunks (seq and text), the stream's count and whether it is active.
 pub type Landed<'r> = (Vec<(u32, &'r str)>, i64, bool);
 
+/// The stream's state and count from a page's status row (the row without a seq, its
+/// data "<state> <total_chunks>"); `None`: the stream is missing, or the row is malformed.
+pub fn status(rows: &[Row]) -> Option<(&str, i64)> {
+    let status = rows.iter().find(|row| row.int(0).is_none())?;
+    let (state, total) = status.text(1)?.split_once(' ')?;
+    Some((state, total.parse().ok()?))
+}
+
 #[derive(Debug)]
 pub struct Cursor {
     /// The last seq handed out (or stepped over).

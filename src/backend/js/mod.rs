@@ -86,6 +86,11 @@ pub struct JsQuery {
     pub heard: AtomicBool,
     /// Whether the database has Citus (`backend/citus.rs`), from `detectCitus`.
     pub citus: CitusState,
+    /// The replica's client (the `replica` option), and until when it rests after a
+    /// failure (`backend/js_read.rs`).
+    pub replica: Option<Arc<JsQuery>>,
+    pub resting_until: Mutex<Option<std::time::Instant>>,
+    pub query_timeout: std::time::Duration,
 }
 
 fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
@@ -121,6 +126,9 @@ impl JsQuery {
             checking: AtomicBool::new(false),
             heard: AtomicBool::new(false),
             citus: CitusState::default(),
+            replica: None,
+            resting_until: Mutex::new(None),
+            query_timeout: std::time::Duration::from_millis(query_timeout_ms as u64),
         })
     }
 
@@ -187,6 +195,22 @@ impl JsQuery {
         let returned = self.call(env, statement, params, within, on_settle)?;
         // SAFETY: a live value of this env; the adapter always returns a promise.
         unsafe { PromiseRaw::<T>::from_napi_value(env.raw(), returned) }
+    }
+
+    /// Runs a statement within `within` and hands its rows to `done` on the JS thread,
+    /// whose value (a promise, for one) the adapter's promise, returned, resolves with.
+    pub fn call_rows(
+        &self,
+        env: &Env,
+        statement: &Statement,
+        params: Vec<Param>,
+        within: Option<std::time::Duration>,
+        done: impl FnOnce(&Env, Result<Vec<Row>>) -> napi::Result<sys::napi_value> + Send + 'static,
+    ) -> napi::Result<sys::napi_value> {
+        let columns = statement.clone();
+        let on_settle: OnSettle =
+            Box::new(move |env, outcome| done(env, read_rows(env, &columns, outcome)));
+        self.call(env, statement, params, within, on_settle)
     }
 
     /// Calls the adapter with a ticket for `on_settle`; returns the adapter's promise.

@@ -46,10 +46,12 @@ pub(super) fn target(config: &Config) -> String {
 
 /// A client configuration for `url`, and its TLS connector: libpq's sslmode and
 /// sslrootcert, a connect timeout, keepalive, and `application_name` "aibind-rs" unless
-/// the string names one. No other startup parameter is added.
+/// the string names one. No other startup parameter is added. `writes`: the pool writes
+/// (not a read replica's).
 pub(super) fn client_config(
     url: &str,
     connect_timeout_ms: u64,
+    writes: bool,
 ) -> Result<(Config, MakeRustlsConnect)> {
     let mut info = ConnInfo::parse(url)?;
     let mut tls = Tls::take(&mut info)?;
@@ -61,7 +63,7 @@ pub(super) fn client_config(
     })?;
     // Several hosts (a primary and its standbys): the store writes, so unless the string
     // says otherwise it connects only to a writable one, as libpq's read-write does.
-    if config.get_hosts().len() > 1 && !info.has("target_session_attrs") {
+    if writes && config.get_hosts().len() > 1 && !info.has("target_session_attrs") {
         config.target_session_attrs(TargetSessionAttrs::ReadWrite);
     }
     tls.plain_on_loopback(&config);

@@ -21,10 +21,12 @@ mod conns;
 mod execute;
 mod notifier;
 mod pooler;
+mod replica;
 mod tls;
 mod writable;
 
 pub use pooler::Pooler;
+pub use replica::{share as replica_share, Replica, REST as REPLICA_REST};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +68,10 @@ pub struct PoolSettings {
     pub pooler: Pooler,
     pub listen_url: Option<String>,
     pub listen_heartbeat_ms: u64,
+    /// A standby's connection string, for reads that may go there (`replica.rs`).
+    pub replica_url: Option<String>,
+    /// This pool is a replica's: its connections are read-only, and that is no fault.
+    pub replica: bool,
 }
 
 pub struct SharedPool {
@@ -79,6 +85,8 @@ pub struct SharedPool {
     queues: Queues,
     /// Whether the database has Citus (`backend/citus.rs`).
     pub citus: CitusState,
+    /// The read replica (`replicaUrl`), if one was given.
+    replica: Option<Replica>,
 }
 
 impl Drop for SharedPool {
@@ -93,20 +101,49 @@ type Registry = Mutex<HashMap<(String, PoolSettings), Weak<SharedPool>>>;
 static POOLS: LazyLock<Registry> = LazyLock::new(Default::default);
 
 pub fn shared(url: &str, settings: PoolSettings) -> Result<Arc<SharedPool>> {
-    let mut pools = POOLS.lock().map_err(|_| Error::Closed)?;
     let key = (url.to_string(), settings.clone());
+    if let Some(pool) = registered(&key)? {
+        return Ok(pool);
+    }
+    // The replica's pool first (it registers itself), outside the registry's lock.
+    let replica = match &settings.replica_url {
+        Some(replica_url) => {
+            let pool = shared(
+                replica_url,
+                PoolSettings {
+                    replica_url: None,
+                    listen_url: None,
+                    replica: true,
+                    ..settings.clone()
+                },
+            )?;
+            Some(Replica::new(pool.conns.clone(), pool))
+        }
+        None => None,
+    };
+    let mut pools = POOLS.lock().map_err(|_| Error::Closed)?;
     if let Some(pool) = pools.get(&key).and_then(Weak::upgrade) {
         pool.stores.fetch_add(1, Ordering::AcqRel);
         return Ok(pool);
     }
     pools.retain(|_, pool| pool.strong_count() > 0);
-    let pool = Arc::new(SharedPool::new(url, settings)?);
+    let pool = Arc::new(SharedPool::new(url, settings, replica)?);
     pools.insert(key, Arc::downgrade(&pool));
     Ok(pool)
 }
 
+/// The pool registered under `key`, counted as used by one more store.
+fn registered(key: &(String, PoolSettings)) -> Result<Option<Arc<SharedPool>>> {
+    let pools = POOLS.lock().map_err(|_| Error::Closed)?;
+    let pool = pools.get(key).and_then(Weak::upgrade);
+    if let Some(pool) = &pool {
+        pool.stores.fetch_add(1, Ordering::AcqRel);
+    }
+    Ok(pool)
+}
+
 impl SharedPool {
-    fn new(url: &str, settings: PoolSettings) -> Result<Self> {
+    fn new(url: &str, settings: PoolSettings, replica: Option<Replica>) -> Result<Self> {
         let PoolSettings {
             size,
             connect_timeout_ms,
@@ -115,13 +152,15 @@ impl SharedPool {
             pooler,
             listen_url,
             listen_heartbeat_ms,
+            replica_url: _,
+            replica: replica_pool,
         } = settings;
         // No `options` startup parameter: poolers refuse it (PgBouncer's default
         // ignore_startup_parameters). The server-side limit is set once per connection
         // or per statement instead (`pooler.rs`).
-        let (config, connector) = client_config(url, connect_timeout_ms)?;
+        let (config, connector) = client_config(url, connect_timeout_ms, !replica_pool)?;
         let (listen_config, listen_tls) = match &listen_url {
-            Some(listen) => client_config(listen, connect_timeout_ms)?,
+            Some(listen) => client_config(listen, connect_timeout_ms, true)?,
             None => (config.clone(), connector.clone()),
         };
         let mode = Arc::new(Mode::new(pooler, query_timeout_ms));
@@ -157,16 +196,17 @@ impl SharedPool {
                     })
                 })
             })
-            .pre_recycle(Hook::async_fn(|client, metrics| {
+            .pre_recycle(Hook::async_fn(move |client, metrics| {
                 Box::pin(async move {
                     if metrics.last_used() < CHECK_IDLE_AFTER {
                         return Ok(());
                     }
+                    let may_be_read_only = replica_pool;
                     // Idle for a while: make sure the other end is still there, and still
                     // writable (a failover may have left it on a node that is now a reader).
                     let check = client.simple_query("SHOW transaction_read_only");
                     match tokio::time::timeout(CHECK_TIMEOUT, check).await {
-                        Ok(Ok(answer)) if !read_only(&answer) => Ok(()),
+                        Ok(Ok(answer)) if may_be_read_only || !read_only(&answer) => Ok(()),
                         Ok(Ok(_)) => Err(HookError::message("an idle connection is read-only")),
                         _ => Err(HookError::message("an idle connection did not answer")),
                     }
@@ -202,6 +242,7 @@ impl SharedPool {
             conns,
             queues: Queues::default(),
             citus: CitusState::default(),
+            replica,
         })
     }
 
@@ -227,7 +268,16 @@ impl SharedPool {
             notifications_sent: Some(read(&counters.notifications_sent)),
             notifications_received: Some(read(&counters.notifications_received)),
             connections_refused: Some(read(&budget.refused)),
+            // A store's own (`Db::stats`).
+            replica_reads: None,
+            primary_reads: 0.0,
+            replica_fallbacks: None,
         }
+    }
+
+    /// The read replica, if one was given.
+    pub fn replica(&self) -> Option<&Replica> {
+        self.replica.as_ref()
     }
 
     /// A store let go of the pool: true if it was the last.
