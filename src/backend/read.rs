@@ -38,13 +38,20 @@ impl Db {
         F: FnOnce(Vec<Row>) -> Result<T> + Send + 'static,
     {
         match self.backend()? {
+            // Without a replica to try, a read runs as any statement does (combined with
+            // others, in its Citus form, traced), on the primary.
+            Backend::Pool(pool) if route.is_none() || pool.replica().is_none() => {
+                crate::backend::stats::Counters::add(&self.reads.primary);
+                self.run(env, statement, params, decode)
+            }
             Backend::Pool(pool) => {
                 let deadline = pool.conns().deadline();
                 let (statement, reads) = (statement.clone(), self.reads.clone());
-                env.spawn_future(async move {
+                let call = vec![crate::telemetry::current_call()];
+                env.spawn_future(crate::telemetry::with_calls(call, async move {
                     let rows = routed(&pool, &reads, &statement, &params, route, deadline).await?;
                     Ok(decode(rows)?)
-                })
+                }))
             }
             Backend::Js(js) => js_read::read(
                 &js,
