@@ -2,36 +2,33 @@
 //! Citus a store sends each statement's Citus form (`sql/citus.rs`) and the pool never
 //! combines calls (a combined statement spans several streams, so several shards).
 
-use std::sync::atomic::{AtomicU8, Ordering};
-
+use super::db::{Backend, Db};
 use super::rows::Row;
 
-/// Unknown until the first answer; then known for the backend's life.
-#[derive(Default)]
-pub struct CitusState(AtomicU8);
-
-const NO: u8 = 1;
-const YES: u8 = 2;
-
-impl CitusState {
-    /// `Some(true)` on Citus, `Some(false)` elsewhere, `None` not known yet.
-    pub fn known(&self) -> Option<bool> {
-        match self.0.load(Ordering::Acquire) {
-            NO => Some(false),
-            YES => Some(true),
-            _ => None,
+impl Db {
+    /// Whether the database is known to have Citus.
+    pub fn on_citus(&self) -> bool {
+        match self.backend() {
+            Ok(Backend::Pool(pool)) => pool.citus.known() == Some(true),
+            Ok(Backend::Js(js)) => js.citus.known() == Some(true),
+            Err(_) => false,
         }
     }
 
-    pub fn set(&self, citus: bool) {
-        self.0
-            .store(if citus { YES } else { NO }, Ordering::Release);
+    pub fn set_citus(&self, citus: bool) {
+        match self.backend() {
+            Ok(Backend::Pool(pool)) => pool.citus.set(citus),
+            Ok(Backend::Js(js)) => js.citus.set(citus),
+            Err(_) => {}
+        }
     }
 
-    /// Takes the answer of `sql::citus::detect()`.
-    pub fn set_from(&self, rows: &[Row]) -> bool {
-        let citus = rows.first().and_then(|r| r.int(0)).unwrap_or(0) > 0;
-        self.set(citus);
-        citus
+    /// Takes the answer of `sql::citus::detect()` for this backend; whether it is Citus.
+    pub fn citus_found(&self, rows: &[Row]) -> bool {
+        match self.backend() {
+            Ok(Backend::Pool(pool)) => pool.citus.set_from(rows),
+            Ok(Backend::Js(js)) => js.citus.set_from(rows),
+            Err(_) => false,
+        }
     }
 }

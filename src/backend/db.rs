@@ -17,7 +17,7 @@ use super::route::{routed, Route};
 use super::rows::{Param, Row};
 use super::stats::{read, BackendStats, Reads};
 use crate::error::{Error, Result};
-use crate::sql::{self, Statement};
+use crate::sql::Statement;
 use crate::tail::Source;
 use crate::telemetry;
 use crate::wakeups;
@@ -52,18 +52,6 @@ pub enum Ahead {
 fn ahead(slot: &Mutex<Ahead>) -> std::sync::MutexGuard<'_, Ahead> {
     slot.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Whether the pool's database has Citus: asked once (`sql::citus::detect`), then known.
-/// Not known when asking fails: the statement then goes in its plain form.
-async fn on_citus(pool: &SharedPool, deadline: tokio::time::Instant) -> bool {
-    if let Some(known) = pool.citus.known() {
-        return known;
-    }
-    match pool.query(&sql::citus::detect(), &[], deadline).await {
-        Ok(rows) => pool.citus.set_from(&rows),
-        Err(_) => false,
-    }
 }
 
 /// A store's connection to the database: a pool it shares or a JS query function.
@@ -157,7 +145,7 @@ impl Db {
                 let deadline = pool.conns().deadline_within(within);
                 let statement = statement.clone();
                 env.spawn_future(telemetry::with_calls(call, async move {
-                    let citus = on_citus(&pool, deadline).await;
+                    let citus = pool.on_citus(deadline).await;
                     let statement = match &statement.citus {
                         Some(form) if citus => (**form).clone(),
                         _ => statement,
@@ -295,32 +283,6 @@ impl Db {
             Ok(Backend::Pool(pool)) => pool.publish(written),
             Ok(Backend::Js(js)) => js.publish(written),
             _ => {}
-        }
-    }
-
-    /// Whether the database is known to have Citus.
-    pub fn on_citus(&self) -> bool {
-        match self.backend() {
-            Ok(Backend::Pool(pool)) => pool.citus.known() == Some(true),
-            Ok(Backend::Js(js)) => js.citus.known() == Some(true),
-            Err(_) => false,
-        }
-    }
-
-    pub fn set_citus(&self, citus: bool) {
-        match self.backend() {
-            Ok(Backend::Pool(pool)) => pool.citus.set(citus),
-            Ok(Backend::Js(js)) => js.citus.set(citus),
-            Err(_) => {}
-        }
-    }
-
-    /// Takes the answer of `sql::citus::detect()` for this backend; whether it is Citus.
-    pub fn citus_found(&self, rows: &[Row]) -> bool {
-        match self.backend() {
-            Ok(Backend::Pool(pool)) => pool.citus.set_from(rows),
-            Ok(Backend::Js(js)) => js.citus.set_from(rows),
-            Err(_) => false,
         }
     }
 

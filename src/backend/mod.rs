@@ -16,6 +16,7 @@
 
 mod check;
 mod citus;
+mod citus_state;
 mod db;
 mod js;
 mod js_read;

@@ -23,7 +23,7 @@ use decode::client_failure;
 pub use decode::read_rows;
 
 use super::check::Checker;
-use super::citus::CitusState;
+use super::citus_state::CitusState;
 use super::notify::{payloads, Written};
 use super::rows::{Param, Row};
 use crate::error::{Error, Result};

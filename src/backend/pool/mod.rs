@@ -14,6 +14,7 @@
 //! runs again on a new one, and TCP keepalive notices a dead peer in seconds, not hours.
 
 mod budget;
+mod citus_check;
 pub mod combine;
 mod connect;
 mod conninfo;
@@ -22,6 +23,7 @@ mod execute;
 mod notifier;
 mod pooler;
 mod replica;
+mod status;
 mod tls;
 mod writable;
 
@@ -39,10 +41,9 @@ use deadpool_postgres::{
 use tokio::time::Instant;
 
 use super::check::{Checker, Waiter, Waiting};
-use super::citus::CitusState;
+use super::citus_state::CitusState;
 use super::notify::Written;
 use super::rows::{Param, Row};
-use super::stats::{read, BackendStats};
 use crate::error::{Error, Result};
 use crate::sql::Statement;
 use crate::tail::Source;
@@ -244,35 +245,6 @@ impl SharedPool {
             citus: CitusState::default(),
             replica,
         })
-    }
-
-    /// What `store.stats()` reports for this pool.
-    pub fn stats(&self) -> BackendStats {
-        let status = self.conns.pool.status();
-        let budget = &self.conns.budget;
-        let counters = &self.conns.counters;
-        let idle = status.available as u32;
-        BackendStats {
-            backend: "rust-pool".into(),
-            pooler: Some(self.conns.mode.describe().into()),
-            max_size: Some(self.conns.size as u32),
-            size: Some(status.size as u32),
-            in_use: Some((status.size as u32).saturating_sub(idle)),
-            idle: Some(idle),
-            opening: Some(budget.opening.load(Ordering::Acquire) as u32),
-            waiting: Some(budget.waiting.load(Ordering::Acquire) as u32),
-            allowed: Some(budget.cap() as u32),
-            listener: self.notifier.state().into(),
-            readers_waiting: self.checker.len() as u32,
-            statements_sent: Some(read(&counters.statements)),
-            notifications_sent: Some(read(&counters.notifications_sent)),
-            notifications_received: Some(read(&counters.notifications_received)),
-            connections_refused: Some(read(&budget.refused)),
-            // A store's own (`Db::stats`).
-            replica_reads: None,
-            primary_reads: 0.0,
-            replica_fallbacks: None,
-        }
     }
 
     /// The read replica, if one was given.
