@@ -58,7 +58,10 @@ const result: Promise<PostgresResult> = asClient.query("SELECT 1", []);
 const streamOptions: PostgresStreamStoreOptions = { chunksTable: "x", staleAfterMs: 1, citus: true };
 const conversationOptions: PostgresConversationStoreOptions = { table: "x", citus: false };
 const distributed: Promise<string[]> = migrate("postgres://localhost/db", { citus: true });
-const replicaOptions: PostgresConversationStoreOptions = { table: "x", replicaUrl: new URL("postgres://replica/db") };
+const replicaConversation: PostgresConversationStoreOptions = {
+  table: "x",
+  replicaUrl: new URL("postgres://replica/db"),
+};
 // A read replica: a connection string's, or a JS client's own client of it.
 const replicated = new PostgresStreamStore("postgres://primary/db", { replicaUrl: "postgres://replica/db" });
 const replicatedPool = new PostgresStreamStore(pool, { replica: new pg.Pool() });
@@ -94,8 +97,6 @@ async function usage(store: PostgresStreamStore, err: unknown) {
   new PostgresStreamStore(pool, { replica: 42 });
 }
 
-void [s, s2, s3, s4, s5, s6, c, c2, result, streamOptions, conversationOptions, distributed, usage];
-const replicaOptions: PostgresConversationStoreOptions = { table: "x", replicaUrl: new URL("postgres://replica/db") };
 void [
   s,
   s2,
@@ -108,8 +109,12 @@ void [
   result,
   streamOptions,
   conversationOptions,
+  replicaConversation,
+  distributed,
   usage,
   replicaReads,
   primaryReads,
   fallbacks,
+  replicated,
+  replicatedPool,
 ];
