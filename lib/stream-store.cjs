@@ -33,7 +33,12 @@ class ReaderWakes {
   #next = 0;
   /** Waiting readers that keep the process alive. */
   #keeping = 0;
-  /** @type {ReturnType<typeof setInterval> | null} */
+  /**
+   * Keeps the process alive while `#keeping` > 0: made once, then referenced and
+   * unreferenced (a reader at the end of a live stream waits once per chunk, and making
+   * and clearing a timer each time cost more than the rest of its wait in JS).
+   * @type {ReturnType<typeof setInterval> | null}
+   */
   #keepAlive = null;
 
   /**
@@ -44,7 +49,7 @@ class ReaderWakes {
     const token = (this.#next = (this.#next + 1) >>> 0);
     return new Promise((resolve) => {
       this.#waiting.set(token, { resolve, keepsAlive });
-      if (keepsAlive && this.#keeping++ === 0) this.#keepAlive = setInterval(() => {}, 1 << 30);
+      if (keepsAlive && this.#keeping++ === 0) (this.#keepAlive ??= setInterval(() => {}, 1 << 30)).ref();
       reader.pauseThen(token);
     });
   }
@@ -55,10 +60,7 @@ class ReaderWakes {
       const waiting = this.#waiting.get(token);
       if (waiting === undefined) continue;
       this.#waiting.delete(token);
-      if (waiting.keepsAlive && --this.#keeping === 0 && this.#keepAlive !== null) {
-        clearInterval(this.#keepAlive);
-        this.#keepAlive = null;
-      }
+      if (waiting.keepsAlive && --this.#keeping === 0) this.#keepAlive?.unref();
       waiting.resolve();
     }
   }
