@@ -72,8 +72,12 @@ describe("a store made without a client", () => {
       "console.log(JSON.stringify({ before, after: process.getActiveResourcesInfo() }));";
     const started = Date.now();
     const { stdout } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script], { timeout: 10_000 });
+    // A garbage collection during the constructors queues Node-API finalizers as one
+    // native Immediate, which runs on the next loop turn and cannot hold the process:
+    // only lasting resources (sockets, timers, other handles) are compared.
+    const lasting = (names: string[]) => names.filter((name) => name !== "Immediate");
     const { before, after } = JSON.parse(stdout);
-    expect(after).toEqual(before); // no socket, timer or other handle
+    expect(lasting(after)).toEqual(lasting(before));
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 });
