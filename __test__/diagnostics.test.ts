@@ -1,7 +1,9 @@
 // Diagnostics channels (lib/diagnostics.cjs): every store operation is published on a
 // `node:diagnostics_channel` tracing channel, with where it went and how it ended, never
 // with chunk text, parameter values or ids (ids only with `diagnosticIds: true`).
+import { execFileSync } from "node:child_process";
 import dc from "node:diagnostics_channel";
+import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresConversationStore, PostgresStreamStore, type PostgresClient } from "../index.js";
@@ -125,4 +127,33 @@ describe.each(clients)("$name", ({ backend, client }) => {
     expect(start?.context.id).toBe(id);
     await streams.close();
   });
+});
+
+// Node 18.17 and 18.18 (within `engines`) have no `tracingChannel`: the stores work there,
+// publishing nothing. Simulated by taking it away before the package loads.
+it("works on a Node without tracing channels (18.17, 18.18)", () => {
+  const script = `
+    const pg = require("pg"); // Node's own net and stdio use tracing channels: loaded first
+    void process.stdout, process.stderr;
+    delete require("node:diagnostics_channel").tracingChannel;
+    const { PostgresStreamStore } = require(process.argv[1]);
+    (async () => {
+      for (const client of [process.argv[2], new pg.Pool({ connectionString: process.argv[2] })]) {
+        const store = new PostgresStreamStore(client, JSON.parse(process.argv[3]));
+        const id = "no-tracing-" + Math.random();
+        await store.create(id);
+        const seq = await store.append(id, "x");
+        await store.complete(id);
+        const read = [];
+        for await (const c of store.readFrom(id, 0)) read.push(c.data);
+        console.log(seq, read.join());
+        await store.close();
+        if (typeof client !== "string") await client.end();
+      }
+    })();`;
+  const index = fileURLToPath(new URL("../index.cjs", import.meta.url));
+  const out = execFileSync(process.execPath, ["-e", script, index, DATABASE_URL, JSON.stringify(tables.stream)], {
+    encoding: "utf8",
+  });
+  expect(out.trim().split("\n")).toEqual(["1 x", "1 x"]);
 });

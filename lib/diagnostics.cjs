@@ -21,7 +21,12 @@ const telemetry = require("./telemetry.cjs");
 /** @type {Map<string, import("node:diagnostics_channel").TracingChannel<object, object>>} */
 const channels = new Map();
 
+/** Node 18.17 and 18.18 have no tracing channels: there, nothing is published. */
+const NO_CHANNEL = { hasSubscribers: false };
+
+/** The tracing channel of operation `name` (made on first use). */
 function channel(name) {
+  if (typeof dc.tracingChannel !== "function") return NO_CHANNEL;
   let found = channels.get(name);
   if (found === undefined) {
     found = dc.tracingChannel(`aibind-rs:${name}`);
