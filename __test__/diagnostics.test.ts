@@ -32,7 +32,8 @@ type Event = { kind: "start" | "asyncEnd" | "error"; name: string; context: Reco
 let events: Event[] = [];
 const handlers = NAMES.map((name) => {
   const channel = dc.tracingChannel(`aibind-rs:${name}`);
-  const record = (kind: Event["kind"]) => (context: object) => void events.push({ kind, name, context: { ...context } });
+  const record = (kind: Event["kind"]) => (context: object) =>
+    void events.push({ kind, name, context: { ...context } });
   const subscribers = {
     start: record("start"),
     end: () => {},
@@ -104,14 +105,24 @@ describe.each(clients)("$name", ({ backend, client }) => {
     // Results are summaries: a seq, a count, a page's size, a status without its message.
     const ends = events.filter((e) => e.kind === "asyncEnd");
     expect(ends.find((e) => e.name === "stream:append")?.context.result).toBe(1);
-    expect(ends.some((e) => e.name === "stream:read" && (e.context.result as { chunks: number })?.chunks === 1)).toBe(true);
+    expect(ends.some((e) => e.name === "stream:read" && (e.context.result as { chunks: number })?.chunks === 1)).toBe(
+      true,
+    );
     expect(ends.find((e) => e.name === "stream:getStatus")?.context.result).toEqual({ state: "done", totalChunks: 1 });
     // An error is the one the call rejected with.
     const failure = events.find((e) => e.kind === "error" && e.name === "stream:create");
     expect((failure?.context.error as { code?: string })?.code).toBe("STREAM_EXISTS");
     // Nothing the app wrote, and no id, is in any event but the error's own message.
     const shown = JSON.stringify(events.map((e) => ({ ...e.context, error: undefined })));
-    for (const secret of ["secret-id", "secret-chunk-text", "secret-failed", "secret-reason", "secret-session", "history", "password"]) {
+    for (const secret of [
+      "secret-id",
+      "secret-chunk-text",
+      "secret-failed",
+      "secret-reason",
+      "secret-session",
+      "history",
+      "password",
+    ]) {
       expect(shown).not.toContain(secret);
     }
     await streams.close();
