@@ -38,6 +38,8 @@ pub fn origin() -> &'static str {
 pub struct Hub {
     tail: Mutex<Tail>,
     version: watch::Sender<u64>,
+    /// Readers waiting off the tokio runtime (`reader/pause.rs`): the next change wakes them.
+    parked: Mutex<Vec<Arc<Parked>>>,
     /// The stream was made anew in this process (through any client) since a finish of it
     /// was last heard: a read replica showing it finished may show an older generation.
     made_anew: std::sync::atomic::AtomicBool,
@@ -49,6 +51,17 @@ impl Hub {
         let mut tail = self.tail.lock().unwrap_or_else(PoisonError::into_inner);
         let version = change(&mut tail);
         self.version.send_replace(version);
+        drop(tail);
+        self.unpark();
+    }
+
+    /// Wakes the readers parked here.
+    fn unpark(&self) {
+        let parked =
+            std::mem::take(&mut *self.parked.lock().unwrap_or_else(PoisonError::into_inner));
+        for reader in parked {
+            reader.wake();
+        }
     }
 
     /// See `Tail::fetched`.
@@ -75,6 +88,23 @@ impl Hub {
     /// See `Tail::fetch_failed`.
     pub fn fetch_failed(&self, fetch: &Fetched) {
         self.change(|tail| tail.fetch_failed(fetch.after, fetch.since));
+    }
+}
+
+/// A reader waiting off the tokio runtime: what wakes it, run once, by the first of its
+/// stream's next change, its release, or its store closing.
+pub struct Parked(Mutex<Option<Box<dyn FnOnce() + Send>>>);
+
+impl Parked {
+    pub fn new(wake: impl FnOnce() + Send + 'static) -> Arc<Self> {
+        Arc::new(Parked(Mutex::new(Some(Box::new(wake)))))
+    }
+
+    pub fn wake(&self) {
+        let wake = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(wake) = wake {
+            wake();
+        }
     }
 }
 
@@ -141,6 +171,23 @@ impl Subscription {
         self.hub.clone()
     }
 
+    /// Wakes `reader` at the first change not yet seen: at once if there is one. The
+    /// check and the parking are one step under the hub's lock of its parked readers,
+    /// which a change takes after its version is out, so no change slips between.
+    pub fn park(&self, reader: Arc<Parked>) {
+        let mut parked = self
+            .hub
+            .parked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.receiver.has_changed().unwrap_or(true) {
+            drop(parked);
+            reader.wake();
+        } else {
+            parked.push(reader);
+        }
+    }
+
     /// Resolves at the first change not yet seen (at once if there is one).
     pub async fn written(&mut self) {
         // The sender lives in `self.hub`, so `changed()` cannot fail.
@@ -161,6 +208,7 @@ pub fn subscribe(table: &str, id: &str) -> Subscription {
             let hub = Arc::new(Hub {
                 tail: Mutex::default(),
                 version: watch::Sender::new(0),
+                parked: Mutex::default(),
                 made_anew: Default::default(),
             });
             registry.streams.insert(key, Arc::downgrade(&hub));
@@ -213,6 +261,18 @@ pub fn created(table: &str, id: &str) {
         hub.made_anew
             .store(true, std::sync::atomic::Ordering::Release);
         hub.change(Tail::created);
+    }
+}
+
+/// Wakes every parked reader in this process, its stream unchanged (a store closed).
+pub fn unpark_all() {
+    let hubs: Vec<_> = registry()
+        .streams
+        .values()
+        .filter_map(Weak::upgrade)
+        .collect();
+    for hub in hubs {
+        hub.unpark();
     }
 }
 

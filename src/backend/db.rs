@@ -307,6 +307,18 @@ impl Db {
         }
     }
 
+    /// `wait`, for a reader that waits without the tokio runtime (`reader/pause.rs`): a
+    /// JS client whose shared check runs (nothing to poll, nothing to spawn); `None`
+    /// otherwise.
+    pub fn wait_here(&self, waiter: Waiter) -> Option<Waiting> {
+        match self.backend() {
+            Ok(Backend::Js(js)) if js.checking.load(std::sync::atomic::Ordering::Acquire) => {
+                Some(js.checker.add(waiter))
+            }
+            _ => None,
+        }
+    }
+
     /// Releases the connection and ends every reader that waits on this store. When this
     /// was the last store of a pool, the returned `Closing` resolves once the pool's
     /// connections are closed.
@@ -317,6 +329,8 @@ impl Db {
             .ok()
             .and_then(|mut backend| backend.take());
         self.closed.send_replace(true);
+        // Readers parked off the runtime (`reader/pause.rs`) look again, and find it closed.
+        crate::wakeups::unpark_all();
         let Some(Backend::Pool(pool)) = backend else {
             return None;
         };

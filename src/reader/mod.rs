@@ -84,6 +84,8 @@ struct ReaderInner {
     released: watch::Sender<bool>,
     /// Wake-ups from writes in this process; dropped once the reader is done.
     wake: tokio::sync::Mutex<Option<Subscription>>,
+    /// Its wait, while it waits off the runtime (`pause.rs`).
+    parked: Mutex<Option<Arc<wakeups::Parked>>>,
     /// With the Rust pool: the page after the one in flight, already asked for (it is
     /// used if the page in flight ends where this one starts), and where it starts.
     ahead: Mutex<Option<(i32, Started)>>,
@@ -125,6 +127,7 @@ impl NativeStreamReader {
                 }),
                 released: watch::Sender::new(false),
                 wake: tokio::sync::Mutex::new(Some(subscription)),
+                parked: Mutex::new(None),
                 key,
                 shared,
                 id,
@@ -313,6 +316,9 @@ impl NativeStreamReader {
         if !self.inner.shared.waker.is_set() {
             return Err(napi::Error::from_reason("the store's onWake is not set"));
         }
+        if self.inner.park(token) {
+            return Ok(());
+        }
         let inner = self.inner.clone();
         let paused = async move {
             inner.pause().await;
@@ -361,6 +367,7 @@ impl NativeStreamReader {
     #[napi]
     pub fn release(&self) {
         self.inner.released.send_replace(true);
+        self.inner.unpark();
         if let Ok(mut wake) = self.inner.wake.try_lock() {
             wake.take();
         }

@@ -2,10 +2,70 @@
 //! notification or the shared check finding something, a poll coming due, or the reader
 //! released or the store closed.
 
+use std::sync::{Arc, PoisonError};
+
 use super::ReaderInner;
 use crate::backend::Waiter;
+use crate::wakeups::Parked;
 
 impl ReaderInner {
+    /// `pause_then`'s wait without the tokio runtime, where nothing needs it: a JS client
+    /// whose shared check runs has no poll to time, and its writes, notifications and
+    /// checks all arrive on the JS thread. The reader joins the check and parks on its
+    /// stream's hub; the next change there (or its release, or the store closing) calls
+    /// `onWake` with `token`. A write here then wakes it in the same step, instead of
+    /// waking a runtime thread that wakes the JS thread (that hop, and spawning the wait,
+    /// cost a reader in the writer's process more than the rest of its chunk). False:
+    /// nothing was done, use `pause()`.
+    pub(super) fn park(self: &Arc<Self>, token: u32) -> bool {
+        let Ok(wake) = self.wake.try_lock() else {
+            return false;
+        };
+        let Some(subscription) = wake.as_ref() else {
+            return false;
+        };
+        let (after, below, waits) = {
+            let cursor = self.cursor();
+            let waits = !cursor.more_now || cursor.waiting;
+            (cursor.after, cursor.went_back_below(), waits)
+        };
+        if !waits || self.done() {
+            return false; // pause() returns at once, and lets a done reader's wake-ups go
+        }
+        let settings = &self.shared.settings;
+        let Some(waiting) = self.shared.db.wait_here(Waiter {
+            statement: self.shared.sql.waiting.clone(),
+            status_table: self.key.clone(),
+            id: self.id.clone(),
+            after,
+            below,
+            poll_interval: settings.poll_interval,
+            listen: settings.listen,
+        }) else {
+            return false;
+        };
+        let shared = self.shared.clone();
+        let parked = Parked::new(move || {
+            drop(waiting);
+            shared.waker.wake(token);
+        });
+        *self.parked.lock().unwrap_or_else(PoisonError::into_inner) = Some(parked.clone());
+        subscription.park(parked);
+        true
+    }
+
+    /// Wakes the reader if it is parked (it was released, or its store closed).
+    pub(super) fn unpark(&self) {
+        let parked = self
+            .parked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(parked) = parked {
+            parked.wake();
+        }
+    }
+
     /// See `NativeStreamReader::pause`.
     pub(super) async fn pause(&self) {
         let mut wake = self.wake.lock().await;
