@@ -70,6 +70,10 @@ class Hub {
   #sharing = false;
   #lastWaiting = 0;
   #poke = noop;
+  /** @type {Map<object, number>} the loop's schedule: when each backend's next check is due */
+  #due = new Map();
+  /** The loop sleeps with no reader waiting (it looks again in LOOP_LOOK_MS). */
+  #idleSleep = false;
 
   /** `send(sql, params)`: a statement through the caller's client (its rows unused). */
   constructor(number, client, send) {
@@ -210,6 +214,10 @@ class Hub {
     if (entry === undefined) return;
     this.#lastWaiting = Date.now();
     if (entry.listen) this.#listen();
+    // A reader waits once per chunk it reads: the running loop is woken only when this
+    // backend has no check scheduled yet (its first reader), not for every wait.
+    const backend = entry.ref.deref();
+    if (this.#looping && !this.#idleSleep && backend !== undefined && this.#due.has(backend)) return;
     this.#loop();
   }
 
@@ -273,9 +281,10 @@ class Hub {
   }
 
   async #checkWhileWaited() {
-    /** @type {Map<object, number>} when each backend's next check is due */
-    const due = new Map();
+    const due = this.#due;
+    due.clear();
     for (;;) {
+      this.#idleSleep = false;
       const now = Date.now();
       let next = Infinity;
       const checks = [];
@@ -313,6 +322,7 @@ class Hub {
         // loop once none has come for a while; `waiting()` starts it again.
         if (Date.now() - this.#lastWaiting > LOOP_IDLE_MS || this.#backends.size === 0) return;
         next = now + LOOP_LOOK_MS;
+        this.#idleSleep = true;
       }
       await this.#sleep(next - now);
     }

@@ -201,6 +201,9 @@ pub enum Heard {
 /// readers (`source`: the pool or client it was heard through), and wakes the readers of
 /// every stream it names without carrying what was written.
 pub fn deliver(payload: &str, source: Source) -> Heard {
+    if own_writes(payload) {
+        return Heard::Writes; // not parsed: a reader in the writer's process hears each chunk
+    }
     let payload = match serde_json::from_str::<Payload>(payload) {
         // This process's own writes reached its readers at once.
         Ok(payload) if payload.o == wakeups::origin() => {
@@ -240,6 +243,26 @@ pub fn deliver(payload: &str, source: Source) -> Heard {
         }
     }
     Heard::Writes
+}
+
+/// Whether `payload` announces writes of this process (not a probe), as read from its
+/// start alone: `{"o":"<origin>"` as serde writes it, or `{"o" : "<origin>"` as
+/// PostgreSQL's `json_build_object` does. `"p":` (a probe's key) cannot occur inside a
+/// JSON string, whose quotes are escaped.
+fn own_writes(payload: &str) -> bool {
+    let rest = payload.trim_start_matches('{').trim_start();
+    let Some(rest) = rest.strip_prefix("\"o\"") else {
+        return false;
+    };
+    let Some(rest) = rest.trim_start().strip_prefix(':') else {
+        return false;
+    };
+    let Some(rest) = rest.trim_start().strip_prefix('"') else {
+        return false;
+    };
+    rest.strip_prefix(wakeups::origin())
+        .is_some_and(|after| after.starts_with('"'))
+        && !payload.contains("\"p\":")
 }
 
 /// A probe payload: the listener that sent it knows its own connection delivers once it

@@ -168,3 +168,27 @@ fn a_finish_announced_afterwards_goes_in_a_payload_of_its_own() {
         Some(1)
     );
 }
+
+#[test]
+fn own_writes_are_told_from_the_payload_start_probes_and_others_are_not() {
+    let origin = wakeups::origin();
+    for payload in payloads(vec![chunk("t", "own", 1, "say \"p\": 1")]) {
+        assert!(own_writes(&payload), "serde's form: {payload}");
+    }
+    // PostgreSQL's json_build_object, as an append that notifies itself writes it.
+    assert!(own_writes(&format!(
+        r#"{{"o" : "{origin}", "s" : [["t","own"]], "c" : [["t","own",1,"x"]]}}"#
+    )));
+    assert!(!own_writes(&probe_payload(7)), "a probe is always read");
+    assert!(
+        !own_writes(&format!(r#"{{"o":"{origin}0","s":[]}}"#)),
+        "a longer origin"
+    );
+    assert!(!own_writes(r#"{"o":"someone-else","s":[]}"#));
+    assert!(!own_writes("not json"));
+    assert_eq!(
+        deliver(&probe_payload(9), Source::default()),
+        Heard::Probe(9),
+        "own probes still come back"
+    );
+}
