@@ -374,14 +374,14 @@ export declare function schemaStatements(options?: SchemaOptions | undefined | n
 
 /**
  * One page of chunks, in columns: their seqs, and their texts joined into one string,
- * chunk `i` ending at UTF-16 offset `ends[i]`. One string and two typed arrays cross into
- * JS for a whole page, instead of an object or a string per chunk; `index.cjs` slices the
- * chunks out (V8 shares the text for longer slices) and yields the objects.
+ * chunk `i` ending at UTF-16 offset `ends[i]`. One string and two arrays cross into JS for
+ * a whole page, instead of an object or a string per chunk; `lib/stream-store.cjs` slices
+ * the chunks out (V8 shares the text for longer slices) and yields the objects.
  */
 export interface StreamPage {
-  seqs: Uint32Array
+  seqs: Array<number> | Uint32Array
   text: string
-  ends: Uint32Array
+  ends: Array<number> | Uint32Array
 }
 
 /**

@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use napi::bindgen_prelude::{PromiseRaw, Uint32Array, Unknown};
+use napi::bindgen_prelude::{Either, PromiseRaw, Uint32Array, Unknown};
 use napi::Env;
 use napi_derive::napi;
 use tokio::sync::watch;
@@ -29,22 +29,38 @@ use replica::ReplicaUse;
 pub use replica::WriterKnows;
 
 /// One page of chunks, in columns: their seqs, and their texts joined into one string,
-/// chunk `i` ending at UTF-16 offset `ends[i]`. One string and two typed arrays cross into
-/// JS for a whole page, instead of an object or a string per chunk; `index.cjs` slices the
-/// chunks out (V8 shares the text for longer slices) and yields the objects.
+/// chunk `i` ending at UTF-16 offset `ends[i]`. One string and two arrays cross into JS for
+/// a whole page, instead of an object or a string per chunk; `lib/stream-store.cjs` slices
+/// the chunks out (V8 shares the text for longer slices) and yields the objects.
 #[napi(object)]
 pub struct StreamPage {
-    pub seqs: Uint32Array,
+    pub seqs: Either<Vec<u32>, Uint32Array>,
     pub text: String,
-    pub ends: Uint32Array,
+    pub ends: Either<Vec<u32>, Uint32Array>,
+}
+
+/// A page's numbers: a plain array for a few (a live reader's page of one chunk), a typed
+/// array over Rust's memory for many. A typed array costs V8 a finalizer to run later,
+/// which for one number costs more than the array's whole making.
+type Column = Either<Vec<u32>, Uint32Array>;
+
+/// Up to this many numbers cross as a plain array.
+const PLAIN_COLUMN: usize = 16;
+
+fn column(values: Vec<u32>) -> Column {
+    if values.len() <= PLAIN_COLUMN {
+        Either::A(values)
+    } else {
+        Either::B(Uint32Array::new(values))
+    }
 }
 
 impl From<Page> for StreamPage {
     fn from(page: Page) -> Self {
         StreamPage {
-            seqs: Uint32Array::new(page.seqs),
+            seqs: column(page.seqs),
             text: page.text,
-            ends: Uint32Array::new(page.ends),
+            ends: column(page.ends),
         }
     }
 }
