@@ -48,6 +48,11 @@ export declare class NativeBackend {
    */
   static fromQuery(makeAdapter: (settle: (ticket: number, outcome: unknown) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string, withinMs: number | null) => Promise<unknown>, options?: PoolOptions, clientNumber?: number, makeReplicaAdapter?: (settle: (ticket: number, outcome: unknown) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string, withinMs: number | null) => Promise<unknown>): NativeBackend
   /**
+   * JS clients: whether writes wait to be announced (`takeNotifications` has some). An
+   * append that announced itself from its own statement leaves none.
+   */
+  get announcing(): boolean
+  /**
    * JS clients: the NOTIFY payloads announcing this backend's writes since the last
    * call, for `lib/client-hub.cjs` to send through the client.
    */

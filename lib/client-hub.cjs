@@ -154,9 +154,18 @@ class Hub {
 
   // ------------------------------------------------------------------ publishing
 
-  /** An append of a store on this client settled: announce what was written. */
-  wrote() {
+  /**
+   * An append of the store `token` names settled: announce what was written, if its
+   * statement did not (an append made alone may notify from its own transaction).
+   */
+  wrote(token) {
     if (this.#flushQueued) return;
+    const backend = this.#backends.get(token)?.ref.deref();
+    try {
+      if (backend !== undefined && !backend.announcing) return;
+    } catch {
+      return; // closed: `remove` sent what it had
+    }
     this.#flushQueued = true;
     setImmediate(() => {
       this.#flushQueued = false;

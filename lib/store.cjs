@@ -67,7 +67,7 @@ class Store {
 
   /** An append settled: other processes hear of what was written (JS clients). */
   static wrote(store) {
-    store.#hub?.hub.wrote();
+    if (store.#hub) store.#hub.hub.wrote(store.#hub.token);
   }
 
   /**

@@ -145,6 +145,15 @@ impl JsQuery {
         }
     }
 
+    /// Whether writes wait in the outbox.
+    pub fn announcing(&self) -> bool {
+        !self
+            .outbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
     /// The payloads announcing what was written since the last call.
     pub fn take_notifications(&self) -> Vec<String> {
         let written =
