@@ -9,7 +9,8 @@ const { text, seqArgument, nativeOptions } = require("./options.cjs");
 const { Store, wrote, waiting, traced, direct } = require("./store.cjs");
 const { replay, pageOf } = require("./replay.cjs");
 const { plainId } = require("./lane.cjs");
-const { mark } = require("./telemetry.cjs");
+const { mark, state: telemetry } = require("./telemetry.cjs");
+const { delivered } = require("./metrics.cjs");
 
 /** @type {(store: object) => import("../binding").NativeStreamStore} the store's native half */
 const native = /** @type {any} */ (require("./store.cjs").native);
@@ -188,6 +189,8 @@ class PostgresStreamStore extends Store {
     const reader = await run(() => native(this).reader(stream, after, ...this.#appends.knows(id)));
     const wakes = this.#readerWakes();
     const retryFor = native(this).retryReadsForMs;
+    /** When the page last asked for was (performance.now()), while the delivery lag is measured. */
+    let asked = 0;
     /** @param {number} [waitedMs] how long the reader waited for news before this page */
     const fetch = (waitedMs = undefined) => {
       const page = traced(
@@ -198,6 +201,7 @@ class PostgresStreamStore extends Store {
         () =>
           run(() => {
             mark();
+            if (telemetry.lag) asked = performance.now();
             return reader.nextPage();
           }),
         waitedMs === undefined ? {} : { waitedMs },
@@ -267,7 +271,7 @@ class PostgresStreamStore extends Store {
         failingSince = 0;
         backoff = 50;
         if (page === null) return;
-        const { seqs, text, ends } = page;
+        const { seqs, text, ends, ages } = page;
         if (seqs.length === 0) {
           waiting(this);
           const since = performance.now();
@@ -275,10 +279,22 @@ class PostgresStreamStore extends Store {
           next = fetch(Math.round(performance.now() - since));
           continue;
         }
+        const made = asked;
         // More is there already: fetch it while this page is handed out.
         next = reader.hasMore ? fetch() : null;
-        for (let i = 0, start = 0; i < seqs.length; start = ends[i++]) {
-          yield { seq: seqs[i], data: text.slice(start, ends[i]) };
+        if (ages) {
+          // A page this process knew, while the delivery lag is measured: each chunk's age
+          // when the page was made, and the time since, as it is handed to the app.
+          const heard = page.heard;
+          for (let i = 0, start = 0; i < seqs.length; start = ends[i++]) {
+            const age = ages[i];
+            if (age === age) delivered(age + performance.now() - made, heard[i] === 1); // NaN: not known
+            yield { seq: seqs[i], data: text.slice(start, ends[i]) };
+          }
+        } else {
+          for (let i = 0, start = 0; i < seqs.length; start = ends[i++]) {
+            yield { seq: seqs[i], data: text.slice(start, ends[i]) };
+          }
         }
         if (next === null) {
           // At the end as far as this reader knows: wait for news (at once if some came

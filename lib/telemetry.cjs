@@ -63,6 +63,8 @@ const state = {
   /** Every record is wanted (a pool channel's subscriber, metrics), not only spans'. */
   all: false,
   sink: false,
+  /** The delivery lag is measured (a meter provider is registered): pages carry ages. */
+  lag: false,
 };
 let lastMeterProvider;
 
@@ -81,6 +83,10 @@ function refresh() {
       metrics.use(a, meterProvider.getMeter("@aibind-rs/postgres") === noopMeter ? null : meterProvider);
     }
     metering = metrics.active();
+  }
+  if (metering !== state.lag) {
+    binding.telemetryLag(metering);
+    state.lag = metering;
   }
   state.tracing = tracing;
   let all = metering;
