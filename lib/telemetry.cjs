@@ -169,6 +169,7 @@ const ATTRIBUTE = {
   store: "aibind.store",
   operation: "aibind.operation",
   id: "aibind.id",
+  prefetched: "aibind.reader.prefetched",
 };
 
 /**
@@ -296,4 +297,18 @@ function clientSpan(r) {
   span.end(r.end);
 }
 
-module.exports = { refresh, operation, mark, state, POOL_CHANNELS };
+/**
+ * The caller's context now (its active span), while an SDK traces; undefined otherwise. A
+ * reader keeps the one of `readFrom`'s call, so that every page's span sits under it.
+ */
+function callerContext() {
+  refresh();
+  return state.tracing ? /** @type {any} */ (api).context.active() : undefined;
+}
+
+/** Runs `fn` in `context` (from `callerContext()`), or as it is when there is none. */
+function within(context, fn) {
+  return context === undefined ? fn() : /** @type {any} */ (api).context.with(context, fn);
+}
+
+module.exports = { refresh, operation, mark, state, callerContext, within, POOL_CHANNELS };
