@@ -124,7 +124,7 @@ pub fn payloads(written: impl IntoIterator<Item = Written>) -> Vec<String> {
         payload.x.clear();
         named.clear();
     };
-    // The bytes a carried chunk's time takes in `t` (a chunk not stamped: `0,`, counted
+    // The bytes a carried chunk's time takes in `t` (a chunk not stamped: `0.0,`, counted
     // once the payload has any stamped).
     let time_size = |at: f64| serde_json::to_string(&at).map_or(24, |t| t.len() + 1);
     let mut timed = false;
@@ -149,22 +149,25 @@ pub fn payloads(written: impl IntoIterator<Item = Written>) -> Vec<String> {
         let carried = written.chunk.and_then(|(seq, data)| {
             let entry = (key.0.clone(), key.1.clone(), seq, data.to_string());
             let size = serde_json::to_string(&entry).unwrap_or_default().len() + 1;
-            let time = match (at > 0.0, timed) {
-                (true, true) => time_size(at),
-                // The payload's first stamped chunk: `,"t":[]` and a `0,` for each before.
-                (true, false) => time_size(at) + 7 + 2 * payload.c.len(),
-                (false, true) => 2,
-                (false, false) => 0,
-            };
-            (size <= CARRY_AT_MOST).then_some((entry, size + time))
+            (size <= CARRY_AT_MOST).then_some((entry, size))
         });
+        // What a carried chunk's time adds to the payload as it is now.
+        let time = |timed: bool, earlier: usize| match (&carried, at > 0.0, timed) {
+            (None, ..) | (_, false, false) => 0,
+            (_, true, true) => time_size(at),
+            // The payload's first stamped chunk: `,"t":[]` and a `0.0,` for each before.
+            (_, true, false) => time_size(at) + 7 + time_size(0.0) * earlier,
+            (_, false, true) => time_size(0.0),
+        };
         let adds = if named.contains(&key) { 0 } else { name }
-            + carried.as_ref().map_or(name, |(_, size)| *size);
+            + carried.as_ref().map_or(name, |(_, size)| *size)
+            + time(timed, payload.c.len());
         if size + adds > MAX_PAYLOAD && !payload.s.is_empty() {
             flush(&mut payload, &mut named, &mut out);
             size = empty;
             timed = false;
         }
+        size += time(timed, payload.c.len());
         if named.insert(key.clone()) {
             payload.s.push(key.clone());
             size += name;

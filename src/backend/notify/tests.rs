@@ -183,13 +183,31 @@ fn stamped_chunks_carry_their_commit_times_and_unstamped_payloads_are_as_before(
     let decoded = serde_json::from_str::<Payload>(&mixed).unwrap();
     assert_eq!(decoded.t, vec![0.0, 1_765_000_000_123.456, 0.0]);
     assert_eq!(decoded.c.len(), 3);
-    // Many stamped chunks still fit the limit, each with its time.
+    // Many chunks, most stamped, still fit the limit, each with its time.
     let many: Vec<_> = (0..2_000)
-        .map(|i| Written::chunk("t", "a", i, Arc::from("tok "), 1.5e12 + f64::from(i) / 7.0))
+        .map(|i| {
+            let at = if i % 3 == 0 {
+                0.0
+            } else {
+                1.5e12 + f64::from(i) / 7.0
+            };
+            Written::chunk(
+                "t",
+                &format!("s{}", i % 5),
+                i,
+                Arc::from("tok ".repeat((i % 9) as usize)),
+                at,
+            )
+        })
         .collect();
-    for payload in payloads(many) {
+    let sent = payloads(many);
+    for (i, payload) in sent.iter().enumerate() {
+        let decoded = serde_json::from_str::<Payload>(payload).unwrap();
         assert!(payload.len() <= MAX_PAYLOAD, "{}", payload.len());
-        let decoded = serde_json::from_str::<Payload>(&payload).unwrap();
+        // Full, not cut short: no payload could have taken one more chunk.
+        if i + 1 < sent.len() {
+            assert!(payload.len() > MAX_PAYLOAD - 200, "{}", payload.len());
+        }
         assert_eq!(decoded.t.len(), decoded.c.len());
     }
 }
