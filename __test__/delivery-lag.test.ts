@@ -14,6 +14,7 @@ import {
   PeriodicExportingMetricReader,
   type Histogram,
 } from "@opentelemetry/sdk-metrics";
+import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { PostgresStreamStore } from "../index.js";
 import { DATABASE_URL, adminPool, collect, eventually, freshSchema, sleep, uid, urlWithApp } from "./helpers.js";
@@ -54,27 +55,41 @@ async function lags(): Promise<Map<unknown, Histogram>> {
 
 const expected = (n: number) => Array.from({ length: n }, (_, i) => ({ seq: i + 1, data: `chunk ${i + 1}` }));
 
-it("a reader in the writer's process: one record per chunk it hands out, from the append's commit", async () => {
-  const store = new PostgresStreamStore(DATABASE_URL, tables.stream);
-  const id = uid("lag");
-  await store.create(id);
-  await lags(); // from here on
-  const reading = collect(store.readFrom(id, 0));
-  await sleep(300); // the reader waits at the end of the stream
-  for (let i = 1; i <= 5; i++) {
-    await store.append(id, `chunk ${i}`);
-    await sleep(20);
-  }
-  await store.complete(id);
-  expect(await reading).toEqual(expected(5));
-  const found = await lags();
-  expect([...found.keys()]).toEqual(["process"]);
-  const lag = found.get("process")!;
-  expect(lag.count).toBe(5);
-  expect(lag.min).toBeGreaterThan(0);
-  expect(lag.max).toBeLessThan(2);
-  await store.close();
-});
+it.each([
+  ["a connection string", () => ({ client: DATABASE_URL, end: async () => {} })],
+  [
+    "a pg.Pool",
+    () => {
+      const pool = new pg.Pool({ connectionString: DATABASE_URL });
+      return { client: pool, end: () => pool.end() };
+    },
+  ],
+] as const)(
+  "%s: a reader in the writer's process has one record per chunk it hands out, from the append's commit",
+  async (_, make) => {
+    const { client, end } = make();
+    const store = new PostgresStreamStore(client, tables.stream);
+    const id = uid("lag");
+    await store.create(id);
+    await lags(); // from here on
+    const reading = collect(store.readFrom(id, 0));
+    await sleep(300); // the reader waits at the end of the stream
+    for (let i = 1; i <= 5; i++) {
+      await store.append(id, `chunk ${i}`);
+      await sleep(20);
+    }
+    await store.complete(id);
+    expect(await reading).toEqual(expected(5));
+    const found = await lags();
+    expect([...found.keys()]).toEqual(["process"]);
+    const lag = found.get("process")!;
+    expect(lag.count).toBe(5);
+    expect(lag.min).toBeGreaterThan(0);
+    expect(lag.max).toBeLessThan(2);
+    await store.close();
+    await end();
+  },
+);
 
 it("a page read from the database (a reader catching up) records nothing: its commit time is not known", async () => {
   const store = new PostgresStreamStore(DATABASE_URL, tables.stream);
