@@ -67,6 +67,11 @@ const state = {
   lag: false,
 };
 let lastMeterProvider;
+/** The package's tracer, got once from the SDK's provider `tracerOf` (not once a call). */
+let tracer;
+let tracerOf;
+/** Span names by operation name ("stream:append" → "stream.append"). */
+const spanNames = new Map();
 
 /** Looks whether anyone listens now; called as each store operation starts. */
 function refresh() {
@@ -77,6 +82,10 @@ function refresh() {
     const provider = a.trace.getTracerProvider();
     const delegate = typeof provider.getDelegate === "function" ? provider.getDelegate() : provider;
     tracing = delegate !== noopTracing;
+    if (delegate !== tracerOf) {
+      tracerOf = delegate;
+      tracer = undefined;
+    }
     const meterProvider = a.metrics.getMeterProvider();
     if (meterProvider !== lastMeterProvider) {
       lastMeterProvider = meterProvider;
@@ -187,16 +196,23 @@ function operation(name, context) {
   const attributes = { "db.system.name": "postgresql" };
   for (const key in ATTRIBUTE) if (context[key] !== undefined) attributes[ATTRIBUTE[key]] = context[key];
   const parent = a.context.active();
-  const span = a.trace
-    .getTracer("@aibind-rs/postgres")
-    .startSpan(name.replace(":", "."), { kind: a.SpanKind.INTERNAL, attributes }, parent);
-  if (context.waitedMs !== undefined) span.addEvent("aibind.reader.woken", { "aibind.waited_ms": context.waitedMs });
+  let spanName = spanNames.get(name);
+  if (spanName === undefined) spanNames.set(name, (spanName = name.replace(":", ".")));
+  tracer ??= a.trace.getTracer("@aibind-rs/postgres");
+  const span = tracer.startSpan(spanName, { kind: a.SpanKind.INTERNAL, attributes }, parent);
   const inSpan = a.trace.setSpan(parent, span);
   const recording = span.isRecording();
-  // A span not sampled wants no round trips under it: the call is numbered only for
-  // whoever wants every record.
-  const call = recording || state.all ? numbered(context) : 0;
-  if (recording) live.set(call, inSpan);
+  if (!recording) {
+    // Not sampled: its context still goes down (what runs under it is not sampled
+    // either), but there is nothing to end, record or wait for. It wants no round trips
+    // under it: the call is numbered only for whoever wants every record.
+    span.end();
+    const call = state.all ? numbered(context) : 0;
+    return (fn) => (call === 0 ? a.context.with(inSpan, fn) : calls.run(call, () => a.context.with(inSpan, fn)));
+  }
+  if (context.waitedMs !== undefined) span.addEvent("aibind.reader.woken", { "aibind.waited_ms": context.waitedMs });
+  const call = numbered(context);
+  live.set(call, inSpan);
   const finish = (err) => {
     if (err) {
       span.setStatus({ code: a.SpanStatusCode.ERROR, message: err?.code });
@@ -204,12 +220,12 @@ function operation(name, context) {
       if (typeof err?.sqlState === "string") span.setAttribute("db.response.status_code", err.sqlState);
     }
     span.end();
-    retire(call, recording ? inSpan : undefined);
+    retire(call, inSpan);
   };
   return (fn) => {
     let promise;
     try {
-      promise = call === 0 ? a.context.with(inSpan, fn) : calls.run(call, () => a.context.with(inSpan, fn));
+      promise = calls.run(call, () => a.context.with(inSpan, fn));
     } catch (err) {
       finish(err);
       throw err;
@@ -290,9 +306,12 @@ function clientSpan(r) {
   }
   const links =
     parents.length > 1 ? parents.map((c) => ({ context: a.trace.getSpanContext(c), attributes: {} })) : undefined;
-  const span = a.trace
-    .getTracer("@aibind-rs/postgres")
-    .startSpan(r.summary, { kind: a.SpanKind.CLIENT, startTime: r.start, attributes, links }, parents[0]);
+  tracer ??= a.trace.getTracer("@aibind-rs/postgres");
+  const span = tracer.startSpan(
+    r.summary,
+    { kind: a.SpanKind.CLIENT, startTime: r.start, attributes, links },
+    parents[0],
+  );
   if (r.code) span.setStatus({ code: a.SpanStatusCode.ERROR, message: r.code });
   span.end(r.end);
 }
