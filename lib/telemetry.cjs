@@ -109,6 +109,7 @@ function refresh() {
     }
     binding.telemetryEnabled(on, !all);
     binding.telemetryCall(0);
+    marked = false;
     state.on = on;
     state.all = all;
   }
@@ -150,8 +151,11 @@ function retire(call, spanContext) {
 }
 
 let clearing = false;
+/** Rust was told a call's number that is not cleared yet (else it holds 0). */
+let marked = false;
 const clear = () => {
   clearing = false;
+  marked = false;
   binding.telemetryCall(0);
 };
 
@@ -162,7 +166,12 @@ const clear = () => {
  */
 function mark() {
   if (!state.on) return;
-  binding.telemetryCall(calls.getStore() ?? 0);
+  const call = calls.getStore() ?? 0;
+  // Nobody's call (an operation the sampler dropped, with no one wanting every record):
+  // Rust holds 0 already, unless a number was told in this run.
+  if (call === 0 && !marked) return;
+  binding.telemetryCall(call);
+  marked = call !== 0;
   if (!clearing) {
     clearing = true;
     queueMicrotask(clear);
