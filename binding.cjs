@@ -842,4 +842,5 @@ module.exports.NativeStreamStore = nativeBinding.NativeStreamStore
 module.exports.schemaStatements = nativeBinding.schemaStatements
 module.exports.telemetryCall = nativeBinding.telemetryCall
 module.exports.telemetryEnabled = nativeBinding.telemetryEnabled
+module.exports.telemetryLag = nativeBinding.telemetryLag
 module.exports.telemetrySink = nativeBinding.telemetrySink

@@ -387,6 +387,16 @@ export interface StreamPage {
   seqs: Array<number> | Uint32Array
   text: string
   ends: Array<number> | Uint32Array
+  /**
+   * While the delivery lag is measured, for a page this process knew: how long ago
+   * each chunk was committed, in ms, as the page was made (NaN: not known)...
+   */
+  ages?: Float64Array
+  /**
+   * ...and whether that time came through a NOTIFY (1: another clock's) or from an
+   * append in this process (0).
+   */
+  heard?: Uint8Array
 }
 
 /**
@@ -450,6 +460,13 @@ export declare function telemetryCall(token: number): void
  * `callsOnly`: only the round trips of numbered store calls (a tracer alone wants no more).
  */
 export declare function telemetryEnabled(on: boolean, callsOnly?: boolean | undefined | null): void
+
+/**
+ * Turns the delivery lag's measure on or off (JS: while a meter provider is
+ * registered): chunks entering this process's tails are stamped with their commit time,
+ * and pages from them carry each chunk's age (`reader/mod.rs`).
+ */
+export declare function telemetryLag(on: boolean): void
 
 /** One thing the pool did, as it crosses into JS. */
 export interface TelemetryRecord {

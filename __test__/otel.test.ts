@@ -206,6 +206,50 @@ it("a reader: a span per page read, its wait a `woken` event, not one long span"
   await store.close();
 });
 
+it("a reader's pages, prefetched ones too, sit under the caller's span at readFrom, wherever next() is called", async () => {
+  const store = new PostgresStreamStore(DATABASE_URL, tables.stream);
+  const id = uid("prefetch");
+  await store.create(id);
+  // Chunks over 2 KiB are each a page of their own: the next page is there already
+  // while the app takes one, so it is asked for then (prefetched).
+  const chunks = ["a", "x".repeat(3000), "y".repeat(3000), "b"];
+  for (const chunk of chunks) await store.append(id, chunk);
+  await store.complete(id);
+  exporter.reset();
+  const app = trace.getTracer("app");
+  const taken: string[] = [];
+  await app.startActiveSpan("GET /api/stream", async (request) => {
+    const reading = store.readFrom(id, 0);
+    // The app takes each chunk in a span of its own (as a ReadableStream's pull may run
+    // in whatever context its consumer has).
+    for (;;) {
+      const next = await app.startActiveSpan("take", async (take) => {
+        try {
+          return await reading.next();
+        } finally {
+          take.end();
+        }
+      });
+      if (next.done) break;
+      taken.push(next.value.data);
+    }
+    request.end();
+  });
+  expect(taken).toEqual(chunks);
+  const all = await spans();
+  const request = all.find((s) => s.name === "GET /api/stream")!;
+  const pages = all.filter((s) => s.name === "stream.read");
+  expect(pages.length).toBeGreaterThanOrEqual(4);
+  for (const page of pages) expect(parentOf(page)).toBe(idOf(request));
+  const prefetched = pages.filter((p) => p.attributes["aibind.reader.prefetched"] === true);
+  expect(prefetched.length).toBeGreaterThanOrEqual(2);
+  // In the order the reader asked for them: the first page is not a prefetched one.
+  const ms = (s: ReadableSpan) => s.startTime[0] * 1e3 + s.startTime[1] / 1e6;
+  const ordered = [...pages].sort((x, y) => ms(x) - ms(y));
+  expect(ordered[0].attributes["aibind.reader.prefetched"]).toBeUndefined();
+  await store.close();
+});
+
 it("a pg.Pool: only the INTERNAL spans (the driver's instrumentation makes the query spans)", async () => {
   exporter.reset();
   const pool = new pg.Pool({ connectionString: DATABASE_URL });

@@ -95,7 +95,9 @@ function traced(name, context, fn) {
   const run = operation ? () => operation(fn) : fn;
   if (!publish) return run();
   let value;
-  return ch.tracePromise(async () => summary((value = await run())), ctx).then(() => value);
+  // Publishing: a real tracing channel (NO_CHANNEL has no subscribers).
+  const tracing = /** @type {import("node:diagnostics_channel").TracingChannel<object, object>} */ (ch);
+  return tracing.tracePromise(async () => summary((value = await run())), ctx).then(() => value);
 }
 
 module.exports = { traced, targetOf };

@@ -89,6 +89,14 @@ function use(api, meterProvider) {
       unit: "{call}",
       advice: { explicitBucketBoundaries: [1, 2, 4, 8, 16, 32, 64, 128, 256] },
     }),
+    lag: meter.createHistogram("aibind.delivery.lag", {
+      description:
+        "From a chunk's commit to a reader handing it to the app (chunks this process knew: appended here, or carried by a NOTIFY).",
+      unit: "s",
+      advice: {
+        explicitBucketBoundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      },
+    }),
   };
   const count = meter.createObservableUpDownCounter("db.client.connection.count", {
     description: "Connections of the pool, by state.",
@@ -138,6 +146,17 @@ function settled(outcome) {
   instruments?.settled.add(1, { "aibind.outcome": outcome });
 }
 
+const FROM_PROCESS = Object.freeze({ "aibind.delivery.source": "process" });
+const FROM_NOTIFY = Object.freeze({ "aibind.delivery.source": "notify" });
+
+/**
+ * A reader handed the app a chunk committed `ms` milliseconds before (lib/stream-store.cjs);
+ * `heard`: its commit time came through a NOTIFY (another clock's), not from this process.
+ */
+function delivered(ms, heard) {
+  instruments?.lag.record(Math.max(0, ms) / 1000, heard ? FROM_NOTIFY : FROM_PROCESS);
+}
+
 /** A record of the Rust pool (lib/telemetry.cjs). */
 function record(r) {
   if (instruments === null) return;
@@ -161,4 +180,4 @@ function record(r) {
   }
 }
 
-module.exports = { use, active, record, register, settled };
+module.exports = { use, active, record, register, settled, delivered };

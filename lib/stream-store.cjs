@@ -9,7 +9,8 @@ const { text, seqArgument, nativeOptions } = require("./options.cjs");
 const { Store, wrote, waiting, traced, direct } = require("./store.cjs");
 const { replay, pageOf } = require("./replay.cjs");
 const { plainId } = require("./lane.cjs");
-const { mark } = require("./telemetry.cjs");
+const { mark, callerContext, within, state: telemetry } = require("./telemetry.cjs");
+const { delivered } = require("./metrics.cjs");
 
 /** @type {(store: object) => import("../binding").NativeStreamStore} the store's native half */
 const native = /** @type {any} */ (require("./store.cjs").native);
@@ -180,27 +181,48 @@ class PostgresStreamStore extends Store {
     return this.#wakes;
   }
 
-  async *readFrom(id, afterSeq) {
-    native(this); // a wrong `this`, or a closed store, says so first
+  /**
+   * The chunks after `afterSeq`, then each as it is written, until the stream finishes.
+   * With an OpenTelemetry SDK, every page's span sits under the caller's active span at
+   * this call, wherever the generator is then driven from (a pull of a ReadableStream, a
+   * span of the app's own around each `next()`).
+   */
+  readFrom(id, afterSeq) {
+    const caller = callerContext();
+    if (!(#appends in this)) return wrongThis(this);
+    return this.#read(id, afterSeq, caller);
+  }
+
+  async *#read(id, afterSeq, caller) {
+    native(this); // a closed store says so first
     const stream = text("stream id", id);
     const after = seqArgument(afterSeq);
     const query = direct(this);
     const reader = await run(() => native(this).reader(stream, after, ...this.#appends.knows(id)));
     const wakes = this.#readerWakes();
     const retryFor = native(this).retryReadsForMs;
-    /** @param {number} [waitedMs] how long the reader waited for news before this page */
-    const fetch = (waitedMs = undefined) => {
-      const page = traced(
-        this,
-        "stream:read",
-        () => this.#chunks,
-        id,
-        () =>
-          run(() => {
-            mark();
-            return reader.nextPage();
-          }),
-        waitedMs === undefined ? {} : { waitedMs },
+    /** When the page last asked for was (performance.now()), while the delivery lag is measured. */
+    let asked = 0;
+    /**
+     * @param {number} [waitedMs] how long the reader waited for news before this page
+     * @param {boolean} [prefetched] asked for while the app still takes the page before
+     */
+    const fetch = (waitedMs = undefined, prefetched = false) => {
+      const extra = waitedMs !== undefined ? { waitedMs } : prefetched ? PREFETCHED : {};
+      const page = within(caller, () =>
+        traced(
+          this,
+          "stream:read",
+          () => this.#chunks,
+          id,
+          () =>
+            run(() => {
+              mark();
+              if (telemetry.lag) asked = performance.now();
+              return reader.nextPage();
+            }),
+          extra,
+        ),
       );
       page.catch(() => {}); // awaited below, unless the reader is left first
       return page;
@@ -217,12 +239,14 @@ class PostgresStreamStore extends Store {
           if (shared !== undefined) return shared;
           const params = [stream, from, from + rows, smallBytes];
           /** @type {Promise<any>} */
-          const read = traced(
-            this,
-            "stream:read",
-            () => this.#chunks,
-            id,
-            () => query(sql, params, "seq:i,data:t").then((outcome) => pageOf(outcome, from, fail)),
+          const read = within(caller, () =>
+            traced(
+              this,
+              "stream:read",
+              () => this.#chunks,
+              id,
+              () => query(sql, params, "seq:i,data:t").then((outcome) => pageOf(outcome, from, fail)),
+            ),
           );
           this.#pagesInFlight.set(key, read);
           const landed = () => this.#pagesInFlight.delete(key);
@@ -267,7 +291,7 @@ class PostgresStreamStore extends Store {
         failingSince = 0;
         backoff = 50;
         if (page === null) return;
-        const { seqs, text, ends } = page;
+        const { seqs, text, ends, ages } = page;
         if (seqs.length === 0) {
           waiting(this);
           const since = performance.now();
@@ -275,10 +299,22 @@ class PostgresStreamStore extends Store {
           next = fetch(Math.round(performance.now() - since));
           continue;
         }
+        const made = asked;
         // More is there already: fetch it while this page is handed out.
-        next = reader.hasMore ? fetch() : null;
-        for (let i = 0, start = 0; i < seqs.length; start = ends[i++]) {
-          yield { seq: seqs[i], data: text.slice(start, ends[i]) };
+        next = reader.hasMore ? fetch(undefined, true) : null;
+        if (ages) {
+          // A page this process knew, while the delivery lag is measured: each chunk's age
+          // when the page was made, and the time since, as it is handed to the app.
+          const heard = page.heard;
+          for (let i = 0, start = 0; i < seqs.length; start = ends[i++]) {
+            const age = ages[i];
+            if (age === age) delivered(age + performance.now() - made, heard[i] === 1); // NaN: not known
+            yield { seq: seqs[i], data: text.slice(start, ends[i]) };
+          }
+        } else {
+          for (let i = 0, start = 0; i < seqs.length; start = ends[i++]) {
+            yield { seq: seqs[i], data: text.slice(start, ends[i]) };
+          }
         }
         if (next === null) {
           // At the end as far as this reader knows: wait for news (at once if some came
@@ -345,6 +381,15 @@ class PostgresStreamStore extends Store {
       () => run(() => this.#finished(id, native(this).fail(text("stream id", id), text("error", error)))),
     );
   }
+}
+
+/** What a prefetched page's diagnostics event (and span) says of it. */
+const PREFETCHED = Object.freeze({ prefetched: true });
+
+/** `readFrom` called on something that is no stream store: its first `next()` says so. */
+// eslint-disable-next-line require-yield -- it only throws, as `readFrom`'s body would
+async function* wrongThis(store) {
+  native(store);
 }
 
 module.exports = { PostgresStreamStore };

@@ -63,8 +63,15 @@ const state = {
   /** Every record is wanted (a pool channel's subscriber, metrics), not only spans'. */
   all: false,
   sink: false,
+  /** The delivery lag is measured (a meter provider is registered): pages carry ages. */
+  lag: false,
 };
 let lastMeterProvider;
+/** The package's tracer, got once from the SDK's provider `tracerOf` (not once a call). */
+let tracer;
+let tracerOf;
+/** Span names by operation name ("stream:append" → "stream.append"). */
+const spanNames = new Map();
 
 /** Looks whether anyone listens now; called as each store operation starts. */
 function refresh() {
@@ -75,12 +82,20 @@ function refresh() {
     const provider = a.trace.getTracerProvider();
     const delegate = typeof provider.getDelegate === "function" ? provider.getDelegate() : provider;
     tracing = delegate !== noopTracing;
+    if (delegate !== tracerOf) {
+      tracerOf = delegate;
+      tracer = undefined;
+    }
     const meterProvider = a.metrics.getMeterProvider();
     if (meterProvider !== lastMeterProvider) {
       lastMeterProvider = meterProvider;
       metrics.use(a, meterProvider.getMeter("@aibind-rs/postgres") === noopMeter ? null : meterProvider);
     }
     metering = metrics.active();
+  }
+  if (metering !== state.lag) {
+    binding.telemetryLag(metering);
+    state.lag = metering;
   }
   state.tracing = tracing;
   let all = metering;
@@ -94,6 +109,7 @@ function refresh() {
     }
     binding.telemetryEnabled(on, !all);
     binding.telemetryCall(0);
+    marked = false;
     state.on = on;
     state.all = all;
   }
@@ -135,8 +151,11 @@ function retire(call, spanContext) {
 }
 
 let clearing = false;
+/** Rust was told a call's number that is not cleared yet (else it holds 0). */
+let marked = false;
 const clear = () => {
   clearing = false;
+  marked = false;
   binding.telemetryCall(0);
 };
 
@@ -147,7 +166,12 @@ const clear = () => {
  */
 function mark() {
   if (!state.on) return;
-  binding.telemetryCall(calls.getStore() ?? 0);
+  const call = calls.getStore() ?? 0;
+  // Nobody's call (an operation the sampler dropped, with no one wanting every record):
+  // Rust holds 0 already, unless a number was told in this run.
+  if (call === 0 && !marked) return;
+  binding.telemetryCall(call);
+  marked = call !== 0;
   if (!clearing) {
     clearing = true;
     queueMicrotask(clear);
@@ -163,6 +187,7 @@ const ATTRIBUTE = {
   store: "aibind.store",
   operation: "aibind.operation",
   id: "aibind.id",
+  prefetched: "aibind.reader.prefetched",
 };
 
 /**
@@ -180,16 +205,23 @@ function operation(name, context) {
   const attributes = { "db.system.name": "postgresql" };
   for (const key in ATTRIBUTE) if (context[key] !== undefined) attributes[ATTRIBUTE[key]] = context[key];
   const parent = a.context.active();
-  const span = a.trace
-    .getTracer("@aibind-rs/postgres")
-    .startSpan(name.replace(":", "."), { kind: a.SpanKind.INTERNAL, attributes }, parent);
-  if (context.waitedMs !== undefined) span.addEvent("aibind.reader.woken", { "aibind.waited_ms": context.waitedMs });
+  let spanName = spanNames.get(name);
+  if (spanName === undefined) spanNames.set(name, (spanName = name.replace(":", ".")));
+  tracer ??= a.trace.getTracer("@aibind-rs/postgres");
+  const span = tracer.startSpan(spanName, { kind: a.SpanKind.INTERNAL, attributes }, parent);
   const inSpan = a.trace.setSpan(parent, span);
   const recording = span.isRecording();
-  // A span not sampled wants no round trips under it: the call is numbered only for
-  // whoever wants every record.
-  const call = recording || state.all ? numbered(context) : 0;
-  if (recording) live.set(call, inSpan);
+  if (!recording) {
+    // Not sampled: its context still goes down (what runs under it is not sampled
+    // either), but there is nothing to end, record or wait for. It wants no round trips
+    // under it: the call is numbered only for whoever wants every record.
+    span.end();
+    const call = state.all ? numbered(context) : 0;
+    return (fn) => (call === 0 ? a.context.with(inSpan, fn) : calls.run(call, () => a.context.with(inSpan, fn)));
+  }
+  if (context.waitedMs !== undefined) span.addEvent("aibind.reader.woken", { "aibind.waited_ms": context.waitedMs });
+  const call = numbered(context);
+  live.set(call, inSpan);
   const finish = (err) => {
     if (err) {
       span.setStatus({ code: a.SpanStatusCode.ERROR, message: err?.code });
@@ -197,12 +229,12 @@ function operation(name, context) {
       if (typeof err?.sqlState === "string") span.setAttribute("db.response.status_code", err.sqlState);
     }
     span.end();
-    retire(call, recording ? inSpan : undefined);
+    retire(call, inSpan);
   };
   return (fn) => {
     let promise;
     try {
-      promise = call === 0 ? a.context.with(inSpan, fn) : calls.run(call, () => a.context.with(inSpan, fn));
+      promise = calls.run(call, () => a.context.with(inSpan, fn));
     } catch (err) {
       finish(err);
       throw err;
@@ -283,11 +315,28 @@ function clientSpan(r) {
   }
   const links =
     parents.length > 1 ? parents.map((c) => ({ context: a.trace.getSpanContext(c), attributes: {} })) : undefined;
-  const span = a.trace
-    .getTracer("@aibind-rs/postgres")
-    .startSpan(r.summary, { kind: a.SpanKind.CLIENT, startTime: r.start, attributes, links }, parents[0]);
+  tracer ??= a.trace.getTracer("@aibind-rs/postgres");
+  const span = tracer.startSpan(
+    r.summary,
+    { kind: a.SpanKind.CLIENT, startTime: r.start, attributes, links },
+    parents[0],
+  );
   if (r.code) span.setStatus({ code: a.SpanStatusCode.ERROR, message: r.code });
   span.end(r.end);
 }
 
-module.exports = { refresh, operation, mark, state, POOL_CHANNELS };
+/**
+ * The caller's context now (its active span), while an SDK traces; undefined otherwise. A
+ * reader keeps the one of `readFrom`'s call, so that every page's span sits under it.
+ */
+function callerContext() {
+  refresh();
+  return state.tracing ? /** @type {any} */ (api).context.active() : undefined;
+}
+
+/** Runs `fn` in `context` (from `callerContext()`), or as it is when there is none. */
+function within(context, fn) {
+  return context === undefined ? fn() : /** @type {any} */ (api).context.with(context, fn);
+}
+
+module.exports = { refresh, operation, mark, state, callerContext, within, POOL_CHANNELS };

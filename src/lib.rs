@@ -25,7 +25,9 @@ pub use conversation_store::NativeConversationStore;
 pub use reader::{NativeStreamReader, StreamPage};
 pub use schema::{schema_statements, SchemaOptions};
 pub use stream_store::{DurableStreamStatus, NativeStreamStore};
-pub use telemetry::{telemetry_call, telemetry_enabled, telemetry_sink, TelemetryRecord};
+pub use telemetry::{
+    telemetry_call, telemetry_enabled, telemetry_lag, telemetry_sink, TelemetryRecord,
+};
 
 /// The tokio runtime the Rust pool runs on: one worker thread. Every connection's task
 /// and every query's task then run on the same thread, so a statement costs one wake-up

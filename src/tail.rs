@@ -52,6 +52,17 @@ struct Known {
     seq: u32,
     data: Arc<str>,
     version: u64,
+    committed: Committed,
+}
+
+/// When a chunk's commit was acknowledged, for the delivery lag: milliseconds since the
+/// epoch on the clock of whoever stamped it (0: not known, as for a chunk a reader read
+/// from the database), and whether it was heard through a NOTIFY (another process's
+/// clock, or the database server's) rather than committed here.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Committed {
+    pub at: f64,
+    pub heard: bool,
 }
 
 /// A fetch in flight: it reads the chunks after `after`, and began at version `started`.
@@ -91,6 +102,8 @@ pub enum Look {
         chunks: Vec<(u32, Arc<str>)>,
         end: bool,
         more: bool,
+        /// Each chunk's commit time, while the delivery lag is measured (else empty).
+        committed: Vec<Committed>,
     },
     Finished,
     /// Read the database; `since` is the reader's new stamp (its query starts now).
@@ -124,13 +137,32 @@ impl Tail {
     }
 
     /// Chunk `seq` was committed (seen through `source`).
+    #[cfg(test)]
     pub fn appended(&mut self, source: Source, seq: u32, data: Arc<str>) -> u64 {
+        self.appended_at(source, seq, data, Committed::default())
+    }
+
+    /// Chunk `seq` was committed (seen through `source`) at `committed`.
+    pub fn appended_at(
+        &mut self,
+        source: Source,
+        seq: u32,
+        data: Arc<str>,
+        committed: Committed,
+    ) -> u64 {
         let version = self.stamp();
-        self.push(source, seq, data, version);
+        self.push(source, seq, data, version, committed);
         version
     }
 
-    fn push(&mut self, source: Source, seq: u32, data: Arc<str>, version: u64) {
+    fn push(
+        &mut self,
+        source: Source,
+        seq: u32,
+        data: Arc<str>,
+        version: u64,
+        committed: Committed,
+    ) {
         if data.len() > LARGEST_KEPT {
             self.restart(source, i64::from(seq));
             self.unknown = version;
@@ -153,7 +185,12 @@ impl Tail {
             }
         }
         self.bytes += data.len();
-        self.chunks.push_back(Known { seq, data, version });
+        self.chunks.push_back(Known {
+            seq,
+            data,
+            version,
+            committed,
+        });
         while self.chunks.len() > MOST_CHUNKS || self.bytes > MOST_BYTES {
             let Some(old) = self.chunks.pop_front() else {
                 break;
@@ -307,13 +344,26 @@ impl Tail {
             .take(most)
             .map(|k| (k.seq, k.data.clone()))
             .collect();
+        let committed = if crate::clock::lag_measured() {
+            self.chunks
+                .range(start..start + chunks.len())
+                .map(|k| k.committed)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let last = chunks.last().map_or(0, |(seq, _)| *seq);
         let more = self.chunks.len() > start + chunks.len();
         let end = !more
             && self
                 .finished
                 .is_some_and(|(total, _)| total == i64::from(last));
-        Some(Look::Chunks { chunks, end, more })
+        Some(Look::Chunks {
+            chunks,
+            end,
+            more,
+            committed,
+        })
     }
 
     pub fn version(&self) -> u64 {

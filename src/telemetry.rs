@@ -153,6 +153,14 @@ pub fn telemetry_enabled(on: bool, calls_only: Option<bool>) {
     }
 }
 
+/// Turns the delivery lag's measure on or off (JS: while a meter provider is
+/// registered): chunks entering this process's tails are stamped with their commit time,
+/// and pages from them carry each chunk's age (`reader/mod.rs`).
+#[napi]
+pub fn telemetry_lag(on: bool) {
+    crate::clock::measure_lag(on);
+}
+
 /// The store call JS makes next on this thread (0: none), for the round trips it causes.
 #[napi]
 pub fn telemetry_call(token: u32) {

@@ -15,7 +15,7 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 
 use tokio::sync::watch;
 
-use crate::tail::{Look, Source, Tail};
+use crate::tail::{Committed, Look, Source, Tail};
 
 type Key = (String, String);
 
@@ -239,10 +239,18 @@ pub fn wake(table: &str, id: &str) {
     }
 }
 
-/// Chunk `seq` of the stream was committed: its readers at `seq - 1` take it from here.
-pub fn appended(table: &str, id: &str, source: Source, seq: u32, data: &Arc<str>) {
+/// Chunk `seq` of the stream was committed (at `committed`): its readers at `seq - 1`
+/// take it from here.
+pub fn appended(
+    table: &str,
+    id: &str,
+    source: Source,
+    seq: u32,
+    data: &Arc<str>,
+    committed: Committed,
+) {
     if let Some(hub) = hub(table, id) {
-        hub.change(|tail| tail.appended(source, seq, data.clone()));
+        hub.change(|tail| tail.appended_at(source, seq, data.clone(), committed));
     }
 }
 

@@ -263,14 +263,23 @@ impl Db {
     /// Chunk `seq` of the stream committed: this process's readers at `seq - 1` take it
     /// at once, and other processes' through the NOTIFY that carries it (`notified`: the
     /// append's own statement sent it). Call it from where `decode` runs.
+    ///
+    /// While the delivery lag is measured, the chunk is stamped with the time now (its
+    /// commit was just acknowledged), for the readers here and, in the NOTIFY, elsewhere.
     pub fn appended(&self, key: &str, id: &str, seq: u32, data: Arc<str>, notified: bool) {
-        wakeups::appended(key, id, self.source, seq, &data);
+        let at = if crate::clock::lag_measured() {
+            crate::clock::now_ms_f64()
+        } else {
+            0.0
+        };
+        let committed = crate::tail::Committed { at, heard: false };
+        wakeups::appended(key, id, self.source, seq, &data, committed);
         if notified {
             return;
         }
         match self.backend() {
-            Ok(Backend::Pool(pool)) => pool.publish(Written::chunk(key, id, seq, data)),
-            Ok(Backend::Js(js)) => js.publish(Written::chunk(key, id, seq, data)),
+            Ok(Backend::Pool(pool)) => pool.publish(Written::chunk(key, id, seq, data, at)),
+            Ok(Backend::Js(js)) => js.publish(Written::chunk(key, id, seq, data, at)),
             _ => {}
         }
     }

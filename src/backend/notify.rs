@@ -5,7 +5,10 @@
 //!
 //! A payload (JSON, on `sql::NOTIFY_CHANNEL`, under PostgreSQL's 8,000-byte limit) names
 //! every stream written (`s`) and carries each chunk small enough (`c`); streams with a
-//! chunk too large to carry are listed in `x`, finishes in `e`.
+//! chunk too large to carry are listed in `x`, finishes in `e`. `t`, when there, holds
+//! when each chunk of `c` was committed (ms since the epoch; 0: not known), for the
+//! delivery lag: the writer's clock when the pool announced it after the commit (from a
+//! writer that measures it), the database server's when the append's own statement did.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -24,17 +27,20 @@ pub struct Written {
     table: String,
     id: String,
     chunk: Option<(u32, Arc<str>)>,
+    /// When the chunk's commit was acknowledged (ms since the epoch; 0: not stamped).
+    at: f64,
     /// A finish (its state and final count), announced after its statement (on Citus,
     /// where the statement runs on a worker and its own NOTIFY would be sent there).
     finish: Option<(String, i64)>,
 }
 
 impl Written {
-    pub fn chunk(table: &str, id: &str, seq: u32, data: Arc<str>) -> Self {
+    pub fn chunk(table: &str, id: &str, seq: u32, data: Arc<str>, at: f64) -> Self {
         Written {
             table: table.into(),
             id: id.into(),
             chunk: Some((seq, data)),
+            at,
             finish: None,
         }
     }
@@ -44,6 +50,7 @@ impl Written {
             table: table.into(),
             id: id.into(),
             chunk: None,
+            at: 0.0,
             finish: Some((state.into(), total)),
         }
     }
@@ -61,6 +68,10 @@ struct Payload<'a> {
     /// The chunks carried: `[status table, id, seq, text]`, each stream's in seq order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     c: Vec<(String, String, u32, String)>,
+    /// When each chunk of `c` was committed (ms since the epoch; 0: not known), or empty.
+    /// Versions before it ignore it, and it is optional to this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    t: Vec<f64>,
     /// Streams in `c` with more chunks written than it carries (too large to carry).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     x: Vec<Key>,
@@ -102,19 +113,28 @@ pub fn payloads(written: impl IntoIterator<Item = Written>) -> Vec<String> {
     let mut size = empty;
     let flush = |payload: &mut Payload, named: &mut HashSet<Key>, out: &mut Vec<String>| {
         if !payload.s.is_empty() {
+            if payload.t.iter().all(|at| *at == 0.0) {
+                payload.t.clear();
+            }
             out.push(serde_json::to_string(&*payload).unwrap_or_default());
         }
         payload.s.clear();
         payload.c.clear();
+        payload.t.clear();
         payload.x.clear();
         named.clear();
     };
+    // The bytes a carried chunk's time takes in `t` (a chunk not stamped: `0.0,`, counted
+    // once the payload has any stamped).
+    let time_size = |at: f64| serde_json::to_string(&at).map_or(24, |t| t.len() + 1);
+    let mut timed = false;
     let mut unnamed = false;
     for written in written {
         if let Some((state, total)) = written.finish {
             // A payload of its own, as the finish statement's own NOTIFY would be.
             flush(&mut payload, &mut named, &mut out);
             size = empty;
+            timed = false;
             out.push(finish_payload(written.table, written.id, state, total));
             continue;
         }
@@ -125,17 +145,29 @@ pub fn payloads(written: impl IntoIterator<Item = Written>) -> Vec<String> {
             unnamed = true;
             continue;
         }
+        let at = written.at;
         let carried = written.chunk.and_then(|(seq, data)| {
             let entry = (key.0.clone(), key.1.clone(), seq, data.to_string());
             let size = serde_json::to_string(&entry).unwrap_or_default().len() + 1;
             (size <= CARRY_AT_MOST).then_some((entry, size))
         });
+        // What a carried chunk's time adds to the payload as it is now.
+        let time = |timed: bool, earlier: usize| match (&carried, at > 0.0, timed) {
+            (None, ..) | (_, false, false) => 0,
+            (_, true, true) => time_size(at),
+            // The payload's first stamped chunk: `,"t":[]` and a `0.0,` for each before.
+            (_, true, false) => time_size(at) + 7 + time_size(0.0) * earlier,
+            (_, false, true) => time_size(0.0),
+        };
         let adds = if named.contains(&key) { 0 } else { name }
-            + carried.as_ref().map_or(name, |(_, size)| *size);
+            + carried.as_ref().map_or(name, |(_, size)| *size)
+            + time(timed, payload.c.len());
         if size + adds > MAX_PAYLOAD && !payload.s.is_empty() {
             flush(&mut payload, &mut named, &mut out);
             size = empty;
+            timed = false;
         }
+        size += time(timed, payload.c.len());
         if named.insert(key.clone()) {
             payload.s.push(key.clone());
             size += name;
@@ -143,6 +175,8 @@ pub fn payloads(written: impl IntoIterator<Item = Written>) -> Vec<String> {
         match carried {
             Some((entry, entry_size)) => {
                 payload.c.push(entry);
+                payload.t.push(at);
+                timed |= at > 0.0;
                 size += entry_size;
             }
             None => {
@@ -221,8 +255,20 @@ pub fn deliver(payload: &str, source: Source) -> Heard {
         }
     };
     let mut told: HashSet<(&str, &str)> = HashSet::new();
-    for (table, id, seq, data) in &payload.c {
-        wakeups::appended(table, id, source, *seq, &Arc::from(data.as_str()));
+    // When each chunk was committed, if the payload says and the lag is measured here.
+    let times =
+        (payload.t.len() == payload.c.len() && crate::clock::lag_measured()).then_some(&payload.t);
+    for (i, (table, id, seq, data)) in payload.c.iter().enumerate() {
+        let at = times.map_or(0.0, |t| t[i]);
+        let committed = crate::tail::Committed { at, heard: true };
+        wakeups::appended(
+            table,
+            id,
+            source,
+            *seq,
+            &Arc::from(data.as_str()),
+            committed,
+        );
         told.insert((table, id));
     }
     for (table, id, _state, total) in &payload.e {

@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use napi::bindgen_prelude::{Either, PromiseRaw, Uint32Array, Unknown};
+use napi::bindgen_prelude::{Either, Float64Array, PromiseRaw, Uint32Array, Uint8Array, Unknown};
 use napi::Env;
 use napi_derive::napi;
 use tokio::sync::watch;
@@ -22,7 +22,7 @@ use crate::backend::{Param, Row, Started};
 use crate::error::Result;
 use crate::sql::{Statement, PAGE_ROWS, SMALL_CHUNK_BYTES};
 use crate::stream_shared::StreamShared;
-use crate::tail::Look;
+use crate::tail::{Committed, Look};
 use crate::wakeups::{self, Fetched, Hub, Subscription};
 use page::{Cursor, Page};
 use replica::ReplicaUse;
@@ -37,6 +37,12 @@ pub struct StreamPage {
     pub seqs: Either<Vec<u32>, Uint32Array>,
     pub text: String,
     pub ends: Either<Vec<u32>, Uint32Array>,
+    /// While the delivery lag is measured, for a page this process knew: how long ago
+    /// each chunk was committed, in ms, as the page was made (NaN: not known)...
+    pub ages: Option<Float64Array>,
+    /// ...and whether that time came through a NOTIFY (1: another clock's) or from an
+    /// append in this process (0).
+    pub heard: Option<Uint8Array>,
 }
 
 /// A page's numbers: a plain array for a few (a live reader's page of one chunk), a typed
@@ -61,6 +67,8 @@ impl From<Page> for StreamPage {
             seqs: column(page.seqs),
             text: page.text,
             ends: column(page.ends),
+            ages: None,
+            heard: None,
         }
     }
 }
@@ -180,8 +188,20 @@ impl ReaderInner {
     }
 
     /// A page from the tail: the chunks right after the cursor, no query.
-    fn take_known(&self, chunks: Vec<(u32, Arc<str>)>, end: bool, more: bool) -> StreamPage {
-        self.cursor().take_known(&chunks, end, more).into()
+    /// `committed`: each chunk's commit time, while the delivery lag is measured.
+    fn take_known(
+        &self,
+        chunks: Vec<(u32, Arc<str>)>,
+        end: bool,
+        more: bool,
+        committed: &[Committed],
+    ) -> StreamPage {
+        let mut page: StreamPage = self.cursor().take_known(&chunks, end, more).into();
+        if let Some((ages, heard)) = page::ages(committed) {
+            page.ages = Some(Float64Array::new(ages));
+            page.heard = Some(Uint8Array::new(heard));
+        }
+        page
     }
 }
 
@@ -248,8 +268,14 @@ impl NativeStreamReader {
                     }
                 }
                 match look {
-                    Look::Chunks { chunks, end, more } => {
-                        return PromiseRaw::resolve(env, Some(inner.take_known(chunks, end, more)));
+                    Look::Chunks {
+                        chunks,
+                        end,
+                        more,
+                        committed,
+                    } => {
+                        let page = inner.take_known(chunks, end, more, &committed);
+                        return PromiseRaw::resolve(env, Some(page));
                     }
                     Look::Finished => {
                         inner.cursor().finished = true;

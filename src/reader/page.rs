@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::backend::{missing, Row};
 use crate::error::Result;
 use crate::sql::{Statement, PAGE_ROWS, SMALL_CHUNK_BYTES};
-use crate::tail::{LARGEST_KEPT, TAIL_ROWS};
+use crate::tail::{Committed, LARGEST_KEPT, TAIL_ROWS};
 
 /// One page of chunks: their seqs, their texts joined, and the UTF-16 offset in `text`
 /// where each ends.
@@ -256,6 +256,22 @@ impl Cursor {
         }
         page
     }
+}
+
+/// For a page from the tail, while the delivery lag is measured: each chunk's age (ms
+/// since its commit, NaN: not known) and whether its time was heard through a NOTIFY;
+/// `None` unless some chunk's commit time is known.
+pub fn ages(committed: &[Committed]) -> Option<(Vec<f64>, Vec<u8>)> {
+    if committed.iter().all(|c| c.at <= 0.0) {
+        return None;
+    }
+    let now = crate::clock::now_ms_f64();
+    let ages = committed
+        .iter()
+        .map(|c| if c.at > 0.0 { now - c.at } else { f64::NAN })
+        .collect();
+    let heard = committed.iter().map(|c| u8::from(c.heard)).collect();
+    Some((ages, heard))
 }
 
 #[cfg(test)]

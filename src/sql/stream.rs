@@ -84,7 +84,9 @@ impl Tail {
     /// `backend/notify.rs`'s format (the chunk carried, or named when its JSON is too
     /// large); `notified` is NULL when even the name would not fit (an id of control
     /// characters), and then the pool announces it. Otherwise the pool announces the
-    /// chunk afterwards, in a transaction of its own (`backend/pool/notifier.rs`).
+    /// chunk afterwards, in a transaction of its own (`backend/pool/notifier.rs`). The
+    /// payload's `t` is the database server's clock as the statement runs, just before
+    /// its commit: when the chunk was committed, for the delivery lag of readers elsewhere.
     fn new(key: &str, relaxed: bool, notify: bool, origin: &str) -> Self {
         let relaxed = if relaxed { RELAXED } else { "" };
         if !notify {
@@ -101,7 +103,8 @@ impl Tail {
                  SELECT CASE WHEN pg_notify('{NOTIFY_CHANNEL}', p) IS NULL THEN 1 ELSE 1 END AS notified \
                  FROM (SELECT CASE WHEN octet_length(c) <= 7500 THEN c ELSE x END AS p FROM (SELECT \
                  json_build_object('o', '{origin}', 's', {stream}, 'c', \
-                 json_build_array(json_build_array('{key}', $1::text, ins.seq, $2::text)))::text AS c, \
+                 json_build_array(json_build_array('{key}', $1::text, ins.seq, $2::text)), \
+                 't', json_build_array(round((extract(epoch FROM clock_timestamp()) * 1000)::numeric, 3)))::text AS c, \
                  json_build_object('o', '{origin}', 's', {stream}, 'x', {stream})::text AS x) j) q \
                  WHERE octet_length(p) <= 7900) n ON true"
             ),

@@ -72,6 +72,7 @@ impl Tail {
                 seq: *seq,
                 data: Arc::from(*data),
                 version,
+                committed: Default::default(),
             });
         }
         for (next, known) in (last + 1..).zip(newer) {

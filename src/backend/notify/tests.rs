@@ -3,7 +3,7 @@ use std::time::Duration;
 use super::*;
 
 fn chunk(table: &str, id: &str, seq: u32, data: &str) -> Written {
-    Written::chunk(table, id, seq, data.into())
+    Written::chunk(table, id, seq, data.into(), 0.0)
 }
 
 #[test]
@@ -191,4 +191,83 @@ fn own_writes_are_told_from_the_payload_start_probes_and_others_are_not() {
         Heard::Probe(9),
         "own probes still come back"
     );
+}
+
+#[test]
+fn stamped_chunks_carry_their_commit_times_and_unstamped_payloads_are_as_before() {
+    let plain = payloads([chunk("t", "a", 1, "x"), chunk("t", "a", 2, "y")]).remove(0);
+    assert!(!plain.contains("\"t\":["), "{plain}");
+    let stamped = |seq, at| Written::chunk("t", "a", seq, Arc::from("z"), at);
+    let mixed = payloads([
+        stamped(1, 0.0),
+        stamped(2, 1_765_000_000_123.456),
+        stamped(3, 0.0),
+    ])
+    .remove(0);
+    let decoded = serde_json::from_str::<Payload>(&mixed).unwrap();
+    assert_eq!(decoded.t, vec![0.0, 1_765_000_000_123.456, 0.0]);
+    assert_eq!(decoded.c.len(), 3);
+    // Many chunks, most stamped, still fit the limit, each with its time.
+    let many: Vec<_> = (0..2_000)
+        .map(|i| {
+            let at = if i % 3 == 0 {
+                0.0
+            } else {
+                1.5e12 + f64::from(i) / 7.0
+            };
+            Written::chunk(
+                "t",
+                &format!("s{}", i % 5),
+                i,
+                Arc::from("tok ".repeat((i % 9) as usize)),
+                at,
+            )
+        })
+        .collect();
+    let sent = payloads(many);
+    for (i, payload) in sent.iter().enumerate() {
+        let decoded = serde_json::from_str::<Payload>(payload).unwrap();
+        assert!(payload.len() <= MAX_PAYLOAD, "{}", payload.len());
+        // Full, not cut short: no payload could have taken one more chunk.
+        if i + 1 < sent.len() {
+            assert!(payload.len() > MAX_PAYLOAD - 200, "{}", payload.len());
+        }
+        assert_eq!(decoded.t.len(), decoded.c.len());
+    }
+}
+
+#[tokio::test]
+async fn a_carried_commit_time_reaches_the_tail_while_the_lag_is_measured() {
+    crate::clock::measure_lag(true);
+    let mut reader = wakeups::subscribe("t", "timed");
+    let since = match reader.look(7, 0, &mut 0, &mut true, true) {
+        crate::tail::Look::Query { since } => since,
+        other => panic!("{other:?}"),
+    };
+    let fetch = wakeups::Fetched {
+        source: 7,
+        after: 0,
+        since,
+    };
+    reader.hub().fetched(&fetch, &[], 0, true);
+    // The database server's time (an append that notified itself), then an older
+    // version's payload without `t`.
+    deliver(
+        r#"{"o":"elsewhere","s":[["t","timed"]],"c":[["t","timed",1,"a"]],"t":[1765000000123.456]}"#,
+        7,
+    );
+    deliver(
+        r#"{"o":"elsewhere","s":[["t","timed"]],"c":[["t","timed",2,"b"]]}"#,
+        7,
+    );
+    match reader.look(7, 0, &mut { since }, &mut false, false) {
+        crate::tail::Look::Chunks {
+            chunks, committed, ..
+        } => {
+            assert_eq!(chunks.len(), 2);
+            let at: Vec<_> = committed.iter().map(|c| (c.at, c.heard)).collect();
+            assert_eq!(at, vec![(1_765_000_000_123.456, true), (0.0, true)]);
+        }
+        other => panic!("{other:?}"),
+    }
 }
