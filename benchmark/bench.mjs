@@ -41,6 +41,7 @@ import {
   PRODUCER_XACT,
   SOLO_LABEL,
   lag,
+  lagAndFromAck,
   measureSideBySide,
   printSideBySide,
   printTable,
@@ -75,7 +76,7 @@ const figures = [
   ],
   ["live tail, same process", liveTail, lag, (r) => r.p50Ms, false, 3],
   [ACROSS_LABEL, liveTailAcross, lag, (r) => r.p50Ms, false, 3],
-  [ACROSS_MANY_LABEL, liveTailAcrossMany, lag, (r) => r.p50Ms, false, 3],
+  [ACROSS_MANY_LABEL, liveTailAcrossMany, lagAndFromAck, (r) => r.p50Ms, false, 3],
   ["live tail, same process, 20 streams written at once", liveTailMany, lag, (r) => r.p50Ms, false, 3],
   [
     FAN_LABEL,

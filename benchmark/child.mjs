@@ -2,12 +2,14 @@
 //   node child.mjs write <mode> <tables JSON> <id> <count> [streams]   appends `count`
 //     chunks 20 ms apart (each chunk is the wall-clock time it was sent), then completes
 //     the stream; given `streams`, to streams <id>-0 .. <id>-(streams-1) at once, their
-//     schedules 20 ms / streams apart
+//     schedules 20 ms / streams apart. Prints {"acked"}: per stream, the wall-clock time
+//     each append resolved, by seq
 //   node child.mjs tail <mode> <tables JSON> <id> <count> [readers] [streams]   opens
 //     `readers` (default 1) live readers of the stream (of each of those streams), prints
 //     "ready" once they wait, reads to the end and prints {"lags", "delivered",
-//     "problems"}: each chunk's lag from the wall-clock time in its data, and whatever was
-//     missing, repeated or out of order (each reader must see seqs 1..count in order)
+//     "problems", "received"}: each chunk's lag from the wall-clock time in its data,
+//     whatever was missing, repeated or out of order (each reader must see seqs 1..count
+//     in order), and per stream the wall-clock time its first reader got each seq
 //   node child.mjs produce <mode> <tables JSON> <id> <count> [options JSON]   creates the
 //     stream (the store made with those options), starts one live reader of it here,
 //     appends `count` chunks one after another, each awaited, completes it and prints
@@ -81,31 +83,40 @@ async function readersWaiting(n) {
 
 if (task === "write") {
   const ids = streamIds(extra);
+  /** @type {Record<string, number[]>} */
+  const acked = {};
   await Promise.all(
     ids.map(async (stream, s) => {
+      const at = (acked[stream] = []);
       await sleep((s * 20) / ids.length);
       for (let i = 0; i < Number(count); i++) {
-        await store.append(stream, String(wallMs()));
+        at[await store.append(stream, String(wallMs()))] = wallMs();
         await sleep(20);
       }
       await store.complete(stream);
     }),
   );
+  console.log(JSON.stringify({ acked }));
 } else if (task === "tail") {
   const lags = [];
   let delivered = 0;
+  /** @type {Record<string, number[]>} */
+  const received = {};
   const readers = streamIds(many).flatMap((stream) =>
-    Array.from({ length: Number(extra ?? 1) }, () =>
-      readAll(stream, Number(count), (chunk) => {
-        lags.push(Math.round((wallMs() - Number(chunk.data)) * 100) / 100);
+    Array.from({ length: Number(extra ?? 1) }, (_, r) => {
+      const at = r === 0 ? (received[stream] = []) : [];
+      return readAll(stream, Number(count), (chunk) => {
+        const now = wallMs();
+        lags.push(Math.round((now - Number(chunk.data)) * 100) / 100);
+        at[chunk.seq] = now;
         delivered++;
-      }),
-    ),
+      });
+    }),
   );
   await readersWaiting(readers.length);
   console.log("ready");
   const problems = (await Promise.all(readers)).flat();
-  console.log(JSON.stringify({ lags, delivered, problems }));
+  console.log(JSON.stringify({ lags, delivered, problems, received }));
 } else if (task === "produce") {
   await store.create(id);
   let delivered = 0;
