@@ -22,7 +22,9 @@ const telemetry = require("./telemetry.cjs");
 const channels = new Map();
 
 /** Node 18.17 and 18.18 have no tracing channels: there, nothing is published. */
-const NO_CHANNEL = { hasSubscribers: false };
+const NO_CHANNEL = /** @type {import("node:diagnostics_channel").TracingChannel<object, object>} */ (
+  /** @type {unknown} */ ({ hasSubscribers: false })
+);
 
 /** The tracing channel of operation `name` (made on first use). */
 function channel(name) {
