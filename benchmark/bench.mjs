@@ -5,7 +5,7 @@
 // producers whose database transactions are counted, the replay whose memory is measured.
 // When Redis answers (REDIS_URL, default redis://127.0.0.1:6379), Vercel's
 // resumable-stream runs the same live workloads (benchmark/resumable-stream.mjs) and a
-// second table compares it.
+// second table compares it (benchmark/tables.mjs).
 //
 //   BENCH_ONLY=<part of a figure's label> node benchmark/bench.mjs   runs just those rows
 import { writeFileSync } from "node:fs";
@@ -21,27 +21,31 @@ import {
   replayMemory,
 } from "./store-rows.mjs";
 import {
-  FAN,
-  FAN_READERS,
-  PRODUCED,
-  PRODUCED_ELSEWHERE,
   fanOut,
   liveTail,
   liveTailAcross,
+  liveTailAcrossMany,
   liveTailMany,
   oneProducerReaderElsewhere,
   oneProducerWithReader,
   stopAcross,
 } from "./live-rows.mjs";
-
-const lag = (r) => `p50 ${r.p50Ms} / p99 ${r.p99Ms} ms`;
-const FAN_LABEL = `fan-out: ${FAN_READERS} readers of one stream in ${FAN.processes} processes, ${FAN.chunks} chunks 20 ms apart: lag`;
-const FAN_DELIVERED = "fan-out: chunks delivered, each reader all in order";
-const FAN_READERS_XACT = "fan-out: readers' database transactions per chunk";
-const FAN_ALL_XACT = "fan-out: all database transactions per chunk (writer + readers)";
-const PRODUCER_LABEL = `one producer + one live reader (same process), ${PRODUCED.toLocaleString("en")} awaited appends`;
-const PRODUCER_XACT = `${PRODUCER_LABEL}: database transactions per chunk`;
-const SOLO_LABEL = `one producer process + one live reader in another, ${PRODUCED_ELSEWHERE.toLocaleString("en")} awaited appends`;
+import {
+  ACROSS_LABEL,
+  ACROSS_MANY_LABEL,
+  FAN_ALL_XACT,
+  FAN_DELIVERED,
+  FAN_LABEL,
+  FAN_READERS_XACT,
+  PRODUCER_LABEL,
+  PRODUCER_XACT,
+  SOLO_LABEL,
+  lag,
+  lagAndFromAck,
+  measureSideBySide,
+  printSideBySide,
+  printTable,
+} from "./tables.mjs";
 
 /**
  * @typedef {ReturnType<typeof import("./modes.mjs").makeModes>["modes"][number]} Mode
@@ -71,7 +75,8 @@ const figures = [
     3,
   ],
   ["live tail, same process", liveTail, lag, (r) => r.p50Ms, false, 3],
-  ["live tail, across processes", liveTailAcross, lag, (r) => r.p50Ms, false, 3],
+  [ACROSS_LABEL, liveTailAcross, lag, (r) => r.p50Ms, false, 3],
+  [ACROSS_MANY_LABEL, liveTailAcrossMany, lagAndFromAck, (r) => r.p50Ms, false, 3],
   ["live tail, same process, 20 streams written at once", liveTailMany, lag, (r) => r.p50Ms, false, 3],
   [
     FAN_LABEL,
@@ -188,7 +193,6 @@ const figures = [
   ],
 ];
 
-const RS_LABEL = "resumable-stream (Redis pub/sub)";
 const selected = (label) => !only || label.includes(only);
 
 async function main() {
@@ -276,30 +280,7 @@ async function main() {
   }
 
   // Vercel's resumable-stream on the same live workloads, when Redis answers.
-  let rs;
-  if (
-    selected(RS_LABEL) ||
-    (only && [FAN_LABEL, PRODUCER_LABEL, SOLO_LABEL, "live tail, across processes"].some((l) => l.includes(only ?? "")))
-  ) {
-    const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-    const module = await import("./resumable-stream.mjs").catch((err) => err);
-    const why = module instanceof Error ? `cannot load it: ${module.message}` : await module.redisAnswers(redisUrl);
-    if (why === true) {
-      rs = await module.measureResumableStream({
-        redisUrl,
-        fan: FAN,
-        produced: PRODUCED,
-        elsewhere: PRODUCED_ELSEWHERE,
-        rounds: 3,
-      });
-      results.resumableStream = rs;
-      if (rs.problems.length)
-        problems.push(`${RS_LABEL}: ${rs.problems.length} problem(s), e.g. ${rs.problems.slice(0, 3).join("; ")}`);
-      console.error(`measured: ${RS_LABEL}`);
-    } else {
-      console.error(`${RS_LABEL}: not measured (${why})`);
-    }
-  }
+  const rs = await measureSideBySide(results, selected);
 
   console.log(`\n${results.machine}; Node ${results.node}; PostgreSQL ${results.postgres}`);
   console.log("ratios: how many times better than the baseline (higher is better)\n");
@@ -307,66 +288,7 @@ async function main() {
   const titles = ["figure", ...modes.map((m) => m.name)];
   printTable(titles, headers, table);
 
-  if (rs) {
-    // Each row beside this package's figure for the same workload (when measured in this run).
-    const ours = (label, show) =>
-      Object.fromEntries(
-        modes.map((m) => {
-          const r = results.figures[label]?.[m.key];
-          return [m.key, r && !r.unsupported ? show(r) : "-"];
-        }),
-      );
-    const f = rs.figures;
-    const rsTable = [
-      { figure: "live tail, across processes", rs: lag(f.crossTail), ...ours("live tail, across processes", lag) },
-      { figure: FAN_LABEL, rs: lag(f.fanOut), ...ours(FAN_LABEL, lag) },
-      {
-        figure: FAN_DELIVERED,
-        rs: `${f.fanOut.delivered}/${f.fanOut.expected}`,
-        ...ours(FAN_DELIVERED, (r) => `${r.delivered}/${r.expected}`),
-      },
-      {
-        figure: "fan-out: server operations per chunk, all (Redis commands; PG transactions)",
-        rs: `${f.fanOut.redisCommandsPerChunk}`,
-        ...ours(FAN_ALL_XACT, (r) => `${r.allTransactionsPerChunk ?? "n/a"}`),
-      },
-      {
-        figure: `${SOLO_LABEL}: chunks/s`,
-        rs: `${f.elsewhere.chunksPerSecond} chunks/s`,
-        ...ours(SOLO_LABEL, (r) => `${r.chunksPerSecond} chunks/s`),
-      },
-      {
-        figure: `${SOLO_LABEL}: the reader's lag p50`,
-        rs: `${f.elsewhere.p50Ms} ms`,
-        ...ours(SOLO_LABEL, (r) => `${r.p50Ms} ms`),
-      },
-      {
-        figure: `${SOLO_LABEL}: server operations per chunk (Redis commands; PG transactions)`,
-        rs: `${f.elsewhere.redisCommandsPerChunk}`,
-        ...ours(SOLO_LABEL, (r) => `${r.transactionsPerChunk ?? "n/a"}`),
-      },
-      {
-        figure: `one producer + one live reader (same process), ${PRODUCED.toLocaleString("en")} chunks: chunks/s`,
-        rs: `${f.oneProducer.chunksPerSecond} chunks/s`,
-        ...ours(PRODUCER_LABEL, (r) => `${r.chunksPerSecond} chunks/s`),
-      },
-      {
-        figure: "one producer + one live reader: server operations per chunk (as above)",
-        rs: `${f.oneProducer.redisCommandsPerChunk}`,
-        ...ours(PRODUCER_XACT, (r) => `${r.transactionsPerChunk ?? "n/a"}`),
-      },
-    ];
-    console.log(
-      `\n${RS_LABEL} ${rs.version} on Redis ${rs.redis}, the same workloads (median of ${rs.rounds} rounds). It keeps a`,
-    );
-    console.log("stream in its producer's memory (nothing durable; gone if that process dies) and sends each");
-    console.log("chunk to each reader with a PUBLISH of its own; readers cannot start from a seq.\n");
-    printTable(
-      ["figure", `resumable-stream ${rs.version}`, ...modes.map((m) => m.name)],
-      ["figure", "rs", ...modes.map((m) => m.key)],
-      rsTable,
-    );
-  }
+  if (rs) printSideBySide(rs, results);
 
   // What observability costs appends: no SDK, an SDK sampling nothing, an SDK on.
   if (selected("observability cost")) {
@@ -381,14 +303,6 @@ async function main() {
     console.error(`\nDELIVERY PROBLEMS (chunks missing, repeated or out of order):\n${problems.join("\n")}`);
     process.exitCode = 1;
   }
-}
-
-function printTable(titles, headers, rows) {
-  const widths = headers.map((h, i) => Math.max(titles[i].length, ...rows.map((r) => String(r[h]).length)));
-  const line = (cells) => `| ${cells.map((c, i) => String(c).padEnd(widths[i])).join(" | ")} |`;
-  console.log(line(titles));
-  console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
-  for (const row of rows) console.log(line(headers.map((h) => row[h])));
 }
 
 for (const signal of ["SIGINT", "SIGTERM"]) {

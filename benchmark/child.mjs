@@ -1,11 +1,15 @@
 // A second process for the benchmark, with a store of its own in the given mode.
-//   node child.mjs write <mode> <tables JSON> <id> <count>   appends `count` chunks 20 ms
-//     apart (each chunk is the wall-clock time it was sent), then completes the stream
-//   node child.mjs tail <mode> <tables JSON> <id> <count> [readers]   opens `readers`
-//     (default 1) live readers of the stream, prints "ready" once they wait, reads it to
-//     its end and prints {"lags", "delivered", "problems"}: each chunk's lag from the
-//     wall-clock time in its data, and whatever was missing, repeated or out of order
-//     (each reader must see seqs 1..count in order)
+//   node child.mjs write <mode> <tables JSON> <id> <count> [streams]   appends `count`
+//     chunks 20 ms apart (each chunk is the wall-clock time it was sent), then completes
+//     the stream; given `streams`, to streams <id>-0 .. <id>-(streams-1) at once, their
+//     schedules 20 ms / streams apart. Prints {"acked"}: per stream, the wall-clock time
+//     each append resolved, by seq
+//   node child.mjs tail <mode> <tables JSON> <id> <count> [readers] [streams]   opens
+//     `readers` (default 1) live readers of the stream (of each of those streams), prints
+//     "ready" once they wait, reads to the end and prints {"lags", "delivered",
+//     "problems", "received"}: each chunk's lag from the wall-clock time in its data,
+//     whatever was missing, repeated or out of order (each reader must see seqs 1..count
+//     in order), and per stream the wall-clock time its first reader got each seq
 //   node child.mjs produce <mode> <tables JSON> <id> <count> [options JSON]   creates the
 //     stream (the store made with those options), starts one live reader of it here,
 //     appends `count` chunks one after another, each awaited, completes it and prints
@@ -24,11 +28,14 @@ import { makeModes, wallMs } from "./modes.mjs";
 import { exitWithParent } from "./procs.mjs";
 
 exitWithParent();
-const [task, modeKey, tablesJson, id, count, extra] = process.argv.slice(2);
+const [task, modeKey, tablesJson, id, count, extra, many] = process.argv.slice(2);
 const { modes, end } = makeModes(process.env.DATABASE_URL);
 const mode = /** @type {(typeof modes)[number]} */ (modes.find((m) => m.key === modeKey));
 const tables = JSON.parse(tablesJson);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** The streams of a write or tail: `id`, or `streams` streams named after it. */
+const streamIds = (streams) =>
+  streams === undefined ? [id] : Array.from({ length: Number(streams) }, (_, i) => `${id}-${i}`);
 
 /**
  * This package's store, or the baseline's, which has no stats(), stop() or close().
@@ -51,10 +58,10 @@ async function readAll(id, expected, onChunk) {
   let next = 1;
   for await (const chunk of store.readFrom(id, 0)) {
     onChunk(chunk);
-    if (chunk.seq !== next) problems.push(`got seq ${chunk.seq} where ${next} was due`);
+    if (chunk.seq !== next) problems.push(`${id}: got seq ${chunk.seq} where ${next} was due`);
     next = chunk.seq + 1;
   }
-  if (next !== expected + 1) problems.push(`ended after seq ${next - 1} of ${expected}`);
+  if (next !== expected + 1) problems.push(`${id}: ended after seq ${next - 1} of ${expected}`);
   return problems;
 }
 
@@ -75,24 +82,41 @@ async function readersWaiting(n) {
 }
 
 if (task === "write") {
-  for (let i = 0; i < Number(count); i++) {
-    await store.append(id, String(wallMs()));
-    await sleep(20);
-  }
-  await store.complete(id);
+  const ids = streamIds(extra);
+  /** @type {Record<string, number[]>} */
+  const acked = {};
+  await Promise.all(
+    ids.map(async (stream, s) => {
+      const at = (acked[stream] = []);
+      await sleep((s * 20) / ids.length);
+      for (let i = 0; i < Number(count); i++) {
+        at[await store.append(stream, String(wallMs()))] = wallMs();
+        await sleep(20);
+      }
+      await store.complete(stream);
+    }),
+  );
+  console.log(JSON.stringify({ acked }));
 } else if (task === "tail") {
   const lags = [];
   let delivered = 0;
-  const readers = Array.from({ length: Number(extra ?? 1) }, () =>
-    readAll(id, Number(count), (chunk) => {
-      lags.push(Math.round((wallMs() - Number(chunk.data)) * 100) / 100);
-      delivered++;
+  /** @type {Record<string, number[]>} */
+  const received = {};
+  const readers = streamIds(many).flatMap((stream) =>
+    Array.from({ length: Number(extra ?? 1) }, (_, r) => {
+      const at = r === 0 ? (received[stream] = []) : [];
+      return readAll(stream, Number(count), (chunk) => {
+        const now = wallMs();
+        lags.push(Math.round((now - Number(chunk.data)) * 100) / 100);
+        at[chunk.seq] = now;
+        delivered++;
+      });
     }),
   );
   await readersWaiting(readers.length);
   console.log("ready");
   const problems = (await Promise.all(readers)).flat();
-  console.log(JSON.stringify({ lags, delivered, problems }));
+  console.log(JSON.stringify({ lags, delivered, problems, received }));
 } else if (task === "produce") {
   await store.create(id);
   let delivered = 0;

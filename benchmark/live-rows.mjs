@@ -82,23 +82,45 @@ export async function stopAcross(mode) {
  *  (same mode) notes the lag. Both are child processes that run only their mode, so a JS
  *  client's reader is not woken by the Rust pool (and its LISTEN connection) that the
  *  benchmark's own process keeps for the native mode: in-process wake-ups reach every
- *  store of a process, whatever its backend. */
-export async function liveTailAcross(mode) {
+ *  store of a process, whatever its backend. Given `streams`, the writer writes that many
+ *  streams at once (each a chunk every 20 ms, their schedules 20 ms / streams apart) and
+ *  the reader process tails each of them (a readFrom per stream).
+ *  @param {import("./bench.mjs").Mode} mode
+ *  @param {number} [streams] */
+export async function liveTailAcross(mode, streams) {
   const t = await freshTables();
   const id = "tail-across";
-  await admin.query(
-    `INSERT INTO ${t.stream.statusTable} (id, state, total_chunks, expires_at) VALUES ($1, 'active', 0, $2)`,
-    [id, Date.now() + 1e8],
-  );
-  const reader = child(["tail", mode.key, JSON.stringify(t), id, "100"]);
+  const ids = streams === undefined ? [id] : Array.from({ length: streams }, (_, i) => `${id}-${i}`);
+  for (const stream of ids)
+    await admin.query(
+      `INSERT INTO ${t.stream.statusTable} (id, state, total_chunks, expires_at) VALUES ($1, 'active', 0, $2)`,
+      [stream, Date.now() + 1e8],
+    );
+  const many = streams === undefined ? [] : ["1", String(streams)];
+  const reader = child(["tail", mode.key, JSON.stringify(t), id, "100", ...many]);
   await guard([reader], reader.waitFor("ready")); // the reader is waiting (and, with LISTEN, listening)
-  const writer = child(["write", mode.key, JSON.stringify(t), id, "100"]);
-  const [, read] = await allResults([writer, reader]);
-  noteProblems("live tail, across processes", mode, read.problems);
-  if (read.delivered !== 100) throw new Error(`the reader got ${read.delivered} chunks`);
+  const writer = child(["write", mode.key, JSON.stringify(t), id, "100", ...many.slice(1)]);
+  const [written, read] = await allResults([writer, reader]);
+  noteProblems(`live tail, across processes${streams ? `, ${streams} streams` : ""}`, mode, read.problems);
+  if (read.delivered !== 100 * ids.length) throw new Error(`the reader got ${read.delivered} chunks`);
   await t.drop();
-  return { p50Ms: round2(median(read.lags)), p99Ms: round2(quantile(read.lags, 0.99)) };
+  // From the append's promise resolving in the writer to the reader's receipt (negative:
+  // the reader had it first).
+  const fromAck = ids.flatMap((s) =>
+    written.acked[s].flatMap((acked, seq) => (acked ? [read.received[s][seq] - acked] : [])),
+  );
+  return {
+    p50Ms: round2(median(read.lags)),
+    p99Ms: round2(quantile(read.lags, 0.99)),
+    fromAckP50Ms: round2(median(fromAck)),
+    fromAckP99Ms: round2(quantile(fromAck, 0.99)),
+  };
 }
+
+export const ACROSS_STREAMS = 10;
+/** liveTailAcross with ACROSS_STREAMS streams written at once by one process, tailed by
+ *  another. */
+export const liveTailAcrossMany = (mode) => liveTailAcross(mode, ACROSS_STREAMS);
 
 export const FAN = { processes: 2, readersEach: 50, chunks: 200 };
 export const FAN_READERS = FAN.processes * FAN.readersEach;

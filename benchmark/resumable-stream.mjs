@@ -15,6 +15,9 @@
 // client, per process, as an app server would have):
 //   cross-process tail: a producer process emits 100 chunks 20 ms apart, one reader in
 //     another process; lag from send (wall clock in the chunk) to receipt;
+//   cross-process tail, many streams: the same with `streams` streams emitted at once by
+//     one producer process (their schedules 20 ms / streams apart), one reader process
+//     resuming each;
 //   fan-out: a producer process emits FAN.chunks chunks 20 ms apart; FAN.processes
 //     processes of FAN.readersEach readers each; lag, delivered, Redis commands per chunk;
 //   one producer process + one live reader in another: the producer's source yields its
@@ -29,11 +32,12 @@
 // clients' connection handshakes included.
 //
 // As a child process:
-//   node resumable-stream.mjs produce <redis url> <prefix> <id> <count> <gap ms>
-//     creates the stream, prints "ready", waits for "go" on stdin, emits the chunks
-//   node resumable-stream.mjs tail <redis url> <prefix> <id> <count> <readers>
-//     resumes the stream `readers` times, prints "ready" once every reader is attached,
-//     reads to the end, prints {"lags", "delivered", "problems"}
+//   node resumable-stream.mjs produce <redis url> <prefix> <id> <count> <gap ms> [streams]
+//     creates the stream (or streams <id>-0.. <id>-(streams-1)), prints "ready", waits
+//     for "go" on stdin, emits the chunks
+//   node resumable-stream.mjs tail <redis url> <prefix> <id> <count> <readers> [streams]
+//     resumes the stream (each stream) `readers` times, prints "ready" once every reader
+//     is attached, reads to the end, prints {"lags", "delivered", "problems"}
 //   node resumable-stream.mjs solo <redis url> <prefix> <id> <count>
 //     one producer and one reader in this process; prints {"chunksPerSecond", ...}
 import { readFileSync } from "node:fs";
@@ -115,9 +119,10 @@ async function drain(stream) {
   for await (const _ of stream);
 }
 
-async function childMain(/** @type {string[]} */ [task, redisUrl, prefix, id, count, extra]) {
+async function childMain(/** @type {string[]} */ [task, redisUrl, prefix, id, count, extra, many]) {
   exitWithParent();
   const n = Number(count);
+  const ids = many === undefined ? [id] : Array.from({ length: Number(many) }, (_, i) => `${id}-${i}`);
   const { ctx, end } = await makeContext(redisUrl, prefix);
   if (task === "produce") {
     /** @type {(() => void) | undefined} */
@@ -126,19 +131,31 @@ async function childMain(/** @type {string[]} */ [task, redisUrl, prefix, id, co
     const started = new Promise((resolve) => (go = resolve));
     /** @type {number | undefined} */
     let endedAt;
-    const out = await ctx.createNewResumableStream(id, () =>
-      source(n, Number(extra), started, () => (endedAt = performance.now())),
+    const gap = Number(extra);
+    const outs = await Promise.all(
+      ids.map((stream, s) =>
+        ctx.createNewResumableStream(stream, () =>
+          source(
+            n,
+            gap,
+            started.then(() => sleep((s * gap) / ids.length)),
+            () => (endedAt = performance.now()),
+          ),
+        ),
+      ),
     );
     console.log("ready");
     for await (const line of createInterface({ input: process.stdin })) if (line === "go") break;
     process.stdin.destroy(); // else it keeps this process alive
     const start = performance.now();
     /** @type {() => void} */ (go)(); // set by the promise's executor, which has run
-    await drain(out); // as the producer's own response would be read
+    await Promise.all(outs.map(drain)); // as the producers' own responses would be read
     // prettier-ignore
     console.log(JSON.stringify({ chunksPerSecond: Math.round(n / ((/** @type {number} */ (endedAt) - start) / 1000)) }));
   } else if (task === "tail") {
-    const streams = await Promise.all(Array.from({ length: Number(extra) }, () => ctx.resumeExistingStream(id)));
+    const streams = await Promise.all(
+      ids.flatMap((stream) => Array.from({ length: Number(extra) }, () => ctx.resumeExistingStream(stream))),
+    );
     if (!streams.every(Boolean)) throw new Error(`resumeExistingStream gave ${streams.find((s) => !s)}`);
     console.log("ready");
     const lags = [];
@@ -210,11 +227,13 @@ const quantile = (values, q) => {
 const round2 = (x) => +x.toFixed(2);
 
 /**
- * Runs the three workloads `rounds` times each; resolves the median round of each (by
- * p50 lag, by chunks/s) with the version of resumable-stream and of Redis. Fails if a
- * child fails; leaves no key behind (they are under a prefix of this run).
+ * Runs the workloads (those named in `only`, if given: crossTail, crossTailMany, fanOut,
+ * elsewhere, oneProducer) `rounds` times each; resolves the median round of each (by p50
+ * lag, by chunks/s) with the version of resumable-stream and of Redis. Fails if a child
+ * fails; leaves no key behind (they are under a prefix of this run).
  */
-export async function measureResumableStream({ redisUrl, fan, produced, elsewhere, rounds = 3 }) {
+export async function measureResumableStream({ redisUrl, fan, produced, elsewhere, streams: many, rounds = 3, only }) {
+  const wanted = (/** @type {string} */ workload) => !only || only.includes(workload);
   // Its package.json is not among its exports: found next to its entry (dist/index.js).
   const entry = createRequire(import.meta.url).resolve("resumable-stream");
   const { version } = JSON.parse(readFileSync(new URL("../package.json", pathToFileURL(entry)), "utf8"));
@@ -238,14 +257,16 @@ export async function measureResumableStream({ redisUrl, fan, produced, elsewher
       name: `resumable-stream ${args[0]}`,
     });
 
-  /** A producer process (chunks `gap` ms apart) and `processes` reader processes. */
-  async function live(chunks, processes, readersEach, gap = 20) {
+  /** A producer process (chunks `gap` ms apart) and `processes` reader processes; given
+   *  `many`, that many streams at once, each read by `readersEach` readers per process. */
+  async function live(chunks, processes, readersEach, gap = 20, many = undefined) {
     const id = `s${streams++}`;
-    const producer = start(["produce", id, String(chunks), String(gap)]);
+    const more = many === undefined ? [] : [String(many)];
+    const producer = start(["produce", id, String(chunks), String(gap), ...more]);
     const all = [producer];
     try {
       await producer.waitFor("ready");
-      for (let i = 0; i < processes; i++) all.push(start(["tail", id, String(chunks), String(readersEach)]));
+      for (let i = 0; i < processes; i++) all.push(start(["tail", id, String(chunks), String(readersEach), ...more]));
       await Promise.all(all.slice(1).map((c) => c.waitFor("ready")));
     } catch (err) {
       for (const c of all) c.kill();
@@ -259,31 +280,38 @@ export async function measureResumableStream({ redisUrl, fan, produced, elsewher
       p50Ms: round2(quantile(lags, 0.5)),
       p99Ms: round2(quantile(lags, 0.99)),
       delivered: tails.reduce((n, t) => n + t.delivered, 0),
-      expected: chunks * processes * readersEach,
+      expected: chunks * processes * readersEach * (many ?? 1),
       problems: tails.flatMap((t) => t.problems),
     };
   }
 
-  /** @type {{ crossTail: Record<string, any>[], fanOut: Record<string, any>[], oneProducer: Record<string, any>[], elsewhere: Record<string, any>[] }} */
-  const runs = { crossTail: [], fanOut: [], oneProducer: [], elsewhere: [] };
+  /** @type {Record<"crossTail" | "crossTailMany" | "fanOut" | "oneProducer" | "elsewhere", Record<string, any>[]>} */
+  const runs = { crossTail: [], crossTailMany: [], fanOut: [], oneProducer: [], elsewhere: [] };
   let redisVersion;
   try {
     for (let round = 0; round < rounds; round++) {
-      runs.crossTail.push(await live(100, 1, 1));
-      const f = await counted(() => live(fan.chunks, fan.processes, fan.readersEach));
-      runs.fanOut.push({
-        ...f.result,
-        redisCommandsPerChunk: round2(f.commands / fan.chunks),
-        redisCommands: f.commands,
-      });
-      const e = await counted(() => live(elsewhere, 1, 1, 0));
-      runs.elsewhere.push({ ...e.result, redisCommandsPerChunk: round2(e.commands / elsewhere) });
-      const s = await counted(() => start(["solo", `s${streams++}`, String(produced)]).result());
-      runs.oneProducer.push({
-        ...s.result,
-        redisCommandsPerChunk: round2(s.commands / produced),
-        redisCommands: s.commands,
-      });
+      if (wanted("crossTail")) runs.crossTail.push(await live(100, 1, 1));
+      if (wanted("crossTailMany")) runs.crossTailMany.push(await live(100, 1, 1, 20, many));
+      if (wanted("fanOut")) {
+        const f = await counted(() => live(fan.chunks, fan.processes, fan.readersEach));
+        runs.fanOut.push({
+          ...f.result,
+          redisCommandsPerChunk: round2(f.commands / fan.chunks),
+          redisCommands: f.commands,
+        });
+      }
+      if (wanted("elsewhere")) {
+        const e = await counted(() => live(elsewhere, 1, 1, 0));
+        runs.elsewhere.push({ ...e.result, redisCommandsPerChunk: round2(e.commands / elsewhere) });
+      }
+      if (wanted("oneProducer")) {
+        const s = await counted(() => start(["solo", `s${streams++}`, String(produced)]).result());
+        runs.oneProducer.push({
+          ...s.result,
+          redisCommandsPerChunk: round2(s.commands / produced),
+          redisCommands: s.commands,
+        });
+      }
     }
   } finally {
     for await (const keys of admin.scanIterator({ MATCH: `${prefix}:*`, COUNT: 1000 })) {
@@ -297,19 +325,24 @@ export async function measureResumableStream({ redisUrl, fan, produced, elsewher
   );
   const mid = (rs, value) => [...rs].sort((x, y) => value(x) - value(y))[Math.floor(rs.length / 2)];
   const strip = ({ problems: p, ...r }) => ({ ...r, problems: p.length });
+  // The median round of a workload run, none if it was not.
+  const median = (rs, value) => (rs.length ? strip(mid(rs, value)) : undefined);
   return {
     version,
     redis: redisVersion,
     rounds,
     problems,
     figures: {
-      crossTail: strip(mid(runs.crossTail, (r) => r.p50Ms)),
-      fanOut: {
-        ...strip(mid(runs.fanOut, (r) => r.p50Ms)),
-        delivered: Math.min(...runs.fanOut.map((r) => r.delivered)),
-      },
-      oneProducer: strip(mid(runs.oneProducer, (r) => -r.chunksPerSecond)),
-      elsewhere: strip(mid(runs.elsewhere, (r) => -r.chunksPerSecond)),
+      crossTail: median(runs.crossTail, (r) => r.p50Ms),
+      crossTailMany: median(runs.crossTailMany, (r) => r.p50Ms),
+      fanOut: runs.fanOut.length
+        ? {
+            ...strip(mid(runs.fanOut, (r) => r.p50Ms)),
+            delivered: Math.min(...runs.fanOut.map((r) => r.delivered)),
+          }
+        : undefined,
+      oneProducer: median(runs.oneProducer, (r) => -r.chunksPerSecond),
+      elsewhere: median(runs.elsewhere, (r) => -r.chunksPerSecond),
     },
   };
 }

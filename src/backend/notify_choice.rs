@@ -13,18 +13,32 @@
 //! (`stream_store.rs`).
 //!
 //! Whether anyone else is committing a NOTIFY is not visible from here, but its effect is:
-//! the append's own latency. So the lane measures. Every `EPOCH` lane appends begin
+//! the append's own latency. So the lane measures. Every epoch of lane appends begins
 //! with `TRIAL` appends announced after and `TRIAL` announced inside; the rest of the
 //! epoch goes inside unless its median latency was `INSIDE_SLACK` times the other's or
 //! more: the signature of commits queued behind other producers' flushes. A smaller
 //! difference is noise, or the notifier's work, which the latency after does not show.
+//!
+//! The trials cost: while inside is chosen, each append tried after is a transaction more
+//! (`TRIAL` in `EPOCH` is about 0.03 a chunk). So an epoch whose trials confirm the last
+//! choice clearly (the same way, its ratio not within `CLOSE` of the line) doubles the
+//! epoch, up to `LONGEST_EPOCH` appends (0.002 a chunk); a choice that flips, a close
+//! call, or trials too few to choose from (failed calls) go back to `EPOCH`, so a change
+//! (another producer starting) is looked at again soon. The longest epoch bounds how long
+//! a store stays inside after others start queueing behind it: 4,096 lane appends (four
+//! seconds at a thousand a second).
 
-/// Lane appends per epoch.
+/// Lane appends in the shortest epoch, the first and each after a change.
 const EPOCH: u32 = 256;
+/// The longest epoch, reached by doubling while the trials confirm the choice.
+const LONGEST_EPOCH: u32 = 4096;
 /// Appends measured each way at the start of an epoch.
 const TRIAL: usize = 8;
 /// Inside wins while its median latency is less than this many times the other's.
 const INSIDE_SLACK: f64 = 2.0;
+/// A ratio within this factor of `INSIDE_SLACK` is a close call: it chooses, but does
+/// not lengthen the epoch.
+const CLOSE: f64 = 1.25;
 
 /// How one lane append goes: `inside` or not, and the trial slot it measures, if any.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,21 +48,42 @@ pub struct Pick {
 }
 
 /// The lane's choice and the measures it is made from (one per store's append lane).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct NotifyChoice {
-    picks: u32,
+    /// Lane appends picked in this epoch.
+    at: u32,
+    /// This epoch's length: `EPOCH`, doubled by each epoch that confirms the choice.
+    epoch: u32,
     /// Latencies (microseconds) of this epoch's trial appends, after and inside.
     after: Vec<u64>,
     inside: Vec<u64>,
     /// The way the last epoch's trials chose (`false`, after, until one has been run).
     prefer_inside: bool,
+    /// Whether any epoch's trials have chosen yet.
+    chosen: bool,
+}
+
+impl Default for NotifyChoice {
+    fn default() -> Self {
+        NotifyChoice {
+            at: 0,
+            epoch: EPOCH,
+            after: Vec::new(),
+            inside: Vec::new(),
+            prefer_inside: false,
+            chosen: false,
+        }
+    }
 }
 
 impl NotifyChoice {
     /// How the next lane append goes.
     pub fn pick(&mut self) -> Pick {
-        let at = (self.picks % EPOCH) as usize;
-        self.picks = self.picks.wrapping_add(1);
+        if self.at >= self.epoch {
+            self.at = 0;
+        }
+        let at = self.at as usize;
+        self.at += 1;
         if at == 0 {
             self.after.clear();
             self.inside.clear();
@@ -89,14 +124,26 @@ impl NotifyChoice {
         }
     }
 
-    /// Chooses from this epoch's trials; too few of either (calls that failed, or are
-    /// still running) keep the last choice.
+    /// Chooses from this epoch's trials, and how long this epoch runs: twice the last
+    /// if they clearly confirm the choice, else `EPOCH`. Too few of either (calls that
+    /// failed, or are still running) keep the last choice.
     fn decide(&mut self) {
         if self.after.len() < TRIAL / 2 || self.inside.len() < TRIAL / 2 {
+            self.epoch = EPOCH;
             return;
         }
         let (after, inside) = (median(&mut self.after), median(&mut self.inside));
-        self.prefer_inside = (inside as f64) < after as f64 * INSIDE_SLACK;
+        let ratio = inside as f64 / (after as f64).max(1.0);
+        let prefer_inside = ratio < INSIDE_SLACK;
+        let close = ratio > INSIDE_SLACK / CLOSE && ratio < INSIDE_SLACK * CLOSE;
+        let confirmed = self.chosen && prefer_inside == self.prefer_inside && !close;
+        self.epoch = if confirmed {
+            (self.epoch * 2).min(LONGEST_EPOCH)
+        } else {
+            EPOCH
+        };
+        self.prefer_inside = prefer_inside;
+        self.chosen = true;
     }
 
     /// Whether lane appends now go inside (outside the trials).
@@ -115,15 +162,18 @@ fn median(values: &mut [u64]) -> u64 {
 mod tests {
     use super::*;
 
-    /// Runs one epoch where appends take `after` / `inside` microseconds; the picks.
+    /// Runs one epoch (the rest of the one begun) where appends take `after` / `inside`
+    /// microseconds; the picks.
     fn epoch(choice: &mut NotifyChoice, after: u64, inside: u64) -> Vec<bool> {
-        (0..EPOCH)
-            .map(|_| {
-                let pick = choice.pick();
-                choice.record(pick, if pick.inside { inside } else { after });
-                pick.inside
-            })
-            .collect()
+        let mut picks = Vec::new();
+        loop {
+            let pick = choice.pick();
+            choice.record(pick, if pick.inside { inside } else { after });
+            picks.push(pick.inside);
+            if choice.at >= choice.epoch {
+                return picks;
+            }
+        }
     }
 
     #[test]
@@ -163,5 +213,119 @@ mod tests {
             }
         }
         assert!(choice.prefers_inside());
+    }
+
+    #[test]
+    fn epochs_lengthen_while_the_trials_confirm_the_choice() {
+        let mut choice = NotifyChoice::default();
+        let lengths: Vec<usize> = (0..7).map(|_| epoch(&mut choice, 400, 300).len()).collect();
+        // The first choice confirms nothing; then each epoch whose trials confirm it runs
+        // twice the last one, up to the longest.
+        assert_eq!(lengths, [256, 512, 1024, 2048, 4096, 4096, 4096]);
+        // A long epoch still begins with its trials.
+        let picks = epoch(&mut choice, 400, 300);
+        assert!(picks[..TRIAL].iter().all(|inside| !inside));
+        assert!(picks[TRIAL..].iter().all(|inside| *inside));
+    }
+
+    #[test]
+    fn a_flip_goes_back_to_short_epochs() {
+        let mut choice = NotifyChoice::default();
+        for _ in 0..6 {
+            epoch(&mut choice, 400, 300);
+        }
+        assert_eq!(choice.epoch, LONGEST_EPOCH);
+        // Another producer starts: inside now queues behind its flushes.
+        let picks = epoch(&mut choice, 400, 1_600);
+        assert_eq!(picks.len(), EPOCH as usize);
+        assert!(!choice.prefers_inside());
+        assert_eq!(
+            epoch(&mut choice, 400, 1_600).len(),
+            512,
+            "after, confirmed"
+        );
+        // It stops: inside again, looked at again soon.
+        assert_eq!(epoch(&mut choice, 400, 300).len(), EPOCH as usize);
+        assert!(choice.prefers_inside());
+    }
+
+    #[test]
+    fn close_calls_and_too_few_measures_keep_epochs_short() {
+        let mut choice = NotifyChoice::default();
+        // 1.9x: inside, but near the line.
+        for _ in 0..4 {
+            assert_eq!(epoch(&mut choice, 400, 760).len(), EPOCH as usize);
+            assert!(choice.prefers_inside());
+        }
+        for _ in 0..2 {
+            epoch(&mut choice, 400, 300);
+        }
+        assert_eq!(choice.epoch, 1024);
+        // An epoch whose inside trials all failed: the choice stands, the epoch is short.
+        let mut picked = 0;
+        while picked == 0 || choice.at < choice.epoch {
+            let pick = choice.pick();
+            if !pick.inside {
+                choice.record(pick, 100);
+            }
+            picked += 1;
+        }
+        assert_eq!(picked, EPOCH);
+        assert!(choice.prefers_inside());
+    }
+
+    #[test]
+    fn the_trials_cost_is_bounded() {
+        // Transactions more than inside (appends tried after) per lane append.
+        let extra = |choice: &mut NotifyChoice, appends: usize, inside_micros: u64| {
+            let mut after = 0;
+            let mut done = 0;
+            while done < appends {
+                let picks = epoch(choice, 400, inside_micros);
+                after += picks.iter().filter(|inside| !**inside).count();
+                done += picks.len();
+            }
+            after as f64 / done as f64
+        };
+        // Stable: under one in 400 once the epochs are long (it was 1 in 32).
+        let mut stable = NotifyChoice::default();
+        extra(&mut stable, 10_000, 300);
+        assert!(extra(&mut stable, 100_000, 300) < 0.0025);
+        // Flipping every epoch: never more than before the back-off.
+        let mut flipping = NotifyChoice::default();
+        let mut after = 0;
+        let mut done = 0;
+        for i in 0..200 {
+            let picks = epoch(&mut flipping, 400, if i % 2 == 0 { 300 } else { 1_600 });
+            assert_eq!(picks.len(), EPOCH as usize);
+            after += picks[..2 * TRIAL].iter().filter(|inside| !**inside).count();
+            done += picks.len();
+        }
+        assert!(after as f64 / done as f64 <= TRIAL as f64 / EPOCH as f64);
+    }
+
+    #[test]
+    fn a_change_is_noticed_within_the_longest_epoch() {
+        for offset in [0, 17, 1_000, 4_000] {
+            let mut choice = NotifyChoice::default();
+            for _ in 0..6 {
+                epoch(&mut choice, 400, 300);
+            }
+            for _ in 0..offset {
+                let pick = choice.pick();
+                choice.record(pick, if pick.inside { 300 } else { 400 });
+            }
+            // From here inside is 4x slower: appends until the lane goes after.
+            let mut appends = 0;
+            while choice.prefers_inside() {
+                let pick = choice.pick();
+                choice.record(pick, if pick.inside { 1_600 } else { 400 });
+                appends += 1;
+            }
+            assert!(
+                appends <= LONGEST_EPOCH as usize + 2 * TRIAL + 1,
+                "{appends}"
+            );
+        }
     }
 }
