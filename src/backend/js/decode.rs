@@ -2,7 +2,7 @@
 //! `lib/driver.cjs`): the rows by column, leniently typed, or the failure, classified.
 
 use napi::bindgen_prelude::{
-    Array, BigInt, Float64Array, FromNapiValue, Int32Array, JsValue, Object, Unknown,
+    Array, BigInt, Float64ArraySlice, FromNapiValue, Int32ArraySlice, JsValue, Object, Unknown,
 };
 use napi::{Env, ValueType};
 
@@ -46,8 +46,9 @@ fn text_field(object: &Object, field: &str) -> napi::Result<Option<String>> {
 
 /// One column of an outcome, as the adapter sent it.
 enum Sent {
-    /// Integers (NaN for NULL).
-    Ints(Float64Array),
+    /// Integers (NaN for NULL), read in place: the outcome lives through `read_rows`
+    /// (an owned typed array would take a reference, and V8 a finalizer, per column).
+    Ints(Float64ArraySlice<'static>),
     /// A text column's values, joined and cut apart again.
     Texts(std::vec::IntoIter<Cell>),
     /// The values as they came, read one by one (`cell`).
@@ -84,13 +85,17 @@ pub fn read_rows(env: &Env, statement: &Statement, outcome: Unknown) -> Result<V
                 .then_some(Sent::Values(values))
                 .ok_or_else(protocol)?
         } else if column.kind == Kind::Int {
-            let ints = sent.get::<Float64Array>("ints")?.ok_or_else(protocol)?;
+            let ints = sent
+                .get::<Float64ArraySlice<'static>>("ints")?
+                .ok_or_else(protocol)?;
             (ints.len() == rows)
                 .then_some(Sent::Ints(ints))
                 .ok_or_else(protocol)?
         } else {
             let text = sent.get::<String>("text")?.ok_or_else(protocol)?;
-            let lengths = sent.get::<Int32Array>("lengths")?.ok_or_else(protocol)?;
+            let lengths = sent
+                .get::<Int32ArraySlice<'static>>("lengths")?
+                .ok_or_else(protocol)?;
             if lengths.len() != rows {
                 return Err(protocol());
             }
