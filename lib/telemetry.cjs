@@ -73,9 +73,15 @@ let tracerOf;
 /** Span names by operation name ("stream:append" → "stream.append"). */
 const spanNames = new Map();
 
+/**
+ * Where `@opentelemetry/api` 1.x keeps what is registered (a tracer or meter provider);
+ * absent until something registers: then there is no SDK to ask.
+ */
+const OTEL_GLOBALS = Symbol.for("opentelemetry.js.api.1");
+
 /** Looks whether anyone listens now; called as each store operation starts. */
 function refresh() {
-  const a = otel();
+  const a = /** @type {any} */ (globalThis)[OTEL_GLOBALS] === undefined ? null : otel();
   let tracing = false;
   let metering = false;
   if (a !== null) {
