@@ -4,9 +4,20 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresConversationStore, PostgresStreamStore } from "../index.js";
-import { DATABASE_URL, adminPool, collect, eventually, freshSchema, rejection, sleep, uid, urlWithApp } from "./helpers.js";
+import {
+  DATABASE_URL,
+  adminPool,
+  collect,
+  eventually,
+  freshSchema,
+  rejection,
+  sleep,
+  uid,
+  urlWithApp,
+} from "./helpers.js";
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -21,12 +32,12 @@ afterAll(async () => {
   await admin.end();
 });
 
-
 async function connectionsOf(app: string) {
-  const { rows } = await admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1", [app]);
+  const { rows } = await admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1", [
+    app,
+  ]);
   return rows[0].n as number;
 }
-
 
 describe("the database under test", () => {
   it("is the PostgreSQL version this pass of npm test is for", async () => {
@@ -95,6 +106,31 @@ describe("close()", () => {
     await store.close();
     expect((await reading).map((c) => c.data)).toEqual(["only"]);
     expect(Date.now() - closedAt).toBeLessThan(1000);
+  });
+
+  // A pg.Pool's reader, once its store's shared check runs, waits parked on its stream
+  // rather than on the runtime (src/reader/pause.rs): close() and a write still end it.
+  it("ends a pg.Pool's reader that waits between chunks", async () => {
+    const pool = new pg.Pool({ connectionString: DATABASE_URL });
+    const store = new PostgresStreamStore(pool, { ...tables.stream, pollIntervalMs: 60_000 });
+    const id = uid();
+    await store.create(id);
+    await store.append(id, "a");
+    const got: string[] = [];
+    const reading = (async () => {
+      for await (const c of store.readFrom(id, 0)) got.push(c.data);
+    })();
+    await eventually(async () => got.length === 1 && store.stats().readersWaiting === 1);
+    await sleep(200); // the check runs: the next wait is parked
+    await store.append(id, "b");
+    await eventually(async () => got.length === 2);
+    await sleep(100);
+    const closedAt = Date.now();
+    await store.close();
+    await reading;
+    expect(got).toEqual(["a", "b"]);
+    expect(Date.now() - closedAt).toBeLessThan(1000);
+    await pool.end();
   });
 
   it("is what Symbol.asyncDispose calls", async () => {

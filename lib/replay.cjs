@@ -12,8 +12,8 @@
 "use strict";
 
 /**
- * Yields the stream's pages after `cursor.after` (each `{ seqs, text, starts, ends }`:
- * chunk i is `text.slice(starts[i], ends[i])`) while the case is plain, and moves
+ * Yields the stream's pages after `cursor.after` (each `{ seqs, datas }`: chunk i is
+ * `{ seq: seqs[i], data: datas[i] }`) while the case is plain, and moves
  * `cursor.after` past each page once it is handed out. Sets `cursor.ended` when the
  * stream finished there (or does not exist): the reader is done.
  *
@@ -47,61 +47,53 @@ async function* replay(page, cursor, rows) {
 }
 
 /**
- * What the driver's `outcome` of the page statement for the chunks after `after` (its
- * `seq:i,data:t` columns) holds: the page's chunks, in order from `after + 1` without a gap (up to the first large chunk,
- * whose text the statement leaves out): their seqs and where each one's text starts and
- * ends in `text` (the page's texts joined, as the driver gives them); with the stream's
- * state and count (`state` null: no such stream). `plain`: the page was read whole.
- * `fail(outcome)` is called with a failed statement's outcome. `null`: nothing this file
- * reads (a failed statement, a count gone back, a gap, rows out
- * of order): the native reader takes over.
+ * What the page statement for the chunks after `after` returned (`rows`: its rows as the
+ * client gives them, `{ seq, data }` each): the page's chunks, in order from `after + 1`
+ * without a gap (up to the first large chunk, whose text the statement leaves out), their
+ * seqs and texts as they came (no copy); with the stream's state and count (`state` null:
+ * no such stream). `plain`: the page was read whole. Anything but rows (a failed
+ * statement's outcome) goes to `fail(outcome)`. `null`: nothing this file reads (a failed
+ * statement, a count gone back, a gap, rows out of order, a value of another type): the
+ * native reader takes over.
  */
-function pageOf(outcome, after, fail) {
-  if (outcome === null || typeof outcome !== "object" || !Array.isArray(outcome.columns)) {
-    fail(outcome); // throws the store's error, unless the native reader is to try again
+function pageOf(rows, after, fail) {
+  if (!Array.isArray(rows)) {
+    fail(rows); // throws the store's error, unless the native reader is to try again
     return null;
   }
-  if (outcome.notAnObject !== undefined) return null;
-  const seqColumn = outcome.columns[0]?.ints;
-  const lengths = outcome.columns[1]?.lengths;
-  const text = outcome.columns[1]?.text;
-  if (!seqColumn || !lengths || typeof text !== "string") return null;
   let state = null;
   let total = 0;
   /** @type {number[]} */
   const seqs = [];
-  /** @type {number[]} */
-  const starts = [];
-  /** @type {number[]} */
-  const ends = [];
+  /** @type {string[]} */
+  const datas = [];
   let plain = true;
-  let offset = 0; // where the current row's text starts in `text`
-  for (let row = 0; row < outcome.rows; row++) {
-    const length = lengths[row];
-    const start = offset;
-    if (length > 0) offset += length;
-    if (Number.isNaN(seqColumn[row])) {
+  for (const row of rows) {
+    if (row === null || typeof row !== "object") return null;
+    const { seq, data } = row;
+    if (seq === null || seq === undefined) {
       // The status row: "<state> <total_chunks>".
-      const status = text.slice(start, offset);
-      const space = status.indexOf(" ");
-      state = status.slice(0, space);
-      total = Number(status.slice(space + 1));
+      if (typeof data !== "string") return null;
+      const space = data.indexOf(" ");
+      state = data.slice(0, space);
+      total = Number(data.slice(space + 1));
       continue;
     }
     if (!plain) continue;
-    if (seqColumn[row] !== after + seqs.length + 1) return null; // out of order, or a gap
-    if (length < 0) {
+    const n = typeof seq === "number" ? seq : Number(seq); // some drivers give int4 as text
+    if (n !== after + seqs.length + 1) return null; // out of order, a gap, or not a number
+    if (data === null || data === undefined) {
       plain = false; // a large chunk: the native reader reads it alone
       continue;
     }
-    seqs.push(seqColumn[row]);
-    starts.push(start);
-    ends.push(offset);
+    if (typeof data !== "string") return null;
+    seqs.push(n);
+    datas.push(data);
   }
-  if (state === null) return { seqs: [], text, starts, ends, state, total, plain };
+  if (state === null) return { seqs: [], datas, state, total, plain };
   if (!Number.isInteger(total) || total < after) return null;
   if (plain && seqs.length === 0 && total > after) return null; // a gap
-  return { seqs, text, starts, ends, state, total, plain };
+  return { seqs, datas, state, total, plain };
 }
 
 module.exports = { replay, pageOf };

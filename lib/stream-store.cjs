@@ -245,7 +245,7 @@ class PostgresStreamStore extends Store {
               "stream:read",
               () => this.#chunks,
               id,
-              () => query(sql, params, "seq:i,data:t").then((outcome) => pageOf(outcome, from, fail)),
+              () => query(sql, params, null).then((rows) => pageOf(rows, from, fail)),
             ),
           );
           this.#pagesInFlight.set(key, read);
@@ -264,8 +264,8 @@ class PostgresStreamStore extends Store {
           }
         };
         const cursor = { after, total: -1, ended: false };
-        for await (const { seqs, text, starts, ends } of replay(page, cursor, rows)) {
-          for (let i = 0; i < seqs.length; i++) yield { seq: seqs[i], data: text.slice(starts[i], ends[i]) };
+        for await (const { seqs, datas } of replay(page, cursor, rows)) {
+          for (let i = 0; i < seqs.length; i++) yield { seq: seqs[i], data: datas[i] };
         }
         if (cursor.ended) return;
         if (cursor.total >= 0) reader.replayed(cursor.after, cursor.total);
