@@ -309,10 +309,7 @@ impl Db {
     pub fn wait(&self, waiter: Waiter, listen: bool) -> Option<Waiting> {
         match self.backend() {
             Ok(Backend::Pool(pool)) => Some(pool.wait(waiter, listen)),
-            Ok(Backend::Js(js)) if js.checking.load(std::sync::atomic::Ordering::Acquire) => {
-                Some(js.checker.add(waiter))
-            }
-            _ => None,
+            _ => self.wait_here(waiter),
         }
     }
 
