@@ -87,6 +87,7 @@ impl Tail {
     /// chunk afterwards, in a transaction of its own (`backend/pool/notifier.rs`). The
     /// payload's `t` is the database server's clock as the statement runs, just before
     /// its commit: when the chunk was committed, for the delivery lag of readers elsewhere.
+    /// The name-only payload is built only when the carrying one is too long.
     fn new(key: &str, relaxed: bool, notify: bool, origin: &str) -> Self {
         let relaxed = if relaxed { RELAXED } else { "" };
         if !notify {
@@ -101,11 +102,11 @@ impl Tail {
             returning: format!(
                 "SELECT ins.seq, n.notified FROM ins LEFT JOIN LATERAL (\
                  SELECT CASE WHEN pg_notify('{NOTIFY_CHANNEL}', p) IS NULL THEN 1 ELSE 1 END AS notified \
-                 FROM (SELECT CASE WHEN octet_length(c) <= 7500 THEN c ELSE x END AS p FROM (SELECT \
-                 json_build_object('o', '{origin}', 's', {stream}, 'c', \
+                 FROM (SELECT CASE WHEN octet_length(c) <= 7500 THEN c \
+                 ELSE json_build_object('o', '{origin}', 's', {stream}, 'x', {stream})::text END AS p \
+                 FROM (SELECT json_build_object('o', '{origin}', 's', {stream}, 'c', \
                  json_build_array(json_build_array('{key}', $1::text, ins.seq, $2::text)), \
-                 't', json_build_array(round((extract(epoch FROM clock_timestamp()) * 1000)::numeric, 3)))::text AS c, \
-                 json_build_object('o', '{origin}', 's', {stream}, 'x', {stream})::text AS x) j) q \
+                 't', json_build_array(round((extract(epoch FROM clock_timestamp()) * 1000)::numeric, 3)))::text AS c) j) q \
                  WHERE octet_length(p) <= 7900) n ON true"
             ),
         }
