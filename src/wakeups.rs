@@ -326,6 +326,36 @@ mod tests {
     }
 
     #[test]
+    fn a_parked_reader_is_woken_once_by_the_next_change_or_at_once_by_an_unseen_one() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let woken = Arc::new(AtomicUsize::new(0));
+        let parked = || {
+            let woken = woken.clone();
+            Parked::new(move || {
+                woken.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        let mut a = subscribe("t", "park-a");
+        let _b = subscribe("t", "park-b");
+        a.mark_seen();
+        a.park(parked());
+        wake("t", "park-b");
+        assert_eq!(woken.load(Ordering::SeqCst), 0, "another stream's change");
+        wake("t", "park-a");
+        wake("t", "park-a");
+        assert_eq!(woken.load(Ordering::SeqCst), 1, "woken once");
+        // A change it has not looked at yet (it landed while its query was in flight).
+        a.park(parked());
+        assert_eq!(woken.load(Ordering::SeqCst), 2, "woken at once");
+        a.mark_seen();
+        let reader = parked();
+        a.park(reader.clone());
+        unpark_all(); // a store closed
+        reader.wake(); // and it was released too: still once
+        assert_eq!(woken.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
     fn streams_without_readers_are_forgotten() {
         for i in 0..1000 {
             drop(subscribe("forget", &i.to_string()));
