@@ -80,6 +80,11 @@ export declare class NativeBackend {
    */
   shareChecks(heard: boolean): void
   /**
+   * JS clients: whether a waiting reader relies on the LISTEN connection (a stop
+   * signal's watcher, or a reader of a stream not written here: `written_here.rs`).
+   */
+  get needsListener(): boolean
+  /**
    * JS clients: milliseconds until the next shared check is due, `null` while no
    * reader waits.
    */
@@ -131,6 +136,11 @@ export declare class NativeStreamReader {
    * into JS for all the readers a write woke, instead of a promise settled for each.
    */
   pauseThen(token: number): void
+  /**
+   * Whether its wait needs the store's LISTEN connection (`written_here.rs`):
+   * `lib/stream-store.cjs` tells a JS client's hub so before the reader waits.
+   */
+  get listens(): boolean
   /**
    * Whether more chunks are there already: the last page did not reach the stream's
    * chunk count. `index.cjs` then asks for the next page while it yields this one.

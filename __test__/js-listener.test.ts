@@ -285,6 +285,40 @@ describe.each(["pg.Pool", "postgres.js"] as const)("a lost listener through %s",
   });
 });
 
+describe("a stream this process appends to", () => {
+  it("needs no listener: it closes while readers wait on it, and opens again for a write from elsewhere", async () => {
+    const app = `jsl_${uid().slice(2, 12)}`;
+    const { client, end } = await makeClient("pg.Pool", app);
+    const store = new PostgresStreamStore(client, { ...tables.stream, pollIntervalMs: 200 });
+    try {
+      const id = uid();
+      await store.create(id);
+      const got: number[] = [];
+      const reading = (async () => {
+        for await (const { seq } of store.readFrom(id, 0)) got.push(seq);
+      })();
+      // Created here only: its chunks may come from elsewhere, so the reader relies on it.
+      await eventually(async () => store.stats().listener === "confirmed", 8_000);
+      for (let i = 1; i <= 30; i++) await store.append(id, `here ${i}`);
+      await eventually(async () => got.length === 30 && store.stats().listener === "off", 8_000);
+      expect(await listeners(app)).toEqual([]);
+      // Another process appends: the shared check finds it, and the reader's next wait
+      // relies on the listener again.
+      const states = new Set<string>();
+      const watching = setInterval(() => states.add(store.stats().listener as string), 5);
+      const writer = startWorker(DATABASE_URL, { client: "pg.Pool", options: tables.stream, write: { ids: [id], count: 40, gapMs: 20 } });
+      expect((await writer.done).errors).toEqual([]);
+      await reading;
+      clearInterval(watching);
+      expect(got).toEqual(seqs(70));
+      expect(states).toContain("confirmed");
+    } finally {
+      await store.close();
+      await end();
+    }
+  });
+});
+
 /** Runs `body` (ESM) in a child process with `pg` and the package as `store`'s module. */
 async function child(body: string) {
   const script = `

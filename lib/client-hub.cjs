@@ -7,7 +7,8 @@
 //   in flight at a time, outside the appends (their promises never wait for it; a failure
 //   only costs other processes' readers time: their shared check finds the chunks);
 // - the LISTEN connection (lib/listener.cjs), for pg and postgres.js, started when a reader
-//   first waits;
+//   that relies on it waits, closed while every waiting reader reads a stream this process
+//   appends to (src/written_here.rs);
 // - the shared check of waiting readers: once it runs (`shareChecks`), a waiting reader
 //   no longer polls on its own; one statement per store and status table asks for all of
 //   them (`checkWaiting`), every `pollIntervalMs`, or once a second while the listener is
@@ -29,6 +30,8 @@ const NOTIFY_MANY = `SELECT ${WRITABLE}, pg_notify($1::text, p), ${RELAXED} FROM
 const LOOP_IDLE_MS = 1_000;
 /** How often an idle loop looks whether a reader has started waiting. */
 const LOOP_LOOK_MS = 50;
+/** A listener no waiting reader has relied on for this long may close (`#closeUnneeded`). */
+const UNNEEDED_MS = 100;
 
 /** `listenHeartbeatMs`'s default (src/backend/options.rs). */
 const HEARTBEAT_MS = 30_000;
@@ -69,6 +72,8 @@ class Hub {
   #looping = false;
   #sharing = false;
   #lastWaiting = 0;
+  /** When a waiting reader last relied on the listener (see `#closeUnneeded`). */
+  #lastNeeded = 0;
   #poke = noop;
   /** @type {Map<object, number>} the loop's schedule: when each backend's next check is due */
   #due = new Map();
@@ -214,15 +219,19 @@ class Hub {
 
   /**
    * A reader of `backend`'s store is about to wait (`pause()`), or a stop signal is
-   * watched: the listener runs (unless the store has `listen: false`), and so does the
+   * watched: the listener runs (unless the store has `listen: false`, or `listens` is
+   * false: a stream this process writes wakes its readers itself), and so does the
    * shared check once readers rely on it.
    */
-  waiting(token) {
+  waiting(token, listens = true) {
     if (!this.canListen) return; // readers poll on their own
     const entry = this.#backends.get(token);
     if (entry === undefined) return;
-    this.#lastWaiting = Date.now();
-    if (entry.listen) this.#listen();
+    const now = (this.#lastWaiting = Date.now());
+    if (entry.listen && listens) {
+      this.#lastNeeded = now;
+      this.#listen();
+    } else this.#closeUnneeded(now);
     // A reader waits once per chunk it reads: the running loop is woken only when this
     // backend has no check scheduled yet (its first reader), not for every wait.
     const backend = entry.ref.deref();
@@ -252,6 +261,25 @@ class Hub {
       });
     }
     this.#listener.start();
+  }
+
+  /**
+   * Readers wait, and none relies on the listener (each reads a stream this process
+   * appends to: its appends wake it; src/written_here.rs): the listener closes, so that
+   * every chunk does not come back as this process's own notification. The next reader
+   * that relies on it (or a stop signal) starts it again, and every reader then looks.
+   */
+  #closeUnneeded(now) {
+    if (this.#listener?.state !== "confirmed" || now - this.#lastNeeded < UNNEEDED_MS) return;
+    const needs = (backend) => {
+      try {
+        return backend.needsListener;
+      } catch {
+        return false; // closed
+      }
+    };
+    for (const [backend] of this.#live()) if (needs(backend)) return void (this.#lastNeeded = now);
+    this.#listener?.stop();
   }
 
   #publishProbe(payload, timeoutMs) {
@@ -314,6 +342,7 @@ class Hub {
         if (at <= now) checks.push(backend);
         else next = Math.min(next, at);
       }
+      if (checks.length > 0 || next !== Infinity) this.#closeUnneeded(now); // readers wait
       if (checks.length > 0) {
         // One check of each backend in flight at a time; errors are the readers' to see.
         await Promise.all(

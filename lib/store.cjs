@@ -79,9 +79,12 @@ class Store {
     return directOf.get(store.#backend);
   }
 
-  /** A reader is about to wait: the client's listener and shared check run (JS clients). */
-  static waiting(store) {
-    if (store.#hub) store.#hub.hub.waiting(store.#hub.token);
+  /**
+   * A reader is about to wait: the client's shared check runs, and its listener unless
+   * the reader's stream is one this process writes (`reader.listens`; JS clients).
+   */
+  static waiting(store, reader) {
+    if (store.#hub) store.#hub.hub.waiting(store.#hub.token, reader?.listens ?? true);
   }
 
   /**
@@ -193,7 +196,7 @@ class Store {
 
 const native = (store) => Store.native(store);
 const wrote = (store) => Store.wrote(store);
-const waiting = (store) => Store.waiting(store);
+const waiting = (store, reader) => Store.waiting(store, reader);
 /** @type {(store: any, name: string, table: () => string, id: unknown, fn: () => any, extra?: object) => any} */
 const traced = (store, name, table, id, fn, extra = {}) => Store.traced(store, name, table, id, fn, extra);
 const direct = (store) => Store.direct(store);

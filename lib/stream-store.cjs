@@ -293,7 +293,7 @@ class PostgresStreamStore extends Store {
         if (page === null) return;
         const { seqs, text, ends, ages } = page;
         if (seqs.length === 0) {
-          waiting(this);
+          waiting(this, reader);
           const since = performance.now();
           await wakes.pause(reader);
           next = fetch(Math.round(performance.now() - since));
@@ -319,7 +319,7 @@ class PostgresStreamStore extends Store {
         if (next === null) {
           // At the end as far as this reader knows: wait for news (at once if some came
           // while the page was handed out, or if the stream finished), then look.
-          waiting(this);
+          waiting(this, reader);
           const since = performance.now();
           await wakes.pause(reader);
           next = fetch(Math.round(performance.now() - since));

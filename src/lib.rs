@@ -20,6 +20,7 @@ mod tail;
 mod telemetry;
 mod waker;
 mod wakeups;
+mod written_here;
 
 pub use conversation_store::NativeConversationStore;
 pub use reader::{NativeStreamReader, StreamPage};

@@ -39,7 +39,9 @@ pub struct Waiter {
     /// new generation); 0: never.
     pub below: i32,
     pub poll_interval: Duration,
-    /// Whether the store takes other processes' writes from notifications.
+    /// Whether the reader takes other processes' writes from notifications: its store
+    /// listens, and (a JS client's reader) its stream is not one written here
+    /// (`written_here.rs`).
     pub listen: bool,
 }
 
@@ -92,6 +94,11 @@ impl Checker {
         }
     }
 
+    /// Whether a waiting reader relies on the LISTEN connection (`Waiter::listen`).
+    pub fn any_listens(&self) -> bool {
+        lock(&self.waiters).all.values().any(|waiter| waiter.listen)
+    }
+
     /// Whether the caller is to start the check task (`pool/mod.rs`): true unless it
     /// runs; it runs until `next_tick` finds no reader waiting.
     pub fn start_task(&self) -> bool {
@@ -141,6 +148,8 @@ pub struct Check {
     pub params: Vec<Param>,
     /// The streams asked about.
     pub ids: Vec<String>,
+    /// When the check was put together (before its statement went out).
+    pub since: std::time::Instant,
 }
 
 impl Check {
@@ -152,6 +161,7 @@ impl Check {
             Ok(rows) => {
                 for mut row in rows {
                     if let Some(id) = row.take_text(0) {
+                        crate::written_here::elsewhere(&self.table, &id, self.since);
                         wakeups::wake(&self.table, &id);
                     }
                 }
@@ -193,6 +203,7 @@ fn checks(waiters: &Waiters) -> Vec<Check> {
                 statement,
                 params: vec![Param::Text(serde_json::Value::from(list).to_string())],
                 ids: streams.into_keys().collect(),
+                since: std::time::Instant::now(),
             }
         })
         .collect()

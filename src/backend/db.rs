@@ -273,6 +273,7 @@ impl Db {
             0.0
         };
         let committed = crate::tail::Committed { at, heard: false };
+        crate::written_here::mark(key, id);
         wakeups::appended(key, id, self.source, seq, &data, committed);
         if notified {
             return;

@@ -208,6 +208,16 @@ impl NativeBackend {
         }
     }
 
+    /// JS clients: whether a waiting reader relies on the LISTEN connection (a stop
+    /// signal's watcher, or a reader of a stream not written here: `written_here.rs`).
+    #[napi(getter)]
+    pub fn needs_listener(&self) -> bool {
+        match self.db.backend() {
+            Ok(Backend::Js(js)) => js.checker.any_listens(),
+            _ => false,
+        }
+    }
+
     /// JS clients: milliseconds until the next shared check is due, `null` while no
     /// reader waits.
     #[napi(getter)]

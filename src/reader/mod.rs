@@ -327,6 +327,13 @@ impl NativeStreamReader {
         Ok(())
     }
 
+    /// Whether its wait needs the store's LISTEN connection (`written_here.rs`):
+    /// `lib/stream-store.cjs` tells a JS client's hub so before the reader waits.
+    #[napi(getter)]
+    pub fn listens(&self) -> bool {
+        self.inner.listens()
+    }
+
     /// Whether more chunks are there already: the last page did not reach the stream's
     /// chunk count. `index.cjs` then asks for the next page while it yields this one.
     #[napi(getter)]

@@ -40,7 +40,7 @@ impl ReaderInner {
             after,
             below,
             poll_interval: settings.poll_interval,
-            listen: settings.listen,
+            listen: self.listens(),
         }) else {
             return false;
         };
@@ -64,6 +64,12 @@ impl ReaderInner {
         if let Some(parked) = parked {
             parked.wake();
         }
+    }
+
+    /// Whether its wait needs the LISTEN connection: its store listens, and the stream is
+    /// not one this process writes (`written_here.rs`), whose writes wake it themselves.
+    pub(super) fn listens(&self) -> bool {
+        self.shared.settings.listen && !crate::written_here::is(&self.key, &self.id)
     }
 
     /// See `NativeStreamReader::pause`.
