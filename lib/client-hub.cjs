@@ -15,7 +15,7 @@
 //   confirmed.
 "use strict";
 
-const { CHANNEL, POSTGRES_JS, Listener, connectorFor } = require("./listener.cjs");
+const { CHANNEL, POSTGRES_JS, Listener, connectorFor, within } = require("./listener.cjs");
 
 // A NOTIFY takes a transaction id, so its commit would wait for a WAL flush; nothing of
 // it needs to outlive a crash (notifications never do): it commits without waiting, as
@@ -26,27 +26,17 @@ const RELAXED = "set_config('synchronous_commit', 'off', true)";
 const WRITABLE = "set_config('transaction_read_only', 'off', true)";
 const NOTIFY_ONE = `SELECT ${WRITABLE}, pg_notify($1::text, $2::text), ${RELAXED}`;
 const NOTIFY_MANY = `SELECT ${WRITABLE}, pg_notify($1::text, p), ${RELAXED} FROM json_array_elements_text($2::json) AS p`;
-/** A check loop with no reader waiting ends after this long. */
+/** A check loop with no reader waiting ends after this long; idle, it looks this often. */
 const LOOP_IDLE_MS = 1_000;
-/** How often an idle loop looks whether a reader has started waiting. */
 const LOOP_LOOK_MS = 50;
-/** A listener no waiting reader has relied on for this long may close (`#closeUnneeded`). */
+/** A listener no waiting reader has relied on for this long may close (`#closeUnneeded`), */
 const UNNEEDED_MS = 100;
+/** ... doubling up to this when it is needed again within this long of closing. */
+const REOPENED_MS = 10_000;
 
 /** `listenHeartbeatMs`'s default (src/backend/options.rs). */
 const HEARTBEAT_MS = 30_000;
 const noop = () => {};
-
-function within(promise, ms) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`aibind-rs: no answer within ${ms} ms`)), ms);
-      timer.unref?.();
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 /** What identifies a client object: a postgres.js `sql` for every wrapper of it. */
 const keyOf = (client) => client?.[POSTGRES_JS] ?? client;
@@ -72,8 +62,11 @@ class Hub {
   #looping = false;
   #sharing = false;
   #lastWaiting = 0;
-  /** When a waiting reader last relied on the listener (see `#closeUnneeded`). */
+  // When a waiting reader last relied on the listener, when it last closed for want of
+  // one (0: it opened since), and how long unneeded before it closes (`#closeUnneeded`).
   #lastNeeded = 0;
+  #closedAt = 0;
+  #unneededMs = UNNEEDED_MS;
   #poke = noop;
   /** @type {Map<object, number>} the loop's schedule: when each backend's next check is due */
   #due = new Map();
@@ -229,6 +222,12 @@ class Hub {
     if (entry === undefined) return;
     const now = (this.#lastWaiting = Date.now());
     if (entry.listen && listens) {
+      if (this.#closedAt > 0 && this.#listener?.state === "off") {
+        // Needed again soon after it closed: it stays longer before it closes next time.
+        this.#unneededMs =
+          now - this.#closedAt < REOPENED_MS ? Math.min(this.#unneededMs * 2, REOPENED_MS) : UNNEEDED_MS;
+        this.#closedAt = 0;
+      }
       this.#lastNeeded = now;
       this.#listen();
     } else this.#closeUnneeded(now);
@@ -270,7 +269,7 @@ class Hub {
    * that relies on it (or a stop signal) starts it again, and every reader then looks.
    */
   #closeUnneeded(now) {
-    if (this.#listener?.state !== "confirmed" || now - this.#lastNeeded < UNNEEDED_MS) return;
+    if (this.#listener?.state !== "confirmed" || now - this.#lastNeeded < this.#unneededMs) return;
     const needs = (backend) => {
       try {
         return backend.needsListener;
@@ -279,6 +278,7 @@ class Hub {
       }
     };
     for (const [backend] of this.#live()) if (needs(backend)) return void (this.#lastNeeded = now);
+    this.#closedAt = now;
     this.#listener?.stop();
   }
 

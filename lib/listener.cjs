@@ -45,6 +45,7 @@ function nextProbe() {
 
 const noop = () => {};
 
+/** `promise`, or a rejection once `ms` have passed without it settling. */
 function within(promise, ms) {
   let timer;
   return Promise.race([
@@ -354,4 +355,4 @@ class Listener {
   }
 }
 
-module.exports = { CHANNEL, POSTGRES_JS, Listener, connectorFor };
+module.exports = { CHANNEL, POSTGRES_JS, Listener, connectorFor, within };
