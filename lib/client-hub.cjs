@@ -29,9 +29,9 @@ const NOTIFY_MANY = `SELECT ${WRITABLE}, pg_notify($1::text, p), ${RELAXED} FROM
 /** A check loop with no reader waiting ends after this long; idle, it looks this often. */
 const LOOP_IDLE_MS = 1_000;
 const LOOP_LOOK_MS = 50;
-/** A listener no waiting reader has relied on for this long may close (`#closeUnneeded`), */
+// A listener no waiting reader has relied on for UNNEEDED_MS may close (`#closeUnneeded`);
+// needed again within REOPENED_MS of closing, it waits twice as long next time (up to that).
 const UNNEEDED_MS = 100;
-/** ... doubling up to this when it is needed again within this long of closing. */
 const REOPENED_MS = 10_000;
 
 /** `listenHeartbeatMs`'s default (src/backend/options.rs). */
