@@ -48,11 +48,6 @@ export declare class NativeBackend {
    */
   static fromQuery(makeAdapter: (settle: (ticket: number, outcome: unknown) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string, withinMs: number | null) => Promise<unknown>, options?: PoolOptions, clientNumber?: number, makeReplicaAdapter?: (settle: (ticket: number, outcome: unknown) => unknown, queryTimeoutMs: number) => (sql: string, params: unknown[], ticket: number, columns: string, withinMs: number | null) => Promise<unknown>): NativeBackend
   /**
-   * JS clients: whether writes wait to be announced (`takeNotifications` has some). An
-   * append that announced itself from its own statement leaves none.
-   */
-  get announcing(): boolean
-  /**
    * JS clients: the NOTIFY payloads announcing this backend's writes since the last
    * call, for `lib/client-hub.cjs` to send through the client.
    */
@@ -167,9 +162,11 @@ export declare class NativeStreamStore {
   constructor(backend: NativeBackend, options?: StreamStoreOptions | undefined | null)
   /**
    * Sets the callback that wakes this store's readers (`NativeStreamReader::pauseThen`):
-   * called on the JS thread with the tokens of the readers to wake. Once per store.
+   * called on the JS thread with the tokens of the readers to wake, and `later` true
+   * when a settle on the JS thread calls it (`src/waker.rs`): its caller's own work goes
+   * first. Once per store.
    */
-  onWake(callback: (arg: Array<number>) => void): void
+  onWake(callback: (tokens: number[], later: boolean) => void): void
   create(id: string): Promise<undefined>
   /**
    * Resolves the chunk's seq: 1 for the first chunk, gapless after that. With `at`,

@@ -153,17 +153,13 @@ class Hub {
   // ------------------------------------------------------------------ publishing
 
   /**
-   * An append of the store `token` names settled: announce what was written, if its
-   * statement did not (an append made alone may notify from its own transaction).
+   * An append settled: what it wrote goes out (unless its statement announced it: an
+   * append made alone may notify from its own transaction) once the callbacks running
+   * now are done, with every other write since. The appender's next statement goes out
+   * first.
    */
-  wrote(token) {
+  wrote() {
     if (this.#flushQueued) return;
-    const backend = this.#backends.get(token)?.ref.deref();
-    try {
-      if (backend !== undefined && !backend.announcing) return;
-    } catch {
-      return; // closed: `remove` sent what it had
-    }
     this.#flushQueued = true;
     setImmediate(() => {
       this.#flushQueued = false;

@@ -206,9 +206,11 @@ function adapt(client, settle, timeoutMs) {
         queueMicrotask(() => failed(err));
         return;
       }
-      // Off the wire once done there and once the server took a cancel sent for it.
-      const off = () => Promise.resolve(cancelling).then(() => offWire?.());
-      Promise.resolve(pending).then(off, off);
+      if (offWire !== undefined) {
+        // Off the wire once done there and once the server took a cancel sent for it.
+        const off = () => Promise.resolve(cancelling).then(offWire);
+        Promise.resolve(pending).then(off, off);
+      }
       Promise.resolve(pending).then((result) => {
         if (conn) {
           // A cancel sent for it may arrive late and stop its next statement: not given back.

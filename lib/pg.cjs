@@ -24,13 +24,16 @@ function preparedPg() {
     client.query(arrays ? { text: sql, values: params, rowMode: "array" } : { text: sql, values: params });
   return (sql, params, arrays, client) => {
     if (!prepare) return plain(sql, params, arrays, client);
-    let name = names.get(sql);
-    if (name === undefined) {
-      name = `aibind_${names.size}_${hash(sql)}`;
-      names.set(sql, name);
+    let named = names.get(sql);
+    if (named === undefined) {
+      const name = `aibind_${names.size}_${hash(sql)}`;
+      named = [{ name, text: sql }, { name, text: sql, rowMode: "array" }];
+      names.set(sql, named);
     }
-    const query = { name, text: sql, values: params };
-    if (arrays) query.rowMode = "array";
+    // The statement's fixed parts sit on the prototype: pg copies a query's own
+    // properties on every call (`values` alone here), not those.
+    const query = Object.create(named[arrays ? 1 : 0]);
+    query.values = params;
     return client.query(query).catch((err) => {
       if (err?.code !== "26000" && err?.code !== "42P05") throw err;
       prepare = false;

@@ -67,7 +67,7 @@ class Store {
 
   /** An append settled: other processes hear of what was written (JS clients). */
   static wrote(store) {
-    if (store.#hub) store.#hub.hub.wrote(store.#hub.token);
+    store.#hub?.hub.wrote();
   }
 
   /**

@@ -55,8 +55,16 @@ class ReaderWakes {
     });
   }
 
-  /** @param {number[]} tokens */
-  woken(tokens) {
+  /**
+   * @param {number[]} tokens
+   * @param {boolean} [later] woken by a write this thread just settled: the readers go
+   *   after the callbacks running now, so that the writer's next statement goes out first
+   */
+  woken(tokens, later = false) {
+    if (later) {
+      setImmediate(() => this.woken(tokens));
+      return;
+    }
     for (const token of tokens) {
       const waiting = this.#waiting.get(token);
       if (waiting === undefined) continue;
@@ -175,7 +183,7 @@ class PostgresStreamStore extends Store {
   #readerWakes() {
     if (this.#wakes === undefined) {
       const wakes = new ReaderWakes();
-      native(this).onWake((tokens) => wakes.woken(tokens)); // not `this`: native holds it
+      native(this).onWake((tokens, later) => wakes.woken(tokens, later)); // not `this`: native holds it
       this.#wakes = wakes;
     }
     return this.#wakes;

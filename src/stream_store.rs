@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Function, PromiseRaw, Reference};
+use napi::bindgen_prelude::{FnArgs, Function, PromiseRaw, Reference};
 use napi::Env;
 use napi_derive::napi;
 
@@ -65,9 +65,11 @@ impl NativeStreamStore {
     }
 
     /// Sets the callback that wakes this store's readers (`NativeStreamReader::pauseThen`):
-    /// called on the JS thread with the tokens of the readers to wake. Once per store.
-    #[napi]
-    pub fn on_wake(&self, callback: Function<Vec<u32>, ()>) -> napi::Result<()> {
+    /// called on the JS thread with the tokens of the readers to wake, and `later` true
+    /// when a settle on the JS thread calls it (`src/waker.rs`): its caller's own work goes
+    /// first. Once per store.
+    #[napi(ts_args_type = "callback: (tokens: number[], later: boolean) => void")]
+    pub fn on_wake(&self, callback: Function<FnArgs<(Vec<u32>, bool)>, ()>) -> napi::Result<()> {
         self.shared.waker.set(callback)
     }
 

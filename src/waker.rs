@@ -4,17 +4,29 @@
 //! meant 50 hand-offs to the JS thread, one after another. `pauseThen(token)` instead
 //! queues the reader's token here, and the first token queued since JS last looked
 //! schedules one call of the store's `onWake` callback, which takes them all.
+//!
+//! A write settled by a JS client (`backend/js/`) wakes its readers on the JS thread
+//! itself: those tokens go to `onWake` directly once the settle is done (`settling`), with
+//! `later` true, and skip the threadsafe function's round through the event loop.
 
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use napi::bindgen_prelude::Function;
+use napi::bindgen_prelude::{FnArgs, Function, FunctionRef};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::Status;
+use napi::{Env, Status};
 
-/// `onWake(tokens)`: called on the JS thread with the tokens queued since the last call.
+/// `onWake(tokens, false)`: called on the JS thread with the tokens queued since the last
+/// call.
 /// Weak: it never keeps the process alive (`lib/stream-store.cjs` does, while a reader
 /// waits).
-type WakeCall = ThreadsafeFunction<(), (), Vec<u32>, Status, false, true>;
+type WakeCall = ThreadsafeFunction<(), (), WakeArgs, Status, false, true>;
+
+/// `(tokens, later)`.
+type WakeArgs = FnArgs<(Vec<u32>, bool)>;
+
+/// `onWake(tokens, later)`, called directly on the JS thread.
+type DirectCall = FunctionRef<WakeArgs, ()>;
 
 /// The tokens waiting to go to JS, and whether a call to take them is on its way.
 #[derive(Default)]
@@ -40,8 +52,14 @@ impl Queue {
 }
 
 #[derive(Default)]
+struct Inner {
+    queue: Mutex<Queue>,
+    direct: OnceLock<DirectCall>,
+}
+
+#[derive(Default)]
 pub struct Waker {
-    queue: std::sync::Arc<Mutex<Queue>>,
+    inner: Arc<Inner>,
     call: OnceLock<WakeCall>,
 }
 
@@ -49,18 +67,45 @@ fn lock(queue: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
     queue.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+thread_local! {
+    /// On the JS thread while a JS client's statement settles: the wakers whose calls
+    /// wait for the settle to end.
+    static SETTLING: RefCell<Option<Vec<Arc<Inner>>>> = const { RefCell::new(None) };
+}
+
+/// Runs `settle` (on the JS thread), then calls `onWake` directly for the readers it woke.
+pub fn settling<T>(env: &Env, settle: impl FnOnce() -> T) -> T {
+    let outer = SETTLING.with(|due| due.borrow_mut().replace(Vec::new()));
+    let settled = settle();
+    let due = SETTLING.with(|due| std::mem::replace(&mut *due.borrow_mut(), outer));
+    for inner in due.unwrap_or_default() {
+        let tokens = lock(&inner.queue).take();
+        if let Some(direct) = inner.direct.get() {
+            // An env going away takes its readers with it: nothing to wake then.
+            let _ = direct
+                .borrow_back(env)
+                .and_then(|f| f.call(FnArgs::from((tokens, true))));
+        }
+    }
+    settled
+}
+
 impl Waker {
     /// Sets the JS callback; once per store.
-    pub fn set(&self, callback: Function<Vec<u32>, ()>) -> napi::Result<()> {
-        let queue = self.queue.clone();
+    pub fn set(&self, callback: Function<WakeArgs, ()>) -> napi::Result<()> {
+        let inner = self.inner.clone();
+        let direct = callback.create_ref()?;
         let call = callback
             .build_threadsafe_function::<()>()
             .callee_handled::<false>()
             .weak::<true>()
-            .build_callback(move |_| Ok(lock(&queue).take()))?;
-        self.call
-            .set(call)
-            .map_err(|_| napi::Error::from_reason("onWake was already set"))
+            .build_callback(move |_| Ok(FnArgs::from((lock(&inner.queue).take(), false))))?;
+        let set = self.call.set(call).is_ok() && self.inner.direct.set(direct).is_ok();
+        if set {
+            Ok(())
+        } else {
+            Err(napi::Error::from_reason("onWake was already set"))
+        }
     }
 
     pub fn is_set(&self) -> bool {
@@ -68,15 +113,25 @@ impl Waker {
     }
 
     /// Queues `token` for the next call of the callback, scheduling that call if none is
-    /// on its way.
+    /// on its way: at the end of the settle running on this thread, if there is one.
     pub fn wake(&self, token: u32) {
         let Some(call) = self.call.get() else { return };
-        if !lock(&self.queue).push(token) {
+        if !lock(&self.inner.queue).push(token) {
+            return;
+        }
+        let after_settle = SETTLING.with(|due| match due.borrow_mut().as_mut() {
+            Some(due) => {
+                due.push(self.inner.clone());
+                true
+            }
+            None => false,
+        });
+        if after_settle {
             return;
         }
         if call.call((), ThreadsafeFunctionCallMode::NonBlocking) != Status::Ok {
             // The environment is going away: nothing will take the tokens.
-            lock(&self.queue).scheduled = false;
+            lock(&self.inner.queue).scheduled = false;
         }
     }
 }

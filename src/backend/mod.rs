@@ -151,16 +151,6 @@ impl NativeBackend {
         })
     }
 
-    /// JS clients: whether writes wait to be announced (`takeNotifications` has some). An
-    /// append that announced itself from its own statement leaves none.
-    #[napi(getter)]
-    pub fn announcing(&self) -> bool {
-        match self.db.backend() {
-            Ok(Backend::Js(js)) => js.announcing(),
-            _ => false,
-        }
-    }
-
     /// JS clients: the NOTIFY payloads announcing this backend's writes since the last
     /// call, for `lib/client-hub.cjs` to send through the client.
     #[napi]

@@ -114,7 +114,7 @@ impl JsQuery {
                     .queries
                     .remove(&ticket)
                     .ok_or_else(|| napi::Error::from(Error::Closed))?;
-                on_settle(ctx.env, outcome).map(Raw)
+                crate::waker::settling(ctx.env, || on_settle(ctx.env, outcome)).map(Raw)
             })?;
         let adapter = make_adapter.call(FnArgs::from((settle, query_timeout_ms)))?;
         Ok(JsQuery {
@@ -143,15 +143,6 @@ impl JsQuery {
         if outbox.len() < MOST_QUEUED {
             outbox.push(written);
         }
-    }
-
-    /// Whether writes wait in the outbox.
-    pub fn announcing(&self) -> bool {
-        !self
-            .outbox
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty()
     }
 
     /// The payloads announcing what was written since the last call.
