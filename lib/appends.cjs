@@ -129,6 +129,8 @@ class Appends {
   /** @type {() => NativeStreamStore} */
   #native;
   #timeoutMs;
+  /** Called as each append settles, stored or not. */
+  #onSettled;
   /**
    * Every stream this store writes or remembers.
    * @type {Map<string, Writer>}
@@ -141,8 +143,14 @@ class Appends {
   #idle = new Map();
 
   /** `native()` gives the native store (it throws for a closed or clientless one). */
-  constructor(native, timeoutMs) {
+  /**
+   * @param {() => NativeStreamStore} native
+   * @param {number} timeoutMs
+   * @param {() => void} onSettled
+   */
+  constructor(native, timeoutMs, onSettled) {
     this.#native = native;
+    this.#onSettled = onSettled;
     this.#timeoutMs = timeoutMs;
   }
 
@@ -187,6 +195,7 @@ class Appends {
     const done = () => {
       writer.running--;
       this.#settled(id, writer);
+      this.#onSettled();
     };
     writer.tail = turn.then(done, done);
     return turn;
@@ -246,7 +255,12 @@ class Appends {
       const within = Math.max(1, Math.floor(left() * share));
       // Later attempts go alone, on a connection of their own, not behind other calls.
       const alone = attempt > 0;
-      const { value: seq, error } = await this.#call(() => native.append(id, chunk, at, within, alone));
+      let seq, error;
+      try {
+        seq = await native.append(id, chunk, at, within, alone);
+      } catch (err) {
+        error = translate(err);
+      }
       if (error === undefined) {
         if (mayHaveLanded) metrics.settled("stored");
         return this.#stored(writer, seq, chunk);

@@ -97,7 +97,8 @@ class PostgresStreamStore extends Store {
     super(NativeStreamStore, client, options, { kind: "stream", cleaned: status });
     this.#chunks = typeof opts.chunksTable === "string" ? opts.chunksTable : "aibind_stream_chunks";
     this.#status = status;
-    this.#appends = new Appends(() => native(this), opts.queryTimeoutMs ?? 30_000);
+    // Once an append settles, what it wrote goes out to other processes (JS clients).
+    this.#appends = new Appends(() => native(this), opts.queryTimeoutMs ?? 30_000, () => wrote(this));
     this.#pollIntervalMs = opts.pollIntervalMs ?? 100;
   }
 
@@ -128,10 +129,7 @@ class PostgresStreamStore extends Store {
       () =>
         run(() => {
           native(this);
-          const appended = this.#appends.append(text("stream id", id), text("chunk", chunk));
-          const announce = () => wrote(this);
-          appended.then(announce, announce);
-          return appended;
+          return this.#appends.append(text("stream id", id), text("chunk", chunk));
         }),
     );
   }
