@@ -27,7 +27,10 @@ function preparedPg() {
     let named = names.get(sql);
     if (named === undefined) {
       const name = `aibind_${names.size}_${hash(sql)}`;
-      named = [{ name, text: sql }, { name, text: sql, rowMode: "array" }];
+      named = [
+        { name, text: sql },
+        { name, text: sql, rowMode: "array" },
+      ];
       names.set(sql, named);
     }
     // The statement's fixed parts sit on the prototype: pg copies a query's own

@@ -98,7 +98,11 @@ class PostgresStreamStore extends Store {
     this.#chunks = typeof opts.chunksTable === "string" ? opts.chunksTable : "aibind_stream_chunks";
     this.#status = status;
     // Once an append settles, what it wrote goes out to other processes (JS clients).
-    this.#appends = new Appends(() => native(this), opts.queryTimeoutMs ?? 30_000, () => wrote(this));
+    this.#appends = new Appends(
+      () => native(this),
+      opts.queryTimeoutMs ?? 30_000,
+      () => wrote(this),
+    );
     this.#pollIntervalMs = opts.pollIntervalMs ?? 100;
   }
 
