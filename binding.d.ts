@@ -159,6 +159,27 @@ export declare class NativeStreamReader {
 }
 
 export declare class NativeStreamStore {
+  /** The statements `appendBegin` picks between. */
+  get appendStatements(): AppendStatements
+  /**
+   * An append JS sends itself starts: -1 when it must go through `append()` instead
+   * (the Rust pool, or statements in their Citus form), else `ticket * 2 + inside`:
+   * `inside` (1) sends `appendStatements.notifying`, 0 `plain`. The ticket then goes
+   * to `appendStored` or `appendFailed`, exactly once.
+   */
+  appendBegin(): number
+  /**
+   * The append of `ticket` stored `chunk` as `seq` of stream `id`; `notified`: its row
+   * said it announced the chunk itself.
+   */
+  appendStored(ticket: number, id: string, chunk: string, seq: number, notified: boolean): void
+  /**
+   * The append of `ticket` did not store its chunk: throws the error its outcome makes,
+   * as `append()` would reject. The outcome: the driver's `{ failed }` or `{ malformed }`,
+   * or the rows when their first has no integer `seq`; none: it was refused (no row
+   * back), which JS says itself.
+   */
+  appendFailed(ticket: number, outcome?: unknown | undefined | null): void
   constructor(backend: NativeBackend, options?: StreamStoreOptions | undefined | null)
   /**
    * Sets the callback that wakes this store's readers (`NativeStreamReader::pauseThen`):
@@ -228,6 +249,16 @@ export interface AppendLookup {
   totalChunks: number
   at?: string
   before?: string
+}
+
+/** What JS needs to send a store's appends itself; read once per store. */
+export interface AppendStatements {
+  /** The append: parameters (id, chunk, expires_at, at), rows `{ seq, notified }`. */
+  plain: string
+  /** The same, announcing its chunk inside its own transaction; none: never inside. */
+  notifying?: string
+  /** The store's `ttlMs`: `expires_at` is the time of the call plus this. */
+  ttlMs: number
 }
 
 /**

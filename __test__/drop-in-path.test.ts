@@ -1,7 +1,8 @@
 // The drop-in path (a JS client such as pg.Pool) does less per call than going through
 // the native store each time: a reader reads what is stored already in JS
-// (lib/replay.cjs), and conversation loads and saves made while one is in flight go out
-// as one combined statement (lib/lane.cjs). Each test checks the results exactly and
+// (lib/replay.cjs), a pg client's appends go out from JS (lib/appends.cjs,
+// src/sent_appends.rs), and conversation loads and saves made while one is in flight go
+// out as one combined statement (lib/lane.cjs). Each test checks the results exactly and
 // counts the statements the client was asked to run.
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -114,6 +115,68 @@ describe("a JS client's reader reads what is stored in JS", () => {
     } finally {
       await store.close();
       await client.end();
+    }
+  });
+});
+
+describe("a pg client's appends go out from JS", () => {
+  /** A real pg.Pool (so the store sees pg) whose clients note each statement's text. */
+  function notingPool(options: pg.PoolConfig = {}) {
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4, ...options });
+    const texts: string[] = [];
+    pool.on("connect", (client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      (client as { query: unknown }).query = (config: unknown, ...rest: unknown[]) => {
+        texts.push(typeof config === "string" ? config : (config as { text: string }).text);
+        return query(config, ...rest);
+      };
+    });
+    return { pool, texts };
+  }
+
+  it("stores each chunk once, in order; a reader here gets every one; a refused one says so", async () => {
+    const { pool, texts } = notingPool();
+    const store = new PostgresStreamStore(pool, tables.stream);
+    try {
+      const id = uid("sent");
+      await store.create(id);
+      const read = collect(store.readFrom(id, 0));
+      const seqs: number[] = [];
+      for (let i = 0; i < 300; i++) seqs.push(await store.append(id, `chunk ${i}`));
+      // Two streams at once: each its own gapless seqs.
+      const other = uid("sent");
+      await store.create(other);
+      const both = await Promise.all([store.append(id, "chunk 300"), store.append(other, "first")]);
+      await store.complete(id);
+      expect(seqs).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+      expect(both).toEqual([301, 1]);
+      const chunks = await read;
+      expect(chunks).toEqual(Array.from({ length: 301 }, (_, i) => ({ seq: i + 1, data: `chunk ${i}` })));
+      expect(await store.getStatus(id)).toEqual({ state: "done", totalChunks: 301 });
+      // Every append went out as one statement (no lookup, no retry).
+      expect(texts.filter((t) => t.includes("total_chunks + 1")).length).toBe(302);
+      // A refused one says so, as the native path does; the stream stays as it was.
+      const err = await rejection(store.append(id, "late"));
+      expect(err.code).toBe("STREAM_NOT_ACTIVE");
+      expect(err.message).toBe(`Stream "${id}" not found or not active`);
+    } finally {
+      await store.close();
+      await pool.end();
+    }
+  });
+
+  it("a row whose seq the client parsed into something else rejects with MALFORMED_RESULT, naming the column", async () => {
+    const { pool } = notingPool({ types: { getTypeParser: () => () => "not a number" } });
+    const store = new PostgresStreamStore(pool, tables.stream);
+    try {
+      const id = uid("sent");
+      await store.create(id);
+      const err = await rejection(store.append(id, "x"));
+      expect(err.code).toBe("MALFORMED_RESULT");
+      expect(err.message).toMatch(/no value for column "seq" \(expected an integer\)/);
+    } finally {
+      await store.close();
+      await pool.end();
     }
   });
 });

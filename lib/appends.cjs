@@ -142,16 +142,27 @@ class Appends {
    */
   #idle = new Map();
 
-  /** `native()` gives the native store (it throws for a closed or clientless one). */
   /**
-   * @param {() => NativeStreamStore} native
+   * A JS client's statements run from JS (`directOf` in lib/backend.cjs); with pg, a
+   * first attempt goes out from here (`#send`).
+   * @type {() => any}
+   */
+  #direct;
+  /** @type {import("../binding").AppendStatements | undefined} read once */
+  #statements;
+
+  /**
+   * @param {() => NativeStreamStore} native the native store (it throws for a closed or
+   *   clientless one)
    * @param {number} timeoutMs
    * @param {() => void} onSettled
+   * @param {() => any} direct
    */
-  constructor(native, timeoutMs, onSettled) {
+  constructor(native, timeoutMs, onSettled, direct) {
     this.#native = native;
     this.#onSettled = onSettled;
     this.#timeoutMs = timeoutMs;
+    this.#direct = direct;
   }
 
   /** The stream was created through this store: its first chunk is seq 1. */
@@ -257,7 +268,7 @@ class Appends {
       const alone = attempt > 0;
       let seq, error;
       try {
-        seq = await native.append(id, chunk, at, within, alone);
+        seq = await this.#attempt(native, id, chunk, at, within, alone);
       } catch (err) {
         error = translate(err);
       }
@@ -309,6 +320,47 @@ class Appends {
     writer.pending = { at, chunk };
     metrics.settled("unknown");
     throw unknown(id, at, lastError);
+  }
+
+  /**
+   * One attempt: resolves the seq the chunk was stored at, or rejects as `native.append`
+   * does. Through a pg client, a first attempt is sent from here, through the client's
+   * `query` with the driver's limits, and Rust hears only the outcome
+   * (src/sent_appends.rs): no crossing on the way out, none for the rows.
+   */
+  #attempt(native, id, chunk, at, within, alone) {
+    const direct = this.#direct();
+    // A NUL character goes to Rust, which names it; `alone` asks for the pool's side path.
+    const begun = direct?.pg && !alone && !chunk.includes("\0") ? native.appendBegin() : -1;
+    if (begun < 0) return native.append(id, chunk, at, within, alone);
+    return this.#send(native, direct, begun, id, chunk, at, within);
+  }
+
+  async #send(native, direct, begun, id, chunk, at, within) {
+    const ticket = Math.floor(begun / 2);
+    const statements = (this.#statements ??= native.appendStatements);
+    const sql = begun % 2 === 1 ? statements.notifying : statements.plain;
+    let outcome;
+    try {
+      outcome = await direct(sql, [id, chunk, Date.now() + statements.ttlMs, at], null, within);
+    } finally {
+      // The driver settles every call; a throw here would be a bug, and leaves no ticket.
+      if (outcome === undefined) native.appendFailed(ticket);
+    }
+    if (Array.isArray(outcome)) {
+      if (outcome.length === 0) {
+        native.appendFailed(ticket);
+        throw notActive(id); // refused: not active, or not at `at - 1`
+      }
+      const row = outcome[0];
+      const seq = Number(row?.seq);
+      if (Number.isInteger(seq) && seq >= 1 && seq <= 0x7fffffff) {
+        native.appendStored(ticket, id, chunk, seq, row.notified != null);
+        return seq;
+      }
+    }
+    native.appendFailed(ticket, outcome); // throws the error `append` would have
+    throw new PostgresStoreError("MALFORMED_RESULT", "the append's outcome was not understood");
   }
 
   #stored(writer, seq, chunk) {

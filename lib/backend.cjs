@@ -14,8 +14,9 @@ const { storeError } = require("./errors.cjs");
 const hubOf = new WeakMap();
 /**
  * A JS client's backend → its statements run from JS, by the same driver and limits
- * (`query(sql, params, columns)` resolves the driver's outcome, never rejects): what
- * lib/replay.cjs reads pages with.
+ * (`query(sql, params, columns, withinMs)` resolves the driver's outcome, never rejects):
+ * what lib/replay.cjs reads pages with. `.pg`: the client is pg's, whose rows lib/appends.cjs
+ * reads itself to send appends from JS.
  */
 const directOf = new WeakMap();
 
@@ -75,7 +76,9 @@ function backendFor(client, options) {
         // With a replica, reads go through the native backend, which routes them.
         if (!hasReplica) {
           const query = adapt(client, (_ticket, outcome) => outcome, timeoutMs);
-          direct = (sql, params, columns) => query(sql, params, 0, columns, null);
+          /** @type {(sql: string, params: unknown[], columns: string | null, withinMs?: number | null) => Promise<any>} */
+          const run = (sql, params, columns, withinMs = null) => query(sql, params, 0, columns, withinMs);
+          direct = Object.assign(run, { pg: isPg(client) });
         }
         return adapt(client, settle, timeoutMs);
       },

@@ -102,6 +102,7 @@ class PostgresStreamStore extends Store {
       () => native(this),
       opts.queryTimeoutMs ?? 30_000,
       () => wrote(this),
+      () => direct(this),
     );
     this.#pollIntervalMs = opts.pollIntervalMs ?? 100;
   }

@@ -13,6 +13,7 @@ mod noop;
 mod options;
 mod reader;
 mod schema;
+mod sent_appends;
 mod sql;
 mod stream_shared;
 mod stream_store;

@@ -2,6 +2,7 @@
 //! statements and its settings. Its own module, so that the store (`stream_store.rs`) and
 //! the reader (`reader/`) both depend on it and neither on the other's internals.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -20,6 +21,16 @@ pub struct StreamShared {
     pub waker: Waker,
     /// A JS client's appends made while none of the store's others is in flight.
     pub lone: Arc<LoneAppends>,
+    /// Appends a JS client's store sends from JS, not yet settled (`sent_appends.rs`).
+    pub sent: Mutex<SentAppends>,
+}
+
+/// The appends of one store sent from JS and not yet settled, by ticket: each holds its
+/// place among the lone appends (`LoneAppends`) until its outcome comes.
+#[derive(Default)]
+pub struct SentAppends {
+    pub next: u32,
+    pub in_flight: HashMap<u32, Option<InFlight>>,
 }
 
 /// Where a JS client's store announces the chunk of an append it makes alone: inside the

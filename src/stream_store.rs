@@ -39,6 +39,13 @@ pub struct NativeStreamStore {
     shared: Arc<StreamShared>,
 }
 
+impl NativeStreamStore {
+    /// For the store's methods in other files (`sent_appends.rs`).
+    pub(crate) fn shared(&self) -> &StreamShared {
+        &self.shared
+    }
+}
+
 #[napi]
 impl NativeStreamStore {
     #[napi(constructor)]
@@ -60,6 +67,7 @@ impl NativeStreamStore {
                 settings,
                 waker: Waker::default(),
                 lone: Arc::default(),
+                sent: Default::default(),
             }),
         })
     }

@@ -95,6 +95,15 @@ impl Db {
         matches!(self.backend(), Ok(Backend::Js(_)))
     }
 
+    /// Whether `statement` goes out as its own text through a JS client (not in its Citus
+    /// form): what lets a store send it from JS itself (`sent_appends.rs`).
+    pub fn js_sends_as_is(&self, statement: &Statement) -> bool {
+        match self.backend() {
+            Ok(Backend::Js(js)) => statement.citus.is_none() || js.citus.known() != Some(true),
+            _ => false,
+        }
+    }
+
     /// Runs one statement and resolves the returned promise with what `decode` makes of
     /// its rows. With the Rust pool the statement runs on napi's tokio runtime; with a JS
     /// client it runs right here on the JS thread (the client's `query` is JS anyway),

@@ -1,0 +1,121 @@
+//! A JS client's appends sent from JS (`lib/appends.cjs`): the store's first attempt at
+//! an append goes out through the client's own `query` (`lib/driver.cjs`'s direct path),
+//! with no crossing into Rust on its way out, and Rust hears the outcome once. A stored
+//! chunk then goes into this process's tail, wakes its readers and is queued for other
+//! processes exactly as `NativeStreamStore::append` does with its decoded row; a failure is
+//! classified by the same code as every other statement's.
+//!
+//! Rust still picks the statement (announcing inside the append's transaction or after
+//! it, `backend/notify_choice.rs`), so both paths share one choice. A store whose
+//! statements go out in another form (Citus) sends through `append()`.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use napi::bindgen_prelude::{JsValue, Unknown};
+use napi::Env;
+use napi_derive::napi;
+
+use crate::backend::missing;
+use crate::error::Error;
+use crate::stream_shared::SentAppends;
+use crate::stream_store::NativeStreamStore;
+
+/// What JS needs to send a store's appends itself; read once per store.
+#[napi(object)]
+pub struct AppendStatements {
+    /// The append: parameters (id, chunk, expires_at, at), rows `{ seq, notified }`.
+    pub plain: String,
+    /// The same, announcing its chunk inside its own transaction; none: never inside.
+    pub notifying: Option<String>,
+    /// The store's `ttlMs`: `expires_at` is the time of the call plus this.
+    pub ttl_ms: f64,
+}
+
+fn lock(sent: &Mutex<SentAppends>) -> MutexGuard<'_, SentAppends> {
+    sent.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[napi]
+impl NativeStreamStore {
+    /// The statements `appendBegin` picks between.
+    #[napi(getter)]
+    pub fn append_statements(&self) -> AppendStatements {
+        let s = self.shared();
+        AppendStatements {
+            plain: s.sql.append.text.to_string(),
+            notifying: s.sql.append_notifying.as_ref().map(|n| n.text.to_string()),
+            ttl_ms: s.settings.ttl_ms as f64,
+        }
+    }
+
+    /// An append JS sends itself starts: -1 when it must go through `append()` instead
+    /// (the Rust pool, or statements in their Citus form), else `ticket * 2 + inside`:
+    /// `inside` (1) sends `appendStatements.notifying`, 0 `plain`. The ticket then goes
+    /// to `appendStored` or `appendFailed`, exactly once.
+    #[napi]
+    pub fn append_begin(&self) -> i64 {
+        let s = self.shared();
+        if !s.db.js_sends_as_is(&s.sql.append) {
+            return -1;
+        }
+        let (inside, in_flight) = match &s.sql.append_notifying {
+            Some(_) => {
+                let (pick, in_flight) = s.lone.start();
+                (pick.is_some_and(|pick| pick.inside), Some(in_flight))
+            }
+            None => (false, None),
+        };
+        let mut sent = lock(&self.shared().sent);
+        let ticket = sent.next;
+        sent.next = (sent.next + 1) & 0x3fff_ffff;
+        sent.in_flight.insert(ticket, in_flight);
+        i64::from(ticket) * 2 + i64::from(inside)
+    }
+
+    /// The append of `ticket` stored `chunk` as `seq` of stream `id`; `notified`: its row
+    /// said it announced the chunk itself.
+    #[napi]
+    pub fn append_stored(
+        &self,
+        env: Env,
+        ticket: u32,
+        id: String,
+        chunk: String,
+        seq: u32,
+        notified: bool,
+    ) {
+        let in_flight = lock(&self.shared().sent).in_flight.remove(&ticket);
+        if let Some(Some(in_flight)) = &in_flight {
+            in_flight.stored();
+        }
+        drop(in_flight);
+        let s = self.shared();
+        // On the JS thread, as a settle: the readers it wakes go from here (`waker.rs`).
+        crate::waker::settling(&env, || {
+            s.db.appended(&s.settings.wake_key, &id, seq, Arc::from(chunk), notified)
+        });
+    }
+
+    /// The append of `ticket` did not store its chunk: throws the error its outcome makes,
+    /// as `append()` would reject. The outcome: the driver's `{ failed }` or `{ malformed }`,
+    /// or the rows when their first has no integer `seq`; none: it was refused (no row
+    /// back), which JS says itself.
+    #[napi]
+    pub fn append_failed(
+        &self,
+        env: Env,
+        ticket: u32,
+        outcome: Option<Unknown>,
+    ) -> napi::Result<()> {
+        lock(&self.shared().sent).in_flight.remove(&ticket);
+        let Some(outcome) = outcome else {
+            return Ok(());
+        };
+        let statement = &self.shared().sql.append;
+        if outcome.is_array()? {
+            return Err(missing(statement, 0).into());
+        }
+        crate::backend::read_js_outcome(&env, statement, outcome)?;
+        Err(Error::MalformedResult("the append's outcome was not a failure".into()).into())
+    }
+}
