@@ -4,6 +4,8 @@
 // src/sent_appends.rs), and conversation loads and saves made while one is in flight go
 // out as one combined statement (lib/lane.cjs). Each test checks the results exactly and
 // counts the statements the client was asked to run.
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresConversationStore, PostgresStreamStore, wrapPostgresJs } from "../index.js";
@@ -164,6 +166,50 @@ describe("a pg client's appends go out from JS", () => {
       await pool.end();
     }
   });
+
+  it("appends made at once through pg.Pool in another process reach a reader here by NOTIFY alone", async () => {
+    // Each loop's second append is made while the first is in flight: it announces its
+    // chunk after its commit, from the client's hub; the first may announce inside. The
+    // reader polls once a minute and the writer never finishes, so only notifications
+    // can bring the 60 chunks within the test's time.
+    const ids = [uid("sent-a"), uid("sent-b")];
+    const reader = new PostgresStreamStore(DATABASE_URL, { ...tables.stream, pollIntervalMs: 60_000 });
+    const root = fileURLToPath(new URL("..", import.meta.url));
+    const script = `
+      import pg from "pg";
+      import { PostgresStreamStore } from ${JSON.stringify(`${root}index.js`)};
+      const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 4 });
+      const store = new PostgresStreamStore(pool, ${JSON.stringify(tables.stream)});
+      const ids = ${JSON.stringify(ids)};
+      await Promise.all(ids.map((id) => store.create(id)));
+      console.log("created");
+      await new Promise((resolve) => process.stdin.once("data", resolve));
+      for (let i = 1; i <= 30; i++) await Promise.all(ids.map((id) => store.append(id, "chunk " + i)));
+      await new Promise((resolve) => setTimeout(resolve, 30_000)); // until killed
+    `;
+    const writer = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      env: { ...process.env, DATABASE_URL },
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    try {
+      await new Promise((resolve, reject) => {
+        writer.stdout.once("data", resolve);
+        writer.once("exit", reject);
+      });
+      const reads = ids.map(async (id) => {
+        const got: { seq: number; data: string }[] = [];
+        for await (const chunk of reader.readFrom(id, 0)) if (got.push(chunk) === 30) break;
+        return got;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the readers wait, listening
+      writer.stdin.write("go\n");
+      const expected = Array.from({ length: 30 }, (_, i) => ({ seq: i + 1, data: `chunk ${i + 1}` }));
+      expect(await Promise.all(reads)).toEqual([expected, expected]);
+    } finally {
+      writer.kill();
+      await reader.close();
+    }
+  }, 20_000);
 
   it("a row whose seq the client parsed into something else rejects with MALFORMED_RESULT, naming the column", async () => {
     const { pool } = notingPool({ types: { getTypeParser: () => () => "not a number" } });

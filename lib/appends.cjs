@@ -119,6 +119,8 @@ class Writer {
   pending = undefined;
   /** The stream finished through this store (stop, complete, fail). */
   finished = false;
+  /** The running append left something for other processes to hear of (`onSettled`). */
+  announce = false;
   /** The stream's appends, one at a time: how many are running or waiting, and the last. */
   running = 0;
   /** @type {Promise<unknown>} */
@@ -129,7 +131,7 @@ class Appends {
   /** @type {() => NativeStreamStore} */
   #native;
   #timeoutMs;
-  /** Called as each append settles, stored or not. */
+  /** Called as an append settles that left something to announce (or may have). */
   #onSettled;
   /**
    * Every stream this store writes or remembers.
@@ -206,7 +208,10 @@ class Appends {
     const done = () => {
       writer.running--;
       this.#settled(id, writer);
-      this.#onSettled();
+      if (writer.announce) {
+        writer.announce = false;
+        this.#onSettled();
+      }
     };
     writer.tail = turn.then(done, done);
     return turn;
@@ -268,7 +273,7 @@ class Appends {
       const alone = attempt > 0;
       let seq, error;
       try {
-        seq = await this.#attempt(native, id, chunk, at, within, alone);
+        seq = await this.#attempt(writer, native, id, chunk, at, within, alone);
       } catch (err) {
         error = translate(err);
       }
@@ -328,15 +333,18 @@ class Appends {
    * `query` with the driver's limits, and Rust hears only the outcome
    * (src/sent_appends.rs): no crossing on the way out, none for the rows.
    */
-  #attempt(native, id, chunk, at, within, alone) {
+  #attempt(writer, native, id, chunk, at, within, alone) {
     const direct = this.#direct();
     // A NUL character goes to Rust, which names it; `alone` asks for the pool's side path.
     const begun = direct?.pg && !alone && !chunk.includes("\0") ? native.appendBegin() : -1;
-    if (begun < 0) return native.append(id, chunk, at, within, alone);
-    return this.#send(native, direct, begun, id, chunk, at, within);
+    if (begun < 0) {
+      writer.announce = true; // whatever it queued goes out once it settles
+      return native.append(id, chunk, at, within, alone);
+    }
+    return this.#send(writer, native, direct, begun, id, chunk, at, within);
   }
 
-  async #send(native, direct, begun, id, chunk, at, within) {
+  async #send(writer, native, direct, begun, id, chunk, at, within) {
     const ticket = Math.floor(begun / 2);
     const statements = (this.#statements ??= native.appendStatements);
     const sql = begun % 2 === 1 ? statements.notifying : statements.plain;
@@ -355,7 +363,10 @@ class Appends {
       const row = outcome[0];
       const seq = Number(row?.seq);
       if (Number.isInteger(seq) && seq >= 1 && seq <= 0x7fffffff) {
-        native.appendStored(ticket, id, chunk, seq, row.notified != null);
+        const notified = row.notified != null;
+        native.appendStored(ticket, id, chunk, seq, notified);
+        // Its own statement announced it, or Rust queued it to go out after.
+        if (!notified) writer.announce = true;
         return seq;
       }
     }
