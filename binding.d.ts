@@ -116,9 +116,11 @@ export declare class NativeConversationStore {
 export declare class NativeStreamReader {
   /**
    * The next chunks in seq order: an empty page when there are none yet (call `pause()`
-   * before looking again), `null` once there will be no more.
+   * before looking again), `null` once there will be no more. The page itself when it
+   * is known without a query (what this process knows of the stream: a live reader's
+   * usual page), else a promise of it.
    */
-  nextPage(): Promise<StreamPage | undefined | null>
+  nextPage(): StreamPage | undefined | null | Promise<StreamPage | undefined | null>
   /**
    * Waits until it is time to look for new chunks again: a write to the stream through
    * a store of this process, or (with the Rust pool) a notification or the pool's

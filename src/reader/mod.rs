@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use napi::bindgen_prelude::{Float64Array, PromiseRaw, Uint8Array, Unknown};
+use napi::bindgen_prelude::{Either, Float64Array, PromiseRaw, Uint8Array, Unknown};
 use napi::Env;
 use napi_derive::napi;
 use tokio::sync::watch;
@@ -162,12 +162,15 @@ impl ReaderInner {
 #[napi]
 impl NativeStreamReader {
     /// The next chunks in seq order: an empty page when there are none yet (call `pause()`
-    /// before looking again), `null` once there will be no more.
+    /// before looking again), `null` once there will be no more. The page itself when it
+    /// is known without a query (what this process knows of the stream: a live reader's
+    /// usual page), else a promise of it.
     #[napi]
+    #[allow(clippy::type_complexity)]
     pub fn next_page<'env>(
         &self,
         env: &'env Env,
-    ) -> napi::Result<PromiseRaw<'env, Option<StreamPage>>> {
+    ) -> napi::Result<Either<Option<StreamPage>, PromiseRaw<'env, Option<StreamPage>>>> {
         let inner = self.inner.clone();
         let sql = &inner.shared.sql.read_page;
         if inner.done() {
@@ -176,7 +179,7 @@ impl NativeStreamReader {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take();
-            return PromiseRaw::resolve(env, None);
+            return Ok(Either::A(None));
         }
         let (from, until, largest, total, since, must_look, fresh) = {
             let mut cursor = inner.cursor();
@@ -229,16 +232,16 @@ impl NativeStreamReader {
                         committed,
                     } => {
                         let page = inner.take_known(chunks, end, more, &committed);
-                        return PromiseRaw::resolve(env, Some(page));
+                        return Ok(Either::A(Some(page)));
                     }
                     Look::Finished => {
                         inner.cursor().finished = true;
-                        return PromiseRaw::resolve(env, None);
+                        return Ok(Either::A(None));
                     }
-                    Look::Nothing => return PromiseRaw::resolve(env, Some(empty_page())),
+                    Look::Nothing => return Ok(Either::A(Some(empty_page()))),
                     Look::Wait => {
                         inner.cursor().waiting = true;
-                        return PromiseRaw::resolve(env, Some(empty_page()));
+                        return Ok(Either::A(Some(empty_page())));
                     }
                     Look::Query { since } => {
                         // `must_look` stays until a page lands: a failed query is retried.
@@ -289,10 +292,13 @@ impl NativeStreamReader {
                 db.run_started(env, started, move |rows| {
                     reader.take_page(&reader.shared.sql.read_page, rows, None)
                 })
+                .map(Either::B)
             }
-            None => db.read(env, sql, page(from, until, largest), route(), move |rows| {
-                reader.take_page(&reader.shared.sql.read_page, rows, fetch)
-            }),
+            None => db
+                .read(env, sql, page(from, until, largest), route(), move |rows| {
+                    reader.take_page(&reader.shared.sql.read_page, rows, fetch)
+                })
+                .map(Either::B),
         }
     }
 
