@@ -131,8 +131,11 @@ export declare class NativeStreamReader {
   /**
    * `pause()`, then the store's `onWake` callback gets `token` (`src/waker.rs`): one call
    * into JS for all the readers a write woke, instead of a promise settled for each.
+   * `feed`: the wait may instead take chunks this process stores from JS right after
+   * the cursor (`appendStored` returns the tokens of the readers that took one; JS
+   * hands them the chunk), and goes on waiting.
    */
-  pauseThen(token: number): void
+  pauseThen(token: number, feed?: boolean | undefined | null): void
   /**
    * Whether its wait needs the store's LISTEN connection (`written_here.rs`):
    * `lib/stream-store.cjs` tells a JS client's hub so before the reader waits.
@@ -172,9 +175,11 @@ export declare class NativeStreamStore {
   appendBegin(): number
   /**
    * The append of `ticket` stored `chunk` as `seq` of stream `id`; `notified`: its row
-   * said it announced the chunk itself.
+   * said it announced the chunk itself. Returns the tokens of the waiting readers that
+   * took the chunk without being woken (`waker::feeding`; JS hands it to them), or
+   * null.
    */
-  appendStored(ticket: number, id: string, chunk: string, seq: number, notified: boolean): void
+  appendStored(ticket: number, id: string, chunk: string, seq: number, notified: boolean): Array<number> | null
   /**
    * The append of `ticket` did not store its chunk: throws the error its outcome makes,
    * as `append()` would reject. The outcome: the driver's `{ failed }` or `{ malformed }`,

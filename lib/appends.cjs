@@ -152,6 +152,12 @@ class Appends {
   #direct;
   /** @type {import("../binding").AppendStatements | undefined} read once */
   #statements;
+  /**
+   * Hands a chunk sent from JS to the readers waiting here that took it (their tokens,
+   * from `appendStored`): lib/stream-store.cjs.
+   * @type {(tokens: number[], seq: number, chunk: string) => void}
+   */
+  #fed;
 
   /**
    * @param {() => NativeStreamStore} native the native store (it throws for a closed or
@@ -159,9 +165,11 @@ class Appends {
    * @param {number} timeoutMs
    * @param {() => void} onSettled
    * @param {() => any} direct
+   * @param {(tokens: number[], seq: number, chunk: string) => void} fed
    */
-  constructor(native, timeoutMs, onSettled, direct) {
+  constructor(native, timeoutMs, onSettled, direct, fed) {
     this.#native = native;
+    this.#fed = fed;
     this.#onSettled = onSettled;
     this.#timeoutMs = timeoutMs;
     this.#direct = direct;
@@ -364,7 +372,8 @@ class Appends {
       const seq = Number(row?.seq);
       if (Number.isInteger(seq) && seq >= 1 && seq <= 0x7fffffff) {
         const notified = row.notified != null;
-        native.appendStored(ticket, id, chunk, seq, notified);
+        const fed = native.appendStored(ticket, id, chunk, seq, notified);
+        if (fed !== null && fed !== undefined) this.#fed(fed, seq, chunk);
         // Its own statement announced it, or Rust queued it to go out after.
         if (!notified) writer.announce = true;
         return seq;

@@ -27,17 +27,13 @@ function preparedPg() {
     let named = names.get(sql);
     if (named === undefined) {
       const name = `aibind_${names.size}_${hash(sql)}`;
-      named = [
-        { name, text: sql },
-        { name, text: sql, rowMode: "array" },
-      ];
+      // The statement's fixed parts sit on the prototype of an object with no own
+      // properties: pg copies a config's own properties on every call (by property
+      // descriptors, slow), and sets `values` on its copy.
+      named = [Object.create({ name, text: sql }), Object.create({ name, text: sql, rowMode: "array" })];
       names.set(sql, named);
     }
-    // The statement's fixed parts sit on the prototype: pg copies a query's own
-    // properties on every call (`values` alone here), not those.
-    const query = Object.create(named[arrays ? 1 : 0]);
-    query.values = params;
-    return client.query(query).catch((err) => {
+    return client.query(named[arrays ? 1 : 0], params).catch((err) => {
       if (err?.code !== "26000" && err?.code !== "42P05") throw err;
       prepare = false;
       return plain(sql, params, arrays, client);

@@ -21,16 +21,33 @@ function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms).unref?.());
 }
 
+/** One wait of a reader (`ReaderWakes.pause`): until it is woken, chunks it was fed. */
+class Wait {
+  /** Chunks handed to it while it waits (`fed`), not yet taken, in seq order. */
+  /** @type {{ seq: number, data: string }[]} */
+  fed = [];
+  /** Woken: the wait is over (what it was fed is still to be taken). */
+  woken = false;
+  /** @type {((value?: unknown) => void) | null} the reader awaiting news, if any */
+  resolve = null;
+  /** @param {boolean} keepsAlive */
+  constructor(keepsAlive) {
+    this.keepsAlive = keepsAlive;
+  }
+}
+
 /**
  * The readers of one store waiting for news (`pauseThen`): each has a token, and Rust
  * calls `woken` once with the tokens of all the readers it let go on
- * (src/waker.rs). While any reader waits, a timer keeps the process alive, as
- * a pending promise of the original's polling reader does. A stop signal's watcher waits
- * the same way but keeps nothing alive: a process whose work is done exits, as it would
- * with an AbortSignal of its own.
+ * (src/waker.rs). A reader of an unobserved read may instead be fed, while it waits, the
+ * chunks this store sends from JS right after its cursor (`fed`, from `appendStored`):
+ * no page crosses from Rust, and it goes on waiting without registering again. While any
+ * reader waits, a timer keeps the process alive, as a pending promise of the original's
+ * polling reader does. A stop signal's watcher waits the same way but keeps nothing
+ * alive: a process whose work is done exits, as it would with an AbortSignal of its own.
  */
 class ReaderWakes {
-  /** @type {Map<number, { resolve: (value?: unknown) => void, keepsAlive: boolean }>} */
+  /** @type {Map<number, Wait>} */
   #waiting = new Map();
   #next = 0;
   /** Waiting readers that keep the process alive. */
@@ -42,18 +59,28 @@ class ReaderWakes {
    * @type {ReturnType<typeof setInterval> | null}
    */
   #keepAlive = null;
+  /** @type {Wait[]} fed waits whose readers are let go on after the writer's callbacks */
+  #fedDue = [];
 
   /**
+   * Starts a wait: `news(wait)` resolves once it is woken or fed.
    * @param {import("../binding").NativeStreamReader} reader
    * @param {boolean} [keepsAlive] false for a stop signal's watcher
+   * @param {boolean} [feed] it may be fed chunks (an unobserved read)
    */
-  pause(reader, keepsAlive = true) {
+  pause(reader, keepsAlive = true, feed = false) {
     const token = (this.#next = (this.#next + 1) >>> 0);
-    return new Promise((resolve) => {
-      this.#waiting.set(token, { resolve, keepsAlive });
-      if (keepsAlive && this.#keeping++ === 0) (this.#keepAlive ??= setInterval(() => {}, 1 << 30)).ref();
-      reader.pauseThen(token);
-    });
+    const wait = new Wait(keepsAlive);
+    this.#waiting.set(token, wait);
+    if (keepsAlive && this.#keeping++ === 0) (this.#keepAlive ??= setInterval(() => {}, 1 << 30)).ref();
+    reader.pauseThen(token, feed);
+    return wait;
+  }
+
+  /** Null when the wait has news already (it was woken, or fed), else a promise of it. */
+  news(wait) {
+    if (wait.woken || wait.fed.length > 0) return null;
+    return new Promise((resolve) => (wait.resolve = resolve));
   }
 
   /**
@@ -67,13 +94,42 @@ class ReaderWakes {
       return;
     }
     for (const token of tokens) {
-      const waiting = this.#waiting.get(token);
-      if (waiting === undefined) continue;
+      const wait = this.#waiting.get(token);
+      if (wait === undefined) continue;
       this.#waiting.delete(token);
-      if (waiting.keepsAlive && --this.#keeping === 0) this.#keepAlive?.unref();
-      waiting.resolve();
+      if (wait.keepsAlive && --this.#keeping === 0) this.#keepAlive?.unref();
+      wait.woken = true;
+      letGo(wait);
     }
   }
+
+  /**
+   * The waits of `tokens` took chunk `seq` (`data`), stored by this store just now: each
+   * gets its own `{ seq, data }`, and its reader goes on after the writer's callbacks.
+   * @param {number[]} tokens
+   */
+  fed(tokens, seq, data) {
+    for (const token of tokens) {
+      const wait = this.#waiting.get(token);
+      if (wait === undefined) continue;
+      wait.fed.push({ seq, data });
+      if (wait.resolve !== null && this.#fedDue.push(wait) === 1) setImmediate(() => this.#letFedGo());
+    }
+  }
+
+  #letFedGo() {
+    const due = this.#fedDue;
+    this.#fedDue = [];
+    for (const wait of due) letGo(wait);
+  }
+}
+
+/** Lets the reader awaiting `wait`'s news, if any, go on. */
+function letGo(wait) {
+  const resolve = wait.resolve;
+  if (resolve === null) return;
+  wait.resolve = null;
+  resolve();
 }
 
 class PostgresStreamStore extends Store {
@@ -104,6 +160,7 @@ class PostgresStreamStore extends Store {
       opts.queryTimeoutMs ?? 30_000,
       () => wrote(this),
       () => direct(this),
+      (tokens, seq, chunk) => this.#wakes?.fed(tokens, seq, chunk),
     );
     this.#pollIntervalMs = opts.pollIntervalMs ?? 100;
   }
@@ -165,7 +222,8 @@ class PostgresStreamStore extends Store {
           try {
             while ((await run(() => reader.nextPage())) !== null) {
               waiting(this);
-              await this.#readerWakes().pause(reader, false);
+              const wakes = this.#readerWakes();
+              await wakes.news(wakes.pause(reader, false));
             }
           } finally {
             reader.release();
@@ -321,38 +379,38 @@ class PostgresStreamStore extends Store {
         backoff = 50;
         if (page === null || page === undefined) return;
         const { seqs, text, ends, ages } = page;
-        if (seqs.length === 0) {
-          waiting(this, reader);
-          const since = performance.now();
-          await wakes.pause(reader);
-          next = fetch(Math.round(performance.now() - since));
-          continue;
-        }
-        const made = asked;
-        // More is there already: fetch it while this page is handed out.
-        next = reader.hasMore ? fetch(undefined, true) : null;
-        if (ages) {
-          // A page this process knew, while the delivery lag is measured: each chunk's age
-          // when the page was made, and the time since, as it is handed to the app.
-          const heard = page.heard;
-          for (let i = 0, start = 0; i < seqs.length; start = ends[i++]) {
-            const age = ages[i];
-            if (age === age) delivered(age + performance.now() - made, heard[i] === 1); // NaN: not known
-            yield { seq: seqs[i], data: text.slice(start, ends[i]) };
+        if (seqs.length > 0) {
+          const made = asked;
+          // More is there already: fetch it while this page is handed out.
+          next = reader.hasMore ? fetch(undefined, true) : null;
+          if (ages) {
+            // A page this process knew, while the delivery lag is measured: each chunk's
+            // age when the page was made, and the time since, as it is handed to the app.
+            const heard = page.heard;
+            for (let i = 0, start = 0; i < seqs.length; start = ends[i++]) {
+              const age = ages[i];
+              if (age === age) delivered(age + performance.now() - made, heard[i] === 1); // NaN: not known
+              yield { seq: seqs[i], data: text.slice(start, ends[i]) };
+            }
+          } else {
+            for (let i = 0, start = 0; i < seqs.length; start = ends[i++]) {
+              yield { seq: seqs[i], data: text.slice(start, ends[i]) };
+            }
           }
-        } else {
-          for (let i = 0, start = 0; i < seqs.length; start = ends[i++]) {
-            yield { seq: seqs[i], data: text.slice(start, ends[i]) };
-          }
+          if (next !== null) continue;
         }
-        if (next === null) {
-          // At the end as far as this reader knows: wait for news (at once if some came
-          // while the page was handed out, or if the stream finished), then look.
-          waiting(this, reader);
-          const since = performance.now();
-          await wakes.pause(reader);
-          next = fetch(Math.round(performance.now() - since));
-        }
+        // At the end as far as this reader knows: wait for news (at once if some came
+        // while the page was handed out, or if the stream finished), then look. An
+        // unobserved read takes, meanwhile, what this store appends right after it.
+        waiting(this, reader);
+        const since = performance.now();
+        const wait = wakes.pause(reader, true, caller === undefined && quiet("stream:read"));
+        do {
+          const news = wakes.news(wait);
+          if (news !== null) await news;
+          for (let chunk; (chunk = wait.fed.shift()) !== undefined; ) yield chunk;
+        } while (!wait.woken);
+        next = fetch(Math.round(performance.now() - since));
       }
     } finally {
       reader.release();

@@ -73,7 +73,9 @@ impl NativeStreamStore {
     }
 
     /// The append of `ticket` stored `chunk` as `seq` of stream `id`; `notified`: its row
-    /// said it announced the chunk itself.
+    /// said it announced the chunk itself. Returns the tokens of the waiting readers that
+    /// took the chunk without being woken (`waker::feeding`; JS hands it to them), or
+    /// null.
     #[napi]
     pub fn append_stored(
         &self,
@@ -83,7 +85,7 @@ impl NativeStreamStore {
         chunk: String,
         seq: u32,
         notified: bool,
-    ) {
+    ) -> Option<Vec<u32>> {
         let in_flight = lock(&self.shared().sent).in_flight.remove(&ticket);
         if let Some(Some(in_flight)) = &in_flight {
             in_flight.stored();
@@ -91,9 +93,12 @@ impl NativeStreamStore {
         drop(in_flight);
         let s = self.shared();
         // On the JS thread, as a settle: the readers it wakes go from here (`waker.rs`).
-        crate::waker::settling(&env, || {
-            s.db.appended(&s.settings.wake_key, &id, seq, Arc::from(chunk), notified)
+        let ((), fed) = crate::waker::settling(&env, || {
+            crate::waker::feeding(std::ptr::from_ref(s) as usize, || {
+                s.db.appended(&s.settings.wake_key, &id, seq, Arc::from(chunk), notified)
+            })
         });
+        (!fed.is_empty()).then_some(fed)
     }
 
     /// The append of `ticket` did not store its chunk: throws the error its outcome makes,

@@ -73,6 +73,54 @@ thread_local! {
     static SETTLING: RefCell<Option<Vec<Arc<Inner>>>> = const { RefCell::new(None) };
 }
 
+/// The store whose chunk is being stored (`feeding`), and the tokens of its readers fed.
+struct Feeding {
+    store: usize,
+    tokens: Vec<u32>,
+}
+
+thread_local! {
+    /// On the JS thread while a chunk sent from JS is stored (`sent_appends.rs`): the
+    /// tokens of parked readers handed that chunk instead of being woken (`feeding`).
+    static FEEDING: RefCell<Option<Feeding>> = const { RefCell::new(None) };
+}
+
+/// Runs `append` (on the JS thread, for a chunk JS holds) while a parked reader of the
+/// same store (`store`: its identity, see `feeds`) right before that chunk may take it
+/// without being woken (`wakeups::Parked::feeding`): its cursor moves past it, it stays
+/// parked, and its token comes back here. JS then hands the reader the chunk itself: no
+/// page crosses, no wait is registered again. Readers of other stores (whose tokens this
+/// store's JS does not know) are woken as ever.
+pub fn feeding<T>(store: usize, append: impl FnOnce() -> T) -> (T, Vec<u32>) {
+    let now = Feeding {
+        store,
+        tokens: Vec::new(),
+    };
+    let outer = FEEDING.with(|fed| fed.borrow_mut().replace(now));
+    let appended = append();
+    let fed = FEEDING.with(|fed| std::mem::replace(&mut *fed.borrow_mut(), outer));
+    (appended, fed.map(|fed| fed.tokens).unwrap_or_default())
+}
+
+/// Whether a chunk being stored now may be handed to parked readers (`feeding`).
+pub fn is_feeding() -> bool {
+    FEEDING.with(|fed| fed.borrow().is_some())
+}
+
+/// Whether the chunk being stored now is `store`'s (`feeding`).
+pub fn feeds(store: usize) -> bool {
+    FEEDING.with(|fed| fed.borrow().as_ref().is_some_and(|fed| fed.store == store))
+}
+
+/// Records that the reader of `token` took the chunk being stored (`feeding`).
+pub fn fed(token: u32) {
+    FEEDING.with(|fed| {
+        if let Some(fed) = fed.borrow_mut().as_mut() {
+            fed.tokens.push(token);
+        }
+    });
+}
+
 /// Runs `settle` (on the JS thread), then calls `onWake` directly for the readers it woke.
 pub fn settling<T>(env: &Env, settle: impl FnOnce() -> T) -> T {
     let outer = SETTLING.with(|due| due.borrow_mut().replace(Vec::new()));

@@ -48,18 +48,36 @@ pub struct Hub {
 impl Hub {
     /// Changes the tail and wakes the stream's readers.
     fn change(&self, change: impl FnOnce(&mut Tail) -> u64) {
+        self.change_feeding(None, change);
+    }
+
+    /// `change`, for chunk `chunk` (its source and seq) when the change appended one: a
+    /// parked reader that takes it while it is fed (`waker::feeding`) stays parked.
+    fn change_feeding(&self, chunk: Option<(Source, u32)>, change: impl FnOnce(&mut Tail) -> u64) {
         let mut tail = self.tail.lock().unwrap_or_else(PoisonError::into_inner);
         let version = change(&mut tail);
         self.version.send_replace(version);
         drop(tail);
-        self.unpark();
+        self.unpark(chunk);
     }
 
-    /// Wakes the readers parked here.
-    fn unpark(&self) {
-        let parked =
-            std::mem::take(&mut *self.parked.lock().unwrap_or_else(PoisonError::into_inner));
-        for reader in parked {
+    /// Wakes the readers parked here, but those that take `chunk` (see `change_feeding`).
+    /// A reader is fed under the lock of the parked readers, so no change slips between
+    /// its feed and its staying parked.
+    fn unpark(&self, chunk: Option<(Source, u32)>) {
+        let mut parked = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
+        let woken = match chunk {
+            Some((source, seq)) if crate::waker::is_feeding() => {
+                let (kept, woken) = std::mem::take(&mut *parked)
+                    .into_iter()
+                    .partition(|reader: &Arc<Parked>| reader.feed(source, seq));
+                *parked = kept;
+                woken
+            }
+            _ => std::mem::take(&mut *parked),
+        };
+        drop(parked);
+        for reader in woken {
             reader.wake();
         }
     }
@@ -91,20 +109,49 @@ impl Hub {
     }
 }
 
+/// What a parked reader does with a chunk stored while it waits (`Parked::feeding`):
+/// takes it (true: it stays parked) or not (it is woken).
+type Feed = Box<dyn Fn(Source, u32) -> bool + Send + Sync>;
+
 /// A reader waiting off the tokio runtime: what wakes it, run once, by the first of its
 /// stream's next change, its release, or its store closing.
-pub struct Parked(Mutex<Option<Box<dyn FnOnce() + Send>>>);
+pub struct Parked {
+    wake: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    feed: Option<Feed>,
+}
 
 impl Parked {
     pub fn new(wake: impl FnOnce() + Send + 'static) -> Arc<Self> {
-        Arc::new(Parked(Mutex::new(Some(Box::new(wake)))))
+        Arc::new(Parked {
+            wake: Mutex::new(Some(Box::new(wake))),
+            feed: None,
+        })
+    }
+
+    /// A parked reader that may take a chunk stored here while it waits, instead of being
+    /// woken by it (`waker::feeding`): `feed(source, seq)` says whether it took it.
+    pub fn feeding(
+        wake: impl FnOnce() + Send + 'static,
+        feed: impl Fn(Source, u32) -> bool + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Parked {
+            wake: Mutex::new(Some(Box::new(wake))),
+            feed: Some(Box::new(feed)),
+        })
     }
 
     pub fn wake(&self) {
-        let wake = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let wake = self.wake.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(wake) = wake {
             wake();
         }
+    }
+
+    /// Whether it took chunk `seq` (and stays parked); never once woken.
+    fn feed(&self, source: Source, seq: u32) -> bool {
+        let Some(feed) = &self.feed else { return false };
+        let wake = self.wake.lock().unwrap_or_else(PoisonError::into_inner);
+        wake.is_some() && feed(source, seq)
     }
 }
 
@@ -250,7 +297,9 @@ pub fn appended(
     committed: Committed,
 ) {
     if let Some(hub) = hub(table, id) {
-        hub.change(|tail| tail.appended_at(source, seq, data.clone(), committed));
+        hub.change_feeding(Some((source, seq)), |tail| {
+            tail.appended_at(source, seq, data.clone(), committed)
+        });
     }
 }
 
@@ -280,7 +329,7 @@ pub fn unpark_all() {
         .filter_map(Weak::upgrade)
         .collect();
     for hub in hubs {
-        hub.unpark();
+        hub.unpark(None);
     }
 }
 

@@ -70,6 +70,15 @@ pub struct Waiting {
     key: u64,
 }
 
+impl Waiting {
+    /// The reader now has every chunk up to `after` (it was fed one while it waits).
+    pub fn advance(&self, after: i32) {
+        if let Some(waiter) = lock(&self.waiters).all.get_mut(&self.key) {
+            waiter.after = after;
+        }
+    }
+}
+
 impl Drop for Waiting {
     fn drop(&mut self) {
         lock(&self.waiters).all.remove(&self.key);

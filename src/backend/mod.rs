@@ -29,7 +29,7 @@ mod route;
 mod rows;
 mod stats;
 
-pub use check::Waiter;
+pub use check::{Waiter, Waiting};
 pub use db::{close, Db, Started};
 pub use js::{read_rows as read_js_outcome, MakeAdapter};
 pub use options::PoolOptions;

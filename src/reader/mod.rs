@@ -313,12 +313,15 @@ impl NativeStreamReader {
 
     /// `pause()`, then the store's `onWake` callback gets `token` (`src/waker.rs`): one call
     /// into JS for all the readers a write woke, instead of a promise settled for each.
+    /// `feed`: the wait may instead take chunks this process stores from JS right after
+    /// the cursor (`appendStored` returns the tokens of the readers that took one; JS
+    /// hands them the chunk), and goes on waiting.
     #[napi]
-    pub fn pause_then(&self, token: u32) -> napi::Result<()> {
+    pub fn pause_then(&self, token: u32, feed: Option<bool>) -> napi::Result<()> {
         if !self.inner.shared.waker.is_set() {
             return Err(napi::Error::from_reason("the store's onWake is not set"));
         }
-        if self.inner.park(token) {
+        if self.inner.park(token, feed == Some(true)) {
             return Ok(());
         }
         let inner = self.inner.clone();

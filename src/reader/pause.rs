@@ -2,11 +2,71 @@
 //! notification or the shared check finding something, a poll coming due, or the reader
 //! released or the store closed.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use super::ReaderInner;
-use crate::backend::Waiter;
+use crate::backend::{Waiter, Waiting};
+use crate::tail::Source;
 use crate::wakeups::Parked;
+
+/// Most chunks a parked reader takes while it waits (`ReaderInner::park`); the next wakes
+/// it, so that what JS holds for a slow consumer stays bounded.
+const MOST_FED: u32 = 64;
+
+/// A parked reader's side of feeding (`ReaderInner::park`).
+struct Fed {
+    reader: Weak<ReaderInner>,
+    waiting: Arc<Mutex<Option<Waiting>>>,
+    token: u32,
+    taken: AtomicU32,
+}
+
+impl Fed {
+    /// Takes chunk `seq` if it is the reader's very next one and the reader is simply at
+    /// the end of what it read (nothing else to look at first).
+    fn take(&self, source: Source, seq: u32) -> bool {
+        let Some(reader) = self.reader.upgrade() else {
+            return false;
+        };
+        // Only its own store's chunk: that store's JS holds the reader's token.
+        if !crate::waker::feeds(Arc::as_ptr(&reader.shared) as usize)
+            || reader.shared.db.source() != source
+            || self.taken.load(Ordering::Relaxed) >= MOST_FED
+            || reader.done()
+        {
+            return false;
+        }
+        {
+            let mut cursor = reader.cursor();
+            let simply_waiting = !(cursor.must_look
+                || cursor.more_now
+                || cursor.large_next
+                || cursor.waiting
+                || cursor.fresh
+                || cursor.went_back);
+            if !simply_waiting || i64::from(cursor.after) + 1 != i64::from(seq) {
+                return false;
+            }
+            let Ok(seq) = i32::try_from(seq) else {
+                return false;
+            };
+            cursor.after = seq;
+            cursor.total = cursor.total.max(i64::from(seq));
+        }
+        if let Some(waiting) = self
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            waiting.advance(seq as i32);
+        }
+        self.taken.fetch_add(1, Ordering::Relaxed);
+        crate::waker::fed(self.token);
+        true
+    }
+}
 
 impl ReaderInner {
     /// `pause_then`'s wait without the tokio runtime, where nothing needs it: a JS client
@@ -17,7 +77,11 @@ impl ReaderInner {
     /// waking a runtime thread that wakes the JS thread (that hop, and spawning the wait,
     /// cost a reader in the writer's process more than the rest of its chunk). False:
     /// nothing was done, use `pause()`.
-    pub(super) fn park(self: &Arc<Self>, token: u32) -> bool {
+    ///
+    /// `feed`: while parked, the reader takes a chunk this process stores from JS right
+    /// after its cursor (`waker::feeding`) instead of being woken, up to `MOST_FED`
+    /// chunks; JS hands it the chunk.
+    pub(super) fn park(self: &Arc<Self>, token: u32, feed: bool) -> bool {
         let Ok(wake) = self.wake.try_lock() else {
             return false;
         };
@@ -45,10 +109,28 @@ impl ReaderInner {
             return false;
         };
         let shared = self.shared.clone();
-        let parked = Parked::new(move || {
-            drop(waiting);
-            shared.waker.wake(token);
-        });
+        let parked = if feed {
+            // The wait's place in the shared check moves with the chunks fed; waking ends it.
+            let waiting = Arc::new(Mutex::new(Some(waiting)));
+            let fed = Fed {
+                reader: Arc::downgrade(self),
+                waiting: waiting.clone(),
+                token,
+                taken: AtomicU32::new(0),
+            };
+            Parked::feeding(
+                move || {
+                    drop(waiting.lock().unwrap_or_else(PoisonError::into_inner).take());
+                    shared.waker.wake(token);
+                },
+                move |source, seq| fed.take(source, seq),
+            )
+        } else {
+            Parked::new(move || {
+                drop(waiting);
+                shared.waker.wake(token);
+            })
+        };
         *self.parked.lock().unwrap_or_else(PoisonError::into_inner) = Some(parked.clone());
         subscription.park(parked);
         true
