@@ -141,7 +141,11 @@ impl Parked {
     }
 
     pub fn wake(&self) {
-        let wake = self.wake.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let wake = self
+            .wake
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(wake) = wake {
             wake();
         }
@@ -402,6 +406,46 @@ mod tests {
         unpark_all(); // a store closed
         reader.wake(); // and it was released too: still once
         assert_eq!(woken.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn a_feeding_reader_takes_its_own_stores_chunk_and_stays_parked() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let woken = Arc::new(AtomicUsize::new(0));
+        let next = Arc::new(AtomicUsize::new(1)); // the seq the reader takes next
+        let reader = {
+            let (woken, next) = (woken.clone(), next.clone());
+            Parked::feeding(
+                move || {
+                    woken.fetch_add(1, Ordering::SeqCst);
+                },
+                move |source, seq| {
+                    let takes = source == 7 && seq as usize == next.load(Ordering::SeqCst);
+                    if takes {
+                        next.fetch_add(1, Ordering::SeqCst);
+                        crate::waker::fed(42);
+                    }
+                    takes
+                },
+            )
+        };
+        let mut a = subscribe("t", "feed-a");
+        a.mark_seen();
+        a.park(reader.clone());
+        let data: Arc<str> = Arc::from("x");
+        let at = Committed::default();
+        let ((), fed) = crate::waker::feeding(1, || appended("t", "feed-a", 7, 1, &data, at));
+        assert_eq!(fed, vec![42], "it took chunk 1");
+        let ((), fed) = crate::waker::feeding(1, || appended("t", "feed-a", 7, 2, &data, at));
+        assert_eq!(fed, vec![42], "and chunk 2, still parked");
+        assert_eq!(woken.load(Ordering::SeqCst), 0);
+        // Stored outside a feeding (through the pool, or heard): it is woken.
+        appended("t", "feed-a", 7, 3, &data, at);
+        assert_eq!(woken.load(Ordering::SeqCst), 1);
+        // Once woken it takes nothing more, even while parked in the list again.
+        a.park(reader);
+        let ((), fed) = crate::waker::feeding(1, || appended("t", "feed-a", 7, 3, &data, at));
+        assert!(fed.is_empty());
     }
 
     #[test]

@@ -120,7 +120,12 @@ impl ReaderInner {
             };
             Parked::feeding(
                 move || {
-                    drop(waiting.lock().unwrap_or_else(PoisonError::into_inner).take());
+                    drop(
+                        waiting
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .take(),
+                    );
                     shared.waker.wake(token);
                 },
                 move |source, seq| fed.take(source, seq),
