@@ -408,7 +408,10 @@ class PostgresStreamStore extends Store {
         do {
           const news = wakes.news(wait);
           if (news !== null) await news;
+          if (wait.fed.length === 0) continue;
           for (let chunk; (chunk = wait.fed.shift()) !== undefined; ) yield chunk;
+          // Waiting on, as a new wait would: its stream is now one this process writes.
+          if (!wait.woken) waiting(this, reader);
         } while (!wait.woken);
         next = fetch(Math.round(performance.now() - since));
       }

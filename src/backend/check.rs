@@ -71,10 +71,12 @@ pub struct Waiting {
 }
 
 impl Waiting {
-    /// The reader now has every chunk up to `after` (it was fed one while it waits).
-    pub fn advance(&self, after: i32) {
+    /// The reader now has every chunk up to `after` (it was fed one while it waits), and
+    /// `listen` says whether it still relies on the LISTEN connection (`Waiter::listen`).
+    pub fn advance(&self, after: i32, listen: bool) {
         if let Some(waiter) = lock(&self.waiters).all.get_mut(&self.key) {
             waiter.after = after;
+            waiter.listen = listen;
         }
     }
 }

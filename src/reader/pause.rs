@@ -60,7 +60,7 @@ impl Fed {
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
         {
-            waiting.advance(seq as i32);
+            waiting.advance(seq as i32, reader.listens());
         }
         self.taken.fetch_add(1, Ordering::Relaxed);
         crate::waker::fed(self.token);
