@@ -81,10 +81,11 @@ class Store {
 
   /**
    * A reader is about to wait: the client's shared check runs, and its listener unless
-   * the reader's stream is one this process writes (`reader.listens`; JS clients).
+   * the reader's stream is one this process writes (`listens`: `reader.listens` unless
+   * the caller knows; JS clients).
    */
-  static waiting(store, reader) {
-    if (store.#hub) store.#hub.hub.waiting(store.#hub.token, reader?.listens ?? true);
+  static waiting(store, reader, listens = reader?.listens ?? true) {
+    if (store.#hub) store.#hub.hub.waiting(store.#hub.token, listens);
   }
 
   /**
@@ -196,7 +197,7 @@ class Store {
 
 const native = (store) => Store.native(store);
 const wrote = (store) => Store.wrote(store);
-const waiting = (store, reader) => Store.waiting(store, reader);
+const waiting = (store, reader, listens) => Store.waiting(store, reader, listens);
 /** @type {(store: any, name: string, table: () => string, id: unknown, fn: () => any, extra?: object) => any} */
 const traced = (store, name, table, id, fn, extra = {}) => Store.traced(store, name, table, id, fn, extra);
 const direct = (store) => Store.direct(store);

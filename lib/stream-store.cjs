@@ -410,8 +410,9 @@ class PostgresStreamStore extends Store {
           if (news !== null) await news;
           if (wait.fed.length === 0) continue;
           for (let chunk; (chunk = wait.fed.shift()) !== undefined; ) yield chunk;
-          // Waiting on, as a new wait would: its stream is now one this process writes.
-          if (!wait.woken) waiting(this, reader);
+          // Waiting on, as a new wait would, for a stream this process now writes (the
+          // store wrote what it was fed): it needs no listener.
+          if (!wait.woken) waiting(this, reader, false);
         } while (!wait.woken);
         next = fetch(Math.round(performance.now() - since));
       }
