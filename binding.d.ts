@@ -171,8 +171,12 @@ export declare class NativeStreamStore {
    * (the Rust pool, or statements in their Citus form), else `ticket * 2 + inside`:
    * `inside` (1) sends `appendStatements.notifying`, 0 `plain`. The ticket then goes
    * to `appendStored` or `appendFailed`, exactly once.
+   *
+   * `stored`: the ticket of an append that stored its chunk and whose `appendStored`
+   * JS has put off until its next statement is out: it stops counting as in flight
+   * here, so that this append can count as made alone.
    */
-  appendBegin(): number
+  appendBegin(stored?: number | undefined | null): number
   /**
    * The append of `ticket` stored `chunk` as `seq` of stream `id`; `notified`: its row
    * said it announced the chunk itself. Returns the tokens of the waiting readers that

@@ -158,6 +158,18 @@ class Appends {
    * @type {(tokens: number[], seq: number, chunk: string) => void}
    */
   #fed;
+  /**
+   * The ticket of the last append sent from JS that stored its chunk, while Rust has not
+   * heard of it yet (`#tell` runs after the appender's next statement is out): the next
+   * `appendBegin` settles it, so that the next append can count as made alone.
+   * @type {number | undefined}
+   */
+  #untold = undefined;
+  /**
+   * Appends sent from JS that stored their chunks, which Rust hears of next (`tellRust`).
+   * @type {{ native: NativeStreamStore, ticket: number, id: string, chunk: string, seq: number, notified: boolean }[]}
+   */
+  #toTell = [];
 
   /**
    * @param {() => NativeStreamStore} native the native store (it throws for a closed or
@@ -344,15 +356,19 @@ class Appends {
   #attempt(writer, native, id, chunk, at, within, alone) {
     const direct = this.#direct();
     // A NUL character goes to Rust, which names it; `alone` asks for the pool's side path.
-    const begun = direct?.pg && !alone && !chunk.includes("\0") ? native.appendBegin() : -1;
+    let begun = -1;
+    if (direct?.pg && !alone && !chunk.includes("\0")) {
+      begun = native.appendBegin(this.#untold);
+      this.#untold = undefined;
+    }
     if (begun < 0) {
       writer.announce = true; // whatever it queued goes out once it settles
       return native.append(id, chunk, at, within, alone);
     }
-    return this.#send(writer, native, direct, begun, id, chunk, at, within);
+    return this.#send(native, direct, begun, id, chunk, at, within);
   }
 
-  async #send(writer, native, direct, begun, id, chunk, at, within) {
+  async #send(native, direct, begun, id, chunk, at, within) {
     const ticket = Math.floor(begun / 2);
     const statements = (this.#statements ??= native.appendStatements);
     const sql = begun % 2 === 1 ? statements.notifying : statements.plain;
@@ -372,15 +388,42 @@ class Appends {
       const seq = Number(row?.seq);
       if (Number.isInteger(seq) && seq >= 1 && seq <= 0x7fffffff) {
         const notified = row.notified != null;
-        const fed = native.appendStored(ticket, id, chunk, seq, notified);
-        if (fed !== null && fed !== undefined) this.#fed(fed, seq, chunk);
-        // Its own statement announced it, or Rust queued it to go out after.
-        if (!notified) writer.announce = true;
+        // Rust hears of it once the appender's next statement is out, not in its way.
+        this.#untold = ticket;
+        if (this.#toTell.push({ native, ticket, id, chunk, seq, notified }) === 1) {
+          setImmediate(() => this.tellRust());
+        }
         return seq;
       }
     }
     native.appendFailed(ticket, outcome); // throws the error `append` would have
     throw new PostgresStoreError("MALFORMED_RESULT", "the append's outcome was not understood");
+  }
+
+  /**
+   * Tells Rust of the appends sent from JS that stored their chunks, in order
+   * (`appendStored`): each chunk goes into this process's tail and to the readers waiting
+   * here (those it fed get it from `#fed`), and, unless its own statement announced it,
+   * out to other processes. Runs once the appender's next statement is out, or at once
+   * when the store closes.
+   */
+  tellRust() {
+    const told = this.#toTell;
+    if (told.length === 0) return;
+    this.#toTell = [];
+    let announce = false;
+    for (const { native, ticket, id, chunk, seq, notified } of told) {
+      if (this.#untold === ticket) this.#untold = undefined;
+      let fed;
+      try {
+        fed = native.appendStored(ticket, id, chunk, seq, notified);
+      } catch {
+        continue; // the store closed meanwhile: nothing here to tell
+      }
+      if (fed !== null && fed !== undefined) this.#fed(fed, seq, chunk);
+      announce ||= !notified;
+    }
+    if (announce) this.#onSettled();
   }
 
   #stored(writer, seq, chunk) {

@@ -59,8 +59,6 @@ class ReaderWakes {
    * @type {ReturnType<typeof setInterval> | null}
    */
   #keepAlive = null;
-  /** @type {Wait[]} fed waits whose readers are let go on after the writer's callbacks */
-  #fedDue = [];
 
   /**
    * Starts a wait: `news(wait)` resolves once it is woken or fed.
@@ -104,8 +102,9 @@ class ReaderWakes {
   }
 
   /**
-   * The waits of `tokens` took chunk `seq` (`data`), stored by this store just now: each
-   * gets its own `{ seq, data }`, and its reader goes on after the writer's callbacks.
+   * The waits of `tokens` took chunk `seq` (`data`), stored by this store (told once the
+   * writer's next statement is out): each gets its own `{ seq, data }`, and its reader
+   * goes on.
    * @param {number[]} tokens
    */
   fed(tokens, seq, data) {
@@ -113,14 +112,8 @@ class ReaderWakes {
       const wait = this.#waiting.get(token);
       if (wait === undefined) continue;
       wait.fed.push({ seq, data });
-      if (wait.resolve !== null && this.#fedDue.push(wait) === 1) setImmediate(() => this.#letFedGo());
+      letGo(wait);
     }
-  }
-
-  #letFedGo() {
-    const due = this.#fedDue;
-    this.#fedDue = [];
-    for (const wait of due) letGo(wait);
   }
 }
 
@@ -177,6 +170,12 @@ class PostgresStreamStore extends Store {
           this.#appends.created(id);
         }),
     );
+  }
+
+  /** What its appends stored goes to this process's readers and out first (lib/appends.cjs). */
+  close() {
+    if (this !== null && typeof this === "object" && #appends in this) this.#appends.tellRust();
+    return super.close();
   }
 
   /**
@@ -481,6 +480,10 @@ const PREFETCHED = Object.freeze({ prefetched: true });
 // eslint-disable-next-line require-yield -- it only throws, as `readFrom`'s body would
 async function* wrongThis(store) {
   native(store);
+}
+
+if (typeof Symbol.asyncDispose === "symbol") {
+  PostgresStreamStore.prototype[Symbol.asyncDispose] = PostgresStreamStore.prototype.close;
 }
 
 module.exports = { PostgresStreamStore };

@@ -35,6 +35,15 @@ fn lock(sent: &Mutex<SentAppends>) -> MutexGuard<'_, SentAppends> {
     sent.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The append of `ticket` is no longer in flight (once: later calls find nothing);
+/// `stored`: it stored its chunk, and its time counts toward the notify choice.
+fn settled(sent: &Mutex<SentAppends>, ticket: u32, stored: bool) {
+    let in_flight = lock(sent).in_flight.remove(&ticket);
+    if let (Some(Some(in_flight)), true) = (&in_flight, stored) {
+        in_flight.stored();
+    }
+}
+
 #[napi]
 impl NativeStreamStore {
     /// The statements `appendBegin` picks between.
@@ -52,8 +61,15 @@ impl NativeStreamStore {
     /// (the Rust pool, or statements in their Citus form), else `ticket * 2 + inside`:
     /// `inside` (1) sends `appendStatements.notifying`, 0 `plain`. The ticket then goes
     /// to `appendStored` or `appendFailed`, exactly once.
+    ///
+    /// `stored`: the ticket of an append that stored its chunk and whose `appendStored`
+    /// JS has put off until its next statement is out: it stops counting as in flight
+    /// here, so that this append can count as made alone.
     #[napi]
-    pub fn append_begin(&self) -> i64 {
+    pub fn append_begin(&self, stored: Option<u32>) -> i64 {
+        if let Some(stored) = stored {
+            settled(&self.shared().sent, stored, true);
+        }
         let s = self.shared();
         if !s.db.js_sends_as_is(&s.sql.append) {
             return -1;
@@ -86,11 +102,7 @@ impl NativeStreamStore {
         seq: u32,
         notified: bool,
     ) -> Option<Vec<u32>> {
-        let in_flight = lock(&self.shared().sent).in_flight.remove(&ticket);
-        if let Some(Some(in_flight)) = &in_flight {
-            in_flight.stored();
-        }
-        drop(in_flight);
+        settled(&self.shared().sent, ticket, true);
         let s = self.shared();
         // On the JS thread, as a settle: the readers it wakes go from here (`waker.rs`).
         let ((), fed) = crate::waker::settling(&env, || {
@@ -112,7 +124,7 @@ impl NativeStreamStore {
         ticket: u32,
         outcome: Option<Unknown>,
     ) -> napi::Result<()> {
-        lock(&self.shared().sent).in_flight.remove(&ticket);
+        settled(&self.shared().sent, ticket, false);
         let Some(outcome) = outcome else {
             return Ok(());
         };
