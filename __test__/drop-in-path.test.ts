@@ -10,7 +10,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresConversationStore, PostgresStreamStore, wrapPostgresJs } from "../index.js";
 import postgres from "postgres";
-import { DATABASE_URL, adminPool, collect, freshSchema, rejection, uid } from "./helpers.js";
+import { DATABASE_URL, adminPool, collect, eventually, freshSchema, rejection, uid } from "./helpers.js";
 
 const admin = adminPool();
 let tables: Awaited<ReturnType<typeof freshSchema>>;
@@ -207,6 +207,42 @@ describe("a pg client's appends go out from JS", () => {
       expect(await Promise.all(reads)).toEqual([expected, expected]);
     } finally {
       writer.kill();
+      await reader.close();
+    }
+  }, 20_000);
+
+  it("a store closed as soon as its append resolves still announces the chunk to a reader elsewhere", async () => {
+    // Rust hears of a stored chunk once the appender's next statement is out; a store's
+    // first append announces after its commit (the notify choice tries that way first).
+    // The reader, in this process, polls once a minute: only the announcement from the
+    // writer's process brings the chunk in time.
+    const id = uid("closed-after");
+    await admin.query(
+      `INSERT INTO ${tables.stream.statusTable} (id, state, total_chunks, expires_at) VALUES ($1, 'active', 0, $2)`,
+      [id, Date.now() + 3_600_000],
+    );
+    const reader = new PostgresStreamStore(DATABASE_URL, { ...tables.stream, pollIntervalMs: 60_000 });
+    const root = fileURLToPath(new URL("..", import.meta.url));
+    const script = `
+      import pg from "pg";
+      import { PostgresStreamStore } from ${JSON.stringify(`${root}index.js`)};
+      const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2 });
+      const store = new PostgresStreamStore(pool, ${JSON.stringify(tables.stream)});
+      await store.append(${JSON.stringify(id)}, "last words");
+      await store.close();
+      await pool.end();
+    `;
+    try {
+      const first = reader.readFrom(id, 0)[Symbol.asyncIterator]().next();
+      await eventually(async () => reader.stats().readersWaiting === 1 && reader.stats().listener === "confirmed");
+      const writer = spawn(process.execPath, ["--input-type=module", "-e", script], {
+        env: { ...process.env, DATABASE_URL },
+        stdio: ["ignore", "inherit", "inherit"],
+      });
+      const exited = new Promise((resolve) => writer.once("exit", resolve));
+      expect(await exited).toBe(0);
+      expect(await first).toEqual({ done: false, value: { seq: 1, data: "last words" } });
+    } finally {
       await reader.close();
     }
   }, 20_000);

@@ -48,7 +48,8 @@ function storeOn(client: pg.Pool | pg.Client = pool) {
   return store;
 }
 
-const expected = (n: number, from = 1) => Array.from({ length: n }, (_, i) => ({ seq: from + i, data: `c${from + i}` }));
+const expected = (n: number, from = 1) =>
+  Array.from({ length: n }, (_, i) => ({ seq: from + i, data: `c${from + i}` }));
 
 /** Resolves once the store's reader(s) wait at the end of the stream. */
 async function waitingReaders(store: PostgresStreamStore, n = 1) {

@@ -408,7 +408,7 @@ class PostgresStreamStore extends Store {
           const news = wakes.news(wait);
           if (news !== null) await news;
           if (wait.fed.length === 0) continue;
-          for (let chunk; (chunk = wait.fed.shift()) !== undefined; ) yield chunk;
+          for (let chunk; (chunk = wait.fed.shift()) !== undefined;) yield chunk;
           // Waiting on, as a new wait would, for a stream this process now writes (the
           // store wrote what it was fed): it needs no listener.
           if (!wait.woken) waiting(this, reader, false);
