@@ -6,7 +6,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresStreamStore } from "../index.js";
-import { DATABASE_URL, adminPool, freshSchema, rejection, uid } from "./helpers.js";
+import { DATABASE_URL, adminPool, eventually, freshSchema, rejection, uid } from "./helpers.js";
 
 const admin = adminPool();
 let tables: Awaited<ReturnType<typeof freshSchema>>;
@@ -110,6 +110,37 @@ describe.each(modes)("a stream whose count went back ($name)", ({ make }) => {
       expect(err).toMatchObject({ code: "STREAM_WENT_BACK", retryable: false });
       expect((err as Error).message).toContain("lost writes it had acknowledged");
       expect(Date.now() - started).toBeLessThan(8_000);
+      expect(got).toEqual(["c1", "c2", "c3", "c4", "c5"]);
+    } finally {
+      await store.close();
+      await end();
+    }
+  });
+
+  it("a reader that waited while its own store appended (fed, with a pg client) ends with STREAM_WENT_BACK too", async () => {
+    const { client, end } = make();
+    const store = new PostgresStreamStore(client, { ...tables.stream, pollIntervalMs: 200 });
+    try {
+      const id = uid();
+      await store.create(id);
+      const got: string[] = [];
+      const reading = (async () => {
+        for await (const { data } of store.readFrom(id, 0)) got.push(data);
+      })();
+      reading.catch(() => {});
+      await eventually(async () => store.stats().readersWaiting === 1);
+      for (let i = 1; i <= 5; i++) await store.append(id, `c${i}`);
+      while (got.length < 5) await new Promise((resolve) => setTimeout(resolve, 10));
+      await loseWrites(id, 3);
+      const timeout = new Promise((resolve) => setTimeout(() => resolve("still waiting"), 10_000));
+      const err = await Promise.race([
+        reading.then(
+          () => "ended without an error",
+          (e) => e,
+        ),
+        timeout,
+      ]);
+      expect(err).toMatchObject({ code: "STREAM_WENT_BACK", retryable: false });
       expect(got).toEqual(["c1", "c2", "c3", "c4", "c5"]);
     } finally {
       await store.close();

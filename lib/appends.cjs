@@ -418,7 +418,9 @@ class Appends {
       try {
         fed = native.appendStored(ticket, id, chunk, seq, notified);
       } catch {
-        continue; // the store closed meanwhile: nothing here to tell
+        // Only arguments it cannot take throw, before anything is done (these came from
+        // this store): never, but a throw here would go uncaught.
+        continue;
       }
       if (fed !== null && fed !== undefined) this.#fed(fed, seq, chunk);
       announce ||= !notified;

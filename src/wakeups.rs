@@ -443,9 +443,15 @@ mod tests {
         appended("t", "feed-a", 7, 3, &data, at);
         assert_eq!(woken.load(Ordering::SeqCst), 1);
         // Once woken it takes nothing more, even while parked in the list again.
-        a.park(reader);
-        let ((), fed) = crate::waker::feeding(1, || appended("t", "feed-a", 7, 3, &data, at));
+        a.mark_seen();
+        a.park(reader.clone());
+        let ((), fed) = crate::waker::feeding(1, || appended("t", "feed-a", 7, 4, &data, at));
         assert!(fed.is_empty());
+        assert_eq!(
+            next.load(Ordering::SeqCst),
+            3,
+            "its feed was not even asked"
+        );
     }
 
     #[test]

@@ -71,11 +71,13 @@ pub struct Waiting {
 }
 
 impl Waiting {
-    /// The reader now has every chunk up to `after` (it was fed one while it waits), and
-    /// `listen` says whether it still relies on the LISTEN connection (`Waiter::listen`).
-    pub fn advance(&self, after: i32, listen: bool) {
+    /// The reader now has every chunk up to `after` (it was fed one while it waits): the
+    /// stream is woken for past it, or below `below` (`Waiter::below`), and `listen` says
+    /// whether it still relies on the LISTEN connection (`Waiter::listen`).
+    pub fn advance(&self, after: i32, below: i32, listen: bool) {
         if let Some(waiter) = lock(&self.waiters).all.get_mut(&self.key) {
             waiter.after = after;
+            waiter.below = below;
             waiter.listen = listen;
         }
     }

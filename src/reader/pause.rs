@@ -37,7 +37,7 @@ impl Fed {
         {
             return false;
         }
-        {
+        let below = {
             let mut cursor = reader.cursor();
             let simply_waiting = !(cursor.must_look
                 || cursor.more_now
@@ -53,14 +53,16 @@ impl Fed {
             };
             cursor.after = seq;
             cursor.total = cursor.total.max(i64::from(seq));
-        }
+            // A count that goes back below what it was fed still ends it (STREAM_WENT_BACK).
+            cursor.went_back_below()
+        };
         if let Some(waiting) = self
             .waiting
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
         {
-            waiting.advance(seq as i32, reader.listens());
+            waiting.advance(seq as i32, below, reader.listens());
         }
         self.taken.fetch_add(1, Ordering::Relaxed);
         crate::waker::fed(self.token);
