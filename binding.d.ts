@@ -168,15 +168,21 @@ export declare class NativeStreamStore {
   get appendStatements(): AppendStatements
   /**
    * An append JS sends itself starts: -1 when it must go through `append()` instead
-   * (the Rust pool, or statements in their Citus form), else `ticket * 2 + inside`:
-   * `inside` (1) sends `appendStatements.notifying`, 0 `plain`. The ticket then goes
-   * to `appendStored` or `appendFailed`, exactly once.
+   * (the Rust pool, or statements in their Citus form), else
+   * `((lease * 2^30) + ticket) * 2 + inside`: `inside` (1) sends
+   * `appendStatements.notifying`, 0 `plain`. The ticket then goes to `appendStored` or
+   * `appendFailed`, exactly once.
+   *
+   * `lease`: how many more appends this store may make alone (none of its others in
+   * flight) the same way without asking, because the notify choice has no trial among
+   * them (`NotifyChoice::lease`); those go with ticket 2^30 (never given: settling it
+   * finds nothing) and are reported as `used` by the next call. No lease while Citus may still be found.
    *
    * `stored`: the ticket of an append that stored its chunk and whose `appendStored`
    * JS has put off until its next statement is out: it stops counting as in flight
    * here, so that this append can count as made alone.
    */
-  appendBegin(stored?: number | undefined | null): number
+  appendBegin(stored?: number | undefined | null, used?: number | undefined | null): number
   /**
    * The append of `ticket` stored `chunk` as `seq` of stream `id`; `notified`: its row
    * said it announced the chunk itself. Returns the tokens of the waiting readers that

@@ -59,6 +59,12 @@ const MOST_IDLE_STREAMS = 10_000;
 const RECREATED = "it was re-created since this store wrote to it";
 
 /**
+ * The ticket of an append sent from JS without asking Rust (`Appends.#begin`); tickets
+ * Rust gives are below it (src/sent_appends.rs), and settling this one finds nothing.
+ */
+const UNTICKETED = 2 ** 30;
+
+/**
  * Why a stream's count went back from `had` (this store stored that many) to `now`: the
  * database lost writes it had acknowledged (an asynchronous standby promoted), or the
  * stream was re-created. The original's tables keep no generation to tell them apart by
@@ -165,6 +171,16 @@ class Appends {
    * @type {number | undefined}
    */
   #untold = undefined;
+  /** This store's attempts in flight (sent from JS or through Rust): an append is made alone at 0. */
+  #inFlight = 0;
+  /**
+   * Lone appends this store may still send from JS without asking Rust how
+   * (`appendBegin`'s lease: the notify choice has no trial among them), all `#leaseInside`;
+   * `#used` of them were made since Rust last heard.
+   */
+  #lease = 0;
+  #leaseInside = false;
+  #used = 0;
   /**
    * Appends sent from JS that stored their chunks, which Rust hears of next (`tellRust`).
    * @type {{ native: NativeStreamStore, ticket: number, id: string, chunk: string, seq: number, notified: boolean }[]}
@@ -356,16 +372,40 @@ class Appends {
   #attempt(writer, native, id, chunk, at, within, alone) {
     const direct = this.#direct();
     // A NUL character goes to Rust, which names it; `alone` asks for the pool's side path.
-    let begun = -1;
-    if (direct?.pg && !alone && !chunk.includes("\0")) {
-      begun = native.appendBegin(this.#untold);
-      this.#untold = undefined;
-    }
+    const begun = direct?.pg && !alone && !chunk.includes("\0") ? this.#begin(native) : -1;
     if (begun < 0) {
       writer.announce = true; // whatever it queued goes out once it settles
-      return native.append(id, chunk, at, within, alone);
+      const appended = native.append(id, chunk, at, within, alone);
+      this.#inFlight++;
+      const done = () => this.#inFlight--;
+      appended.then(done, done);
+      return appended;
     }
     return this.#send(native, direct, begun, id, chunk, at, within);
+  }
+
+  /**
+   * How an append sent from JS goes (`appendBegin`'s answer: `ticket * 2 + inside`, or -1
+   * for through Rust). Rust is asked only when the append is alone and no lease is left: one
+   * made while others are in flight announces after its statement (`plain`), and one on
+   * a lease goes the lease's way, neither with a ticket (`UNTICKETED`).
+   */
+  #begin(native) {
+    if (this.#inFlight > 0) return UNTICKETED * 2;
+    if (this.#lease > 0) {
+      this.#lease--;
+      this.#used++;
+      return UNTICKETED * 2 + (this.#leaseInside ? 1 : 0);
+    }
+    const begun = native.appendBegin(this.#untold, this.#used);
+    this.#untold = undefined;
+    this.#used = 0;
+    if (begun < 0) return begun;
+    const inside = begun % 2;
+    const rest = (begun - inside) / 2;
+    this.#lease = Math.floor(rest / UNTICKETED);
+    this.#leaseInside = inside === 1;
+    return (rest % UNTICKETED) * 2 + inside;
   }
 
   async #send(native, direct, begun, id, chunk, at, within) {
@@ -373,9 +413,11 @@ class Appends {
     const statements = (this.#statements ??= native.appendStatements);
     const sql = begun % 2 === 1 ? statements.notifying : statements.plain;
     let outcome;
+    this.#inFlight++;
     try {
       outcome = await direct(sql, [id, chunk, Date.now() + statements.ttlMs, at], null, within);
     } finally {
+      this.#inFlight--;
       // The driver settles every call; a throw here would be a bug, and leaves no ticket.
       if (outcome === undefined) native.appendFailed(ticket);
     }
@@ -389,7 +431,7 @@ class Appends {
       if (Number.isInteger(seq) && seq >= 1 && seq <= 0x7fffffff) {
         const notified = row.notified != null;
         // Rust hears of it once the appender's next statement is out, not in its way.
-        this.#untold = ticket;
+        if (ticket !== UNTICKETED) this.#untold = ticket;
         if (this.#toTell.push({ native, ticket, id, chunk, seq, notified }) === 1) {
           setImmediate(() => this.tellRust());
         }

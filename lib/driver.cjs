@@ -182,25 +182,32 @@ function adapt(client, settle, timeoutMs) {
         return sent;
       };
       try {
-        pending = checkout
-          ? client.connect().then((c) => {
-              quiet(c);
-              if (done) {
-                c.release(); // the deadline passed while it was checked out: unused
-                return new Promise(() => {});
-              }
-              conn = c;
-              phase = "query";
-              return sendOn(c);
-            })
-          : (queued ?? Promise.resolve()).then(() => {
-              if (done) {
-                offWire?.(); // never sent
-                return new Promise(() => {});
-              }
-              phase = "query";
-              return sendOn(client);
-            });
+        const spare = checkout ? takeSpare(client) : undefined;
+        if (spare !== undefined) {
+          conn = spare;
+          phase = "query";
+        }
+        pending = spare
+          ? sendOn(spare)
+          : checkout
+            ? client.connect().then((c) => {
+                quiet(c);
+                if (done) {
+                  c.release(); // the deadline passed while it was checked out: unused
+                  return new Promise(() => {});
+                }
+                conn = c;
+                phase = "query";
+                return sendOn(c);
+              })
+            : (queued ?? Promise.resolve()).then(() => {
+                if (done) {
+                  offWire?.(); // never sent
+                  return new Promise(() => {});
+                }
+                phase = "query";
+                return sendOn(client);
+              });
       } catch (err) {
         offWire?.();
         queueMicrotask(() => failed(err));
@@ -214,7 +221,8 @@ function adapt(client, settle, timeoutMs) {
       Promise.resolve(pending).then((result) => {
         if (conn) {
           // A cancel sent for it may arrive late and stop its next statement: not given back.
-          conn.release(cancelling ? new Error("aibind-rs: a cancel request was sent on this client") : undefined);
+          if (cancelling) conn.release(new Error("aibind-rs: a cancel request was sent on this client"));
+          else keepSpare(client, conn);
           conn = undefined;
         }
         finish(() => settle(ticket, columns == null ? settleRows(result) : outcomeOf(result, columns, byIndex)));
@@ -247,6 +255,40 @@ function adapt(client, settle, timeoutMs) {
     lane.tail = wire.then(() => lane.waiting--);
     return result;
   };
+}
+
+/**
+ * A pg.Pool client whose call just finished, kept checked out until the event loop's
+ * next check phase (`setImmediate`) for a call made meanwhile: the next append of a loop
+ * that awaits each one then goes out on it at once, without a checkout's round through
+ * the pool (a `process.nextTick` and two promises). It goes back to the pool then, or at
+ * once when the pool has callers waiting for a client or is ending.
+ * @type {WeakMap<object, object>}
+ */
+const spares = new WeakMap();
+
+/** Gives `conn` (checked out of `pool`, its call done) back now, or keeps it as the spare. */
+function keepSpare(pool, conn) {
+  if (pool.ending || pool.waitingCount > 0 || spares.has(pool)) {
+    conn.release();
+    return;
+  }
+  spares.set(pool, conn);
+  setImmediate(() => {
+    if (spares.get(pool) !== conn) return; // taken meanwhile
+    spares.delete(pool);
+    conn.release();
+  });
+}
+
+/** The pool's spare client, taken for a call; undefined if none. */
+function takeSpare(pool) {
+  const conn = spares.get(pool);
+  if (conn === undefined) return undefined;
+  spares.delete(pool);
+  if (!pool.ending) return conn;
+  conn.release();
+  return undefined;
 }
 
 /** @type {WeakMap<object, { tail: Promise<unknown>, waiting: number }>} */

@@ -31,6 +31,9 @@ pub struct AppendStatements {
     pub ttl_ms: f64,
 }
 
+/// The lease when no append ever announces inside (no notifying form).
+const LONGEST_LEASE: u32 = 1 << 20;
+
 fn lock(sent: &Mutex<SentAppends>) -> MutexGuard<'_, SentAppends> {
     sent.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -58,34 +61,48 @@ impl NativeStreamStore {
     }
 
     /// An append JS sends itself starts: -1 when it must go through `append()` instead
-    /// (the Rust pool, or statements in their Citus form), else `ticket * 2 + inside`:
-    /// `inside` (1) sends `appendStatements.notifying`, 0 `plain`. The ticket then goes
-    /// to `appendStored` or `appendFailed`, exactly once.
+    /// (the Rust pool, or statements in their Citus form), else
+    /// `((lease * 2^30) + ticket) * 2 + inside`: `inside` (1) sends
+    /// `appendStatements.notifying`, 0 `plain`. The ticket then goes to `appendStored` or
+    /// `appendFailed`, exactly once.
+    ///
+    /// `lease`: how many more appends this store may make alone (none of its others in
+    /// flight) the same way without asking, because the notify choice has no trial among
+    /// them (`NotifyChoice::lease`); those go with ticket 2^30 (never given: settling it
+    /// finds nothing) and are reported as `used` by the next call. No lease while Citus may still be found.
     ///
     /// `stored`: the ticket of an append that stored its chunk and whose `appendStored`
     /// JS has put off until its next statement is out: it stops counting as in flight
     /// here, so that this append can count as made alone.
     #[napi]
-    pub fn append_begin(&self, stored: Option<u32>) -> i64 {
-        if let Some(stored) = stored {
-            settled(&self.shared().sent, stored, true);
-        }
+    pub fn append_begin(&self, stored: Option<u32>, used: Option<u32>) -> i64 {
         let s = self.shared();
+        if let Some(stored) = stored {
+            settled(&s.sent, stored, true);
+        }
+        s.lone.skip(used.unwrap_or(0));
         if !s.db.js_sends_as_is(&s.sql.append) {
             return -1;
         }
-        let (inside, in_flight) = match &s.sql.append_notifying {
+        let for_good = s.db.js_sends_as_is_for_good(&s.sql.append);
+        let (inside, in_flight, lease) = match &s.sql.append_notifying {
             Some(_) => {
                 let (pick, in_flight) = s.lone.start();
-                (pick.is_some_and(|pick| pick.inside), Some(in_flight))
+                let lease = if for_good && pick.is_some() {
+                    s.lone.lease()
+                } else {
+                    0
+                };
+                (pick.is_some_and(|pick| pick.inside), Some(in_flight), lease)
             }
-            None => (false, None),
+            // Never inside: every append alike.
+            None => (false, None, if for_good { LONGEST_LEASE } else { 0 }),
         };
-        let mut sent = lock(&self.shared().sent);
+        let mut sent = lock(&s.sent);
         let ticket = sent.next;
         sent.next = (sent.next + 1) & 0x3fff_ffff;
         sent.in_flight.insert(ticket, in_flight);
-        i64::from(ticket) * 2 + i64::from(inside)
+        ((i64::from(lease) << 30) + i64::from(ticket)) * 2 + i64::from(inside)
     }
 
     /// The append of `ticket` stored `chunk` as `seq` of stream `id`; `notified`: its row

@@ -59,6 +59,19 @@ impl LoneAppends {
         )
     }
 
+    /// The lease of the pick just made (`NotifyChoice::lease`), after counting `used`
+    /// picks of the last lease first.
+    pub fn lease(&self) -> u32 {
+        self.choice().lease()
+    }
+
+    /// `used` lone appends were made on a lease (`NotifyChoice::skip`).
+    pub fn skip(&self, used: u32) {
+        if used > 0 {
+            self.choice().skip(used);
+        }
+    }
+
     fn choice(&self) -> std::sync::MutexGuard<'_, NotifyChoice> {
         self.choice.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -104,6 +104,15 @@ impl Db {
         }
     }
 
+    /// Whether `statement` goes out as its own text through a JS client from now on: as
+    /// `js_sends_as_is`, and no answer on Citus can still change that.
+    pub fn js_sends_as_is_for_good(&self, statement: &Statement) -> bool {
+        match self.backend() {
+            Ok(Backend::Js(js)) => statement.citus.is_none() || js.citus.known() == Some(false),
+            _ => false,
+        }
+    }
+
     /// Runs one statement and resolves the returned promise with what `decode` makes of
     /// its rows. With the Rust pool the statement runs on napi's tokio runtime; with a JS
     /// client it runs right here on the JS thread (the client's `query` is JS anyway),

@@ -146,6 +146,22 @@ impl NotifyChoice {
         self.chosen = true;
     }
 
+    /// How many of this epoch's picks are left after the last one, when all of them go
+    /// the same way (`prefer_inside`, no trial among them): 0 during the trials. A JS
+    /// client's store makes that many lone appends without asking (`appendBegin`), then
+    /// reports them (`skip`).
+    pub fn lease(&self) -> u32 {
+        if (self.at as usize) <= 2 * TRIAL {
+            return 0;
+        }
+        self.epoch.saturating_sub(self.at)
+    }
+
+    /// `used` picks of a lease were made: they count toward the epoch as picks do.
+    pub fn skip(&mut self, used: u32) {
+        self.at = self.at.saturating_add(used).min(self.epoch);
+    }
+
     /// Whether lane appends now go inside (outside the trials).
     #[cfg(test)]
     pub fn prefers_inside(&self) -> bool {
@@ -174,6 +190,28 @@ mod tests {
                 return picks;
             }
         }
+    }
+
+    #[test]
+    fn a_lease_covers_the_rest_of_an_epoch_past_its_trials_and_its_use_counts() {
+        let mut choice = NotifyChoice::default();
+        for _ in 0..2 * TRIAL {
+            let pick = choice.pick();
+            choice.record(pick, if pick.inside { 300 } else { 400 });
+            assert_eq!(choice.lease(), 0, "no lease during the trials");
+        }
+        let pick = choice.pick();
+        assert!(pick.inside && pick.slot.is_none());
+        let lease = choice.lease();
+        assert_eq!(lease, EPOCH - 2 * TRIAL as u32 - 1);
+        // The lease used up: the next pick starts a new epoch with its trials.
+        choice.skip(lease);
+        let pick = choice.pick();
+        assert_eq!(pick.slot, Some(0));
+        assert!(!pick.inside);
+        // A report beyond the epoch ends it, no more.
+        choice.skip(10_000);
+        assert_eq!(choice.pick().slot, Some(0));
     }
 
     #[test]
