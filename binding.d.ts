@@ -169,9 +169,10 @@ export declare class NativeStreamStore {
   /**
    * An append JS sends itself starts: -1 when it must go through `append()` instead
    * (the Rust pool, or statements in their Citus form), else
-   * `((lease * 2^30) + ticket) * 2 + inside`: `inside` (1) sends
-   * `appendStatements.notifying`, 0 `plain`. The ticket then goes to `appendStored` or
-   * `appendFailed`, exactly once.
+   * `((lease * 2^30) + ticket) * 4 + trial * 2 + inside`: `inside` (1) sends
+   * `appendStatements.notifying`, 0 `plain`; `trial` (1): one of the notify choice's
+   * trial appends. The ticket then goes to `appendStored` or `appendFailed`, exactly
+   * once.
    *
    * `lease`: how many more appends this store may make alone (none of its others in
    * flight) the same way without asking, because the notify choice has no trial among

@@ -5,6 +5,7 @@
 // out as one combined statement (lib/lane.cjs). Each test checks the results exactly and
 // counts the statements the client was asked to run.
 import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -166,6 +167,48 @@ describe("a pg client's appends go out from JS", () => {
       await pool.end();
     }
   });
+
+  it("a lone producer asks Rust how to announce only in the notify choice's trials, on one client checkout, and a reader on another pool gets every chunk", async () => {
+    // Outside its trials the notify choice's pick holds for the rest of its epoch: JS
+    // makes those appends on the lease `appendBegin` gave, without a crossing each. A
+    // trial's appends announced after their commits go out together (a few NOTIFYs, not
+    // one each), and a call's pg client is kept for the next call made meanwhile.
+    const { NativeStreamStore } = createRequire(import.meta.url)("../lib/binding.cjs");
+    const appendBegin = NativeStreamStore.prototype.appendBegin;
+    let begins = 0;
+    NativeStreamStore.prototype.appendBegin = function (...args: unknown[]) {
+      begins++;
+      return appendBegin.apply(this, args);
+    };
+    const { pool, texts } = notingPool();
+    let checkouts = 0;
+    pool.on("acquire", () => checkouts++);
+    const store = new PostgresStreamStore(pool, tables.stream);
+    // Another pool: only the writer's announcements reach it within the test's time.
+    const elsewhere = new PostgresStreamStore(DATABASE_URL, { ...tables.stream, pollIntervalMs: 60_000 });
+    try {
+      const id = uid("lease");
+      await store.create(id);
+      const read = collect(elsewhere.readFrom(id, 0));
+      await eventually(async () => elsewhere.stats().listener === "confirmed");
+      const n = 600;
+      const [beginsBefore, checkoutsBefore] = [begins, checkouts];
+      for (let i = 1; i <= n; i++) expect(await store.append(id, `c${i}`)).toBe(i);
+      // Two epochs (256 appends, then 512) have begun: 2 x 16 trials and one lease each.
+      expect(begins - beginsBefore).toBeLessThanOrEqual(40);
+      // Checkouts: the first, and those the hub's NOTIFYs and a busy machine's slower turns make.
+      expect(checkouts - checkoutsBefore).toBeLessThan(n / 4);
+      const notifies = texts.filter((t) => t.includes("pg_notify") && !t.includes("total_chunks + 1")).length;
+      expect(notifies).toBeLessThanOrEqual(16); // at most one per trial append made after
+      await store.complete(id);
+      expect(await read).toEqual(Array.from({ length: n }, (_, i) => ({ seq: i + 1, data: `c${i + 1}` })));
+    } finally {
+      NativeStreamStore.prototype.appendBegin = appendBegin;
+      await store.close();
+      await elsewhere.close();
+      await pool.end();
+    }
+  }, 30_000);
 
   it("appends made at once through pg.Pool in another process reach a reader here by NOTIFY alone", async () => {
     // Each loop's second append is made while the first is in flight: it announces its

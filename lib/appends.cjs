@@ -64,6 +64,9 @@ const RECREATED = "it was re-created since this store wrote to it";
  */
 const UNTICKETED = 2 ** 30;
 
+/** The longest a trial append's announcement waits for the trial's next ones (`tellRust`). */
+const HELD_MS = 5;
+
 /**
  * Why a stream's count went back from `had` (this store stored that many) to `now`: the
  * database lost writes it had acknowledged (an asynchronous standby promoted), or the
@@ -182,8 +185,13 @@ class Appends {
   #leaseInside = false;
   #used = 0;
   /**
+   * While trial appends' announcements wait (`tellRust`): the timer that sends them.
+   * @type {ReturnType<typeof setTimeout> | undefined}
+   */
+  #held = undefined;
+  /**
    * Appends sent from JS that stored their chunks, which Rust hears of next (`tellRust`).
-   * @type {{ native: NativeStreamStore, ticket: number, id: string, chunk: string, seq: number, notified: boolean }[]}
+   * @type {{ native: NativeStreamStore, ticket: number, id: string, chunk: string, seq: number, notified: boolean, held: boolean }[]}
    */
   #toTell = [];
 
@@ -385,33 +393,35 @@ class Appends {
   }
 
   /**
-   * How an append sent from JS goes (`appendBegin`'s answer: `ticket * 2 + inside`, or -1
-   * for through Rust). Rust is asked only when the append is alone and no lease is left: one
-   * made while others are in flight announces after its statement (`plain`), and one on
-   * a lease goes the lease's way, neither with a ticket (`UNTICKETED`).
+   * How an append sent from JS goes: `ticket * 4 + trial * 2 + inside` (`appendBegin`'s
+   * answer without its lease), or -1 for through Rust. Rust is asked only when the append
+   * is alone and no lease is left: one made while others are in flight announces after
+   * its statement (`plain`), and one on a lease goes the lease's way, neither with a
+   * ticket (`UNTICKETED`).
    */
   #begin(native) {
-    if (this.#inFlight > 0) return UNTICKETED * 2;
+    if (this.#inFlight > 0) return UNTICKETED * 4;
     if (this.#lease > 0) {
       this.#lease--;
       this.#used++;
-      return UNTICKETED * 2 + (this.#leaseInside ? 1 : 0);
+      return UNTICKETED * 4 + (this.#leaseInside ? 1 : 0);
     }
     const begun = native.appendBegin(this.#untold, this.#used);
     this.#untold = undefined;
     this.#used = 0;
     if (begun < 0) return begun;
-    const inside = begun % 2;
-    const rest = (begun - inside) / 2;
+    const how = begun % 4;
+    const rest = (begun - how) / 4;
     this.#lease = Math.floor(rest / UNTICKETED);
-    this.#leaseInside = inside === 1;
-    return (rest % UNTICKETED) * 2 + inside;
+    this.#leaseInside = how % 2 === 1;
+    return (rest % UNTICKETED) * 4 + how;
   }
 
   async #send(native, direct, begun, id, chunk, at, within) {
-    const ticket = Math.floor(begun / 2);
+    const ticket = Math.floor(begun / 4);
+    const inside = begun % 2 === 1;
     const statements = (this.#statements ??= native.appendStatements);
-    const sql = begun % 2 === 1 ? statements.notifying : statements.plain;
+    const sql = inside ? statements.notifying : statements.plain;
     let outcome;
     this.#inFlight++;
     try {
@@ -430,9 +440,12 @@ class Appends {
       const seq = Number(row?.seq);
       if (Number.isInteger(seq) && seq >= 1 && seq <= 0x7fffffff) {
         const notified = row.notified != null;
+        // A trial made without announcing inside: its announcement may wait for the
+        // trial's next ones (`tellRust`).
+        const held = !notified && !inside && begun % 4 >= 2;
         // Rust hears of it once the appender's next statement is out, not in its way.
         if (ticket !== UNTICKETED) this.#untold = ticket;
-        if (this.#toTell.push({ native, ticket, id, chunk, seq, notified }) === 1) {
+        if (this.#toTell.push({ native, ticket, id, chunk, seq, notified, held }) === 1) {
           setImmediate(() => this.tellRust());
         }
         return seq;
@@ -447,14 +460,18 @@ class Appends {
    * (`appendStored`): each chunk goes into this process's tail and to the readers waiting
    * here (those it fed get it from `#fed`), and, unless its own statement announced it,
    * out to other processes. Runs once the appender's next statement is out, or at once
-   * when the store closes.
+   * when the store closes (`all`).
+   *
+   * The announcements of a notify choice's trial appends made without announcing inside
+   * wait, up to `HELD_MS`, for the next append that is not one: they then go out
+   * together, in one transaction instead of one each (a trial is 8 such appends in a row).
    */
-  tellRust() {
+  tellRust(all = false) {
     const told = this.#toTell;
-    if (told.length === 0) return;
     this.#toTell = [];
     let announce = false;
-    for (const { native, ticket, id, chunk, seq, notified } of told) {
+    let held = !all;
+    for (const { native, ticket, id, chunk, seq, notified, held: trial } of told) {
       if (this.#untold === ticket) this.#untold = undefined;
       let fed;
       try {
@@ -466,8 +483,19 @@ class Appends {
       }
       if (fed !== null && fed !== undefined) this.#fed(fed, seq, chunk);
       announce ||= !notified;
+      held &&= trial;
     }
-    if (announce) this.#onSettled();
+    if (announce && held) {
+      this.#held ??= setTimeout(() => this.#announceHeld(), HELD_MS);
+      this.#held.unref?.();
+    } else if (announce || (this.#held !== undefined && (all || told.length > 0))) this.#announceHeld();
+  }
+
+  /** What the stored appends left to announce goes out now (and what was held). */
+  #announceHeld() {
+    if (this.#held !== undefined) clearTimeout(this.#held);
+    this.#held = undefined;
+    this.#onSettled();
   }
 
   #stored(writer, seq, chunk) {

@@ -174,7 +174,7 @@ class PostgresStreamStore extends Store {
 
   /** What its appends stored goes to this process's readers and out first (lib/appends.cjs). */
   close() {
-    if (this !== null && typeof this === "object" && #appends in this) this.#appends.tellRust();
+    if (this !== null && typeof this === "object" && #appends in this) this.#appends.tellRust(true);
     return super.close();
   }
 

@@ -62,9 +62,10 @@ impl NativeStreamStore {
 
     /// An append JS sends itself starts: -1 when it must go through `append()` instead
     /// (the Rust pool, or statements in their Citus form), else
-    /// `((lease * 2^30) + ticket) * 2 + inside`: `inside` (1) sends
-    /// `appendStatements.notifying`, 0 `plain`. The ticket then goes to `appendStored` or
-    /// `appendFailed`, exactly once.
+    /// `((lease * 2^30) + ticket) * 4 + trial * 2 + inside`: `inside` (1) sends
+    /// `appendStatements.notifying`, 0 `plain`; `trial` (1): one of the notify choice's
+    /// trial appends. The ticket then goes to `appendStored` or `appendFailed`, exactly
+    /// once.
     ///
     /// `lease`: how many more appends this store may make alone (none of its others in
     /// flight) the same way without asking, because the notify choice has no trial among
@@ -85,7 +86,7 @@ impl NativeStreamStore {
             return -1;
         }
         let for_good = s.db.js_sends_as_is_for_good(&s.sql.append);
-        let (inside, in_flight, lease) = match &s.sql.append_notifying {
+        let (pick, in_flight, lease) = match &s.sql.append_notifying {
             Some(_) => {
                 let (pick, in_flight) = s.lone.start();
                 let lease = if for_good && pick.is_some() {
@@ -93,16 +94,20 @@ impl NativeStreamStore {
                 } else {
                     0
                 };
-                (pick.is_some_and(|pick| pick.inside), Some(in_flight), lease)
+                (pick, Some(in_flight), lease)
             }
             // Never inside: every append alike.
-            None => (false, None, if for_good { LONGEST_LEASE } else { 0 }),
+            None => (None, None, if for_good { LONGEST_LEASE } else { 0 }),
         };
+        let inside = pick.is_some_and(|pick| pick.inside);
+        let trial = pick.is_some_and(|pick| pick.is_trial());
         let mut sent = lock(&s.sent);
         let ticket = sent.next;
         sent.next = (sent.next + 1) & 0x3fff_ffff;
         sent.in_flight.insert(ticket, in_flight);
-        ((i64::from(lease) << 30) + i64::from(ticket)) * 2 + i64::from(inside)
+        ((i64::from(lease) << 30) + i64::from(ticket)) * 4
+            + i64::from(trial) * 2
+            + i64::from(inside)
     }
 
     /// The append of `ticket` stored `chunk` as `seq` of stream `id`; `notified`: its row

@@ -47,6 +47,13 @@ pub struct Pick {
     slot: Option<usize>,
 }
 
+impl Pick {
+    /// Whether it is one of an epoch's trial appends.
+    pub fn is_trial(&self) -> bool {
+        self.slot.is_some()
+    }
+}
+
 /// The lane's choice and the measures it is made from (one per store's append lane).
 #[derive(Debug)]
 pub struct NotifyChoice {
