@@ -61,5 +61,11 @@ export function makeModes(url) {
   };
 }
 
-/** Wall-clock milliseconds with sub-millisecond precision, comparable across processes. */
-export const wallMs = () => performance.timeOrigin + performance.now();
+/**
+ * Milliseconds with sub-millisecond precision, comparable across the processes of one
+ * machine: the monotonic clock since boot, which all processes share. (Not
+ * `performance.timeOrigin + performance.now()`: each process takes its time origin once
+ * at start, and two processes' origins can differ by milliseconds, which showed here as
+ * negative lags.)
+ */
+export const wallMs = () => Number(process.hrtime.bigint()) / 1e6;
