@@ -194,12 +194,19 @@ describe("a pg client's appends go out from JS", () => {
       const n = 600;
       const [beginsBefore, checkoutsBefore] = [begins, checkouts];
       for (let i = 1; i <= n; i++) expect(await store.append(id, `c${i}`)).toBe(i);
-      // Two epochs (256 appends, then 512) have begun: 2 x 16 trials and one lease each.
-      expect(begins - beginsBefore).toBeLessThanOrEqual(40);
+      // At most three epochs (256 appends each, or longer) have begun: 16 trials and a
+      // lease each, not one call an append.
+      expect(begins - beginsBefore).toBeLessThan(n / 6);
       // Checkouts: the first, and those the hub's NOTIFYs and a busy machine's slower turns make.
       expect(checkouts - checkoutsBefore).toBeLessThan(n / 4);
+      // Appends announced after their commits (trials, or all of them on a machine so busy
+      // that inside measured 2x slower), and the hub's NOTIFYs: at most one each, fewer
+      // where a trial's went out together (within 5 ms of each other).
+      const appends = texts.filter((t) => t.includes("total_chunks + 1"));
+      const after = appends.filter((t) => !t.includes("pg_notify")).length;
       const notifies = texts.filter((t) => t.includes("pg_notify") && !t.includes("total_chunks + 1")).length;
-      expect(notifies).toBeLessThanOrEqual(16); // at most one per trial append made after
+      expect(appends.length).toBe(n);
+      expect(notifies).toBeLessThanOrEqual(after);
       await store.complete(id);
       expect(await read).toEqual(Array.from({ length: n }, (_, i) => ({ seq: i + 1, data: `c${i + 1}` })));
     } finally {
