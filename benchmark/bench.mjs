@@ -72,7 +72,7 @@ const figures = [
     (r) => `${r.chunksPerSecond} chunks/s`,
     (r) => r.chunksPerSecond,
     true,
-    3,
+    5,
   ],
   ["live tail, same process", liveTail, lag, (r) => r.p50Ms, false, 3],
   [ACROSS_LABEL, liveTailAcross, lag, (r) => r.p50Ms, false, 3],
@@ -117,7 +117,7 @@ const figures = [
     (r) => `${r.chunksPerSecond} chunks/s`,
     (r) => r.chunksPerSecond,
     true,
-    3,
+    5,
     [
       {
         label: PRODUCER_XACT,
@@ -133,7 +133,7 @@ const figures = [
     (r) => `${r.chunksPerSecond} chunks/s`,
     (r) => r.chunksPerSecond,
     true,
-    3,
+    5,
     [
       {
         label: `${PRODUCER_LABEL}, synchronousCommit: false: database transactions per chunk`,
@@ -165,7 +165,7 @@ const figures = [
       },
     ],
   ],
-  ["replay 10,000 chunks", replay, (r) => `${r.medianMs} ms`, (r) => r.medianMs, false, 3],
+  ["replay 10,000 chunks", replay, (r) => `${r.medianMs} ms`, (r) => r.medianMs, false, 5],
   ["cleanup 2,000 streams", cleanup, (r) => `${r.medianMs} ms`, (r) => r.medianMs, false, 5],
   [
     "conversation save+load (10 at once)",
