@@ -7,6 +7,7 @@ const { storeError, run } = require("./errors.cjs");
 const { describe, invalid, text, nativeOptions } = require("./options.cjs");
 const { Store, traced, direct } = require("./store.cjs");
 const { Lane, plainId, textsByCall } = require("./lane.cjs");
+const { ROWS_AS_ARRAYS } = require("./driver.cjs");
 
 /** @type {(store: object) => import("../binding").NativeConversationStore} the store's native half */
 const native = /** @type {any} */ (require("./store.cjs").native);
@@ -59,8 +60,7 @@ class PostgresConversationStore extends Store {
       if (!forms) return null;
       const now = Date.now();
       const ids = calls.map(([id]) => id);
-      const outcome = await query(forms.load, [ids, ids.map(() => now)], "ord:i,data:t");
-      return textsByCall(outcome, calls.length);
+      return textsByCall(await query(forms.load, [ids, ids.map(() => now)], ROWS_AS_ARRAYS), calls.length);
     });
     this.#saves = new Lane(single.save, async (calls) => {
       const forms = formsOf();

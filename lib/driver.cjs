@@ -93,6 +93,13 @@ function settleFailure(err, phase) {
   };
 }
 
+/**
+ * As a call's `columns`, from JS only (lib/conversation-store.cjs's combined loads): the
+ * rows as they came, each an array of its columns in order where the client is pg's
+ * (cheaper for pg to build than an object a row), else an object.
+ */
+const ROWS_AS_ARRAYS = Symbol("rows as arrays");
+
 /** Most calls a one-connection client (a pg.Client) may have waiting; beyond, OVERLOADED. */
 const MOST_QUEUED = 20_000;
 
@@ -177,7 +184,7 @@ function adapt(client, settle, timeoutMs) {
       let pending;
       let statement; // pg's query object of this call, once sent
       const sendOn = (target) => {
-        const sent = send(sql, params, columns != null, target);
+        const sent = send(sql, params, columns != null, target); // ROWS_AS_ARRAYS too
         statement = lastQuery(target);
         return sent;
       };
@@ -225,7 +232,12 @@ function adapt(client, settle, timeoutMs) {
           else keepSpare(client, conn);
           conn = undefined;
         }
-        finish(() => settle(ticket, columns == null ? settleRows(result) : outcomeOf(result, columns, byIndex)));
+        finish(() =>
+          settle(
+            ticket,
+            columns == null || columns === ROWS_AS_ARRAYS ? settleRows(result) : outcomeOf(result, columns, byIndex),
+          ),
+        );
       }, failed);
     });
   if (!isSingleConnection(client)) return query;
@@ -441,4 +453,4 @@ function wrapNeon(sql) {
   };
 }
 
-module.exports = { adapt, sender, outcomeOf, wrapPostgresJs, wrapNeon };
+module.exports = { adapt, sender, outcomeOf, wrapPostgresJs, wrapNeon, ROWS_AS_ARRAYS };

@@ -1,8 +1,9 @@
 // Conversation loads and saves on a JS client, combined as the Rust pool combines them
-// (src/backend/pool/combine/): a call goes out at once, through the native store, while
-// none of its kind is in flight; calls made meanwhile wait, and go next as ONE statement
-// (the combined form from src/sql/conversation.rs), sent from JS through the same driver.
-// Ten sessions saving at once then cost the database one commit, not ten.
+// (src/backend/pool/combine/): while none of its kind is in flight, a call goes out in the
+// same turn (alone, through the native store, or with the calls made by the microtasks
+// queued before it); calls made meanwhile wait, and go next as ONE statement (the
+// combined form from src/sql/conversation.rs), sent from JS through the same driver. Ten
+// sessions saving at once then cost the database one commit, not ten.
 //
 // Only plain calls wait (an id the native checks would accept, no NUL in the text): any
 // other goes alone through the native store, which says what is wrong. A combined
@@ -38,16 +39,20 @@ class Lane {
     this.#combined = combined;
   }
 
-  /** Runs the call with `args` (plain: it may wait and go out combined). */
+  /**
+   * Runs the call with `args` (plain: it may wait and go out combined). A call made while
+   * the lane is free goes out once the microtasks queued before it have run, with the
+   * calls they made: callers that a combined statement let go together call again
+   * together, and their calls go out as one statement, not one alone and the rest after.
+   */
   call(plain, ...args) {
     if (!plain) return this.#single(...args);
+    const called = new Promise((resolve, reject) => this.#queue.push({ args, resolve, reject }));
     if (!this.#busy) {
       this.#busy = true;
-      const sent = this.#single(...args);
-      sent.then(this.#next, this.#next);
-      return sent;
+      queueMicrotask(this.#next);
     }
-    return new Promise((resolve, reject) => this.#queue.push({ args, resolve, reject }));
+    return called;
   }
 
   /** The lane is free: what waits goes out, one combined statement at a time. */
@@ -75,20 +80,21 @@ function settle(call, promise) {
 }
 
 /**
- * The rows of a combined statement's `outcome` (the driver's, `ord:i,data:t` columns) as
- * each of `calls` calls' text, or null for none; null when the statement failed.
+ * The rows of a combined load (each `[ord, data]`, or `{ ord, data }`, as the client gives
+ * them: the call's place from 1, and its text) as each of `calls` calls' text, or null for
+ * none. Null when the statement failed (no rows) or a row is not understood: the calls then
+ * go alone.
  */
-function textsByCall(outcome, calls) {
-  const ords = outcome?.columns?.[0]?.ints;
-  const lengths = outcome?.columns?.[1]?.lengths;
-  const text = outcome?.columns?.[1]?.text;
-  if (!ords || !lengths || typeof text !== "string" || outcome.notAnObject !== undefined) return null;
+function textsByCall(rows, calls) {
+  if (!Array.isArray(rows)) return null;
   const each = new Array(calls).fill(null);
-  for (let row = 0, offset = 0; row < outcome.rows; row++) {
-    const start = offset;
-    if (lengths[row] > 0) offset += lengths[row];
-    const at = ords[row] - 1;
-    if (lengths[row] >= 0 && at >= 0 && at < calls) each[at] = text.slice(start, offset);
+  for (const row of rows) {
+    if (row === null || typeof row !== "object") return null;
+    const at = Number(Array.isArray(row) ? row[0] : row.ord) - 1;
+    const data = Array.isArray(row) ? row[1] : row.data;
+    if (!Number.isInteger(at) || at < 0 || at >= calls) return null;
+    if (typeof data === "string") each[at] = data;
+    else if (data !== null && data !== undefined) return null;
   }
   return each;
 }
