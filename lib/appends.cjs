@@ -185,6 +185,11 @@ class Appends {
   #leaseInside = false;
   #used = 0;
   /**
+   * Rust said this store's appends go out from JS as they are for good (no answer on
+   * Citus can still change that): only then does JS decide an append without asking.
+   */
+  #asIs = false;
+  /**
    * While trial appends' announcements wait (`tellRust`): the timer that sends them.
    * @type {ReturnType<typeof setTimeout> | undefined}
    */
@@ -394,27 +399,31 @@ class Appends {
 
   /**
    * How an append sent from JS goes: `ticket * 4 + trial * 2 + inside` (`appendBegin`'s
-   * answer without its lease), or -1 for through Rust. Rust is asked only when the append
-   * is alone and no lease is left: one made while others are in flight announces after
-   * its statement (`plain`), and one on a lease goes the lease's way, neither with a
-   * ticket (`UNTICKETED`).
+   * answer without its lease and its `settled` bit), or -1 for through Rust. Once Rust
+   * has said the statements go out as they are for good, it is asked only when the
+   * append is alone and no lease is left: one made while others are in flight announces
+   * after its statement (`plain`), and one on a lease goes the lease's way, neither with
+   * a ticket (`UNTICKETED`).
    */
   #begin(native) {
-    if (this.#inFlight > 0) return UNTICKETED * 4;
-    if (this.#lease > 0) {
-      this.#lease--;
-      this.#used++;
-      return UNTICKETED * 4 + (this.#leaseInside ? 1 : 0);
+    if (this.#asIs) {
+      if (this.#inFlight > 0) return UNTICKETED * 4;
+      if (this.#lease > 0) {
+        this.#lease--;
+        this.#used++;
+        return UNTICKETED * 4 + (this.#leaseInside ? 1 : 0);
+      }
     }
     const begun = native.appendBegin(this.#untold, this.#used);
     this.#untold = undefined;
     this.#used = 0;
     if (begun < 0) return begun;
-    const how = begun % 4;
-    const rest = (begun - how) / 4;
+    const how = begun % 8;
+    const rest = (begun - how) / 8;
+    this.#asIs = how >= 4;
     this.#lease = Math.floor(rest / UNTICKETED);
     this.#leaseInside = how % 2 === 1;
-    return (rest % UNTICKETED) * 4 + how;
+    return (rest % UNTICKETED) * 4 + (how % 4);
   }
 
   async #send(native, direct, begun, id, chunk, at, within) {
@@ -486,8 +495,8 @@ class Appends {
       held &&= trial;
     }
     if (announce && held) {
+      // Not unref'd: a process about to exit still announces what it stored first.
       this.#held ??= setTimeout(() => this.#announceHeld(), HELD_MS);
-      this.#held.unref?.();
     } else if (announce || (this.#held !== undefined && (all || told.length > 0))) this.#announceHeld();
   }
 

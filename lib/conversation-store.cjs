@@ -73,6 +73,15 @@ class PostgresConversationStore extends Store {
     });
   }
 
+  /** Conversation calls made just before, still waiting for their microtask (lib/lane.cjs), go out first. */
+  close() {
+    if (this !== null && typeof this === "object" && #saves in this) {
+      this.#saves.flush?.();
+      this.#loads.flush?.();
+    }
+    return super.close();
+  }
+
   async load(sessionId) {
     const [ChatHistory, json] = await Promise.all([chatHistoryClass(), this.loadJSON(sessionId)]);
     return json === null ? new ChatHistory() : ChatHistory.fromJSON(json);
@@ -144,6 +153,10 @@ class PostgresConversationStore extends Store {
       () => run(() => native(this).delete(text("sessionId", sessionId))),
     );
   }
+}
+
+if (typeof Symbol.asyncDispose === "symbol") {
+  PostgresConversationStore.prototype[Symbol.asyncDispose] = PostgresConversationStore.prototype.close;
 }
 
 module.exports = { PostgresConversationStore };

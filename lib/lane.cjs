@@ -24,6 +24,8 @@ function plainId(id) {
 
 class Lane {
   #busy = false;
+  /** Calls wait for the microtask that sends them (`#start`). */
+  #due = false;
   /** @type {{ args: any[], resolve: (v: any) => void, reject: (e: any) => void }[]} */
   #queue = [];
   #single;
@@ -50,10 +52,22 @@ class Lane {
     const called = new Promise((resolve, reject) => this.#queue.push({ args, resolve, reject }));
     if (!this.#busy) {
       this.#busy = true;
-      queueMicrotask(this.#next);
+      this.#due = true;
+      queueMicrotask(this.#start);
     }
     return called;
   }
+
+  /** What waits for its microtask goes out now (the store is closing). */
+  flush() {
+    this.#start();
+  }
+
+  #start = () => {
+    if (!this.#due) return;
+    this.#due = false;
+    this.#next();
+  };
 
   /** The lane is free: what waits goes out, one combined statement at a time. */
   #next = async () => {
@@ -65,7 +79,18 @@ class Lane {
       }
       const results = await this.#combined(batch.map((call) => call.args)).catch(() => null);
       if (results === null) {
-        await Promise.all(batch.map((call) => settle(call, this.#single(...call.args))));
+        // Each call alone: one session's calls one after another, in call order (two
+        // saves of a session at once must leave the later one's text), others at once.
+        /** @type {Map<unknown, Promise<unknown>>} */
+        const bySession = new Map();
+        for (const call of batch) {
+          const before = bySession.get(call.args[0]) ?? Promise.resolve();
+          bySession.set(
+            call.args[0],
+            before.then(() => settle(call, this.#single(...call.args))),
+          );
+        }
+        await Promise.all(bySession.values());
       } else {
         batch.forEach((call, i) => call.resolve(results[i]));
       }

@@ -31,8 +31,9 @@ pub struct AppendStatements {
     pub ttl_ms: f64,
 }
 
-/// The lease when no append ever announces inside (no notifying form).
-const LONGEST_LEASE: u32 = 1 << 20;
+/// The lease when no append ever announces inside (no notifying form): asked again after
+/// this many (the answer stays below 2^53, a number JS holds exactly).
+const LONGEST_LEASE: u32 = 1 << 16;
 
 fn lock(sent: &Mutex<SentAppends>) -> MutexGuard<'_, SentAppends> {
     sent.lock().unwrap_or_else(PoisonError::into_inner)
@@ -105,7 +106,8 @@ impl NativeStreamStore {
         let ticket = sent.next;
         sent.next = (sent.next + 1) & 0x3fff_ffff;
         sent.in_flight.insert(ticket, in_flight);
-        ((i64::from(lease) << 30) + i64::from(ticket)) * 4
+        ((i64::from(lease) << 30) + i64::from(ticket)) * 8
+            + i64::from(for_good) * 4
             + i64::from(trial) * 2
             + i64::from(inside)
     }

@@ -59,8 +59,7 @@ impl LoneAppends {
         )
     }
 
-    /// The lease of the pick just made (`NotifyChoice::lease`), after counting `used`
-    /// picks of the last lease first.
+    /// The lease of the pick just made (`NotifyChoice::lease`).
     pub fn lease(&self) -> u32 {
         self.choice().lease()
     }

@@ -10,7 +10,8 @@
 //!
 //! The Rust pool's append lane chooses per store (`pool/combine/`); so does a store on a
 //! JS client, for an append made while none of its others is in flight
-//! (`stream_store.rs`).
+//! (`stream_store.rs`, and `sent_appends.rs` for the appends JS sends itself, which make
+//! the picks past an epoch's trials on a lease: `lease`, `skip`).
 //!
 //! Whether anyone else is committing a NOTIFY is not visible from here, but its effect is:
 //! the append's own latency. So the lane measures. Every epoch of lane appends begins
