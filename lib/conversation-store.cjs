@@ -49,8 +49,8 @@ class PostgresConversationStore extends Store {
       save: (id, json) => run(() => native(this).saveJSON(id, json)),
     };
     if (query === undefined) {
-      this.#loads = { call: (_plain, id) => single.load(id) };
-      this.#saves = { call: (_plain, id, json) => single.save(id, json) };
+      this.#loads = { call: (_plain, id) => single.load(id), flush() {} };
+      this.#saves = { call: (_plain, id, json) => single.save(id, json), flush() {} };
       return;
     }
     // None on Citus: the calls then go alone.
@@ -76,8 +76,8 @@ class PostgresConversationStore extends Store {
   /** Conversation calls made just before, still waiting for their microtask (lib/lane.cjs), go out first. */
   close() {
     if (this !== null && typeof this === "object" && #saves in this) {
-      this.#saves.flush?.();
-      this.#loads.flush?.();
+      this.#saves.flush();
+      this.#loads.flush();
     }
     return super.close();
   }
