@@ -115,8 +115,12 @@ const MOST_QUEUED = 20_000;
 function adapt(client, settle, timeoutMs) {
   // pg gives the rows as arrays (cheaper to build and to read): `byIndex`.
   const byIndex = isPg(client);
-  const send = byIndex ? preparedPg() : (sql, params) => client.query(sql, params);
+  /** @type {(sql: string, params: unknown[], arrays: boolean, target: any, landed: (result: any) => void, failed: (err: unknown) => void) => void} */
+  const send = byIndex
+    ? preparedPg()
+    : (sql, params, _arrays, target, landed, failed) => Promise.resolve(target.query(sql, params)).then(landed, failed);
   const checkout = isPgPool(client);
+  const single = isSingleConnection(client);
   // `queued`: what this call waits for on a one-connection client (the previous call off
   // the wire); `offWire()`: called once this call's statement is done on the connection,
   // or certain never to be sent.
@@ -127,7 +131,7 @@ function adapt(client, settle, timeoutMs) {
       const limit = withinMs == null ? timeoutMs : Math.max(1, Math.min(withinMs, timeoutMs));
       // The last tenth (at least 100 ms, or half when short) is kept to settle a pg
       // statement still running then (see the timer).
-      const settleMs = isPg(client) ? Math.max(Math.floor(limit / 10), Math.min(100, Math.floor(limit / 2))) : 0;
+      const settleMs = byIndex ? Math.max(Math.floor(limit / 10), Math.min(100, Math.floor(limit / 2))) : 0;
       let done = false;
       let cancelling; // the cancel request sent for this call (see `cancelPg`), if any
       // Where the call is: "queued" (behind a one-connection client's other calls),
@@ -150,7 +154,7 @@ function adapt(client, settle, timeoutMs) {
           finish(() => settle(ticket, noConnectionFailure(timeoutMs, exhausted)));
           return;
         }
-        const running = phase === "query" ? (conn ?? (isSingleConnection(client) ? client : undefined)) : undefined;
+        const running = phase === "query" ? (conn ?? (single ? client : undefined)) : undefined;
         if (running === undefined || !isRunning(running, statement)) {
           finish(() => settle(ticket, timeoutFailure(timeoutMs, phase)));
           return;
@@ -173,7 +177,12 @@ function adapt(client, settle, timeoutMs) {
         grace.unref?.();
       }, limit - settleMs);
       timer.unref?.();
+      // Off the wire (a one-connection client's queue): once done there, and once the
+      // server took a cancel sent for it.
+      const off = offWire === undefined ? undefined : () => void Promise.resolve(cancelling).then(offWire);
+      // The statement's outcome, from the client: exactly one of the two, once.
       const failed = (err) => {
+        off?.();
         if (conn) {
           // A client whose connection broke is destroyed, not given back.
           conn.release(err instanceof Error ? err : new Error(String(err)));
@@ -181,51 +190,8 @@ function adapt(client, settle, timeoutMs) {
         }
         finish(() => settle(ticket, settleFailure(err, cancelling ? "cancelled" : phase)));
       };
-      let pending;
-      let statement; // pg's query object of this call, once sent
-      const sendOn = (target) => {
-        const sent = send(sql, params, columns != null, target); // ROWS_AS_ARRAYS too
-        statement = lastQuery(target);
-        return sent;
-      };
-      try {
-        const spare = checkout ? takeSpare(client) : undefined;
-        if (spare !== undefined) {
-          conn = spare;
-          phase = "query";
-        }
-        pending = spare
-          ? sendOn(spare)
-          : checkout
-            ? client.connect().then((c) => {
-                quiet(c);
-                if (done) {
-                  c.release(); // the deadline passed while it was checked out: unused
-                  return new Promise(() => {});
-                }
-                conn = c;
-                phase = "query";
-                return sendOn(c);
-              })
-            : (queued ?? Promise.resolve()).then(() => {
-                if (done) {
-                  offWire?.(); // never sent
-                  return new Promise(() => {});
-                }
-                phase = "query";
-                return sendOn(client);
-              });
-      } catch (err) {
-        offWire?.();
-        queueMicrotask(() => failed(err));
-        return;
-      }
-      if (offWire !== undefined) {
-        // Off the wire once done there and once the server took a cancel sent for it.
-        const off = () => Promise.resolve(cancelling).then(offWire);
-        Promise.resolve(pending).then(off, off);
-      }
-      Promise.resolve(pending).then((result) => {
+      const landed = (result) => {
+        off?.();
         if (conn) {
           // A cancel sent for it may arrive late and stop its next statement: not given back.
           if (cancelling) conn.release(new Error("aibind-rs: a cancel request was sent on this client"));
@@ -238,7 +204,48 @@ function adapt(client, settle, timeoutMs) {
             columns == null || columns === ROWS_AS_ARRAYS ? settleRows(result) : outcomeOf(result, columns, byIndex),
           ),
         );
-      }, failed);
+      };
+      let statement; // pg's query object of this call, once sent
+      const sendOn = (target) => {
+        try {
+          send(sql, params, columns != null, target, landed, failed); // ROWS_AS_ARRAYS too
+        } catch (err) {
+          failed(err); // not sent (a `{ query }` client that threw)
+          return;
+        }
+        statement = lastQuery(target);
+      };
+      try {
+        const spare = checkout ? takeSpare(client) : undefined;
+        if (spare !== undefined) {
+          conn = spare;
+          phase = "query";
+          sendOn(spare);
+        } else if (checkout) {
+          client.connect().then((c) => {
+            quiet(c);
+            if (done) {
+              c.release(); // the deadline passed while it was checked out: unused
+              return;
+            }
+            conn = c;
+            phase = "query";
+            sendOn(c);
+          }, failed);
+        } else {
+          (queued ?? Promise.resolve()).then(() => {
+            if (done) {
+              offWire?.(); // never sent
+              return;
+            }
+            phase = "query";
+            sendOn(client);
+          });
+        }
+      } catch (err) {
+        offWire?.();
+        queueMicrotask(() => failed(err));
+      }
     });
   if (!isSingleConnection(client)) return query;
   // One connection runs one query at a time: queue them here rather than lean on pg's

@@ -16,14 +16,23 @@ function isPg(client) {
  * instead of on every call (about 1.6x the appends per second). A pooler that cannot keep
  * prepared statements (PgBouncer in transaction mode before 1.21) answers 26000 or
  * 42P05; the statement is then sent again unnamed, and so is every later one.
+ *
+ * Returns `send(sql, params, arrays, client, landed, failed)`, which calls exactly one
+ * of `landed(result)` and `failed(error)` (see `callPg`).
  */
 function preparedPg() {
   const names = new Map();
   let prepare = true;
-  const plain = (sql, params, arrays, client) =>
-    client.query(arrays ? { text: sql, values: params, rowMode: "array" } : { text: sql, values: params });
-  return (sql, params, arrays, client) => {
-    if (!prepare) return plain(sql, params, arrays, client);
+  const plain = (sql, params, arrays, client, landed, failed) =>
+    callPg(
+      client,
+      arrays ? { text: sql, values: params, rowMode: "array" } : { text: sql, values: params },
+      undefined,
+      landed,
+      failed,
+    );
+  return (sql, params, arrays, client, landed, failed) => {
+    if (!prepare) return plain(sql, params, arrays, client, landed, failed);
     let named = names.get(sql);
     if (named === undefined) {
       const name = `aibind_${names.size}_${hash(sql)}`;
@@ -33,12 +42,50 @@ function preparedPg() {
       named = [Object.create({ name, text: sql }), Object.create({ name, text: sql, rowMode: "array" })];
       names.set(sql, named);
     }
-    return client.query(named[arrays ? 1 : 0], params).catch((err) => {
-      if (err?.code !== "26000" && err?.code !== "42P05") throw err;
+    callPg(client, named[arrays ? 1 : 0], params, landed, (err) => {
+      if (err?.code !== "26000" && err?.code !== "42P05") return failed(err);
       prepare = false;
-      return plain(sql, params, arrays, client);
+      plain(sql, params, arrays, client, landed, failed);
     });
   };
+}
+
+/**
+ * `client.query(config, values)` with a callback: pg then makes no promise of its own
+ * (nor the one it chains to rewrite an error's stack), and the call's outcome is handled
+ * as pg hands it over, not a few promise jobs later. Calls exactly one of `landed(result)`
+ * and `failed(error)`, once: also for a pg-like client that throws, or that ignores the
+ * callback and returns a promise. Neither may throw into pg's message handling: a throw
+ * from `landed` goes to `failed` (which settles the call unless it is settled already).
+ */
+function callPg(client, config, values, landed, failed) {
+  let called = false;
+  const done = (err, result) => {
+    if (called) return;
+    called = true;
+    if (err) {
+      failed(err);
+      return;
+    }
+    try {
+      landed(result);
+    } catch (thrown) {
+      failed(thrown);
+    }
+  };
+  let returned;
+  try {
+    returned = values === undefined ? client.query(config, done) : client.query(config, values, done);
+  } catch (err) {
+    done(err ?? new Error("the client's query threw"));
+    return;
+  }
+  if (returned !== null && typeof returned?.then === "function") {
+    returned.then(
+      (result) => done(null, result),
+      (err) => done(err ?? new Error("the client's query rejected")),
+    );
+  }
 }
 
 /** A short, stable hash of a statement's text (FNV-1a), for its name. */

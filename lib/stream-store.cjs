@@ -16,6 +16,12 @@ const { quiet } = require("./diagnostics.cjs");
 /** @type {(store: object) => import("../binding").NativeStreamStore} the store's native half */
 const native = /** @type {any} */ (require("./store.cjs").native);
 
+/**
+ * How often a reader fed chunk after chunk tells its client's hub it still waits (the
+ * hub keeps its shared check running and closes a listener no one needs; lib/client-hub.cjs).
+ */
+const STILL_WAITING_MS = 100;
+
 /** A timer that never keeps the process alive. */
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms).unref?.());
@@ -404,14 +410,19 @@ class PostgresStreamStore extends Store {
         waiting(this, reader);
         const since = performance.now();
         const wait = wakes.pause(reader, true, caller === undefined && quiet("stream:read"));
+        let said = -Infinity;
         do {
           const news = wakes.news(wait);
           if (news !== null) await news;
           if (wait.fed.length === 0) continue;
           for (let chunk; (chunk = wait.fed.shift()) !== undefined;) yield chunk;
           // Waiting on, as a new wait would, for a stream this process now writes (the
-          // store wrote what it was fed): it needs no listener.
-          if (!wait.woken) waiting(this, reader, false);
+          // store wrote what it was fed): it needs no listener. Said again at most every
+          // STILL_WAITING_MS, not for each chunk fed (its cost was most of a fed chunk's).
+          if (!wait.woken && Date.now() - said >= STILL_WAITING_MS) {
+            said = Date.now();
+            waiting(this, reader, false);
+          }
         } while (!wait.woken);
         next = fetch(Math.round(performance.now() - since));
       }
