@@ -296,35 +296,78 @@ class Appends {
     }
   }
 
-  async #appendNow(id, chunk, writer, deadline) {
-    const native = this.#native();
-    const left = () => deadline - Date.now();
-    if (writer.fenced !== undefined) throw notActive(id, writer.fenced);
-    if (left() <= 0) throw timedOut(this.#timeoutMs);
-    if (writer.next === undefined) {
-      // A stream this store did not create: learn where it stands, once.
-      const { value, error } = await this.#call(() => native.lookup(id, 1, left()));
-      if (error) throw error;
-      if (value === null || value.state !== "active") throw notActive(id);
-      writer.next = value.totalChunks + 1;
+  /**
+   * The append's turn. Usually the seq is known and nothing is left to settle: a first
+   * attempt goes out at once, and only a failure goes on to `#settle` (whose loop then
+   * takes that failure as its first attempt's). Kept small: it runs for every append.
+   */
+  #appendNow(id, chunk, writer, deadline) {
+    if (writer.fenced !== undefined || writer.next === undefined || writer.pending !== undefined) {
+      return this.#settle(id, chunk, writer, deadline);
     }
-    let at = writer.next;
+    let native;
+    try {
+      native = this.#native();
+    } catch (err) {
+      return Promise.reject(translate(err));
+    }
+    const left = deadline - Date.now();
+    if (left < Math.min(SHORTEST_ATTEMPT_MS, this.#timeoutMs / 4)) return this.#settle(id, chunk, writer, deadline);
+    const at = writer.next;
+    let first;
+    try {
+      first = this.#attempt(writer, native, id, chunk, at, Math.max(1, Math.floor(left * FIRST_ATTEMPT)), false);
+    } catch (err) {
+      first = Promise.reject(err);
+    }
+    return first.then(
+      (seq) => this.#stored(writer, seq, chunk),
+      (err) => this.#settle(id, chunk, writer, deadline, { at, error: translate(err) }, native),
+    );
+  }
+
+  /**
+   * The whole of an append: learning where a stream this store did not create stands,
+   * attempts until one is certain, and settling an unknown outcome. `failed`: the first
+   * attempt went out already (`#appendNow`) for seq `at`, and failed with `error`.
+   * @param {{ at: number, error: PostgresStoreError }} [failed]
+   */
+  async #settle(id, chunk, writer, deadline, failed = undefined, native = this.#native()) {
+    const left = () => deadline - Date.now();
+    let at;
+    if (failed === undefined) {
+      if (writer.fenced !== undefined) throw notActive(id, writer.fenced);
+      if (left() <= 0) throw timedOut(this.#timeoutMs);
+      if (writer.next === undefined) {
+        // A stream this store did not create: learn where it stands, once.
+        const { value, error } = await this.#call(() => native.lookup(id, 1, left()));
+        if (error) throw error;
+        if (value === null || value.state !== "active") throw notActive(id);
+        writer.next = value.totalChunks + 1;
+      }
+      at = writer.next;
+    } else at = failed.at;
     // An attempt whose outcome is unknown was sent (by this call, or by an earlier call
     // of the same chunk that ended APPEND_OUTCOME_UNKNOWN).
     let mayHaveLanded = writer.pending?.at === at && writer.pending.chunk === chunk;
     writer.pending = undefined;
     let lastError;
-    for (let attempt = 0; left() > 0; attempt++) {
-      if (!mayHaveLanded && left() < Math.min(SHORTEST_ATTEMPT_MS, this.#timeoutMs / 4)) break;
-      const share = attempt === 0 ? FIRST_ATTEMPT : attempt === 1 ? SECOND_ATTEMPT : 1;
-      const within = Math.max(1, Math.floor(left() * share));
-      // Later attempts go alone, on a connection of their own, not behind other calls.
-      const alone = attempt > 0;
+    // The first attempt's failure is looked at whatever time is left.
+    for (let attempt = 0; (attempt === 0 && failed !== undefined) || left() > 0; attempt++) {
       let seq, error;
-      try {
-        seq = await this.#attempt(writer, native, id, chunk, at, within, alone);
-      } catch (err) {
-        error = translate(err);
+      if (attempt === 0 && failed !== undefined) {
+        error = failed.error;
+      } else {
+        if (!mayHaveLanded && left() < Math.min(SHORTEST_ATTEMPT_MS, this.#timeoutMs / 4)) break;
+        const share = attempt === 0 ? FIRST_ATTEMPT : attempt === 1 ? SECOND_ATTEMPT : 1;
+        const within = Math.max(1, Math.floor(left() * share));
+        // Later attempts go alone, on a connection of their own, not behind other calls.
+        const alone = attempt > 0;
+        try {
+          seq = await this.#attempt(writer, native, id, chunk, at, within, alone);
+        } catch (err) {
+          error = translate(err);
+        }
       }
       if (error === undefined) {
         if (mayHaveLanded) metrics.settled("stored");
@@ -426,20 +469,37 @@ class Appends {
     return (rest % UNTICKETED) * 4 + (how % 4);
   }
 
-  async #send(native, direct, begun, id, chunk, at, within) {
+  #send(native, direct, begun, id, chunk, at, within) {
     const ticket = Math.floor(begun / 4);
     const inside = begun % 2 === 1;
     const statements = (this.#statements ??= native.appendStatements);
     const sql = inside ? statements.notifying : statements.plain;
-    let outcome;
     this.#inFlight++;
+    let sent;
     try {
-      outcome = await direct(sql, [id, chunk, Date.now() + statements.ttlMs, at], null, within);
-    } finally {
-      this.#inFlight--;
-      // The driver settles every call; a throw here would be a bug, and leaves no ticket.
-      if (outcome === undefined) native.appendFailed(ticket);
+      sent = direct(sql, [id, chunk, Date.now() + statements.ttlMs, at], null, within);
+    } catch (err) {
+      this.#gone(native, ticket);
+      throw err;
     }
+    return sent.then(
+      (outcome) => this.#sent(native, ticket, begun, inside, id, chunk, outcome),
+      (err) => {
+        this.#gone(native, ticket);
+        throw err;
+      },
+    );
+  }
+
+  /** An append sent from JS whose call threw (the driver settles every call: a bug). */
+  #gone(native, ticket) {
+    this.#inFlight--;
+    native.appendFailed(ticket);
+  }
+
+  /** The outcome of an append sent from JS (`#send`): its seq, or the error `append` makes. */
+  #sent(native, ticket, begun, inside, id, chunk, outcome) {
+    this.#inFlight--;
     if (Array.isArray(outcome)) {
       if (outcome.length === 0) {
         native.appendFailed(ticket);

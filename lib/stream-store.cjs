@@ -194,11 +194,15 @@ class PostgresStreamStore extends Store {
       "stream:append",
       () => this.#chunks,
       id,
-      () =>
-        run(() => {
+      () => {
+        // Not through `run`: what the appends reject with is a PostgresStoreError already.
+        try {
           native(this);
           return this.#appends.append(text("stream id", id), text("chunk", chunk));
-        }),
+        } catch (err) {
+          return Promise.reject(translate(err));
+        }
+      },
     );
   }
 
