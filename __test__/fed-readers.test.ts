@@ -154,6 +154,49 @@ describe("a reader fed by its own store's appends", () => {
     expect(got.slice(240)).toEqual([241, 242, 243].map((seq) => ({ seq, data: "x" })));
   });
 
+  it("a fed reader's next() calls made at once, its return() and throw() while it waits, behave as a generator's", async () => {
+    const store = storeOn();
+    const id = uid("calls");
+    await store.create(id);
+    const reader = store.readFrom(id, 0);
+    expect(Object.prototype.toString.call(reader)).toBe("[object AsyncGenerator]");
+    const first = reader.next();
+    await waitingReaders(store);
+    await store.append(id, "c1");
+    expect(await first).toEqual({ done: false, value: { seq: 1, data: "c1" } });
+    // Three calls at once, while nothing is fed yet: each gets the next chunk, in order.
+    const three = [reader.next(), reader.next(), reader.next()];
+    for (let i = 2; i <= 4; i++) await store.append(id, `c${i}`);
+    expect(await Promise.all(three)).toEqual(expected(3, 2).map((value) => ({ done: false, value })));
+    // return() while a call waits for a chunk: that call ends as done, and so does the reader.
+    const waiting = reader.next();
+    expect(await reader.return(undefined)).toEqual({ done: true, value: undefined });
+    expect(await waiting).toEqual({ done: true, value: undefined });
+    expect(await reader.next()).toEqual({ done: true, value: undefined });
+    await eventually(async () => store.stats().readersWaiting === 0, 5_000);
+    // throw() while it waits rejects with the error thrown, and ends the reader.
+    const other = store.readFrom(id, 4);
+    const pending = other.next();
+    await waitingReaders(store);
+    await store.append(id, "c5");
+    expect((await pending).value).toEqual({ seq: 5, data: "c5" });
+    const left = other.next();
+    const thrown = new Error("the app gave up");
+    await expect(other.throw(thrown)).rejects.toBe(thrown);
+    expect(await left).toEqual({ done: true, value: undefined });
+    await eventually(async () => store.stats().readersWaiting === 0, 5_000);
+    // Chunks fed before the finish still come, then the end.
+    const last = store.readFrom(id, 5);
+    const at6 = last.next();
+    await waitingReaders(store);
+    await store.append(id, "c6");
+    await at6;
+    await store.append(id, "c7");
+    await store.append(id, "c8");
+    await store.complete(id);
+    expect(await collect(last)).toEqual(expected(2, 7));
+  });
+
   it("a reader observed by a diagnostics subscriber is not fed, and gets every chunk the same", async () => {
     const store = storeOn();
     const id = uid("observed");

@@ -131,6 +131,92 @@ function letGo(wait) {
   resolve();
 }
 
+/**
+ * A reader's `next()` while the reader waits and is fed (an unobserved read of a stream
+ * this store writes, lib/appends.cjs): each chunk fed goes to the app from here, in one
+ * promise, without resuming the generator, which stays at the fed chunk it yielded
+ * last. The generator goes on (its own `next()`) once the wait is woken (the stream
+ * finished, or news came that only a page can tell), or when it is not in such a wait.
+ * So a live reader of a producer in its own process costs no generator step a chunk,
+ * and V8 does not find the generator's big body hot for it.
+ */
+class Feed {
+  /** @type {Wait | null} the wait the generator is at a fed chunk's `yield` in */
+  wait = null;
+  /** @type {Promise<IteratorResult<any>> | null} a `next()` answered here, awaiting news */
+  pending = null;
+  /** @type {(() => void) | null} ends the pending `next()` as done (`return()`, `throw()`) */
+  #end = null;
+  /** When the hub was last told that the reader still waits (`STILL_WAITING_MS`). */
+  said = -Infinity;
+  /** @type {() => void} tells the hub the reader still waits (`waiting(store, reader, false)`) */
+  stillWaiting = () => {};
+
+  /**
+   * The generator with its `next()`, `return()` and `throw()` going through the feed.
+   * @template T
+   * @param {AsyncGenerator<T, void, undefined>} gen
+   */
+  attach(gen) {
+    const { next, return: end, throw: fail } = gen;
+    gen.next = (value) => this.#next(gen, next, value);
+    gen.return = (value) => {
+      this.#leave();
+      return end.call(gen, value);
+    };
+    gen.throw = (err) => {
+      this.#leave();
+      return fail.call(gen, err);
+    };
+    return gen;
+  }
+
+  /** The generator's next chunk: fed, or from the generator itself. */
+  #next(gen, next, value) {
+    const wait = this.wait;
+    if (wait === null) return next.call(gen, value);
+    // One call at a time, as the generator itself takes them: after the pending one.
+    if (this.pending !== null) return this.pending.then(() => gen.next(value));
+    if (wait.fed.length > 0) return Promise.resolve(this.#take(wait));
+    if (wait.woken) {
+      this.wait = null;
+      return next.call(gen, value);
+    }
+    const answer = new Promise((resolve) => {
+      // Called by `letGo` as the wait is fed or woken.
+      wait.resolve = () => {
+        this.pending = this.#end = null;
+        if (wait.fed.length > 0) return resolve(this.#take(wait));
+        this.wait = null;
+        resolve(next.call(gen, value));
+      };
+      this.#end = () => {
+        wait.resolve = null;
+        resolve({ value: undefined, done: true });
+      };
+    });
+    this.pending = answer;
+    return answer;
+  }
+
+  /** The wait's first fed chunk, as an iterator result. */
+  #take(wait) {
+    if (!wait.woken && Date.now() - this.said >= STILL_WAITING_MS) {
+      this.said = Date.now();
+      this.stillWaiting();
+    }
+    return { value: /** @type {{ seq: number, data: string }} */ (wait.fed.shift()), done: false };
+  }
+
+  /** The app leaves the reader: a pending `next()` ends as done, and the generator goes on. */
+  #leave() {
+    const end = this.#end;
+    this.pending = this.#end = null;
+    this.wait = null;
+    end?.();
+  }
+}
+
 class PostgresStreamStore extends Store {
   #appends;
   #pollIntervalMs;
@@ -269,10 +355,12 @@ class PostgresStreamStore extends Store {
   readFrom(id, afterSeq) {
     const caller = callerContext();
     if (!(#appends in this)) return wrongThis(this);
-    return this.#read(id, afterSeq, caller);
+    const feed = new Feed();
+    return feed.attach(this.#read(id, afterSeq, caller, feed));
   }
 
-  async *#read(id, afterSeq, caller) {
+  /** @param {Feed} feed what the generator's `next()` takes fed chunks from meanwhile */
+  async *#read(id, afterSeq, caller, feed) {
     native(this); // a closed store says so first
     const stream = text("stream id", id);
     const after = seqArgument(afterSeq);
@@ -413,19 +501,25 @@ class PostgresStreamStore extends Store {
         // unobserved read takes, meanwhile, what this store appends right after it.
         waiting(this, reader);
         const since = performance.now();
-        const wait = wakes.pause(reader, true, caller === undefined && quiet("stream:read"));
-        let said = -Infinity;
+        const fed = caller === undefined && quiet("stream:read");
+        const wait = wakes.pause(reader, true, fed);
+        // Waiting on, as a new wait would, for a stream this process now writes (the
+        // store wrote what it was fed): it needs no listener. Said again at most every
+        // STILL_WAITING_MS, not for each chunk fed.
+        feed.said = -Infinity;
+        feed.stillWaiting = () => waiting(this, reader, false);
         do {
           const news = wakes.news(wait);
           if (news !== null) await news;
-          if (wait.fed.length === 0) continue;
-          for (let chunk; (chunk = wait.fed.shift()) !== undefined;) yield chunk;
-          // Waiting on, as a new wait would, for a stream this process now writes (the
-          // store wrote what it was fed): it needs no listener. Said again at most every
-          // STILL_WAITING_MS, not for each chunk fed (its cost was most of a fed chunk's).
-          if (!wait.woken && Date.now() - said >= STILL_WAITING_MS) {
-            said = Date.now();
-            waiting(this, reader, false);
+          for (let chunk; (chunk = wait.fed.shift()) !== undefined;) {
+            // Until the generator goes on from here, its `next()` hands out what is fed.
+            feed.wait = wait;
+            yield chunk;
+            feed.wait = null;
+          }
+          if (!wait.woken && wait.fed.length === 0 && Date.now() - feed.said >= STILL_WAITING_MS) {
+            feed.said = Date.now();
+            feed.stillWaiting();
           }
         } while (!wait.woken);
         next = fetch(Math.round(performance.now() - since));
