@@ -277,6 +277,13 @@ export interface AppendStatements {
   notifying?: string
   /** The store's `ttlMs`: `expires_at` is the time of the call plus this. */
   ttlMs: number
+  /**
+   * Many appends in one statement (to streams whose status rows no one else holds
+   * locked): parameters (ids, chunks, expires_at's, ats) as arrays in call order, rows
+   * `{ ord, seq }` for the calls that stored their chunk (`ord` from 1). It never
+   * announces its chunks. For JS to send appends that waited for a connection together.
+   */
+  combined?: string
 }
 
 /**

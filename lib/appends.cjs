@@ -67,6 +67,9 @@ const UNTICKETED = 2 ** 30;
 /** The longest a trial append's announcement waits for the trial's next ones (`tellRust`). */
 const HELD_MS = 5;
 
+/** The most appends one combined statement carries (`Appends.#combine`). */
+const MOST_COMBINED = 500;
+
 /**
  * Why a stream's count went back from `had` (this store stored that many) to `now`: the
  * database lost writes it had acknowledged (an asynchronous standby promoted), or the
@@ -194,6 +197,13 @@ class Appends {
    * @type {ReturnType<typeof setTimeout> | undefined}
    */
   #held = undefined;
+  /**
+   * Appends sent from JS made while this store's appends in flight took all the client's
+   * connections (its `width`): rather than each waiting for a connection, they go out
+   * together, as one statement, as soon as one of those is done (`#combine`).
+   * @type {{ native: NativeStreamStore, id: string, chunk: string, at: number, until: number, resolve: (seq: number) => void, reject: (err: unknown) => void }[]}
+   */
+  #together = [];
   /**
    * Appends sent from JS that stored their chunks, which Rust hears of next (`tellRust`).
    * @type {{ native: NativeStreamStore, ticket: number, id: string, chunk: string, seq: number, notified: boolean, held: boolean }[]}
@@ -433,7 +443,7 @@ class Appends {
       writer.announce = true; // whatever it queued goes out once it settles
       const appended = native.append(id, chunk, at, within, alone);
       this.#inFlight++;
-      const done = () => this.#inFlight--;
+      const done = () => this.#done();
       appended.then(done, done);
       return appended;
     }
@@ -473,6 +483,11 @@ class Appends {
     const ticket = Math.floor(begun / 4);
     const inside = begun % 2 === 1;
     const statements = (this.#statements ??= native.appendStatements);
+    if (ticket === UNTICKETED && !inside && statements.combined && this.#inFlight >= direct.width) {
+      return new Promise((resolve, reject) => {
+        this.#together.push({ native, id, chunk, at, until: Date.now() + within, resolve, reject });
+      });
+    }
     const sql = inside ? statements.notifying : statements.plain;
     this.#inFlight++;
     let sent;
@@ -493,13 +508,88 @@ class Appends {
 
   /** An append sent from JS whose call threw (the driver settles every call: a bug). */
   #gone(native, ticket) {
-    this.#inFlight--;
+    this.#done();
     native.appendFailed(ticket);
+  }
+
+  /** A statement of this store's appends is done: appends waiting to go together go. */
+  #done() {
+    this.#inFlight--;
+    if (this.#together.length > 0) this.#combine();
+  }
+
+  /**
+   * The appends waiting to go together (up to MOST_COMBINED) go out as one statement
+   * (`appendStatements.combined`): each stored only at its own seq, as a single append
+   * is, so one whose row is not back is refused like one, and settled alone
+   * (`#settle`). It never announces: what it stored is announced after, as appends made
+   * while others are in flight are.
+   */
+  #combine() {
+    const batch = this.#together.splice(0, MOST_COMBINED);
+    const { native } = batch[0];
+    const now = Date.now();
+    let within = Infinity;
+    for (const waiting of batch) within = Math.min(within, waiting.until - now);
+    const direct = this.#direct();
+    const statements = /** @type {import("../binding").AppendStatements} */ (this.#statements);
+    if (within < 1 || direct === undefined) {
+      const err = timedOut(this.#timeoutMs);
+      for (const waiting of batch) waiting.reject(err);
+      return;
+    }
+    const expires = now + statements.ttlMs;
+    const ids = batch.map((waiting) => waiting.id);
+    const chunks = batch.map((waiting) => waiting.chunk);
+    const ats = batch.map((waiting) => waiting.at);
+    const params = [ids, chunks, ats.map(() => expires), ats];
+    this.#inFlight++;
+    const failed = (err) => {
+      this.#done();
+      for (const waiting of batch) waiting.reject(err);
+    };
+    let sent;
+    try {
+      sent = direct(statements.combined, params, null, within);
+    } catch (err) {
+      failed(err);
+      return;
+    }
+    sent.then((outcome) => this.#combined(native, batch, outcome), failed);
+  }
+
+  /** The outcome of appends sent together (`#combine`): each one's seq, or its error. */
+  #combined(native, batch, outcome) {
+    if (!Array.isArray(outcome)) {
+      let error;
+      try {
+        native.appendFailed(UNTICKETED, outcome); // throws the error `append` would have
+        error = new PostgresStoreError("MALFORMED_RESULT", "the appends' outcome was not understood");
+      } catch (err) {
+        error = err;
+      }
+      for (const waiting of batch) waiting.reject(error);
+      this.#done();
+      return;
+    }
+    /** @type {Map<number, number>} each stored call's seq, by its position from 1 */
+    const seqs = new Map();
+    for (const row of outcome) seqs.set(Number(row?.ord), Number(row?.seq));
+    batch.forEach(({ native, id, chunk, at, resolve, reject }, i) => {
+      const seq = seqs.get(i + 1);
+      // Not back: refused (not active, not at `at - 1`) or its row locked elsewhere.
+      if (seq === undefined || seq !== at) return reject(notActive(id));
+      if (this.#toTell.push({ native, ticket: UNTICKETED, id, chunk, seq, notified: false, held: false }) === 1) {
+        setImmediate(() => this.tellRust());
+      }
+      resolve(seq);
+    });
+    this.#done();
   }
 
   /** The outcome of an append sent from JS (`#send`): its seq, or the error `append` makes. */
   #sent(native, ticket, begun, inside, id, chunk, outcome) {
-    this.#inFlight--;
+    this.#done();
     if (Array.isArray(outcome)) {
       if (outcome.length === 0) {
         native.appendFailed(ticket);

@@ -78,7 +78,14 @@ function backendFor(client, options) {
           const query = adapt(client, (_ticket, outcome) => outcome, timeoutMs);
           /** @type {(sql: string, params: unknown[], columns: string | null, withinMs?: number | null) => Promise<any>} */
           const run = (sql, params, columns, withinMs = null) => query(sql, params, 0, columns, withinMs);
-          direct = Object.assign(run, { pg: isPg(client) });
+          // `width`: how many statements the client runs at once (a pg.Pool its `max`, a
+          // pg.Client one): appends beyond it go out together (lib/appends.cjs).
+          const width = isPg(client)
+            ? typeof client.totalCount === "number"
+              ? (client.options?.max ?? 10)
+              : 1
+            : Infinity;
+          direct = Object.assign(run, { pg: isPg(client), width });
         }
         return adapt(client, settle, timeoutMs);
       },

@@ -183,12 +183,15 @@ function adapt(client, settle, timeoutMs) {
       // The statement's outcome, from the client: exactly one of the two, once.
       const failed = (err) => {
         off?.();
+        // A pool's client whose connection broke before the statement went out (pg: "...
+        // is not queryable"): never sent, as a failed checkout; another client may work.
+        const unsent = conn !== undefined && /and is not queryable$/.test(String(err?.message));
         if (conn) {
           // A client whose connection broke is destroyed, not given back.
           conn.release(err instanceof Error ? err : new Error(String(err)));
           conn = undefined;
         }
-        finish(() => settle(ticket, settleFailure(err, cancelling ? "cancelled" : phase)));
+        finish(() => settle(ticket, settleFailure(err, cancelling ? "cancelled" : unsent ? "connect" : phase)));
       };
       const landed = (result) => {
         off?.();
@@ -300,11 +303,19 @@ function keepSpare(pool, conn) {
   });
 }
 
-/** The pool's spare client, taken for a call; undefined if none. */
+/**
+ * The pool's spare client, taken for a call; undefined if none. A spare whose connection
+ * broke meanwhile (pg says so on the client: `_queryable`, `_ending`) is destroyed, not
+ * used: the pool did not watch it while it was kept.
+ */
 function takeSpare(pool) {
   const conn = spares.get(pool);
   if (conn === undefined) return undefined;
   spares.delete(pool);
+  if (conn._queryable === false || conn._ending === true) {
+    conn.release(new Error("aibind-rs: the kept client's connection broke"));
+    return undefined;
+  }
   if (!pool.ending) return conn;
   conn.release();
   return undefined;

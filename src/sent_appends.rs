@@ -29,6 +29,11 @@ pub struct AppendStatements {
     pub notifying: Option<String>,
     /// The store's `ttlMs`: `expires_at` is the time of the call plus this.
     pub ttl_ms: f64,
+    /// Many appends in one statement (to streams whose status rows no one else holds
+    /// locked): parameters (ids, chunks, expires_at's, ats) as arrays in call order, rows
+    /// `{ ord, seq }` for the calls that stored their chunk (`ord` from 1). It never
+    /// announces its chunks. For JS to send appends that waited for a connection together.
+    pub combined: Option<String>,
 }
 
 /// The lease when no append ever announces inside (no notifying form): asked again after
@@ -58,6 +63,7 @@ impl NativeStreamStore {
             plain: s.sql.append.text.to_string(),
             notifying: s.sql.append_notifying.as_ref().map(|n| n.text.to_string()),
             ttl_ms: s.settings.ttl_ms as f64,
+            combined: (s.sql.append.combined.as_ref()).map(|c| c.statement.text.to_string()),
         }
     }
 

@@ -335,7 +335,9 @@ fn failure(failed: &AdapterFailure) -> Error {
             | "CONNECTION_ENDED"
             | "CONNECTION_DESTROYED"
     ) || message.starts_with("Connection terminated");
-    if not_connected || (lost && at_connect) {
+    // pg refuses a statement on a client whose connection broke before it was sent.
+    let not_queryable = message.ends_with("and is not queryable");
+    if not_connected || ((lost || not_queryable) && at_connect) {
         Error::Connection {
             message: format!("the client could not connect: {message}"),
             sql_state: None,
@@ -391,6 +393,13 @@ mod tests {
         assert!(err.to_string().starts_with("could not connect"));
         let err = failed("m", None, None);
         assert_eq!(err.code(), "CLIENT_ERROR");
+        // pg's refusal on a client whose connection broke: a pool's (marked "connect" by
+        // the adapter) may work with another client; a lone client's stays refused.
+        let broke = "Client has encountered a connection error and is not queryable";
+        let err = failed(broke, None, Some("connect"));
+        assert_eq!((err.code(), err.retryable()), ("CONNECTION_ERROR", true));
+        let err = failed(broke, None, Some("query"));
+        assert_eq!((err.code(), err.retryable()), ("CLIENT_ERROR", false));
     }
 
     #[test]
