@@ -121,7 +121,7 @@ describe("a pg.Pool's appends beyond its connections go out together", () => {
         `SELECT id, seq, data FROM ${tables.stream.chunksTable} WHERE id = ANY($1) ORDER BY id, seq`,
         [ids],
       );
-      expect(rows).toEqual(ids.toSorted().flatMap((id) => chunksOf(id, 30).map((c) => ({ id, ...c }))));
+      expect(rows).toEqual([...ids].sort().flatMap((id) => chunksOf(id, 30).map((c) => ({ id, ...c }))));
       // Most appends went out with others: each combined statement carried several.
       expect(seen.together).toBeGreaterThan(300);
       expect(seen.combined + seen.single).toBeLessThan(300);
@@ -197,7 +197,7 @@ describe("a pg.Pool's appends beyond its connections go out together", () => {
         `SELECT id, seq, data FROM ${tables.stream.chunksTable} WHERE id = ANY($1) ORDER BY id, seq`,
         [ids],
       );
-      expect(rows).toEqual(ids.toSorted().flatMap((id) => chunksOf(id, 80).map((c) => ({ id, ...c }))));
+      expect(rows).toEqual([...ids].sort().flatMap((id) => chunksOf(id, 80).map((c) => ({ id, ...c }))));
     } finally {
       await store.close();
       await pool.end();
