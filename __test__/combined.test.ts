@@ -131,6 +131,33 @@ describe("a pg.Pool's appends beyond its connections go out together", () => {
     }
   });
 
+  it("more appends waiting than one statement carries (500) all go, in several statements", async () => {
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
+    const seen = counted(pool);
+    const store = new PostgresStreamStore(pool, { ...tables.stream, queryTimeoutMs: 20_000 });
+    try {
+      const ids = Array.from({ length: 1_200 }, () => uid("many"));
+      await admin.query(
+        `INSERT INTO ${tables.stream.statusTable} (id, state, total_chunks, expires_at) SELECT unnest($1::text[]), 'active', 0, $2`,
+        [ids, Date.now() + 600_000],
+      );
+      for (const id of ids.slice(0, 2)) expect(await store.append(id, "a")).toBe(1); // known, then lone
+      // Each of the others first learns where its stream stands (one lookup each), then
+      // its append waits behind the one in flight.
+      const seqs = await Promise.all(ids.slice(2).map((id) => store.append(id, "a")));
+      expect(seqs.every((seq) => seq === 1)).toBe(true);
+      expect(seen.combined).toBeGreaterThanOrEqual(3); // 1,198 waiting: at most 500 a statement
+      const { rows } = await admin.query(
+        `SELECT count(*)::int AS n FROM ${tables.stream.chunksTable} WHERE id = ANY($1) AND seq = 1`,
+        [ids],
+      );
+      expect(rows[0].n).toBe(1_200);
+    } finally {
+      await store.close();
+      await pool.end();
+    }
+  });
+
   it("an append whose stream is locked elsewhere goes alone and waits; the others go on", async () => {
     const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
     const seen = counted(pool);

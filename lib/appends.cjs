@@ -515,7 +515,10 @@ class Appends {
   /** A statement of this store's appends is done: appends waiting to go together go. */
   #done() {
     this.#inFlight--;
-    if (this.#together.length > 0) this.#combine();
+    if (this.#together.length === 0) return;
+    const width = this.#direct()?.width ?? Infinity;
+    // More than one statement's worth may wait (MOST_COMBINED): each goes while there is room.
+    while (this.#together.length > 0 && this.#inFlight < width) this.#combine();
   }
 
   /**
@@ -529,12 +532,16 @@ class Appends {
     const batch = this.#together.splice(0, MOST_COMBINED);
     const { native } = batch[0];
     const now = Date.now();
+    // The time the first of them has left, but never less than an attempt may have: one
+    // that waited long must not make the statement too short to settle (it would end
+    // unknown for all of them), and the time taken beyond its share stays in its call's.
     let within = Infinity;
     for (const waiting of batch) within = Math.min(within, waiting.until - now);
+    within = Math.max(within, Math.min(SHORTEST_ATTEMPT_MS, this.#timeoutMs / 4));
     const direct = this.#direct();
     const statements = /** @type {import("../binding").AppendStatements} */ (this.#statements);
-    if (within < 1 || direct === undefined) {
-      const err = timedOut(this.#timeoutMs);
+    if (direct === undefined) {
+      const err = timedOut(this.#timeoutMs); // never sent
       for (const waiting of batch) waiting.reject(err);
       return;
     }

@@ -143,9 +143,14 @@ function letGo(wait) {
 class Feed {
   /** @type {Wait | null} the wait the generator is at a fed chunk's `yield` in */
   wait = null;
-  /** @type {Promise<IteratorResult<any>> | null} a `next()` answered here, awaiting news */
-  pending = null;
-  /** @type {(() => void) | null} ends the pending `next()` as done (`return()`, `throw()`) */
+  /**
+   * The `next()` calls not yet settled, and the promise of the last one made: a call is
+   * answered only once every call made before it is, as the generator answers its own.
+   */
+  #open = 0;
+  /** @type {Promise<IteratorResult<any>>} */
+  #last = Promise.resolve({ value: undefined, done: true });
+  /** @type {(() => void) | null} ends the `next()` awaiting news here as done (`return()`, `throw()`) */
   #end = null;
   /** When the hub was last told that the reader still waits (`STILL_WAITING_MS`). */
   said = -Infinity;
@@ -171,32 +176,66 @@ class Feed {
     return gen;
   }
 
-  /** The generator's next chunk: fed, or from the generator itself. */
+  /** The generator's next chunk: fed, or from the generator itself, in call order. */
   #next(gen, next, value) {
-    const wait = this.wait;
-    if (wait === null) return next.call(gen, value);
-    // One call at a time, as the generator itself takes them: after the pending one.
-    if (this.pending !== null) return this.pending.then(() => gen.next(value));
-    if (wait.fed.length > 0) return Promise.resolve(this.#take(wait));
-    if (wait.woken) {
-      this.wait = null;
-      return next.call(gen, value);
+    if (this.#open > 0) {
+      // After the calls made before it (whatever they settle with).
+      const step = () => this.#step(gen, next, value, false);
+      return this.#track(this.#last.then(step, step));
     }
+    return this.#step(gen, next, value, true);
+  }
+
+  /**
+   * Answers a call once no call made before it is open; `own`: the call is counted here
+   * (else it is a call that waited, counted as a whole by `#track`).
+   */
+  #step(gen, next, value, own) {
+    const wait = this.wait;
+    if (wait !== null && wait.fed.length > 0) {
+      const answer = Promise.resolve(this.#take(wait));
+      if (own) this.#last = answer;
+      return answer;
+    }
+    if (wait === null || wait.woken) {
+      this.wait = null;
+      const answer = next.call(gen, value);
+      return own ? this.#track(answer) : answer;
+    }
+    if (own) this.#open++;
     const answer = new Promise((resolve) => {
       // Called by `letGo` as the wait is fed or woken.
       wait.resolve = () => {
-        this.pending = this.#end = null;
-        if (wait.fed.length > 0) return resolve(this.#take(wait));
+        this.#end = null;
+        if (wait.fed.length > 0) {
+          if (own) this.#open--;
+          resolve(this.#take(wait));
+          return;
+        }
         this.wait = null;
-        resolve(next.call(gen, value));
+        const gone = next.call(gen, value);
+        if (own) {
+          const settled = () => void this.#open--;
+          gone.then(settled, settled);
+        }
+        resolve(gone);
       };
       this.#end = () => {
         wait.resolve = null;
+        if (own) this.#open--;
         resolve({ value: undefined, done: true });
       };
     });
-    this.pending = answer;
+    if (own) this.#last = answer;
     return answer;
+  }
+
+  /** `answer` is open until it settles. */
+  #track(answer) {
+    this.#open++;
+    const settled = () => void this.#open--;
+    answer.then(settled, settled);
+    return (this.#last = answer);
   }
 
   /** The wait's first fed chunk, as an iterator result. */
@@ -208,10 +247,10 @@ class Feed {
     return { value: /** @type {{ seq: number, data: string }} */ (wait.fed.shift()), done: false };
   }
 
-  /** The app leaves the reader: a pending `next()` ends as done, and the generator goes on. */
+  /** The app leaves the reader: a `next()` awaiting news here ends as done, and the generator goes on. */
   #leave() {
     const end = this.#end;
-    this.pending = this.#end = null;
+    this.#end = null;
     this.wait = null;
     end?.();
   }
