@@ -275,6 +275,13 @@ export interface AppendStatements {
   plain: string
   /** The same, announcing its chunk inside its own transaction; none: never inside. */
   notifying?: string
+  /**
+   * `notifying` with a fifth parameter: the payloads of earlier chunks whose
+   * announcement waited (`takeNotifications`, as a JSON array), notified first in the
+   * same transaction (NULL: none).
+   * Only once the statements go out as they are for good (never on Citus).
+   */
+  carrying?: string
   /** The store's `ttlMs`: `expires_at` is the time of the call plus this. */
   ttlMs: number
   /**
@@ -507,6 +514,13 @@ export interface StreamStoreOptions {
    * then ends a few chunks short. create, stop, complete and fail stay durable.
    */
   synchronousCommit?: boolean
+  /**
+   * How long the announcement of a chunk to other processes may wait to go out with
+   * the next ones, in ms (default 2; 0: each chunk's at once). Chunks appended back to
+   * back then wake a listener elsewhere once every `notifyBatchMs`, not once a chunk; a
+   * chunk appended after a pause is announced at once.
+   */
+  notifyBatchMs?: number
   /**
    * Tables distributed with Citus (`migrate({ citus: true })`): `true` sends the
    * statements Citus routes to one worker, `false` never; left out, the store finds

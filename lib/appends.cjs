@@ -198,6 +198,12 @@ class Appends {
    */
   #held = undefined;
   /**
+   * Until when (`performance.now()`) a lone append holds back its announcement for the
+   * next to carry (`notifyBatchMs` after the last that announced inside).
+   */
+  #quietUntil = 0;
+  #batchMs;
+  /**
    * Appends sent from JS made while this store's appends in flight took all the client's
    * connections (its `width`): rather than each waiting for a connection, they go out
    * together, as one statement, as soon as one of those is done (`#combine`).
@@ -206,7 +212,8 @@ class Appends {
   #together = [];
   /**
    * Appends sent from JS that stored their chunks, which Rust hears of next (`tellRust`).
-   * @type {{ native: NativeStreamStore, ticket: number, id: string, chunk: string, seq: number, notified: boolean, held: boolean }[]}
+   * `held`: how long (ms) its announcement may wait for a later append's (0: not at all).
+   * @type {{ native: NativeStreamStore, ticket: number, id: string, chunk: string, seq: number, notified: boolean, held: number }[]}
    */
   #toTell = [];
 
@@ -214,12 +221,15 @@ class Appends {
    * @param {() => NativeStreamStore} native the native store (it throws for a closed or
    *   clientless one)
    * @param {number} timeoutMs
+   * @param {number} batchMs `notifyBatchMs`: how long a lone append may hold back its
+   *   announcement for the next to carry (`#send`)
    * @param {() => void} onSettled
    * @param {() => any} direct
    * @param {(tokens: number[], seq: number, chunk: string) => void} fed
    */
-  constructor(native, timeoutMs, onSettled, direct, fed) {
+  constructor(native, timeoutMs, batchMs, onSettled, direct, fed) {
     this.#native = native;
+    this.#batchMs = batchMs;
     this.#fed = fed;
     this.#onSettled = onSettled;
     this.#timeoutMs = timeoutMs;
@@ -481,34 +491,74 @@ class Appends {
 
   #send(native, direct, begun, id, chunk, at, within) {
     const ticket = Math.floor(begun / 4);
-    const inside = begun % 2 === 1;
+    let inside = begun % 2 === 1;
     const statements = (this.#statements ??= native.appendStatements);
     if (ticket === UNTICKETED && !inside && statements.combined && this.#inFlight >= direct.width) {
       return new Promise((resolve, reject) => {
         this.#together.push({ native, id, chunk, at, until: Date.now() + within, resolve, reject });
       });
     }
-    const sql = inside ? statements.notifying : statements.plain;
+    /** @type {string[] | null} earlier chunks' announcement, carried by this statement */
+    let carried = null;
+    let deferred = false;
+    let sql = inside ? statements.notifying : statements.plain;
+    if (inside && this.#asIs && statements.carrying && at !== null && direct.take) {
+      const now = performance.now();
+      // Announced inside less than `notifyBatchMs` ago, or earlier chunks' announcement is
+      // on its way in a transaction of its own: this one's goes later, after those. (Not a
+      // trial of the notify choice: it measures the way it was picked.)
+      const trial = begun % 4 >= 2;
+      if (!trial && this.#batchMs > 0 && (now < this.#quietUntil || direct.publishing())) {
+        inside = false;
+        deferred = true;
+        sql = statements.plain;
+      } else {
+        this.#quietUntil = now + this.#batchMs;
+        carried = this.#takeHeld(direct);
+        if (carried !== null) sql = statements.carrying;
+      }
+    }
+    const params = [id, chunk, Date.now() + statements.ttlMs, at];
+    if (sql === statements.carrying) params.push(JSON.stringify(carried));
     this.#inFlight++;
     let sent;
     try {
-      sent = direct(sql, [id, chunk, Date.now() + statements.ttlMs, at], null, within);
+      sent = direct(sql, params, null, within);
     } catch (err) {
-      this.#gone(native, ticket);
+      this.#gone(native, ticket, carried);
       throw err;
     }
     return sent.then(
-      (outcome) => this.#sent(native, ticket, begun, inside, id, chunk, outcome),
+      (outcome) => this.#sent(native, ticket, begun, inside, id, chunk, outcome, deferred, carried),
       (err) => {
-        this.#gone(native, ticket);
+        this.#gone(native, ticket, carried);
         throw err;
       },
     );
   }
 
-  /** An append sent from JS whose call threw (the driver settles every call: a bug). */
-  #gone(native, ticket) {
+  /**
+   * What this store left to announce (held back, or waiting for the client's next batch),
+   * as payloads for a statement to carry; null when nothing is.
+   * @returns {string[] | null}
+   */
+  #takeHeld(direct) {
+    // The chunks stored before this one reach Rust first, so they are announced in order.
+    if (this.#toTell.length > 0) this.tellRust(false, true);
+    if (this.#held !== undefined) clearTimeout(this.#held);
+    this.#held = undefined;
+    const payloads = direct.take();
+    return payloads.length > 0 ? payloads : null;
+  }
+
+  /**
+   * An append sent from JS whose call threw or failed: what it carried is announced
+   * after (the earlier chunks are stored whatever became of this one).
+   * @param {string[] | null} [carried]
+   */
+  #gone(native, ticket, carried = null) {
     this.#done();
+    if (carried !== null) this.#direct()?.announce(carried);
     native.appendFailed(ticket);
   }
 
@@ -586,7 +636,7 @@ class Appends {
       const seq = seqs.get(i + 1);
       // Not back: refused (not active, not at `at - 1`) or its row locked elsewhere.
       if (seq === undefined || seq !== at) return reject(notActive(id));
-      if (this.#toTell.push({ native, ticket: UNTICKETED, id, chunk, seq, notified: false, held: false }) === 1) {
+      if (this.#toTell.push({ native, ticket: UNTICKETED, id, chunk, seq, notified: false, held: 0 }) === 1) {
         setImmediate(() => this.tellRust());
       }
       resolve(seq);
@@ -594,21 +644,35 @@ class Appends {
     this.#done();
   }
 
-  /** The outcome of an append sent from JS (`#send`): its seq, or the error `append` makes. */
-  #sent(native, ticket, begun, inside, id, chunk, outcome) {
+  /**
+   * The outcome of an append sent from JS (`#send`): its seq, or the error `append` makes.
+   * `deferred`: it held its announcement back for a later append to carry; `carried`:
+   * the earlier announcements it carried.
+   * @param {boolean} [deferred]
+   * @param {string[] | null} [carried]
+   */
+  #sent(native, ticket, begun, inside, id, chunk, outcome, deferred = false, carried = null) {
     this.#done();
+    const row = Array.isArray(outcome) ? outcome[0] : undefined;
+    // What it carried went out only with its own notification.
+    if (carried !== null && row?.notified == null) this.#direct()?.announce(carried);
     if (Array.isArray(outcome)) {
       if (outcome.length === 0) {
         native.appendFailed(ticket);
         throw notActive(id); // refused: not active, or not at `at - 1`
       }
-      const row = outcome[0];
       const seq = Number(row?.seq);
       if (Number.isInteger(seq) && seq >= 1 && seq <= 0x7fffffff) {
         const notified = row.notified != null;
-        // A trial made without announcing inside: its announcement may wait for the
-        // trial's next ones (`tellRust`).
-        const held = !notified && !inside && begun % 4 >= 2;
+        // Held back for the next to carry, or a trial made without announcing inside:
+        // its announcement may wait for the trial's next ones (`tellRust`): how long.
+        const held = notified
+          ? 0
+          : deferred
+            ? Math.max(1, Math.ceil(this.#quietUntil - performance.now()) + 1)
+            : !inside && begun % 4 >= 2
+              ? HELD_MS
+              : 0;
         // Rust hears of it once the appender's next statement is out, not in its way.
         if (ticket !== UNTICKETED) this.#untold = ticket;
         if (this.#toTell.push({ native, ticket, id, chunk, seq, notified, held }) === 1) {
@@ -631,13 +695,16 @@ class Appends {
    * The announcements of a notify choice's trial appends made without announcing inside
    * wait, up to `HELD_MS`, for the next append that is not one: they then go out
    * together, in one transaction instead of one each (a trial is 8 such appends in a row).
+   * So do those held back for the next append that announces to carry (`#send`), up to
+   * `notifyBatchMs` after the last that did; `carrying`: that append is about to take them.
    */
-  tellRust(all = false) {
+  tellRust(all = false, carrying = false) {
     const told = this.#toTell;
     this.#toTell = [];
     let announce = false;
-    let held = !all;
-    for (const { native, ticket, id, chunk, seq, notified, held: trial } of told) {
+    // How long what they leave to announce may wait (0: not at all).
+    let wait = all ? 0 : Infinity;
+    for (const { native, ticket, id, chunk, seq, notified, held } of told) {
       if (this.#untold === ticket) this.#untold = undefined;
       let fed;
       try {
@@ -648,12 +715,14 @@ class Appends {
         continue;
       }
       if (fed !== null && fed !== undefined) this.#fed(fed, seq, chunk);
-      announce ||= !notified;
-      held &&= trial;
+      if (!notified) {
+        announce = true;
+        wait = Math.min(wait, held);
+      }
     }
-    if (announce && held) {
+    if (announce && (wait > 0 || carrying)) {
       // Not unref'd: a process about to exit still announces what it stored first.
-      this.#held ??= setTimeout(() => this.#announceHeld(), HELD_MS);
+      this.#held ??= setTimeout(() => this.#announceHeld(), wait);
     } else if (announce || (this.#held !== undefined && (all || told.length > 0))) this.#announceHeld();
   }
 

@@ -70,6 +70,7 @@ function backendFor(client, options) {
       );
     }
     const hub = hubFor(client, sender(client, options?.queryTimeoutMs ?? 30_000));
+    /** @type {any} the statements JS runs itself (`directOf`), once the adapter is made */
     let direct;
     const backend = NativeBackend.fromQuery(
       (settle, timeoutMs) => {
@@ -94,7 +95,14 @@ function backendFor(client, options) {
       hasReplica ? (settle, timeoutMs) => adapt(replica, settle, timeoutMs) : undefined,
     );
     hubOf.set(backend, { hub, token: hub.add(backend, options) });
-    if (direct) directOf.set(backend, direct);
+    if (direct) {
+      // What a lone append carries in its own transaction (lib/appends.cjs `#takeHeld`),
+      // and what one that failed carried, sent after.
+      direct.take = () => backend.takeNotifications();
+      direct.announce = (payloads) => hub.announce(payloads, options?.queryTimeoutMs ?? 30_000);
+      direct.publishing = () => hub.publishing;
+      directOf.set(backend, direct);
+    }
     if (options?.citus === undefined) detectCitus(client, backend);
     return backend;
   }

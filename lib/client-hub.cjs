@@ -58,6 +58,11 @@ class Hub {
   #flushQueued = false;
   #sending = false;
   #again = false;
+  /** When (`performance.now()`) the last batch went out, and the next is due. */
+  #publishedAt = -Infinity;
+  #flushDue = 0;
+  /** @type {ReturnType<typeof setTimeout> | undefined} a flush due later than now */
+  #flushTimer = undefined;
   // the shared check loop
   #looping = false;
   #sharing = false;
@@ -158,13 +163,26 @@ class Hub {
    * now are done, with every other write since. The appender's next statement goes out
    * first.
    */
-  wrote() {
-    if (this.#flushQueued) return;
+  wrote(batchMs = 0) {
+    // Within the store's `notifyBatchMs` of the last batch, it waits for the rest of that
+    // time: a listener elsewhere wakes (a server transaction, and its process) once per
+    // batch, not once a chunk, while chunks are written back to back.
+    const due = Math.max(this.#publishedAt + batchMs, performance.now());
+    if (this.#flushQueued) {
+      if (this.#flushDue <= due) return;
+      clearTimeout(this.#flushTimer);
+    }
     this.#flushQueued = true;
-    setImmediate(() => {
+    this.#flushDue = due;
+    const flush = () => {
       this.#flushQueued = false;
+      this.#flushTimer = undefined;
       this.#flush();
-    }).unref?.();
+    };
+    const wait = due - performance.now();
+    // Not unref'd: a process about to exit still announces what it stored first.
+    if (wait > 0) this.#flushTimer = setTimeout(flush, wait);
+    else setImmediate(flush).unref?.();
   }
 
   #flush() {
@@ -184,6 +202,7 @@ class Hub {
     }
     if (payloads.length === 0) return;
     this.#sending = true;
+    this.#publishedAt = performance.now();
     this.#publish(payloads, timeoutMs)
       .catch(noop)
       .finally(() => {
@@ -193,6 +212,16 @@ class Hub {
           this.#flush();
         }
       });
+  }
+
+  /** A batch of announcements is on its way (a lone append then announces after it). */
+  get publishing() {
+    return this.#sending;
+  }
+
+  /** Payloads a store took back (`takeNotifications`) go out now after all. */
+  announce(payloads, timeoutMs) {
+    this.#publish(payloads, timeoutMs).catch(noop);
   }
 
   #publish(payloads, timeoutMs) {

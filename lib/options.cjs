@@ -79,6 +79,7 @@ const OPTION_TYPES = {
   listenHeartbeatMs: "number",
   listen: "boolean",
   synchronousCommit: "boolean",
+  notifyBatchMs: "number",
   citus: "boolean",
   diagnosticIds: "boolean",
 };

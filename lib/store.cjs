@@ -65,9 +65,12 @@ class Store {
     });
   }
 
-  /** An append settled: other processes hear of what was written (JS clients). */
-  static wrote(store) {
-    store.#hub?.hub.wrote();
+  /**
+   * An append settled: other processes hear of what was written (JS clients), within
+   * `batchMs` of the client's last announcement.
+   */
+  static wrote(store, batchMs = 0) {
+    store.#hub?.hub.wrote(batchMs);
   }
 
   /**
@@ -196,7 +199,7 @@ class Store {
 }
 
 const native = (store) => Store.native(store);
-const wrote = (store) => Store.wrote(store);
+const wrote = (store, batchMs = 0) => Store.wrote(store, batchMs);
 const waiting = (store, reader, listens) => Store.waiting(store, reader, listens);
 /** @type {(store: any, name: string, table: () => string, id: unknown, fn: () => any, extra?: object) => any} */
 const traced = (store, name, table, id, fn, extra = {}) => Store.traced(store, name, table, id, fn, extra);

@@ -279,10 +279,12 @@ class PostgresStreamStore extends Store {
     this.#chunks = typeof opts.chunksTable === "string" ? opts.chunksTable : "aibind_stream_chunks";
     this.#status = status;
     // Once an append settles, what it wrote goes out to other processes (JS clients).
+    const batchMs = opts.notifyBatchMs ?? 2;
     this.#appends = new Appends(
       () => native(this),
       opts.queryTimeoutMs ?? 30_000,
-      () => wrote(this),
+      batchMs,
+      () => wrote(this, batchMs),
       () => direct(this),
       (tokens, seq, chunk) => this.#wakes?.fed(tokens, seq, chunk),
     );

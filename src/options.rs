@@ -43,6 +43,11 @@ pub struct StreamStoreOptions {
     /// times `wal_writer_delay`, 0.6 s by default), never corrupting anything: the stream
     /// then ends a few chunks short. create, stop, complete and fail stay durable.
     pub synchronous_commit: Option<bool>,
+    /// How long the announcement of a chunk to other processes may wait to go out with
+    /// the next ones, in ms (default 2; 0: each chunk's at once). Chunks appended back to
+    /// back then wake a listener elsewhere once every `notifyBatchMs`, not once a chunk; a
+    /// chunk appended after a pause is announced at once.
+    pub notify_batch_ms: Option<f64>,
     /// Tables distributed with Citus (`migrate({ citus: true })`): `true` sends the
     /// statements Citus routes to one worker, `false` never; left out, the store finds
     /// out once per pool or client (docs/citus.md).
@@ -75,8 +80,13 @@ pub struct StreamSettings {
     pub retry_reads_for_ms: i64,
     /// Appends commit without waiting for the WAL flush.
     pub relaxed_appends: bool,
+    /// How long a chunk's announcement may wait to go out with the next ones.
+    pub notify_batch: Duration,
     pub citus: Option<bool>,
 }
+
+/// The longest `notifyBatchMs`: longer would be the lag of the original's polling.
+const MOST_NOTIFY_BATCH_MS: i64 = 1_000;
 
 impl StreamSettings {
     pub fn new(options: StreamStoreOptions) -> Result<Self> {
@@ -87,6 +97,13 @@ impl StreamSettings {
             ));
         }
         let status_table = table("statusTable", options.status_table, "aibind_stream_status")?;
+        let notify_batch = millis("notifyBatchMs", options.notify_batch_ms, 2)?;
+        if notify_batch > MOST_NOTIFY_BATCH_MS {
+            return Err(Error::InvalidOption(format!(
+                "option \"notifyBatchMs\" must be a whole number of milliseconds from 0 to \
+                 {MOST_NOTIFY_BATCH_MS}, got {notify_batch}"
+            )));
+        }
         Ok(StreamSettings {
             chunks_table: table("chunksTable", options.chunks_table, "aibind_stream_chunks")?,
             wake_key: sql::wake_key(&status_table),
@@ -97,6 +114,7 @@ impl StreamSettings {
             listen: options.listen.unwrap_or(true),
             retry_reads_for_ms: millis("retryReadsForMs", options.retry_reads_for_ms, 60_000)?,
             relaxed_appends: options.synchronous_commit == Some(false),
+            notify_batch: Duration::from_millis(notify_batch as u64),
             citus: options.citus,
         })
     }

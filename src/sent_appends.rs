@@ -27,6 +27,11 @@ pub struct AppendStatements {
     pub plain: String,
     /// The same, announcing its chunk inside its own transaction; none: never inside.
     pub notifying: Option<String>,
+    /// `notifying` with a fifth parameter: the payloads of earlier chunks whose
+    /// announcement waited (`takeNotifications`, as a JSON array), notified first in the
+    /// same transaction (NULL: none).
+    /// Only once the statements go out as they are for good (never on Citus).
+    pub carrying: Option<String>,
     /// The store's `ttlMs`: `expires_at` is the time of the call plus this.
     pub ttl_ms: f64,
     /// Many appends in one statement (to streams whose status rows no one else holds
@@ -62,6 +67,7 @@ impl NativeStreamStore {
         AppendStatements {
             plain: s.sql.append.text.to_string(),
             notifying: s.sql.append_notifying.as_ref().map(|n| n.text.to_string()),
+            carrying: s.sql.append_carrying.clone(),
             ttl_ms: s.settings.ttl_ms as f64,
             combined: (s.sql.append.combined.as_ref()).map(|c| c.statement.text.to_string()),
         }

@@ -31,6 +31,11 @@ pub struct StreamSql {
     /// Durable only: `append`'s waiting form that also announces its chunk, for an
     /// append a JS client's store makes alone (`backend/notify_choice.rs`).
     pub append_notifying: Option<Statement>,
+    /// `append_notifying`'s text with one more parameter, `$5`: payloads of earlier
+    /// chunks (a JSON array), held back to go out in the same transaction (NULL: none),
+    /// notified first.
+    /// Sent only from JS, so it is text alone.
+    pub append_carrying: Option<String>,
     pub waiting: Statement,
     pub status: Statement,
     pub lookup: Statement,
@@ -88,7 +93,12 @@ impl Tail {
     /// payload's `t` is the database server's clock as the statement runs, just before
     /// its commit: when the chunk was committed, for the delivery lag of readers elsewhere.
     /// The name-only payload is built only when the carrying one is too long.
-    fn new(key: &str, relaxed: bool, notify: bool, origin: &str) -> Self {
+    ///
+    /// `carrying`: the statement takes payloads of earlier chunks (`$5`, a JSON array of
+    /// them, or NULL) and notifies them just before its own, in the same transaction, so
+    /// listeners wake once for all, and hear the earlier chunks first. Only when the chunk's own
+    /// notification goes out too (`notified` not NULL).
+    fn new(key: &str, relaxed: bool, notify: bool, carrying: bool, origin: &str) -> Self {
         let relaxed = if relaxed { RELAXED } else { "" };
         if !notify {
             return Tail {
@@ -97,11 +107,20 @@ impl Tail {
             };
         }
         let stream = format!("json_build_array(json_build_array('{key}', $1::text))");
+        let own = if carrying {
+            format!(
+                "CASE WHEN $5::text IS NULL THEN p \
+                 WHEN (SELECT count(pg_notify('{NOTIFY_CHANNEL}', e)::text) \
+                 FROM json_array_elements_text($5::text::json) AS e) < 0 THEN NULL ELSE p END"
+            )
+        } else {
+            "p".to_string()
+        };
         Tail {
             relaxed,
             returning: format!(
                 "SELECT ins.seq, n.notified FROM ins LEFT JOIN LATERAL (\
-                 SELECT CASE WHEN pg_notify('{NOTIFY_CHANNEL}', p) IS NULL THEN 1 ELSE 1 END AS notified \
+                 SELECT CASE WHEN pg_notify('{NOTIFY_CHANNEL}', {own}) IS NULL THEN 1 ELSE 1 END AS notified \
                  FROM (SELECT CASE WHEN octet_length(c) <= 7500 THEN c \
                  ELSE json_build_object('o', '{origin}', 's', {stream}, 'x', {stream})::text END AS p \
                  FROM (SELECT json_build_object('o', '{origin}', 's', {stream}, 'c', \
@@ -127,8 +146,9 @@ impl StreamSql {
         // Relaxed appends always announce themselves: their commit does not wait for the
         // WAL flush, so the NOTIFY lock is held for no time that matters. Durable ones
         // may, on the Rust pool's lane, while that proves no slower (`notifying`).
-        let tail = Tail::new(&key, relaxed, relaxed, origin);
-        let notifying = (!relaxed).then(|| Tail::new(&key, false, true, origin));
+        let tail = Tail::new(&key, relaxed, relaxed, false, origin);
+        let notifying = (!relaxed).then(|| Tail::new(&key, false, true, false, origin));
+        let carrying = (!relaxed).then(|| Tail::new(&key, false, true, true, origin));
         let relaxed = tail.relaxed;
         let lane = |tail: &Tail| {
             format!(
@@ -167,6 +187,7 @@ impl StreamSql {
             append_notifying: notifying.as_ref().map(|tail| {
                 Statement::new(append_waiting(chunks, status, tail), APPENDED).on_citus(on_citus())
             }),
+            append_carrying: carrying.map(|tail| append_waiting(chunks, status, &tail)),
             append: Statement::new(append_waiting(chunks, status, &tail), APPENDED)
                 .on_citus(on_citus())
                 // The Rust pool's lane: the same, but a status row locked elsewhere is
@@ -316,6 +337,8 @@ impl StreamSql {
             append: self.append.forced(citus),
             append_alone: self.append_alone.forced(citus),
             append_notifying: self.append_notifying.map(|s| s.forced(citus)),
+            // Never on Citus, where a worker would send it.
+            append_carrying: self.append_carrying.filter(|_| citus != Some(true)),
             waiting: self.waiting,
             status: self.status,
             lookup: self.lookup,
