@@ -143,7 +143,14 @@ impl NativeStreamStore {
         // On the JS thread, as a settle: the readers it wakes go from here (`waker.rs`).
         let ((), fed) = crate::waker::settling(&env, || {
             crate::waker::feeding(std::ptr::from_ref(s) as usize, || {
-                s.db.appended(&s.settings.wake_key, &id, seq, Arc::from(chunk), notified)
+                s.db.appended(
+                    &s.settings.wake_key,
+                    &id,
+                    seq,
+                    Arc::from(chunk),
+                    notified,
+                    s.settings.notify_batch,
+                )
             })
         });
         (!fed.is_empty()).then_some(fed)

@@ -63,7 +63,8 @@ impl NativeStreamStore {
                     settings.relaxed_appends,
                     wakeups::origin(),
                 )
-                .forced(settings.citus),
+                .forced(settings.citus)
+                .notify_batch(settings.notify_batch),
                 settings,
                 waker: Waker::default(),
                 lone: Arc::default(),
@@ -157,7 +158,10 @@ impl NativeStreamStore {
                 in_flight.stored();
             }
             let key = &shared.settings.wake_key;
-            shared.db.appended(key, &id, seq as u32, data, notified);
+            let batch = shared.settings.notify_batch;
+            shared
+                .db
+                .appended(key, &id, seq as u32, data, notified, batch);
             Ok(seq as u32)
         })
     }

@@ -284,7 +284,17 @@ impl Db {
     ///
     /// While the delivery lag is measured, the chunk is stamped with the time now (its
     /// commit was just acknowledged), for the readers here and, in the NOTIFY, elsewhere.
-    pub fn appended(&self, key: &str, id: &str, seq: u32, data: Arc<str>, notified: bool) {
+    /// `batch`: the store's `notifyBatchMs` (the pool's announcements of chunks written
+    /// back to back go out once per batch; a JS client's hub is told by JS).
+    pub fn appended(
+        &self,
+        key: &str,
+        id: &str,
+        seq: u32,
+        data: Arc<str>,
+        notified: bool,
+        batch: std::time::Duration,
+    ) {
         let at = if crate::clock::lag_measured() {
             crate::clock::now_ms_f64()
         } else {
@@ -297,7 +307,7 @@ impl Db {
             return;
         }
         match self.backend() {
-            Ok(Backend::Pool(pool)) => pool.publish(Written::chunk(key, id, seq, data, at)),
+            Ok(Backend::Pool(pool)) => pool.publish(Written::chunk(key, id, seq, data, at), batch),
             Ok(Backend::Js(js)) => js.publish(Written::chunk(key, id, seq, data, at)),
             _ => {}
         }
@@ -308,7 +318,7 @@ impl Db {
     pub fn announce_finish(&self, key: &str, id: &str, state: &str, total: i64) {
         let written = Written::finished(key, id, state, total);
         match self.backend() {
-            Ok(Backend::Pool(pool)) => pool.publish(written),
+            Ok(Backend::Pool(pool)) => pool.publish(written, std::time::Duration::ZERO),
             Ok(Backend::Js(js)) => js.publish(written),
             _ => {}
         }

@@ -45,6 +45,12 @@ pub struct Combined {
     /// chunk, in its own transaction. The pool uses it while it is no slower
     /// (`backend/notify_choice.rs`).
     pub notifying: Option<Statement>,
+    /// `notifying` with a fifth parameter: the payloads of announcements waiting in the
+    /// pool (a JSON array), notified first in the same transaction.
+    pub carrying: Option<Statement>,
+    /// The store's `notifyBatchMs`: a lane append within this long of the last that
+    /// announced inside holds its announcement back for the next to carry.
+    pub notify_batch: std::time::Duration,
 }
 
 impl Statement {
@@ -80,6 +86,8 @@ impl Statement {
             statement: Statement::new(text, columns),
             skipping: None,
             notifying: None,
+            carrying: None,
+            notify_batch: std::time::Duration::ZERO,
         }));
         self
     }
@@ -102,17 +110,28 @@ impl Statement {
             statement: Statement::new(many, columns),
             skipping: Some((one, side)),
             notifying: None,
+            carrying: None,
+            notify_batch: std::time::Duration::ZERO,
         }));
         self
     }
 
     /// The lane's single call in a form that also announces what it wrote (see
     /// `Combined::notifying`); after `combined_skipping_locked`.
-    pub(super) fn lane_notifying(mut self, text: Option<String>) -> Self {
+    pub(super) fn lane_notifying(mut self, text: Option<String>, carrying: Option<String>) -> Self {
         let columns = self.columns;
         let combined = self.combined.as_mut().and_then(Arc::get_mut);
         let combined = combined.expect("a combined form not yet shared");
         combined.notifying = text.map(|text| Statement::new(text, columns));
+        combined.carrying = carrying.map(|text| Statement::new(text, columns));
+        self
+    }
+
+    /// Sets the combined form's `notify_batch` (before the statement is shared).
+    pub(super) fn notify_batch(mut self, batch: std::time::Duration) -> Self {
+        if let Some(combined) = self.combined.as_mut().and_then(Arc::get_mut) {
+            combined.notify_batch = batch;
+        }
         self
     }
 

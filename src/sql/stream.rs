@@ -187,7 +187,7 @@ impl StreamSql {
             append_notifying: notifying.as_ref().map(|tail| {
                 Statement::new(append_waiting(chunks, status, tail), APPENDED).on_citus(on_citus())
             }),
-            append_carrying: carrying.map(|tail| append_waiting(chunks, status, &tail)),
+            append_carrying: carrying.as_ref().map(|tail| append_waiting(chunks, status, tail)),
             append: Statement::new(append_waiting(chunks, status, &tail), APPENDED)
                 .on_citus(on_citus())
                 // The Rust pool's lane: the same, but a status row locked elsewhere is
@@ -230,7 +230,7 @@ impl StreamSql {
                         Column { name: "seq", kind: Kind::Int },
                     ],
                 )
-                .lane_notifying(notifying.as_ref().map(lane)),
+                .lane_notifying(notifying.as_ref().map(lane), carrying.as_ref().map(lane)),
             // The readers waiting in this process, checked at once: which of these
             // streams (given as JSON `[{"id": ..., "after": seq read up to, "below": n}, ...]`)
             // have chunks past that seq (or fewer than `below`: the count went back), have
@@ -327,6 +327,12 @@ impl StreamSql {
                 &[Column { name: "removed", kind: Kind::Int }],
             ),
         }
+    }
+
+    /// With the store's `notifyBatchMs`, for the pool's append lane (`Combined::notify_batch`).
+    pub fn notify_batch(mut self, batch: std::time::Duration) -> Self {
+        self.append = self.append.notify_batch(batch);
+        self
     }
 
     /// The statements as a store sends them (`Statement::forced`): `citus` is the

@@ -261,9 +261,10 @@ impl SharedPool {
         &self.conns
     }
 
-    /// Tells readers in every other process of a write (see `notifier.rs`).
-    pub fn publish(&self, written: Written) {
-        self.notifier.publish(written);
+    /// Tells readers in every other process of a write, no sooner than `batch` after the
+    /// pool's last announcement (see `notifier.rs`).
+    pub fn publish(&self, written: Written, batch: std::time::Duration) {
+        self.notifier.publish(written, batch);
     }
 
     /// This pool's database, as the tails know it (`tail.rs`).
@@ -333,6 +334,14 @@ impl Runner for SharedPool {
 
     fn queues(&self) -> &Queues {
         &self.queues
+    }
+
+    fn take_announcements(&self) -> Option<Vec<String>> {
+        self.notifier.take()
+    }
+
+    fn announce_again(&self, payloads: Vec<String>) {
+        self.notifier.again(payloads);
     }
 }
 

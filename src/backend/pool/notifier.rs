@@ -5,8 +5,12 @@
 //!   pool sends what has queued up as one `pg_notify` (a JSON list of `[table, id]`, kept
 //!   under PostgreSQL's 8,000-byte payload limit) on a pooled connection, outside the
 //!   append's transaction, so appends never wait for it and never take the global NOTIFY
-//!   lock at commit. While one notification is in flight the next batch gathers. (stop,
-//!   complete and fail notify inside their own statement: see `sql/stream.rs`.)
+//!   lock at commit. While one notification is in flight the next batch gathers, and it
+//!   goes out no sooner than the store's `notifyBatchMs` after the pool's last
+//!   announcement (this task's, or an append's own): a listener elsewhere wakes once per
+//!   batch while chunks are written back to back. An append that announces inside its
+//!   own transaction takes what waits here along (`take`), first. (stop, complete and
+//!   fail notify inside their own statement: see `sql/stream.rs`.)
 //! - **Listening.** One dedicated connection per pool (deadpool's pooled connections
 //!   cannot LISTEN), opened when a reader first waits. Each notification wakes this
 //!   process's readers of those streams (`wakeups.rs`). If the connection is lost it is
@@ -25,8 +29,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_postgres::{AsyncMessage, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -40,7 +45,7 @@ use crate::tail::Source;
 use crate::telemetry;
 use crate::wakeups;
 
-/// Most streams queued for the next notification. Beyond it a write goes unannounced:
+/// Most writes queued for the next notification. Beyond it a write goes unannounced:
 /// readers in other processes then find it through their shared check (`backend/check.rs`).
 const MOST_QUEUED: usize = 100_000;
 /// The listener's probe is sent again after this, doubling, until it comes back...
@@ -77,7 +82,9 @@ pub struct Notifier {
     heartbeat: Duration,
     config: Config,
     tls: MakeRustlsConnect,
-    queue: OnceLock<mpsc::Sender<Written>>,
+    /// What waits to be announced, and the task that sends it (started with the first).
+    outbox: Arc<Outbox>,
+    publisher: OnceLock<()>,
     /// The pool's source: what its listener hears is from its database.
     source: Source,
     listener: Mutex<Option<JoinHandle<()>>>,
@@ -88,6 +95,8 @@ pub struct Notifier {
 
 impl Drop for Notifier {
     fn drop(&mut self) {
+        // What waits goes out at once; then the publishing task ends.
+        self.outbox.queue(|waiting| waiting.closed = true);
         if let Some(listener) = self
             .listener
             .lock()
@@ -113,7 +122,8 @@ impl Notifier {
             conns,
             config,
             tls,
-            queue: OnceLock::new(),
+            outbox: Arc::default(),
+            publisher: OnceLock::new(),
             listener: Mutex::new(None),
             listening: Arc::default(),
             state: Arc::new(AtomicU8::new(OFF)),
@@ -130,14 +140,38 @@ impl Notifier {
         }
     }
 
-    /// Queues a notification of a write. Call from the tokio runtime.
-    pub fn publish(&self, written: Written) {
-        let queue = self.queue.get_or_init(|| {
-            let (tx, rx) = mpsc::channel(MOST_QUEUED);
-            tokio::spawn(publish_batches(self.conns.clone(), rx));
-            tx
+    /// Queues a notification of a write, to go out no sooner than `batch` after the last
+    /// announcement. Call from the tokio runtime.
+    pub fn publish(&self, written: Written, batch: Duration) {
+        self.publisher.get_or_init(|| {
+            tokio::spawn(publish_batches(self.conns.clone(), self.outbox.clone()));
         });
-        let _ = queue.try_send(written);
+        self.outbox.queue(|waiting| {
+            if waiting.written.len() < MOST_QUEUED {
+                waiting.written.push(written);
+            }
+            waiting.batch = Some(waiting.batch.map_or(batch, |b| b.min(batch)));
+        });
+    }
+
+    /// For an append about to announce inside its own transaction: the payloads waiting
+    /// here (maybe none), which it carries, first; `None` while a batch is on its way
+    /// (the append then announces after it, so listeners hear chunks in order).
+    pub fn take(&self) -> Option<Vec<String>> {
+        let mut waiting = self.outbox.lock();
+        if waiting.sending {
+            return None;
+        }
+        waiting.last = Some(Instant::now());
+        Some(waiting.take())
+    }
+
+    /// Payloads an append took (`take`) but did not send after all: they go out next.
+    pub fn again(&self, payloads: Vec<String>) {
+        self.outbox.queue(|waiting| {
+            waiting.again.extend(payloads);
+            waiting.batch = Some(Duration::ZERO);
+        });
     }
 
     /// Starts the listener connection unless it runs. Call from the tokio runtime.
@@ -163,21 +197,116 @@ impl Notifier {
     }
 }
 
+/// What waits to be announced (`Notifier::publish`), and when the last announcement went.
+#[derive(Default)]
+struct Outbox {
+    waiting: Mutex<Waiting>,
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct Waiting {
+    written: Vec<Written>,
+    /// Payloads taken to be carried that must go out after all.
+    again: Vec<String>,
+    /// The shortest `notifyBatchMs` of what waits (`None`: nothing waits).
+    batch: Option<Duration>,
+    /// When the pool last announced (a batch sent, or an append's own NOTIFY).
+    last: Option<Instant>,
+    /// A batch is on its way.
+    sending: bool,
+    /// The pool is gone: what waits goes out at once, then the task ends.
+    closed: bool,
+}
+
+/// What the publishing task does next.
+enum Next {
+    Wait,
+    WaitUntil(Instant),
+    Send(Vec<String>),
+    End,
+}
+
+impl Waiting {
+    /// Everything waiting, as payloads (those to send again first).
+    fn take(&mut self) -> Vec<String> {
+        self.batch = None;
+        let mut out = std::mem::take(&mut self.again);
+        let written = std::mem::take(&mut self.written);
+        if !written.is_empty() {
+            out.extend(payloads(written));
+        }
+        out
+    }
+}
+
+impl Outbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn queue(&self, add: impl FnOnce(&mut Waiting)) {
+        add(&mut self.lock());
+        self.wake.notify_one();
+    }
+
+    /// The next batch, once its time has come.
+    fn next(&self) -> Next {
+        let mut waiting = self.lock();
+        let Some(batch) = waiting.batch else {
+            return if waiting.closed {
+                Next::End
+            } else {
+                Next::Wait
+            };
+        };
+        if let Some(due) = waiting.last.map(|last| last + batch) {
+            if due > Instant::now() && !waiting.closed {
+                return Next::WaitUntil(due);
+            }
+        }
+        waiting.sending = true;
+        Next::Send(waiting.take())
+    }
+
+    fn sent(&self) {
+        let mut waiting = self.lock();
+        waiting.sending = false;
+        waiting.last = Some(Instant::now());
+    }
+}
+
 /// Sends what has queued up, as few notifications as fit, until the pool goes. Each
 /// within `queryTimeoutMs`; a failure loses nothing but time (readers in other processes
 /// fall back to their shared check).
-async fn publish_batches(conns: Conns, mut queue: mpsc::Receiver<Written>) {
+async fn publish_batches(conns: Conns, outbox: Arc<Outbox>) {
     let statement = notify_statement();
-    while let Some(first) = queue.recv().await {
-        let mut written = vec![first];
-        while let Ok(more) = queue.try_recv() {
-            written.push(more);
+    loop {
+        match outbox.next() {
+            Next::End => return,
+            Next::Wait => outbox.wake.notified().await,
+            // What waits may be carried by an append meanwhile.
+            Next::WaitUntil(due) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => {}
+                    _ = outbox.wake.notified() => {}
+                }
+            }
+            Next::Send(batch) => {
+                send_batch(&conns, &statement, batch).await;
+                outbox.sent();
+            }
         }
-        for payload in payloads(written) {
+    }
+}
+
+async fn send_batch(conns: &Conns, statement: &Statement, batch: Vec<String>) {
+    {
+        for payload in batch {
             let params = [Param::Text(CHANNEL.into()), Param::Text(payload)];
             Counters::add(&conns.counters.notifications_sent);
             match conns
-                .query_writable(&statement, &params, conns.deadline())
+                .query_writable(statement, &params, conns.deadline())
                 .await
             {
                 Ok(_) => {}

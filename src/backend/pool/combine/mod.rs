@@ -91,12 +91,31 @@ pub fn run<P: Runner>(
             Ok(Place::Lane(params, pick)) => (params, pick),
         };
         let notifying = combined.sql.notifying.as_ref();
-        let sent = match (pick, notifying) {
-            (Some(pick), Some(notifying)) if pick.inside => notifying,
-            _ => &statement,
+        let (sent, carried) = match (pick, notifying) {
+            (Some(pick), Some(notifying)) if pick.inside => match inside(&*pool, &combined, pick) {
+                Inside::Held => (&statement, None),
+                Inside::Alone => (notifying, None),
+                Inside::Carrying(carrying, payloads) => (carrying, Some(payloads)),
+            },
+            _ => (&statement, None),
         };
         let started = std::time::Instant::now();
-        let outcome = pool.query(sent, &params, deadline).await;
+        let outcome = match &carried {
+            None => pool.query(sent, &params, deadline).await,
+            Some(payloads) => {
+                let mut with = params.clone();
+                with.push(Param::Text(
+                    serde_json::to_string(payloads).unwrap_or_default(),
+                ));
+                let outcome = pool.query(sent, &with, deadline).await;
+                // What it carried went out only with its own notification.
+                let row = outcome.as_ref().ok().and_then(|rows| rows.first());
+                if row.is_none_or(|row| row.int(1).is_none()) {
+                    pool.announce_again(payloads.clone());
+                }
+                outcome
+            }
+        };
         if let (Some(pick), Ok(rows)) = (pick, &outcome) {
             if !rows.is_empty() {
                 let micros = started.elapsed().as_micros() as u64;
@@ -127,6 +146,42 @@ pub fn run<P: Runner>(
         };
         serve_queue(&pool, &statement, &combined);
         outcome
+    }
+}
+
+/// How a lane append picked to announce inside its own transaction goes.
+enum Inside<'a> {
+    /// Within `notifyBatchMs` of the last that did (or while a batch of announcements is
+    /// on its way): it holds its announcement back, for a later append to carry or the
+    /// notifier to send once the time has come.
+    Held,
+    /// Announcing only its own chunk.
+    Alone,
+    /// Carrying the announcements waiting in the notifier (`carrying`, `$5`), first.
+    Carrying(&'a Statement, Vec<String>),
+}
+
+/// Whether a lane append picked to announce inside does so, and what it carries. A trial
+/// of the notify choice is never held: it measures the way it was picked.
+fn inside<'a, P: Runner>(pool: &P, combined: &'a Combining, pick: Pick) -> Inside<'a> {
+    let Some(carrying) = combined.sql.carrying.as_ref() else {
+        return Inside::Alone;
+    };
+    let batch = combined.sql.notify_batch;
+    let holds = !pick.is_trial() && !batch.is_zero();
+    let now = Instant::now();
+    let mut state = combined.state();
+    if holds && state.quiet_until.is_some_and(|quiet| now < quiet) {
+        return Inside::Held;
+    }
+    let Some(payloads) = pool.take_announcements() else {
+        return if holds { Inside::Held } else { Inside::Alone };
+    };
+    state.quiet_until = Some(now + batch);
+    if payloads.is_empty() {
+        Inside::Alone
+    } else {
+        Inside::Carrying(carrying, payloads)
     }
 }
 

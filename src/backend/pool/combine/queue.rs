@@ -35,6 +35,9 @@ pub(super) struct State {
     pub held_calls: usize,
     /// Where the lane's durable appends announce their chunks.
     pub notify: NotifyChoice,
+    /// Until when a lane append holds its announcement back for a later one to carry
+    /// (`notifyBatchMs` after the last that announced inside).
+    pub quiet_until: Option<tokio::time::Instant>,
 }
 
 /// What runs the statements: the pool (`pool/mod.rs`), or a stand-in in the tests.
@@ -52,6 +55,14 @@ pub trait Runner: Send + Sync + 'static {
     fn query_timeout_ms(&self) -> u64;
     /// The queues of the combined statements run here.
     fn queues(&self) -> &Queues;
+    /// For an append about to announce inside its own transaction: the announcements
+    /// waiting to go out, to carry first (`notifier.rs`); `None` while a batch of them is
+    /// on its way.
+    fn take_announcements(&self) -> Option<Vec<String>> {
+        Some(Vec::new())
+    }
+    /// Announcements taken to be carried by a statement that did not send them.
+    fn announce_again(&self, _payloads: Vec<String>) {}
 }
 
 /// The calls of one combined statement waiting to go out, its lane and its side paths.

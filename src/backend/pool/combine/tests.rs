@@ -292,6 +292,75 @@ async fn a_batch_call_without_a_row_takes_the_side_path() {
     );
 }
 
+/// Lane appends picked to announce inside (past the notify choice's 16 trials): the first takes what waits to be announced along
+/// (`carrying`, its payloads as `$5`); one within `notifyBatchMs` of it holds its own
+/// announcement back (the plain form); one whose carrying statement stores nothing gives
+/// what it carried back.
+#[tokio::test]
+async fn lane_appends_carry_what_waits_and_hold_back_within_the_batch() {
+    let batch = Duration::from_millis(300);
+    let sql = StreamSql::new("chunks", "status", false, "o").notify_batch(batch);
+    let combined = sql.append.combined.clone().unwrap();
+    let one = combined.skipping.clone().unwrap().0.text.to_string();
+    let notifying = combined.notifying.clone().unwrap().text.to_string();
+    let carrying = combined.carrying.clone().unwrap().text.to_string();
+    let answer: Answer = Box::new(move |t, params| {
+        if text(&params[0]) == "refused" {
+            return Ok(vec![]);
+        }
+        // The plain form measures slower, so the notify choice's trials pick inside.
+        let notified = if t == one {
+            std::thread::sleep(Duration::from_millis(2));
+            Cell::Null
+        } else {
+            Cell::Int(1)
+        };
+        Ok(vec![Row(vec![Cell::Int(1), notified])])
+    });
+    let pool = Fake::holding(answer, vec!["nothing held".into()], true);
+    for _ in 0..16 {
+        run(pool.clone(), &sql.append, append("s"), later())
+            .await
+            .unwrap();
+    }
+    let last = |pool: &Fake| pool.log.lock().unwrap().last().cloned().unwrap();
+    // The trials that announced inside count too: past the batch after them.
+    tokio::time::sleep(batch).await;
+    *pool.waiting.lock().unwrap() = vec!["earlier".into()];
+    run(pool.clone(), &sql.append, append("s"), later())
+        .await
+        .unwrap();
+    let (sent, params) = last(&pool);
+    assert_eq!(sent, carrying);
+    assert_eq!(text(&params[4]), r#"["earlier"]"#);
+    // Within the batch: held back.
+    run(pool.clone(), &sql.append, append("s"), later())
+        .await
+        .unwrap();
+    assert_eq!(
+        last(&pool).0,
+        combined.skipping.clone().unwrap().0.text.to_string()
+    );
+    // Past it, with nothing waiting: it announces only its own.
+    tokio::time::sleep(batch).await;
+    run(pool.clone(), &sql.append, append("s"), later())
+        .await
+        .unwrap();
+    assert_eq!(last(&pool).0, notifying);
+    // Past it again: a carrying statement that stores nothing gives its payloads back.
+    tokio::time::sleep(batch).await;
+    *pool.waiting.lock().unwrap() = vec!["held".into()];
+    let refused = run(pool.clone(), &sql.append, append("refused"), later()).await;
+    assert!(
+        refused.unwrap().is_empty(),
+        "refused: no row, from the side path too"
+    );
+    let log = pool.log.lock().unwrap().clone();
+    let (sent, params) = &log[log.len() - 2];
+    assert_eq!((sent, text(&params[4])), (&carrying, r#"["held"]"#));
+    assert_eq!(*pool.again.lock().unwrap(), ["held"]);
+}
+
 #[test]
 fn each_combined_statement_has_its_own_queue() {
     let queues = Queues::default();

@@ -25,6 +25,9 @@ pub struct Fake {
     pub gate: watch::Sender<bool>,
     /// ...if their text is one of these (all, when empty).
     held: Vec<String>,
+    /// Announcements waiting to go out (`take_announcements`), and those given back.
+    pub waiting: Mutex<Vec<String>>,
+    pub again: Mutex<Vec<String>>,
 }
 
 impl Fake {
@@ -35,6 +38,8 @@ impl Fake {
             answer,
             gate: watch::Sender::new(open),
             held,
+            waiting: Mutex::default(),
+            again: Mutex::default(),
         })
     }
 
@@ -96,6 +101,14 @@ impl Runner for Fake {
 
     fn queues(&self) -> &Queues {
         &self.queues
+    }
+
+    fn take_announcements(&self) -> Option<Vec<String>> {
+        Some(std::mem::take(&mut *self.waiting.lock().unwrap()))
+    }
+
+    fn announce_again(&self, payloads: Vec<String>) {
+        self.again.lock().unwrap().extend(payloads);
     }
 }
 
