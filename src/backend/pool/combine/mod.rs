@@ -22,7 +22,9 @@
 //! their order and other keys go on.
 //!
 //! A durable append alone on the lane may announce its chunk in its own transaction
-//! (`backend/notify_choice.rs` decides, by measuring).
+//! (`backend/notify_choice.rs` decides, by measuring). Within the store's `notifyBatchMs`
+//! of the last that did, it holds its announcement back instead; the next that announces
+//! takes what waits in the notifier along, in the same transaction, first (`inside`).
 //!
 //! `queue.rs`: the queues and the calls in them; `side.rs`: the side path.
 
