@@ -193,7 +193,8 @@ class Appends {
    */
   #asIs = false;
   /**
-   * While trial appends' announcements wait (`tellRust`): the timer that sends them.
+   * While announcements wait (`tellRust`: a notify choice's trial appends', or those held
+   * back for the next append that announces to carry): the timer that sends them.
    * @type {ReturnType<typeof setTimeout> | undefined}
    */
   #held = undefined;

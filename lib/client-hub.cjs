@@ -26,6 +26,8 @@ const RELAXED = "set_config('synchronous_commit', 'off', true)";
 const WRITABLE = "set_config('transaction_read_only', 'off', true)";
 const NOTIFY_ONE = `SELECT ${WRITABLE}, pg_notify($1::text, $2::text), ${RELAXED}`;
 const NOTIFY_MANY = `SELECT ${WRITABLE}, pg_notify($1::text, p), ${RELAXED} FROM json_array_elements_text($2::json) AS p`;
+/** A batch of announcements on its way this long no longer holds back an append's own. */
+const STUCK_MS = 100;
 /** A check loop with no reader waiting ends after this long; idle, it looks this often. */
 const LOOP_IDLE_MS = 1_000;
 const LOOP_LOOK_MS = 50;
@@ -159,9 +161,10 @@ class Hub {
 
   /**
    * An append settled: what it wrote goes out (unless its statement announced it: an
-   * append made alone may notify from its own transaction) once the callbacks running
-   * now are done, with every other write since. The appender's next statement goes out
-   * first.
+   * append made alone may notify from its own transaction), with every other write
+   * since, once the callbacks running now are done and no sooner than `batchMs` (the
+   * store's `notifyBatchMs`) after the last batch went. The appender's next statement
+   * goes out first.
    */
   wrote(batchMs = 0) {
     // Within the store's `notifyBatchMs` of the last batch, it waits for the rest of that
@@ -214,9 +217,12 @@ class Hub {
       });
   }
 
-  /** A batch of announcements is on its way (a lone append then announces after it). */
+  /**
+   * A batch of announcements is on its way (a lone append then announces after it, so
+   * listeners hear a stream's chunks in order), unless it has taken STUCK_MS already.
+   */
   get publishing() {
-    return this.#sending;
+    return this.#sending && performance.now() - this.#publishedAt < STUCK_MS;
   }
 
   /** Payloads a store took back (`takeNotifications`) go out now after all. */

@@ -66,8 +66,8 @@ class Store {
   }
 
   /**
-   * An append settled: other processes hear of what was written (JS clients), within
-   * `batchMs` of the client's last announcement.
+   * An append settled: other processes hear of what was written (JS clients), no
+   * sooner than `batchMs` after the client's last batch of announcements went.
    */
   static wrote(store, batchMs = 0) {
     store.#hub?.hub.wrote(batchMs);

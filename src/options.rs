@@ -86,7 +86,7 @@ pub struct StreamSettings {
 }
 
 /// The longest `notifyBatchMs`: longer would be the lag of the original's polling.
-const MOST_NOTIFY_BATCH_MS: i64 = 1_000;
+const MOST_NOTIFY_BATCH_MS: f64 = 1_000.0;
 
 impl StreamSettings {
     pub fn new(options: StreamStoreOptions) -> Result<Self> {
@@ -97,13 +97,16 @@ impl StreamSettings {
             ));
         }
         let status_table = table("statusTable", options.status_table, "aibind_stream_status")?;
-        let notify_batch = millis("notifyBatchMs", options.notify_batch_ms, 2)?;
-        if notify_batch > MOST_NOTIFY_BATCH_MS {
-            return Err(Error::InvalidOption(format!(
-                "option \"notifyBatchMs\" must be a whole number of milliseconds from 0 to \
-                 {MOST_NOTIFY_BATCH_MS}, got {notify_batch}"
-            )));
-        }
+        let notify_batch = match options.notify_batch_ms {
+            None => 2,
+            Some(v) if v.fract() == 0.0 && (0.0..=MOST_NOTIFY_BATCH_MS).contains(&v) => v as u64,
+            Some(v) => {
+                return Err(Error::InvalidOption(format!(
+                    "option \"notifyBatchMs\" must be a whole number of milliseconds from 0 to \
+                     {MOST_NOTIFY_BATCH_MS}, got {v}"
+                )))
+            }
+        };
         Ok(StreamSettings {
             chunks_table: table("chunksTable", options.chunks_table, "aibind_stream_chunks")?,
             wake_key: sql::wake_key(&status_table),
@@ -114,7 +117,7 @@ impl StreamSettings {
             listen: options.listen.unwrap_or(true),
             retry_reads_for_ms: millis("retryReadsForMs", options.retry_reads_for_ms, 60_000)?,
             relaxed_appends: options.synchronous_commit == Some(false),
-            notify_batch: Duration::from_millis(notify_batch as u64),
+            notify_batch: Duration::from_millis(notify_batch),
             citus: options.citus,
         })
     }

@@ -45,6 +45,9 @@ use crate::tail::Source;
 use crate::telemetry;
 use crate::wakeups;
 
+/// A batch of announcements on its way this long no longer holds back an append's own
+/// (`Notifier::take`).
+const STUCK: Duration = Duration::from_millis(100);
 /// Most writes queued for the next notification. Beyond it a write goes unannounced:
 /// readers in other processes then find it through their shared check (`backend/check.rs`).
 const MOST_QUEUED: usize = 100_000;
@@ -156,14 +159,18 @@ impl Notifier {
 
     /// For an append about to announce inside its own transaction: the payloads waiting
     /// here (maybe none), which it carries, first; `None` while a batch is on its way
-    /// (the append then announces after it, so listeners hear chunks in order).
+    /// (the append then announces after it, so listeners hear chunks in order), unless
+    /// that batch has taken `STUCK` already (waiting for a connection, say).
     pub fn take(&self) -> Option<Vec<String>> {
-        let mut waiting = self.outbox.lock();
-        if waiting.sending {
-            return None;
-        }
-        waiting.last = Some(Instant::now());
-        Some(waiting.take())
+        let taken = {
+            let mut waiting = self.outbox.lock();
+            if waiting.sending.is_some_and(|since| since.elapsed() < STUCK) {
+                return None;
+            }
+            waiting.last = Some(Instant::now());
+            waiting.take()
+        };
+        Some(taken.payloads())
     }
 
     /// Payloads an append took (`take`) but did not send after all: they go out next.
@@ -211,10 +218,11 @@ struct Waiting {
     again: Vec<String>,
     /// The shortest `notifyBatchMs` of what waits (`None`: nothing waits).
     batch: Option<Duration>,
-    /// When the pool last announced (a batch sent, or an append's own NOTIFY).
+    /// When the pool last announced: a batch sent, or an append took what waited to
+    /// announce it with its own chunk (`Notifier::take`, as its statement goes out).
     last: Option<Instant>,
-    /// A batch is on its way.
-    sending: bool,
+    /// Since when a batch is on its way.
+    sending: Option<Instant>,
     /// The pool is gone: what waits goes out at once, then the task ends.
     closed: bool,
 }
@@ -223,20 +231,34 @@ struct Waiting {
 enum Next {
     Wait,
     WaitUntil(Instant),
-    Send(Vec<String>),
+    Send(Taken),
     End,
 }
 
-impl Waiting {
-    /// Everything waiting, as payloads (those to send again first).
-    fn take(&mut self) -> Vec<String> {
-        self.batch = None;
-        let mut out = std::mem::take(&mut self.again);
-        let written = std::mem::take(&mut self.written);
-        if !written.is_empty() {
-            out.extend(payloads(written));
+/// What waited, taken out (its payloads are built outside the lock).
+struct Taken {
+    again: Vec<String>,
+    written: Vec<Written>,
+}
+
+impl Taken {
+    /// As payloads, those to send again first.
+    fn payloads(self) -> Vec<String> {
+        let mut out = self.again;
+        if !self.written.is_empty() {
+            out.extend(payloads(self.written));
         }
         out
+    }
+}
+
+impl Waiting {
+    fn take(&mut self) -> Taken {
+        self.batch = None;
+        Taken {
+            again: std::mem::take(&mut self.again),
+            written: std::mem::take(&mut self.written),
+        }
     }
 }
 
@@ -265,13 +287,13 @@ impl Outbox {
                 return Next::WaitUntil(due);
             }
         }
-        waiting.sending = true;
+        waiting.sending = Some(Instant::now());
         Next::Send(waiting.take())
     }
 
     fn sent(&self) {
         let mut waiting = self.lock();
-        waiting.sending = false;
+        waiting.sending = None;
         waiting.last = Some(Instant::now());
     }
 }
@@ -292,8 +314,8 @@ async fn publish_batches(conns: Conns, outbox: Arc<Outbox>) {
                     _ = outbox.wake.notified() => {}
                 }
             }
-            Next::Send(batch) => {
-                send_batch(&conns, &statement, batch).await;
+            Next::Send(taken) => {
+                send_batch(&conns, &statement, taken.payloads()).await;
                 outbox.sent();
             }
         }
@@ -301,19 +323,17 @@ async fn publish_batches(conns: Conns, outbox: Arc<Outbox>) {
 }
 
 async fn send_batch(conns: &Conns, statement: &Statement, batch: Vec<String>) {
-    {
-        for payload in batch {
-            let params = [Param::Text(CHANNEL.into()), Param::Text(payload)];
-            Counters::add(&conns.counters.notifications_sent);
-            match conns
-                .query_writable(statement, &params, conns.deadline())
-                .await
-            {
-                Ok(_) => {}
-                // This payload was refused: the others still go.
-                Err(crate::error::Error::Database { .. }) => {}
-                Err(_) => break, // the database is away
-            }
+    for payload in batch {
+        let params = [Param::Text(CHANNEL.into()), Param::Text(payload)];
+        Counters::add(&conns.counters.notifications_sent);
+        match conns
+            .query_writable(statement, &params, conns.deadline())
+            .await
+        {
+            Ok(_) => {}
+            // This payload was refused: the others still go.
+            Err(crate::error::Error::Database { .. }) => {}
+            Err(_) => break, // the database is away
         }
     }
 }

@@ -172,14 +172,19 @@ fn inside<'a, P: Runner>(pool: &P, combined: &'a Combining, pick: Pick) -> Insid
     let batch = combined.sql.notify_batch;
     let holds = !pick.is_trial() && !batch.is_zero();
     let now = Instant::now();
-    let mut state = combined.state();
-    if holds && state.quiet_until.is_some_and(|quiet| now < quiet) {
+    // One lane append at a time (`LANES`): nothing else sets it meanwhile.
+    if holds
+        && combined
+            .state()
+            .quiet_until
+            .is_some_and(|quiet| now < quiet)
+    {
         return Inside::Held;
     }
     let Some(payloads) = pool.take_announcements() else {
         return if holds { Inside::Held } else { Inside::Alone };
     };
-    state.quiet_until = Some(now + batch);
+    combined.state().quiet_until = Some(now + batch);
     if payloads.is_empty() {
         Inside::Alone
     } else {
